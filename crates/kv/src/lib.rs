@@ -1,1 +1,31 @@
-//! placeholder
+//! The Redis data model and its commands, as a deterministic library.
+//!
+//! `kv` knows nothing of sockets, threads, clocks, disks or Raft. A command is parsed
+//! ([`command::parse`]) into a [`command::Cmd`]: a [`command::Read`] that runs against
+//! `&Db`, or a [`command::Write`] that [`command::Write::apply`] applies to `&mut Db` with
+//! the `now_ms` stamped into it. Everything that needs the clock or randomness happens
+//! during parsing (through [`command::Ctx`]), so applying the same writes in the same order
+//! gives the same state and the same replies on every replica.
+//!
+//! One file per Redis command family: [`strings`], [`keys`], [`hashes`], [`lists`],
+//! [`sets`], [`zsets`]. Each declares its [`command::Spec`]s and its `Read`/`Write` enums.
+
+pub mod args;
+pub mod bytes;
+pub mod command;
+pub mod db;
+pub mod error;
+pub mod float;
+pub mod hashes;
+pub mod keys;
+pub mod lists;
+pub mod rng;
+pub mod scan;
+pub mod sets;
+pub mod strings;
+pub mod value;
+pub mod zsets;
+
+pub use command::{parse, Cmd, Ctx, Read, Spec, Write};
+pub use db::Db;
+pub use error::Error;

@@ -1,0 +1,135 @@
+//! [`CompactBytes`]: the byte string keys, string values and collection members are
+//! stored as. Up to 22 bytes live inline (no allocation), longer ones in one boxed
+//! slice; either way the value is 24 bytes. Most keys and many values are short, and the
+//! memory bar (at most 1.5 × Redis for a million small keys) depends on this.
+
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+
+const INLINE: usize = 22;
+
+/// An immutable byte string, inline when short.
+#[derive(Clone)]
+pub enum CompactBytes {
+    Inline { len: u8, data: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl CompactBytes {
+    pub fn new(bytes: &[u8]) -> Self {
+        if bytes.len() <= INLINE {
+            let mut data = [0u8; INLINE];
+            data[..bytes.len()].copy_from_slice(bytes);
+            CompactBytes::Inline { len: bytes.len() as u8, data }
+        } else {
+            CompactBytes::Heap(bytes.into())
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            CompactBytes::Inline { len, data } => &data[..*len as usize],
+            CompactBytes::Heap(b) => b,
+        }
+    }
+
+    /// Bytes on the heap beyond the 24 bytes of the value itself.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            CompactBytes::Inline { .. } => 0,
+            CompactBytes::Heap(b) => b.len(),
+        }
+    }
+}
+
+impl From<&[u8]> for CompactBytes {
+    fn from(b: &[u8]) -> Self {
+        CompactBytes::new(b)
+    }
+}
+
+impl From<Vec<u8>> for CompactBytes {
+    fn from(v: Vec<u8>) -> Self {
+        if v.len() <= INLINE {
+            CompactBytes::new(&v)
+        } else {
+            CompactBytes::Heap(v.into_boxed_slice())
+        }
+    }
+}
+
+impl From<&bytes::Bytes> for CompactBytes {
+    fn from(b: &bytes::Bytes) -> Self {
+        CompactBytes::new(b)
+    }
+}
+
+impl Deref for CompactBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl AsRef<[u8]> for CompactBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl Borrow<[u8]> for CompactBytes {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for CompactBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for CompactBytes {}
+
+impl PartialOrd for CompactBytes {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for CompactBytes {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+impl Hash for CompactBytes {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must hash exactly as `[u8]` does, so lookups by `&[u8]` find the entry.
+        self.as_slice().hash(state)
+    }
+}
+
+impl std::fmt::Debug for CompactBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_slice()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_and_large() {
+        assert_eq!(std::mem::size_of::<CompactBytes>(), 24);
+        let s = CompactBytes::new(b"hello");
+        assert!(matches!(s, CompactBytes::Inline { .. }));
+        assert_eq!(&*s, b"hello");
+        let l = CompactBytes::new(&[7u8; 23]);
+        assert!(matches!(l, CompactBytes::Heap(_)));
+        assert_eq!(l.len(), 23);
+        assert_eq!(CompactBytes::new(b""), CompactBytes::from(Vec::new()));
+    }
+}
