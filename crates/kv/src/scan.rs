@@ -57,15 +57,26 @@ impl ScanArgs {
     }
 }
 
-/// Parses a cursor as Redis does (an unsigned decimal), else `invalid cursor`.
+/// Parses a cursor as Redis does (`strtoul`: an unsigned decimal with an optional sign,
+/// a negative one wrapping around; the empty string is 0), else `invalid cursor`.
 pub fn parse_cursor(arg: &[u8]) -> Result<u64> {
-    if arg.is_empty() || arg.len() > 20 || !arg.iter().all(|c| c.is_ascii_digit()) {
-        return Err(Error::err("invalid cursor"));
+    let invalid = || Error::err("invalid cursor");
+    if arg.is_empty() {
+        return Ok(0);
     }
-    std::str::from_utf8(arg)
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| Error::err("invalid cursor"))
+    let (negative, digits) = match arg[0] {
+        b'-' => (true, &arg[1..]),
+        b'+' => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(|c| c.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        v = v.checked_mul(10).and_then(|v| v.checked_add((d - b'0') as u64)).ok_or_else(invalid)?;
+    }
+    Ok(if negative { v.wrapping_neg() } else { v })
 }
 
 /// One step of a scan over `len` positions: the positions to visit now (descending)
@@ -112,5 +123,12 @@ mod tests {
         assert!(s.matches(b"key"));
         assert_eq!(ScanArgs::parse(&a, 1, false), Err(Error::Syntax));
         assert_eq!(parse_cursor(b"x"), Err(Error::err("invalid cursor")));
+        assert_eq!(parse_cursor(b""), Ok(0));
+        assert_eq!(parse_cursor(b"+7"), Ok(7));
+        assert_eq!(parse_cursor(b"-1"), Ok(u64::MAX));
+        assert_eq!(parse_cursor(b"18446744073709551615"), Ok(u64::MAX));
+        assert!(parse_cursor(b"18446744073709551616").is_err());
+        assert!(parse_cursor(b"-").is_err());
+        assert!(parse_cursor(b" 1").is_err());
     }
 }
