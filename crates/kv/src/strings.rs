@@ -230,7 +230,7 @@ fn parse_setex(args: &[Bytes], ctx: &mut Ctx) -> Result<Cmd> {
 }
 
 fn parse_mset(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(Error::Arity(args::name(args)));
     }
     let pairs = args[1..].chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
