@@ -12,6 +12,7 @@ use crate::bytes::CompactBytes;
 use crate::command::{Cmd, Ctx, KeySpec, Spec, DENYOOM, FAST, READONLY, WRITE};
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::float::F80;
 use crate::value::Value;
 
 /// Redis's `proto-max-bulk-len`: the largest string `APPEND`/`SETRANGE` may build.
@@ -100,8 +101,9 @@ pub enum Write {
     SetRange(Bytes, usize, Bytes),
     /// `INCR`, `DECR`, `INCRBY`, `DECRBY`
     IncrBy(Bytes, i64),
-    /// `INCRBYFLOAT key increment`
-    IncrByFloat(Bytes, f64),
+    /// `INCRBYFLOAT key increment`: `None` if the increment is not a valid float, which
+    /// Redis reports only after checking the key's type.
+    IncrByFloat(Bytes, Option<F80>),
 }
 
 fn read(r: Read) -> Result<Cmd> {
@@ -313,7 +315,7 @@ fn parse_incr(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
 }
 
 fn parse_incrbyfloat(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
-    write(Write::IncrByFloat(args[1].clone(), args::float(&args[2])?))
+    write(Write::IncrByFloat(args[1].clone(), F80::parse(&args[2])))
 }
 
 /// The string at `key`, `None` if absent, `WRONGTYPE` for another type.
@@ -479,12 +481,14 @@ impl Write {
             }
             Write::IncrByFloat(key, by) => {
                 let current = match get_str(db, key, now_ms)? {
-                    Some(s) => args::float(s)?,
-                    None => 0.0,
+                    Some(s) => F80::parse(s).ok_or(Error::NotFloat)?,
+                    None => F80::ZERO,
                 };
-                let next = crate::float::add(current, *by)
+                let by = by.ok_or(Error::NotFloat)?;
+                let next = current
+                    .checked_add(by)
                     .ok_or_else(|| Error::err("increment would produce NaN or Infinity"))?;
-                let text = crate::float::format_human(next);
+                let text = next.format_human();
                 db.insert_keep_ttl(key, Value::str(text.as_bytes()), now_ms);
                 Ok(Frame::bulk(text))
             }
@@ -504,5 +508,20 @@ mod tests {
         assert_eq!(substr(b"Hello", -1, -5), b"");
         assert_eq!(substr(b"Hello", 10, 20), b"");
         assert_eq!(substr(b"", 0, -1), b"");
+    }
+
+    #[test]
+    fn incrbyfloat_stores_the_reply() {
+        let mut db = Db::new();
+        let by = |s: &str| Write::IncrByFloat(Bytes::from("f"), F80::parse(s.as_bytes()));
+        db.insert(b"f", Value::str(b"10.5"), 0);
+        assert_eq!(by("0.1").apply(&mut db, 0), Ok(Frame::bulk("10.6")));
+        assert_eq!(by("-5").apply(&mut db, 0), Ok(Frame::bulk("5.6")));
+        assert_eq!(by("2.0e2").apply(&mut db, 0), Ok(Frame::bulk("205.60000000000000001")));
+        assert_eq!(get_str(&db, b"f", 0).ok().flatten().map(|s| s.to_vec()), Some(b"205.60000000000000001".to_vec()));
+        assert_eq!(by("abc").apply(&mut db, 0), Err(Error::NotFloat));
+        // Redis checks the type before the increment.
+        db.insert(b"f", Value::List(Box::default()), 0);
+        assert_eq!(by("abc").apply(&mut db, 0), Err(Error::WrongType));
     }
 }
