@@ -363,29 +363,6 @@ fn parse_hex(neg: bool, s: &[u8]) -> Option<F80> {
     in_range(round(neg, m, q + e, sticky))
 }
 
-/// The `f64` approximation this module used before [`F80`]: `a + b`, or `None` if the
-/// result is NaN or infinite. Kept for callers not yet moved to [`F80::checked_add`].
-pub fn add(a: f64, b: f64) -> Option<f64> {
-    let r = a + b;
-    r.is_finite().then_some(r)
-}
-
-/// The `f64` counterpart of [`F80::format_human`], kept for callers not yet moved.
-pub fn format_human(v: f64) -> String {
-    let mut s = format!("{v:.17}");
-    if s.contains('.') {
-        let kept = s.trim_end_matches('0').len();
-        s.truncate(kept);
-        if s.ends_with('.') {
-            s.pop();
-        }
-    }
-    if s == "-0" {
-        s = "0".to_string();
-    }
-    s
-}
-
 /// A nonnegative big integer: little-endian 32-bit limbs, no zero limb on top.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Big {

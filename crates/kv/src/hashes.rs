@@ -16,6 +16,7 @@ use crate::args;
 use crate::bytes::CompactBytes;
 use crate::command::{Cmd, Ctx, KeySpec, Spec, DENYOOM, FAST, RANDOM, READONLY, WRITE};
 use crate::db::Db;
+use crate::float::F80;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::scan::{self, ScanArgs};
@@ -87,7 +88,7 @@ pub enum Write {
     /// `HINCRBY key field increment`
     IncrBy(Bytes, Bytes, i64),
     /// `HINCRBYFLOAT key field increment`
-    IncrByFloat(Bytes, Bytes, f64),
+    IncrByFloat(Bytes, Bytes, F80),
 }
 
 fn read(r: Read) -> Result<Cmd> {
@@ -150,7 +151,7 @@ fn parse_hincrby(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
 }
 
 fn parse_hincrbyfloat(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
-    let by = args::float(&args[3])?;
+    let by = F80::parse(&args[3]).ok_or(Error::NotFloat)?;
     if !by.is_finite() {
         return Err(Error::err("value is NaN or Infinity"));
     }
@@ -401,12 +402,13 @@ impl Write {
             }
             Write::IncrByFloat(key, field, by) => {
                 let current = match get_hash(db, key, now_ms)?.and_then(|h| h.map.get(&field[..])) {
-                    Some(v) => args::parse_float(v).ok_or_else(|| Error::err("hash value is not a float"))?,
-                    None => 0.0,
+                    Some(v) => F80::parse(v).ok_or_else(|| Error::err("hash value is not a float"))?,
+                    None => F80::ZERO,
                 };
-                let next = crate::float::add(current, *by)
+                let next = current
+                    .checked_add(*by)
                     .ok_or_else(|| Error::err("increment would produce NaN or Infinity"))?;
-                let text = crate::float::format_human(next);
+                let text = next.format_human();
                 let hash = hash_mut(db, key, now_ms)?;
                 hash.map.insert(CompactBytes::new(field), CompactBytes::new(text.as_bytes()));
                 hash.note_insert(field, text.as_bytes());
