@@ -15,9 +15,6 @@
 //! - [`F80::format_human`]: the text Redis replies with and stores;
 //! - [`F80::is_finite`] and [`F80::ZERO`] for `HINCRBYFLOAT`'s own checks.
 //!
-//! The `f64` functions [`add`] and [`format_human`] are the former approximation, kept
-//! only so callers not yet moved to [`F80`] still build.
-//!
 //! Invariants of an [`F80`]: its value is `sig * 2^q`; a nonzero `sig` with `q > Q_MIN`
 //! has bit 63 set (normal), `q == Q_MIN` also holds the subnormals, zero has `sig == 0`
 //! and `q == Q_MIN`, and infinities have `q == Q_INF`. There is no NaN: operations that
