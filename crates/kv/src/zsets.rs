@@ -11,8 +11,10 @@
 //! scores are equal).
 //!
 //! Replies with scores: RESP2 wants one flat array `member, score, member, score`, Redis
-//! 7.0's RESP3 an array of `[member, score]` pairs. Every such reply is built by
-//! [`pairs_reply`], the one place that chooses the shape (today: RESP2's flat array).
+//! 7.0's RESP3 an array of `[member, score]` pairs: [`pairs_reply`] builds a
+//! [`Frame::Pairs`], which encodes as either. Exceptions, as in Redis: `ZPOPMIN`/`ZPOPMAX`
+//! without a count reply one flat `[member, score]`, `ZMPOP` nests its pairs in both
+//! protocols, and `ZSCAN` replies scores as strings.
 //!
 //! Randomness (`ZRANDMEMBER`) is drawn from [`Ctx::seed`] at parse time.
 
@@ -883,16 +885,10 @@ fn members_in(z: &ZSet, by: &By) -> Vec<CompactBytes> {
 // ---------------------------------------------------------------------------------------
 // Replies.
 
-/// Member/score pairs as a reply. Redis 7.0 sends a flat `[m1, s1, m2, s2, ...]` in
-/// RESP2 and `[[m1, s1], [m2, s2], ...]` in RESP3; this builds the RESP2 shape, which
-/// is the only place to change when the protocol version reaches `kv`.
+/// Member/score pairs as a reply: Redis 7.0 sends a flat `[m1, s1, m2, s2, ...]` in
+/// RESP2 and `[[m1, s1], [m2, s2], ...]` in RESP3, which [`Frame::Pairs`] encodes.
 pub fn pairs_reply<'a>(items: impl IntoIterator<Item = (&'a [u8], f64)>) -> Frame {
-    let mut out = Vec::new();
-    for (m, s) in items {
-        out.push(Frame::bulk(m));
-        out.push(Frame::Double(s));
-    }
-    Frame::Array(out)
+    Frame::Pairs(items.into_iter().map(|(m, s)| (Frame::bulk(m), Frame::Double(s))).collect())
 }
 
 /// A list of members, with their scores if asked.
@@ -1466,10 +1462,18 @@ mod tests {
         cmd(&mut db, "ZADD z 1 a 2 b 3 c 4 d 5 e 6 f", 0);
         let a = cmd(&mut db, "ZRANDMEMBER z -8 WITHSCORES", 3);
         assert_eq!(a, cmd(&mut db, "ZRANDMEMBER z -8 WITHSCORES", 3));
-        let Frame::Array(items) = a else { panic!("array") };
-        assert_eq!(items.len(), 16);
+        let Frame::Pairs(items) = a else { panic!("pairs") };
+        assert_eq!(items.len(), 8);
         assert!(matches!(cmd(&mut db, "ZRANDMEMBER z", 9), Frame::Bulk(_)));
         assert_eq!(cmd(&mut db, "ZRANDMEMBER nokey", 9), Frame::Null);
+    }
+
+    #[test]
+    fn pairs_encode_flat_in_resp2_and_nested_in_resp3() {
+        use resp::frame::Protocol;
+        let f = pairs_reply([(&b"a"[..], 0.1), (&b"b"[..], 2.0)]);
+        assert_eq!(&f.to_bytes(Protocol::Resp2)[..], b"*4\r\n$1\r\na\r\n$19\r\n0.10000000000000001\r\n$1\r\nb\r\n$1\r\n2\r\n");
+        assert_eq!(&f.to_bytes(Protocol::Resp3)[..], b"*2\r\n*2\r\n$1\r\na\r\n,0.10000000000000001\r\n*2\r\n$1\r\nb\r\n,2\r\n");
     }
 
     #[test]

@@ -73,7 +73,7 @@ fn render_into(frame: &Frame, prefix: &str, out: &mut String) {
             out.push('\n');
         }
         Frame::Boolean(b) => out.push_str(&format!("(integer) {}\n", *b as i64)),
-        Frame::Map(pairs) => {
+        Frame::Map(pairs) | Frame::Pairs(pairs) => {
             let flat: Vec<Frame> = pairs.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect();
             render_into(&Frame::Array(flat), prefix, out)
         }

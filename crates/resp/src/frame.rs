@@ -35,6 +35,9 @@ pub enum Frame {
     Map(Vec<(Frame, Frame)>),
     /// RESP3 set; an array in RESP2.
     Set(Vec<Frame>),
+    /// Ordered pairs (Redis 7's `WITHSCORES` replies): an array of 2-element arrays in
+    /// RESP3, one flat array in RESP2.
+    Pairs(Vec<(Frame, Frame)>),
     /// RESP3 double; a bulk string (`%.17g`) in RESP2.
     Double(f64),
     /// RESP3 boolean; the integer 1 or 0 in RESP2.
@@ -100,6 +103,19 @@ impl Frame {
                 for (k, v) in pairs {
                     k.encode(proto, out);
                     v.encode(proto, out);
+                }
+            }
+            Frame::Pairs(pairs) => {
+                match proto {
+                    Protocol::Resp2 => int_line(out, b'*', 2 * pairs.len() as i64),
+                    Protocol::Resp3 => int_line(out, b'*', pairs.len() as i64),
+                }
+                for (a, b) in pairs {
+                    if proto == Protocol::Resp3 {
+                        out.put_slice(b"*2\r\n");
+                    }
+                    a.encode(proto, out);
+                    b.encode(proto, out);
                 }
             }
             Frame::Set(items) => {
