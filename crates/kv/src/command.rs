@@ -258,7 +258,7 @@ pub fn specs() -> impl Iterator<Item = &'static Spec> {
 
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    static TABLE: OnceLock<HashMap<&'static [u8], &'static Spec>> = OnceLock::new();
+    static TABLE: OnceLock<HashMap<&'static [u8], &'static Spec, ahash::RandomState>> = OnceLock::new();
     let table = TABLE.get_or_init(|| specs().map(|s| (s.name.as_bytes(), s)).collect());
     if name.len() > 32 {
         return None;

@@ -36,6 +36,7 @@ pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>, mut shutdown: wat
     debug!(client = id, %addr, "connection opened");
     'conn: loop {
         let mut close = false;
+        session.begin_batch();
         loop {
             match request::check(&buf, &limits) {
                 Ok(Check::Complete(len)) => {

@@ -37,13 +37,49 @@ pub struct Session {
     /// A queued command was refused: `EXEC` must abort.
     multi_dirty: bool,
     watches: Vec<Watch>,
+    /// The clock for the requests being handled: read once per batch of pipelined
+    /// requests ([`Session::begin_batch`]), as Redis reads it once per event-loop pass.
+    now_ms: i64,
+    /// This session's random generator, seeded from the node's randomness.
+    rng: kv::rng::Rng,
+    /// Commands handled since the last batch was counted.
+    handled: u64,
 }
 
 const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
 impl Session {
     pub fn new(shared: Arc<Shared>, info: Arc<crate::clients::ClientInfo>) -> Self {
-        Session { shared, info, proto: Protocol::Resp2, multi: None, multi_dirty: false, watches: Vec::new() }
+        let rng = kv::rng::Rng::new(shared.store.seed());
+        let now_ms = shared.store.clock.now_ms();
+        Session {
+            shared,
+            info,
+            proto: Protocol::Resp2,
+            multi: None,
+            multi_dirty: false,
+            watches: Vec::new(),
+            now_ms,
+            rng,
+            handled: 0,
+        }
+    }
+
+    /// Starts a batch of requests read together: reads the clock once, and counts the
+    /// previous batch's commands and its time for `INFO` and `CLIENT LIST`.
+    pub fn begin_batch(&mut self) {
+        self.now_ms = self.shared.store.clock.now_ms();
+        if self.handled > 0 {
+            self.shared.store.stats.commands.fetch_add(self.handled, Ordering::Relaxed);
+            self.handled = 0;
+            let ms = self.info.created.elapsed().as_millis() as u64;
+            self.info.last_ms.store(ms, Ordering::Relaxed);
+        }
+    }
+
+    /// What the next command is parsed with: the batch's time and a fresh seed.
+    fn ctx(&mut self) -> kv::Ctx {
+        kv::Ctx { now_ms: self.now_ms, seed: self.rng.next_u64() }
     }
 
     /// Handles one request. An empty request gets no reply (`None`).
@@ -71,19 +107,20 @@ impl Session {
         (Some(self.data_command(&args)), After::Continue)
     }
 
-    fn note_command(&self, name: &[u8]) {
-        let ms = self.info.created.elapsed().as_millis() as u64;
-        self.info.last_ms.store(ms, Ordering::Relaxed);
+    fn note_command(&mut self, name: &[u8]) {
+        self.handled += 1;
         if let Ok(mut last) = self.info.last_cmd.try_lock() {
-            last.clear();
-            last.push_str(&String::from_utf8_lossy(name).to_ascii_lowercase());
+            if !last.as_bytes().eq_ignore_ascii_case(name) {
+                last.clear();
+                last.push_str(&String::from_utf8_lossy(name).to_ascii_lowercase());
+            }
         }
     }
 
     /// Parses and runs a `kv` command outside a transaction.
     fn data_command(&mut self, args: &[Bytes]) -> Frame {
+        let mut ctx = self.ctx();
         let store = &self.shared.store;
-        let mut ctx = store.ctx();
         match kv::parse(args, &mut ctx) {
             Ok(cmd) => store.execute(&cmd, &ctx),
             Err(e) => e.to_frame(),
@@ -129,7 +166,7 @@ impl Session {
         }
         // Parse the data commands now, with the time of EXEC; keep each slot's place.
         let store = self.shared.store.clone();
-        let batch_ctx = store.ctx();
+        let batch_ctx = self.ctx();
         let mut cmds: Vec<Cmd> = Vec::new();
         let mut slots: Vec<Option<Frame>> = Vec::with_capacity(queued.len());
         for args in &queued {
@@ -137,8 +174,7 @@ impl Session {
                 slots.push(None);
                 continue;
             }
-            let mut ctx = store.ctx();
-            ctx.now_ms = batch_ctx.now_ms;
+            let mut ctx = self.ctx();
             match kv::parse(args, &mut ctx) {
                 Ok(cmd) => {
                     cmds.push(cmd);
@@ -193,7 +229,7 @@ impl Session {
                     Frame::error("ERR WATCH inside MULTI is not allowed")
                 } else {
                     let store = &self.shared.store;
-                    let now = store.clock.now_ms();
+                    let now = self.now_ms;
                     let db = store.db();
                     for key in &args[1..] {
                         if !self.watches.iter().any(|w| w.key.as_slice() == &key[..]) {

@@ -26,6 +26,12 @@ impl Clock {
         let prev = self.last.fetch_max(wall, Ordering::AcqRel);
         prev.max(wall)
     }
+
+    /// The time to stamp a write with: `at`, or the latest time this clock handed out if
+    /// that is later, so that writes applied in order carry times that never go back.
+    pub fn stamp(&self, at: i64) -> i64 {
+        self.last.fetch_max(at, Ordering::AcqRel).max(at)
+    }
 }
 
 /// Counters shown by `INFO stats`.
@@ -64,9 +70,14 @@ impl Store {
 
     /// What a command is parsed with: the time and a fresh random seed.
     pub fn ctx(&self) -> Ctx {
+        Ctx { now_ms: self.clock.now_ms(), seed: self.seed() }
+    }
+
+    /// A fresh random seed (for a session's own generator, or one command).
+    pub fn seed(&self) -> u64 {
         let mut h = self.seeds.build_hasher();
         h.write_u64(self.seed_counter.fetch_add(1, Ordering::Relaxed));
-        Ctx { now_ms: self.clock.now_ms(), seed: h.finish() }
+        h.finish()
     }
 
     /// The database, locked. A panic in another thread while it held the lock does not
@@ -75,12 +86,12 @@ impl Store {
         self.db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs one parsed command: a read against the current state, or a write applied
-    /// with the time it was parsed at. A panic inside a command becomes an error reply.
+    /// Runs one parsed command, a read or a write, with the time in `ctx` (the time the
+    /// command was parsed at: for a write the time stamped into it, for a read the node's
+    /// clock when the request was read). A panic inside a command becomes an error reply.
     pub fn execute(&self, cmd: &Cmd, ctx: &Ctx) -> Frame {
-        self.stats.commands.fetch_add(1, Ordering::Relaxed);
         let mut db = self.db();
-        let now = if cmd.is_write() { ctx.now_ms } else { self.clock.now_ms().max(ctx.now_ms) };
+        let now = if cmd.is_write() { self.clock.stamp(ctx.now_ms) } else { ctx.now_ms };
         match catch_unwind(AssertUnwindSafe(|| cmd.execute(&mut db, now))) {
             Ok(frame) => frame,
             Err(_) => {
