@@ -198,6 +198,82 @@ fn client(session: &mut Session, args: &[Bytes]) -> Frame {
     }
 }
 
+/// The ACL category Redis files a command group under.
+fn category(group: &str) -> &'static str {
+    match group {
+        "string" => "@string",
+        "hash" => "@hash",
+        "list" => "@list",
+        "set" => "@set",
+        "sorted-set" => "@sortedset",
+        "generic" => "@keyspace",
+        "transactions" => "@transaction",
+        "server" => "@admin",
+        _ => "@connection",
+    }
+}
+
+fn bulk_pairs(pairs: Vec<(&str, Frame)>) -> Frame {
+    Frame::Map(pairs.into_iter().map(|(k, v)| (Frame::bulk(k), v)).collect())
+}
+
+/// Redis 7 key specifications derived from a command's key positions. The flags are
+/// coarse (`RO access` for reads, `RW update` for writes); positions are exact.
+fn key_specs(spec: &kv::Spec) -> Frame {
+    let flags = if spec.is_write() { ["RW", "update"] } else { ["RO", "access"] };
+    let flags = Frame::Set(flags.iter().map(|f| Frame::Status(f.to_string())).collect());
+    let index = |i: i64| {
+        bulk_pairs(vec![
+            ("type", Frame::bulk("index")),
+            ("spec", bulk_pairs(vec![("index", Frame::Integer(i))])),
+        ])
+    };
+    let mut out = Vec::new();
+    let ks = spec.keys;
+    if ks.first > 0 {
+        let lastkey = if ks.last < 0 { ks.last as i64 } else { (ks.last - ks.first) as i64 };
+        out.push(bulk_pairs(vec![
+            ("flags", flags.clone()),
+            ("begin_search", index(ks.first as i64)),
+            (
+                "find_keys",
+                bulk_pairs(vec![
+                    ("type", Frame::bulk("range")),
+                    (
+                        "spec",
+                        bulk_pairs(vec![
+                            ("lastkey", Frame::Integer(lastkey)),
+                            ("keystep", Frame::Integer(ks.step as i64)),
+                            ("limit", Frame::Integer(0)),
+                        ]),
+                    ),
+                ]),
+            ),
+        ]));
+    }
+    if let Some(at) = ks.numkeys_at {
+        out.push(bulk_pairs(vec![
+            ("flags", flags),
+            ("begin_search", index(at as i64)),
+            (
+                "find_keys",
+                bulk_pairs(vec![
+                    ("type", Frame::bulk("keynum")),
+                    (
+                        "spec",
+                        bulk_pairs(vec![
+                            ("keynumidx", Frame::Integer(0)),
+                            ("firstkey", Frame::Integer(1)),
+                            ("keystep", Frame::Integer(1)),
+                        ]),
+                    ),
+                ]),
+            ),
+        ]));
+    }
+    Frame::Array(out)
+}
+
 /// The `COMMAND INFO` entry of one command.
 fn command_entry(name: &str) -> Option<Frame> {
     let flag_set = |flags: Vec<&str>| Frame::Set(flags.into_iter().map(|f| Frame::Status(f.to_string())).collect());
@@ -208,17 +284,21 @@ fn command_entry(name: &str) -> Option<Frame> {
         }
         let rw = if s.is_write() { "@write" } else { "@read" };
         let speed = if s.flags & kv::command::FAST != 0 { "@fast" } else { "@slow" };
-        let cats = vec![format!("@{}", s.group.replace(' ', "")), rw.to_string(), speed.to_string()];
+        let cats = [rw, category(s.group), speed];
+        let (first, last, step) = match (s.keys.first, s.keys.numkeys_at) {
+            (0, Some(at)) => (at as i64 + 1, at as i64 + 1, 1),
+            _ => (s.keys.first as i64, s.keys.last as i64, s.keys.step as i64),
+        };
         return Some(Frame::Array(vec![
             Frame::bulk(s.name),
             Frame::Integer(s.arity as i64),
             flag_set(flags),
-            Frame::Integer(s.keys.first as i64),
-            Frame::Integer(s.keys.last as i64),
-            Frame::Integer(s.keys.step as i64),
-            Frame::Set(cats.into_iter().map(|c| Frame::Status(c)).collect()),
+            Frame::Integer(first),
+            Frame::Integer(last),
+            Frame::Integer(step),
+            Frame::Set(cats.iter().map(|c| Frame::Status(c.to_string())).collect()),
             Frame::Array(vec![]),
-            Frame::Array(vec![]),
+            key_specs(s),
             Frame::Array(vec![]),
         ]));
     }
@@ -230,7 +310,7 @@ fn command_entry(name: &str) -> Option<Frame> {
         Frame::Integer(s.keys.0 as i64),
         Frame::Integer(s.keys.1 as i64),
         Frame::Integer(s.keys.2 as i64),
-        Frame::Set(vec![Frame::Status(format!("@{}", s.group))]),
+        Frame::Set(vec![Frame::Status(category(s.group).to_string())]),
         Frame::Array(vec![]),
         Frame::Array(vec![]),
         Frame::Array(vec![]),

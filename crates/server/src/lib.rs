@@ -50,6 +50,18 @@ pub struct Shared {
     pub local_port: u16,
 }
 
+impl Shared {
+    pub fn new(config: Config, local_port: u16) -> Shared {
+        Shared {
+            store: Arc::new(Store::new()),
+            config,
+            clients: clients::Clients::default(),
+            started: Instant::now(),
+            local_port,
+        }
+    }
+}
+
 /// Serves RESP clients on `listener` until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
@@ -58,13 +70,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     config.validate()?;
     let local_port = listener.local_addr()?.port();
-    let shared = Arc::new(Shared {
-        store: Arc::new(Store::new()),
-        config,
-        clients: clients::Clients::default(),
-        started: Instant::now(),
-        local_port,
-    });
+    let shared = Arc::new(Shared::new(config, local_port));
     let (stop_tx, stop_rx) = watch::channel(false);
     let expiry = tokio::spawn(active_expiry(shared.clone(), stop_rx.clone()));
     info!(addr = %listener.local_addr()?, "ready to accept connections");

@@ -65,6 +65,14 @@ impl Session {
         }
     }
 
+    /// A session with no connection behind it (data-driven tests, tools), registered as
+    /// a client at 127.0.0.1:0.
+    pub fn detached(shared: Arc<Shared>) -> Self {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let info = shared.clients.register(addr, addr);
+        Session::new(shared, info)
+    }
+
     /// Starts a batch of requests read together: reads the clock once, and counts the
     /// previous batch's commands and its time for `INFO` and `CLIENT LIST`.
     pub fn begin_batch(&mut self) {
