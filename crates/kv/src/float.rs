@@ -46,14 +46,22 @@ pub struct F80 {
 
 impl F80 {
     /// Positive zero.
-    pub const ZERO: F80 = F80 { neg: false, sig: 0, q: Q_MIN as i32 };
+    pub const ZERO: F80 = F80 {
+        neg: false,
+        sig: 0,
+        q: Q_MIN as i32,
+    };
 
     fn zero(neg: bool) -> F80 {
         F80 { neg, ..F80::ZERO }
     }
 
     fn inf(neg: bool) -> F80 {
-        F80 { neg, sig: 1 << 63, q: Q_INF }
+        F80 {
+            neg,
+            sig: 1 << 63,
+            q: Q_INF,
+        }
     }
 
     fn is_inf(self) -> bool {
@@ -101,12 +109,20 @@ impl F80 {
             (false, false) => {}
         }
         if rhs.sig == 0 {
-            return Some(if self.sig == 0 { F80::zero(self.neg && rhs.neg) } else { self });
+            return Some(if self.sig == 0 {
+                F80::zero(self.neg && rhs.neg)
+            } else {
+                self
+            });
         }
         if self.sig == 0 {
             return Some(rhs);
         }
-        let (a, b) = if self.q >= rhs.q { (self, rhs) } else { (rhs, self) };
+        let (a, b) = if self.q >= rhs.q {
+            (self, rhs)
+        } else {
+            (rhs, self)
+        };
         // `a` is normal unless both are at Q_MIN, so with 63 guard bits below `a`'s last
         // bit anything of `b` shifted out lies far below the rounding point: a sticky bit.
         let d = i64::from(a.q) - i64::from(b.q);
@@ -115,7 +131,10 @@ impl F80 {
             (u128::from(b.sig) << (63 - d), false)
         } else if d < 127 {
             let shift = d - 63;
-            (u128::from(b.sig >> shift), b.sig & ((1u64 << shift) - 1) != 0)
+            (
+                u128::from(b.sig >> shift),
+                b.sig & ((1u64 << shift) - 1) != 0,
+            )
         } else {
             (0, true)
         };
@@ -213,7 +232,10 @@ fn round(neg: bool, m: u128, q: i64, sticky: bool) -> F80 {
             let kept = m >> shift;
             let rem = m & ((1u128 << shift) - 1);
             let half = 1u128 << (shift - 1);
-            (kept, rem > half || (rem == half && (sticky || kept & 1 == 1)))
+            (
+                kept,
+                rem > half || (rem == half && (sticky || kept & 1 == 1)),
+            )
         };
         kept + u128::from(up)
     };
@@ -228,7 +250,11 @@ fn round(neg: bool, m: u128, q: i64, sticky: bool) -> F80 {
         F80::inf(neg)
     } else {
         // kept < 2^64 and Q_MIN <= q <= Q_MAX here.
-        F80 { neg, sig: kept as u64, q: q as i32 }
+        F80 {
+            neg,
+            sig: kept as u64,
+            q: q as i32,
+        }
     }
 }
 
@@ -368,7 +394,9 @@ struct Big {
 
 impl Big {
     fn from_u64(v: u64) -> Big {
-        let mut b = Big { limbs: vec![v as u32, (v >> 32) as u32] };
+        let mut b = Big {
+            limbs: vec![v as u32, (v >> 32) as u32],
+        };
         b.trim();
         b
     }
@@ -484,7 +512,10 @@ impl Big {
             };
         }
         let below = self.limbs.iter().take(word).any(|&l| l != 0)
-            || self.limbs.get(word).is_some_and(|&l| bit > 0 && l & ((1u32 << bit) - 1) != 0);
+            || self
+                .limbs
+                .get(word)
+                .is_some_and(|&l| bit > 0 && l & ((1u32 << bit) - 1) != 0);
         (m, q, below)
     }
 
@@ -526,8 +557,12 @@ mod tests {
 
     /// `SET k a; INCRBYFLOAT k b` replies, or the error text.
     fn incr(a: &str, b: &str) -> String {
-        let Some(x) = F80::parse(a.as_bytes()) else { return "ERR value is not a valid float".into() };
-        let Some(y) = F80::parse(b.as_bytes()) else { return "ERR value is not a valid float".into() };
+        let Some(x) = F80::parse(a.as_bytes()) else {
+            return "ERR value is not a valid float".into();
+        };
+        let Some(y) = F80::parse(b.as_bytes()) else {
+            return "ERR value is not a valid float".into();
+        };
         match x.checked_add(y) {
             Some(r) => r.format_human(),
             None => "ERR increment would produce NaN or Infinity".into(),
@@ -548,25 +583,45 @@ mod tests {
         assert_eq!(v.format_fixed(), "0.00000381469726562");
         let v = F80::parse(b"-0x3p-18").unwrap_or(F80::ZERO);
         assert_eq!(v.format_fixed(), "-0.00001144409179688");
-        assert_eq!(F80::parse(b"-1e-30").map(F80::format_fixed).as_deref(), Some("-0.00000000000000000"));
-        assert_eq!(F80::parse(b"-1e-30").map(F80::format_human).as_deref(), Some("0"));
+        assert_eq!(
+            F80::parse(b"-1e-30").map(F80::format_fixed).as_deref(),
+            Some("-0.00000000000000000")
+        );
+        assert_eq!(
+            F80::parse(b"-1e-30").map(F80::format_human).as_deref(),
+            Some("0")
+        );
     }
 
     #[test]
     fn limits() {
-        let max = F80 { neg: false, sig: u64::MAX, q: Q_MAX as i32 };
+        let max = F80 {
+            neg: false,
+            sig: u64::MAX,
+            q: Q_MAX as i32,
+        };
         assert_eq!(F80::parse(b"0x1.fffffffffffffffep16383"), Some(max));
         assert_eq!(F80::parse(b"0x1p16384"), None);
-        let least = F80 { neg: false, sig: 1, q: Q_MIN as i32 };
+        let least = F80 {
+            neg: false,
+            sig: 1,
+            q: Q_MIN as i32,
+        };
         assert_eq!(F80::parse(b"0x1p-16445"), Some(least));
         assert_eq!(F80::parse(b"0x1p-16446"), None); // a tie, rounds to even zero
         assert_eq!(F80::parse(b"0x1.000001p-16446"), Some(least));
         assert_eq!(least.checked_add(least), Some(F80 { sig: 2, ..least }));
         assert_eq!(max.checked_add(least), Some(max));
         assert_eq!(max.checked_add(max), None);
-        assert_eq!(F80::parse(b"inf").and_then(|i| i.checked_add(F80::ZERO)), None);
+        assert_eq!(
+            F80::parse(b"inf").and_then(|i| i.checked_add(F80::ZERO)),
+            None
+        );
         assert!(!F80::parse(b"-Infinity").is_some_and(F80::is_finite));
-        assert_eq!(F80::parse(b"-0").map(F80::format_human).as_deref(), Some("0"));
+        assert_eq!(
+            F80::parse(b"-0").map(F80::format_human).as_deref(),
+            Some("0")
+        );
         let x = F80::parse(b"12345.678").unwrap_or(F80::ZERO);
         let minus_x = F80::parse(b"-12345.678").unwrap_or(F80::ZERO);
         assert_eq!(x.checked_add(minus_x), Some(F80::ZERO));
@@ -581,8 +636,21 @@ mod tests {
             assert_eq!(F80::parse(bad.as_bytes()), None, "{bad:?}");
         }
         for good in [
-            "1.", ".5", "+.5", "-.5", "+1", "00012.5000", "0x10", "0X1P3", "0x.8", "INF",
-            "+inf", "-Infinity", "0e99999999999999999999", "1E-5", "-0.0",
+            "1.",
+            ".5",
+            "+.5",
+            "-.5",
+            "+1",
+            "00012.5000",
+            "0x10",
+            "0X1P3",
+            "0x.8",
+            "INF",
+            "+inf",
+            "-Infinity",
+            "0e99999999999999999999",
+            "1E-5",
+            "-0.0",
         ] {
             assert!(F80::parse(good.as_bytes()).is_some(), "{good:?}");
         }

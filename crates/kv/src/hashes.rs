@@ -16,8 +16,8 @@ use crate::args;
 use crate::bytes::CompactBytes;
 use crate::command::{Cmd, Ctx, KeySpec, Spec, DENYOOM, FAST, RANDOM, READONLY, WRITE};
 use crate::db::Db;
-use crate::float::F80;
 use crate::error::{Error, Result};
+use crate::float::F80;
 use crate::rng::Rng;
 use crate::scan::{self, ScanArgs};
 use crate::value::{Hash, Value};
@@ -27,6 +27,7 @@ use crate::value::{Hash, Value};
 pub const MAX_RANDOM_REPEATS: i64 = 1 << 22;
 
 const G: &str = "hash";
+#[rustfmt::skip]
 pub const SPECS: &[Spec] = &[
     Spec::new("hset", -4, WRITE | DENYOOM | FAST, KeySpec::one(), G, "Set the string value of a hash field", parse_hset),
     Spec::new("hsetnx", 4, WRITE | DENYOOM | FAST, KeySpec::one(), G, "Set the value of a hash field, only if the field does not exist", parse_hsetnx),
@@ -72,15 +73,27 @@ pub enum Read {
     /// `HKEYS key`, `HVALS key`, `HGETALL key`
     GetAll(Bytes, Part),
     /// `HRANDFIELD key [count [WITHVALUES]]`
-    RandField { key: Bytes, count: Option<i64>, with_values: bool, seed: u64 },
+    RandField {
+        key: Bytes,
+        count: Option<i64>,
+        with_values: bool,
+        seed: u64,
+    },
     /// `HSCAN key cursor [MATCH pattern] [COUNT count]`
-    Scan { key: Bytes, opts: Deferred<ScanArgs> },
+    Scan {
+        key: Bytes,
+        opts: Deferred<ScanArgs>,
+    },
 }
 
 #[derive(Clone, Debug)]
 pub enum Write {
     /// `HSET key field value [field value ...]`; `HMSET` (same syntax) when `reply_ok`.
-    Set { key: Bytes, pairs: Vec<(Bytes, Bytes)>, reply_ok: bool },
+    Set {
+        key: Bytes,
+        pairs: Vec<(Bytes, Bytes)>,
+        reply_ok: bool,
+    },
     /// `HSETNX key field value`
     SetNx(Bytes, Bytes, Bytes),
     /// `HDEL key field [field ...]`
@@ -103,12 +116,23 @@ fn parse_hset(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
     if args.len() % 2 == 1 {
         return Err(Error::Arity(args::name(args)));
     }
-    let pairs = args[2..].chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
-    write(Write::Set { key: args[1].clone(), pairs, reply_ok: args::is(&args[0], "hmset") })
+    let pairs = args[2..]
+        .chunks(2)
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect();
+    write(Write::Set {
+        key: args[1].clone(),
+        pairs,
+        reply_ok: args::is(&args[0], "hmset"),
+    })
 }
 
 fn parse_hsetnx(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
-    write(Write::SetNx(args[1].clone(), args[2].clone(), args[3].clone()))
+    write(Write::SetNx(
+        args[1].clone(),
+        args[2].clone(),
+        args[3].clone(),
+    ))
 }
 
 fn parse_hget(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
@@ -147,7 +171,11 @@ fn parse_hgetall(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
 }
 
 fn parse_hincrby(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
-    write(Write::IncrBy(args[1].clone(), args[2].clone(), args::int(&args[3])?))
+    write(Write::IncrBy(
+        args[1].clone(),
+        args[2].clone(),
+        args::int(&args[3])?,
+    ))
 }
 
 fn parse_hincrbyfloat(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
@@ -183,7 +211,12 @@ fn parse_hrandfield(args: &[Bytes], ctx: &mut Ctx) -> Result<Cmd> {
         with_values = args.len() == 4;
         count = Some(n);
     }
-    read(Read::RandField { key: args[1].clone(), count, with_values, seed: draw_seed(ctx) })
+    read(Read::RandField {
+        key: args[1].clone(),
+        count,
+        with_values,
+        seed: draw_seed(ctx),
+    })
 }
 
 /// Takes a seed for one command and moves `ctx` on, so that several random commands
@@ -197,7 +230,10 @@ fn draw_seed(ctx: &mut Ctx) -> u64 {
 fn parse_hscan(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
     // The cursor is checked before the key, the options after it.
     scan::parse_cursor(&args[2])?;
-    read(Read::Scan { key: args[1].clone(), opts: ScanArgs::parse(args, 2, false) })
+    read(Read::Scan {
+        key: args[1].clone(),
+        opts: ScanArgs::parse(args, 2, false),
+    })
 }
 
 /// The hash at `key`, `None` if absent, `WRONGTYPE` for another type.
@@ -207,7 +243,12 @@ fn get_hash<'a>(db: &'a Db, key: &[u8], now_ms: i64) -> Result<Option<&'a Hash>>
 
 /// The hash at `key` for writing, created empty if absent.
 fn hash_mut<'a>(db: &'a mut Db, key: &[u8], now_ms: i64) -> Result<&'a mut Hash> {
-    db.get_or_create(key, now_ms, || Value::Hash(Box::default()), Value::as_hash_mut)
+    db.get_or_create(
+        key,
+        now_ms,
+        || Value::Hash(Box::default()),
+        Value::as_hash_mut,
+    )
 }
 
 fn bulk(b: &CompactBytes) -> Frame {
@@ -226,15 +267,21 @@ impl Read {
                 Ok(Frame::Array(
                     fields
                         .iter()
-                        .map(|f| hash.and_then(|h| h.map.get(&f[..])).map_or(Frame::Null, bulk))
+                        .map(|f| {
+                            hash.and_then(|h| h.map.get(&f[..]))
+                                .map_or(Frame::Null, bulk)
+                        })
                         .collect(),
                 ))
             }
             Read::Exists(key, field) => {
-                let found = get_hash(db, key, now_ms)?.is_some_and(|h| h.map.contains_key(&field[..]));
+                let found =
+                    get_hash(db, key, now_ms)?.is_some_and(|h| h.map.contains_key(&field[..]));
                 Ok(Frame::Integer(found as i64))
             }
-            Read::Len(key) => Ok(Frame::Integer(get_hash(db, key, now_ms)?.map_or(0, |h| h.map.len() as i64))),
+            Read::Len(key) => Ok(Frame::Integer(
+                get_hash(db, key, now_ms)?.map_or(0, |h| h.map.len() as i64),
+            )),
             Read::StrLen(key, field) => {
                 let v = get_hash(db, key, now_ms)?.and_then(|h| h.map.get(&field[..]));
                 Ok(Frame::Integer(v.map_or(0, |v| v.len() as i64)))
@@ -248,7 +295,12 @@ impl Read {
                     Part::Both => Frame::Map(entries.map(|(f, v)| (bulk(f), bulk(v))).collect()),
                 })
             }
-            Read::RandField { key, count, with_values, seed } => {
+            Read::RandField {
+                key,
+                count,
+                with_values,
+                seed,
+            } => {
                 let hash = get_hash(db, key, now_ms)?;
                 let mut rng = Rng::new(*seed);
                 let Some(count) = *count else {
@@ -347,24 +399,37 @@ pub fn random_positions(len: usize, count: i64, rng: &mut Rng) -> Vec<usize> {
 impl Write {
     pub fn apply(&self, db: &mut Db, now_ms: i64) -> Result<Frame> {
         match self {
-            Write::Set { key, pairs, reply_ok } => {
+            Write::Set {
+                key,
+                pairs,
+                reply_ok,
+            } => {
                 let hash = hash_mut(db, key, now_ms)?;
                 let mut added = 0;
                 for (f, v) in pairs {
-                    if hash.map.insert(CompactBytes::new(f), CompactBytes::new(v)).is_none() {
+                    if hash
+                        .map
+                        .insert(CompactBytes::new(f), CompactBytes::new(v))
+                        .is_none()
+                    {
                         added += 1;
                     }
                     hash.note_insert(f, v);
                 }
                 db.touch(key);
-                Ok(if *reply_ok { Frame::OK } else { Frame::Integer(added) })
+                Ok(if *reply_ok {
+                    Frame::OK
+                } else {
+                    Frame::Integer(added)
+                })
             }
             Write::SetNx(key, field, value) => {
                 if get_hash(db, key, now_ms)?.is_some_and(|h| h.map.contains_key(&field[..])) {
                     return Ok(Frame::Integer(0));
                 }
                 let hash = hash_mut(db, key, now_ms)?;
-                hash.map.insert(CompactBytes::new(field), CompactBytes::new(value));
+                hash.map
+                    .insert(CompactBytes::new(field), CompactBytes::new(value));
                 hash.note_insert(field, value);
                 db.touch(key);
                 Ok(Frame::Integer(1))
@@ -388,21 +453,26 @@ impl Write {
             }
             Write::IncrBy(key, field, by) => {
                 let current = match get_hash(db, key, now_ms)?.and_then(|h| h.map.get(&field[..])) {
-                    Some(v) => args::int(v).map_err(|_| Error::err("hash value is not an integer"))?,
+                    Some(v) => {
+                        args::int(v).map_err(|_| Error::err("hash value is not an integer"))?
+                    }
                     None => 0,
                 };
                 let next = current.checked_add(*by).ok_or(Error::Overflow)?;
                 let mut buf = [0u8; 20];
                 let text = resp::frame::format_i64(next, &mut buf);
                 let hash = hash_mut(db, key, now_ms)?;
-                hash.map.insert(CompactBytes::new(field), CompactBytes::new(text));
+                hash.map
+                    .insert(CompactBytes::new(field), CompactBytes::new(text));
                 hash.note_insert(field, text);
                 db.touch(key);
                 Ok(Frame::Integer(next))
             }
             Write::IncrByFloat(key, field, by) => {
                 let current = match get_hash(db, key, now_ms)?.and_then(|h| h.map.get(&field[..])) {
-                    Some(v) => F80::parse(v).ok_or_else(|| Error::err("hash value is not a float"))?,
+                    Some(v) => {
+                        F80::parse(v).ok_or_else(|| Error::err("hash value is not a float"))?
+                    }
                     None => F80::ZERO,
                 };
                 let next = current
@@ -410,7 +480,8 @@ impl Write {
                     .ok_or_else(|| Error::err("increment would produce NaN or Infinity"))?;
                 let text = next.format_human();
                 let hash = hash_mut(db, key, now_ms)?;
-                hash.map.insert(CompactBytes::new(field), CompactBytes::new(text.as_bytes()));
+                hash.map
+                    .insert(CompactBytes::new(field), CompactBytes::new(text.as_bytes()));
                 hash.note_insert(field, text.as_bytes());
                 db.touch(key);
                 Ok(Frame::bulk(text))
@@ -424,7 +495,9 @@ mod tests {
     use super::*;
 
     fn args(line: &str) -> Vec<Bytes> {
-        line.split_whitespace().map(|s| Bytes::from(s.to_string())).collect()
+        line.split_whitespace()
+            .map(|s| Bytes::from(s.to_string()))
+            .collect()
     }
 
     fn exec(db: &mut Db, line: &str, seed: u64) -> Frame {
@@ -438,7 +511,10 @@ mod tests {
     fn strings(frame: &Frame) -> Vec<String> {
         match frame {
             Frame::Array(items) => items.iter().flat_map(strings).collect(),
-            Frame::Pairs(pairs) => pairs.iter().flat_map(|(k, v)| strings(k).into_iter().chain(strings(v))).collect(),
+            Frame::Pairs(pairs) => pairs
+                .iter()
+                .flat_map(|(k, v)| strings(k).into_iter().chain(strings(v)))
+                .collect(),
             Frame::Bulk(b) => vec![String::from_utf8_lossy(b).into_owned()],
             other => panic!("unexpected {other:?}"),
         }
@@ -486,7 +562,10 @@ mod tests {
         for (len, count) in [(10, 4), (10, 9), (1000, 3), (1000, 400)] {
             let picks = random_positions(len, count, &mut rng);
             assert_eq!(picks.len(), count as usize);
-            assert!(picks.windows(2).all(|w| w[0] < w[1]), "distinct and in order: {picks:?}");
+            assert!(
+                picks.windows(2).all(|w| w[0] < w[1]),
+                "distinct and in order: {picks:?}"
+            );
             assert!(picks.iter().all(|&i| i < len));
         }
         let repeats = random_positions(3, -50, &mut rng);
@@ -502,13 +581,19 @@ mod tests {
     fn hrandfield_is_deterministic_per_seed() {
         let mut db = Db::new();
         hash_of(&mut db, 20);
-        for cmd in ["HRANDFIELD h", "HRANDFIELD h 5", "HRANDFIELD h -30 WITHVALUES", "HRANDFIELD h 15 WITHVALUES"] {
+        for cmd in [
+            "HRANDFIELD h",
+            "HRANDFIELD h 5",
+            "HRANDFIELD h -30 WITHVALUES",
+            "HRANDFIELD h 15 WITHVALUES",
+        ] {
             let a = exec(&mut db, cmd, 1234);
             let b = exec(&mut db, cmd, 1234);
             assert_eq!(a, b, "{cmd}");
         }
-        let picks: HashSet<Vec<String>> =
-            (0..20).map(|seed| strings(&exec(&mut db, "HRANDFIELD h 3", seed))).collect();
+        let picks: HashSet<Vec<String>> = (0..20)
+            .map(|seed| strings(&exec(&mut db, "HRANDFIELD h 3", seed)))
+            .collect();
         assert!(picks.len() > 1, "different seeds pick differently");
     }
 
@@ -523,7 +608,9 @@ mod tests {
         assert_eq!(repeats.len(), 40);
         assert!(repeats.iter().collect::<HashSet<_>>().len() < 40);
         let with_values = exec(&mut db, "HRANDFIELD h -3 WITHVALUES", 5);
-        let Frame::Pairs(pairs) = &with_values else { panic!("{with_values:?}") };
+        let Frame::Pairs(pairs) = &with_values else {
+            panic!("{with_values:?}")
+        };
         assert_eq!(pairs.len(), 3);
         for (f, v) in strings(&with_values).chunks(2).map(|c| (&c[0], &c[1])) {
             assert_eq!(f[1..], v[1..], "value belongs to its field");
@@ -531,7 +618,11 @@ mod tests {
         assert_eq!(strings(&exec(&mut db, "HRANDFIELD h 10", 1)).len(), 10);
         let one = strings(&exec(&mut db, "HRANDFIELD h", 3));
         assert_eq!(one.len(), 1);
-        let too_many = exec(&mut db, &format!("HRANDFIELD h -{}", MAX_RANDOM_REPEATS + 1), 1);
+        let too_many = exec(
+            &mut db,
+            &format!("HRANDFIELD h -{}", MAX_RANDOM_REPEATS + 1),
+            1,
+        );
         assert!(too_many.is_error());
     }
 
@@ -548,14 +639,22 @@ mod tests {
     }
 
     /// Runs a whole HSCAN, calling `between` after every step.
-    fn full_scan(db: &mut Db, count: usize, mut between: impl FnMut(&mut Db, usize)) -> Vec<String> {
+    fn full_scan(
+        db: &mut Db,
+        count: usize,
+        mut between: impl FnMut(&mut Db, usize),
+    ) -> Vec<String> {
         let mut cursor = "0".to_string();
         let mut seen = Vec::new();
         let mut step = 0;
         loop {
             let reply = exec(db, &format!("HSCAN h {cursor} COUNT {count}"), 0);
-            let Frame::Array(parts) = reply else { panic!("{reply:?}") };
-            let Frame::Bulk(next) = &parts[0] else { panic!() };
+            let Frame::Array(parts) = reply else {
+                panic!("{reply:?}")
+            };
+            let Frame::Bulk(next) = &parts[0] else {
+                panic!()
+            };
             let items = strings(&parts[1]);
             for pair in items.chunks(2) {
                 assert_eq!(pair[0][1..], pair[1][1..]);
@@ -592,7 +691,11 @@ mod tests {
         let seen = full_scan(&mut db, 25, |db, step| {
             for _ in 0..8 {
                 if next < doomed.len() {
-                    let i = if step % 2 == 0 { doomed[next] } else { doomed[doomed.len() - 1 - next] };
+                    let i = if step % 2 == 0 {
+                        doomed[next]
+                    } else {
+                        doomed[doomed.len() - 1 - next]
+                    };
                     exec(db, &format!("HDEL h f{i} f{}", doomed[next]), 0);
                     next += 1;
                 }

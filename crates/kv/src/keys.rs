@@ -34,6 +34,7 @@ const TWO_KEYS: KeySpec = KeySpec::range(1, 2, 1);
 /// Every argument after the name is a key (`DEL`, `EXISTS`, ...).
 const ALL_KEYS: KeySpec = KeySpec::range(1, -1, 1);
 
+#[rustfmt::skip]
 pub const SPECS: &[Spec] = &[
     Spec::new("del", -2, WRITE, ALL_KEYS, G, "Delete a key", parse_del),
     Spec::new("unlink", -2, WRITE | FAST, ALL_KEYS, G, "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.", parse_del),
@@ -132,7 +133,11 @@ pub enum Read {
     DbSize,
     /// `TTL key`, `PTTL key`, `EXPIRETIME key`, `PEXPIRETIME key`: the remaining time, or
     /// with `absolute` the Unix time, of the key's expiry in `unit`.
-    Ttl { key: Bytes, unit: Unit, absolute: bool },
+    Ttl {
+        key: Bytes,
+        unit: Unit,
+        absolute: bool,
+    },
     /// `OBJECT ENCODING | FREQ | IDLETIME | REFCOUNT key`
     Object(ObjectInfo, Bytes),
     /// `OBJECT HELP`
@@ -150,7 +155,11 @@ pub enum Write {
     /// `RENAME key newkey`, or `RENAMENX key newkey` when `nx` is set. Keeps the expiry.
     Rename { from: Bytes, to: Bytes, nx: bool },
     /// `COPY source destination [DB destination-db] [REPLACE]` (db 0 only). Keeps the expiry.
-    Copy { from: Bytes, to: Bytes, replace: bool },
+    Copy {
+        from: Bytes,
+        to: Bytes,
+        replace: bool,
+    },
     /// `FLUSHDB [ASYNC | SYNC]`, and `FLUSHALL [ASYNC | SYNC]`
     Flush,
     /// `EXPIRE key seconds [NX | XX | GT | LT]`, and `PEXPIRE`, `EXPIREAT`, `PEXPIREAT`:
@@ -183,14 +192,20 @@ fn parse_type(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
 
 fn parse_rename(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
     let nx = args::is(&args[0], "renamenx");
-    write(Write::Rename { from: args[1].clone(), to: args[2].clone(), nx })
+    write(Write::Rename {
+        from: args[1].clone(),
+        to: args[2].clone(),
+        nx,
+    })
 }
 
 /// Redis's `getIntFromObjectOrReply`: an integer that fits 32 bits.
 fn int32(arg: &[u8]) -> Result<i64> {
     let v = args::int(arg)?;
     if v < i32::MIN as i64 || v > i32::MAX as i64 {
-        return Err(Error::err("value is out of range, value must between -2147483648 and 2147483647"));
+        return Err(Error::err(
+            "value is out of range, value must between -2147483648 and 2147483647",
+        ));
     }
     Ok(v)
 }
@@ -216,12 +231,18 @@ fn parse_copy(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
     }
     // Checked after every option, as Redis Cluster does: the last `DB` counts.
     if db != 0 {
-        return Err(Error::err("Copying to another database is not allowed in cluster mode"));
+        return Err(Error::err(
+            "Copying to another database is not allowed in cluster mode",
+        ));
     }
     if args[1] == args[2] {
         return Err(Error::err("source and destination objects are the same"));
     }
-    write(Write::Copy { from: args[1].clone(), to: args[2].clone(), replace })
+    write(Write::Copy {
+        from: args[1].clone(),
+        to: args[2].clone(),
+        replace,
+    })
 }
 
 fn parse_keys(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
@@ -241,7 +262,9 @@ fn take_seed(ctx: &mut Ctx) -> u64 {
 }
 
 fn parse_randomkey(_: &[Bytes], ctx: &mut Ctx) -> Result<Cmd> {
-    read(Read::RandomKey { seed: take_seed(ctx) })
+    read(Read::RandomKey {
+        seed: take_seed(ctx),
+    })
 }
 
 fn parse_dbsize(_: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
@@ -270,14 +293,21 @@ fn parse_expire_if(opts: &[Bytes]) -> Result<ExpireIf> {
         } else if args::is(opt, "lt") {
             cond.lt = true;
         } else {
-            return Err(Error::err(format!("Unsupported option {}", String::from_utf8_lossy(opt))));
+            return Err(Error::err(format!(
+                "Unsupported option {}",
+                String::from_utf8_lossy(opt)
+            )));
         }
     }
     if cond.nx && (cond.xx || cond.gt || cond.lt) {
-        return Err(Error::err("NX and XX, GT or LT options at the same time are not compatible"));
+        return Err(Error::err(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
     }
     if cond.gt && cond.lt {
-        return Err(Error::err("GT and LT options at the same time are not compatible"));
+        return Err(Error::err(
+            "GT and LT options at the same time are not compatible",
+        ));
     }
     Ok(cond)
 }
@@ -306,7 +336,11 @@ fn parse_expire(args: &[Bytes], ctx: &mut Ctx) -> Result<Cmd> {
     };
     let base = if relative { ctx.now_ms.max(0) } else { 0 };
     let at = expire_time(&args[2], unit, base, &name)?;
-    write(Write::Expire { key: args[1].clone(), at, cond })
+    write(Write::Expire {
+        key: args[1].clone(),
+        at,
+        cond,
+    })
 }
 
 fn parse_ttl(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
@@ -316,7 +350,11 @@ fn parse_ttl(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
         "expiretime" => (Unit::Seconds, true),
         _ => (Unit::Millis, true),
     };
-    read(Read::Ttl { key: args[1].clone(), unit, absolute })
+    read(Read::Ttl {
+        key: args[1].clone(),
+        unit,
+        absolute,
+    })
 }
 
 fn parse_persist(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
@@ -334,10 +372,13 @@ const OBJECT_SUBCOMMANDS: &[(&str, usize, Option<ObjectInfo>)] = &[
 
 fn parse_object(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
     let sub = &args[1];
-    let Some(&(name, arity, info)) = OBJECT_SUBCOMMANDS.iter().find(|(n, _, _)| args::is(sub, n)) else {
+    let Some(&(name, arity, info)) = OBJECT_SUBCOMMANDS.iter().find(|(n, _, _)| args::is(sub, n))
+    else {
         let shown = String::from_utf8_lossy(&sub[..sub.len().min(128)]);
         let command = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
-        return Err(Error::err(format!("unknown subcommand '{shown}'. Try {command} HELP.")));
+        return Err(Error::err(format!(
+            "unknown subcommand '{shown}'. Try {command} HELP."
+        )));
     };
     if args.len() != arity {
         return Err(Error::Arity(format!("object|{name}")));
@@ -403,7 +444,11 @@ fn random_key(db: &Db, seed: u64, now_ms: i64) -> Option<&[u8]> {
     if n == 0 {
         return None;
     }
-    let live = |i: usize| db.key_at(i).filter(|(_, e)| Db::is_live_entry(e, now_ms)).map(|(k, _)| &**k);
+    let live = |i: usize| {
+        db.key_at(i)
+            .filter(|(_, e)| Db::is_live_entry(e, now_ms))
+            .map(|(k, _)| &**k)
+    };
     let mut rng = Rng::new(seed);
     for _ in 0..RANDOM_PROBES {
         if let Some(key) = live(rng.below(n as u64) as usize) {
@@ -417,12 +462,12 @@ fn random_key(db: &Db, seed: u64, now_ms: i64) -> Option<&[u8]> {
 impl Read {
     pub fn run(&self, db: &Db, now_ms: i64) -> Result<Frame> {
         match self {
-            Read::Exists(keys) => {
-                Ok(Frame::Integer(keys.iter().filter(|k| db.contains(k, now_ms)).count() as i64))
-            }
-            Read::Type(key) => {
-                Ok(Frame::Simple(db.get(key, now_ms).map_or("none", Value::type_name)))
-            }
+            Read::Exists(keys) => Ok(Frame::Integer(
+                keys.iter().filter(|k| db.contains(k, now_ms)).count() as i64,
+            )),
+            Read::Type(key) => Ok(Frame::Simple(
+                db.get(key, now_ms).map_or("none", Value::type_name),
+            )),
             Read::Keys(pattern) => {
                 let all = &pattern[..] == b"*";
                 let keys = db
@@ -441,22 +486,36 @@ impl Read {
                     .filter(|(k, e)| {
                         Db::is_live_entry(e, now_ms)
                             && scan.matches(k)
-                            && scan.type_name.as_ref().is_none_or(|t| args::is(t, e.value.type_name()))
+                            && scan
+                                .type_name
+                                .as_ref()
+                                .is_none_or(|t| args::is(t, e.value.type_name()))
                     })
                     .map(|(k, _)| Frame::bulk(&**k))
                     .collect();
                 Ok(scan::reply(cursor, keys))
             }
-            Read::RandomKey { seed } => Ok(random_key(db, *seed, now_ms).map_or(Frame::Null, Frame::bulk)),
+            Read::RandomKey { seed } => {
+                Ok(random_key(db, *seed, now_ms).map_or(Frame::Null, Frame::bulk))
+            }
             Read::DbSize => Ok(Frame::Integer(db.len() as i64)),
-            Read::Ttl { key, unit, absolute } => {
+            Read::Ttl {
+                key,
+                unit,
+                absolute,
+            } => {
                 let Some(expire) = db.expire_at(key, now_ms) else {
                     return Ok(Frame::Integer(-2));
                 };
                 let Some(at) = expire else {
                     return Ok(Frame::Integer(-1));
                 };
-                let ms = if *absolute { at } else { at.saturating_sub(now_ms) }.max(0);
+                let ms = if *absolute {
+                    at
+                } else {
+                    at.saturating_sub(now_ms)
+                }
+                .max(0);
                 Ok(Frame::Integer(match unit {
                     Unit::Millis => ms,
                     Unit::Seconds => round_to_seconds(ms),
@@ -478,7 +537,9 @@ impl Read {
                     ObjectInfo::RefCount => Frame::Integer(refcount(value)),
                 })
             }
-            Read::ObjectHelp => Ok(Frame::Array(OBJECT_HELP.iter().map(|&l| Frame::Simple(l)).collect())),
+            Read::ObjectHelp => Ok(Frame::Array(
+                OBJECT_HELP.iter().map(|&l| Frame::Simple(l)).collect(),
+            )),
             Read::Ping(None) => Ok(Frame::Simple("PONG")),
             Read::Ping(Some(message)) | Read::Echo(message) => Ok(Frame::bulk(message)),
         }
@@ -488,9 +549,11 @@ impl Read {
 impl Write {
     pub fn apply(&self, db: &mut Db, now_ms: i64) -> Result<Frame> {
         match self {
-            Write::Del(keys) => {
-                Ok(Frame::Integer(keys.iter().filter(|k| db.remove(k, now_ms).is_some()).count() as i64))
-            }
+            Write::Del(keys) => Ok(Frame::Integer(
+                keys.iter()
+                    .filter(|k| db.remove(k, now_ms).is_some())
+                    .count() as i64,
+            )),
             Write::Rename { from, to, nx } => {
                 if !db.contains(from, now_ms) {
                     return Err(Error::NoSuchKey);
@@ -580,7 +643,10 @@ mod tests {
     fn scan_once(db: &Db, args: &[&str]) -> (u64, Vec<String>) {
         let mut words = vec!["SCAN"];
         words.extend_from_slice(args);
-        let mut ctx = Ctx { now_ms: NOW, seed: 0 };
+        let mut ctx = Ctx {
+            now_ms: NOW,
+            seed: 0,
+        };
         let Ok(Cmd::Read(cmd)) = crate::parse(&argv(&words), &mut ctx) else {
             panic!("SCAN is a read");
         };
@@ -602,7 +668,11 @@ mod tests {
     }
 
     /// A whole scan with `options`, calling `between` after each call.
-    fn scan_all(db: &mut Db, options: &[&str], mut between: impl FnMut(&mut Db, usize)) -> Vec<String> {
+    fn scan_all(
+        db: &mut Db,
+        options: &[&str],
+        mut between: impl FnMut(&mut Db, usize),
+    ) -> Vec<String> {
         let mut seen = Vec::new();
         let mut cursor = 0u64;
         for round in 0.. {
@@ -673,10 +743,19 @@ mod tests {
         let scan = |db: &Db, args: &[&str]| {
             let mut words = vec!["SCAN", "0", "COUNT", "100"];
             words.extend_from_slice(args);
-            let mut ctx = Ctx { now_ms: at, seed: 0 };
-            let Ok(Cmd::Read(cmd)) = crate::parse(&argv(&words), &mut ctx) else { panic!() };
-            let Frame::Array(reply) = cmd.run(db, at) else { panic!() };
-            let Frame::Array(items) = &reply[1] else { panic!() };
+            let mut ctx = Ctx {
+                now_ms: at,
+                seed: 0,
+            };
+            let Ok(Cmd::Read(cmd)) = crate::parse(&argv(&words), &mut ctx) else {
+                panic!()
+            };
+            let Frame::Array(reply) = cmd.run(db, at) else {
+                panic!()
+            };
+            let Frame::Array(items) = &reply[1] else {
+                panic!()
+            };
             let mut keys: Vec<String> = items
                 .iter()
                 .map(|f| match f {
@@ -689,7 +768,11 @@ mod tests {
         };
         assert_eq!(scan(&db, &["TYPE", "list"]), ["list:1", "list:2"]);
         assert_eq!(scan(&db, &["TYPE", "HASH"]), ["hash:1"]);
-        assert_eq!(scan(&db, &["TYPE", "string"]), ["str:1", "str:2"], "the expired key is absent");
+        assert_eq!(
+            scan(&db, &["TYPE", "string"]),
+            ["str:1", "str:2"],
+            "the expired key is absent"
+        );
         assert_eq!(scan(&db, &["TYPE", "zset"]), Vec::<String>::new());
         assert_eq!(scan(&db, &["MATCH", "*:1"]), ["hash:1", "list:1", "str:1"]);
         assert_eq!(scan(&db, &["MATCH", "*:1", "TYPE", "string"]), ["str:1"]);
@@ -701,7 +784,10 @@ mod tests {
         assert_eq!(keys.len(), 5);
         assert_eq!(keys[0], Frame::bulk("str:1"));
         assert_eq!(run(&mut db, at, &["KEYS", "g*"]), Frame::Array(vec![]));
-        assert_eq!(run(&mut db, at - 1, &["KEYS", "g*"]), Frame::Array(vec![Frame::bulk("gone")]));
+        assert_eq!(
+            run(&mut db, at - 1, &["KEYS", "g*"]),
+            Frame::Array(vec![Frame::bulk("gone")])
+        );
     }
 
     #[test]
@@ -719,7 +805,11 @@ mod tests {
             let Frame::Bulk(key) = a else { panic!("a key") };
             picked.insert(key);
         }
-        assert!(picked.len() > 10, "different seeds pick different keys: {}", picked.len());
+        assert!(
+            picked.len() > 10,
+            "different seeds pick different keys: {}",
+            picked.len()
+        );
     }
 
     #[test]
@@ -733,7 +823,10 @@ mod tests {
             }
         }
         for seed in 0..50 {
-            assert_eq!(run_seeded(&mut db, NOW + 5, seed, &["RANDOMKEY"]), Frame::bulk("k37"));
+            assert_eq!(
+                run_seeded(&mut db, NOW + 5, seed, &["RANDOMKEY"]),
+                Frame::bulk("k37")
+            );
         }
         db.set_expire(b"k37", Some(NOW + 5), NOW);
         assert_eq!(run(&mut db, NOW + 5, &["RANDOMKEY"]), Frame::Null);
@@ -742,7 +835,10 @@ mod tests {
 
     #[test]
     fn randomkey_draws_its_seed_at_parse_time() {
-        let mut ctx = Ctx { now_ms: NOW, seed: 7 };
+        let mut ctx = Ctx {
+            now_ms: NOW,
+            seed: 7,
+        };
         let first = crate::parse(&argv(&["RANDOMKEY"]), &mut ctx).unwrap();
         let second = crate::parse(&argv(&["RANDOMKEY"]), &mut ctx).unwrap();
         let seed = |c: &Cmd| match c {
@@ -757,11 +853,27 @@ mod tests {
     fn expire_conditions() {
         let none = None;
         let at100 = Some(100);
-        let nx = ExpireIf { nx: true, ..ExpireIf::default() };
-        let xx = ExpireIf { xx: true, ..ExpireIf::default() };
-        let gt = ExpireIf { gt: true, ..ExpireIf::default() };
-        let lt = ExpireIf { lt: true, ..ExpireIf::default() };
-        let xx_gt = ExpireIf { xx: true, gt: true, ..ExpireIf::default() };
+        let nx = ExpireIf {
+            nx: true,
+            ..ExpireIf::default()
+        };
+        let xx = ExpireIf {
+            xx: true,
+            ..ExpireIf::default()
+        };
+        let gt = ExpireIf {
+            gt: true,
+            ..ExpireIf::default()
+        };
+        let lt = ExpireIf {
+            lt: true,
+            ..ExpireIf::default()
+        };
+        let xx_gt = ExpireIf {
+            xx: true,
+            gt: true,
+            ..ExpireIf::default()
+        };
         let table = [
             (ExpireIf::default(), none, 50, true),
             (ExpireIf::default(), at100, 50, true),
@@ -779,7 +891,11 @@ mod tests {
             (xx_gt, at100, 500, true),
         ];
         for (cond, current, at, want) in table {
-            assert_eq!(cond.allows(current, at), want, "{cond:?} current {current:?} at {at}");
+            assert_eq!(
+                cond.allows(current, at),
+                want,
+                "{cond:?} current {current:?} at {at}"
+            );
         }
     }
 
@@ -792,10 +908,24 @@ mod tests {
         assert_eq!(run(&mut db, NOW, &["EXPIRE", "k", "100", "NX"]), int(1));
         assert_eq!(db.expire_at(b"k", NOW), Some(Some(NOW + 100_000)));
         assert_eq!(run(&mut db, NOW, &["EXPIRE", "k", "50", "NX"]), int(0));
-        assert_eq!(run(&mut db, NOW, &["PEXPIRE", "k", "100000", "GT"]), int(0), "equal is not greater");
+        assert_eq!(
+            run(&mut db, NOW, &["PEXPIRE", "k", "100000", "GT"]),
+            int(0),
+            "equal is not greater"
+        );
         assert_eq!(run(&mut db, NOW, &["PEXPIRE", "k", "100001", "GT"]), int(1));
-        assert_eq!(run(&mut db, NOW, &["EXPIREAT", "k", "4000000000", "LT"]), int(0));
-        assert_eq!(run(&mut db, NOW, &["PEXPIREAT", "k", &(NOW + 10).to_string(), "LT"]), int(1));
+        assert_eq!(
+            run(&mut db, NOW, &["EXPIREAT", "k", "4000000000", "LT"]),
+            int(0)
+        );
+        assert_eq!(
+            run(
+                &mut db,
+                NOW,
+                &["PEXPIREAT", "k", &(NOW + 10).to_string(), "LT"]
+            ),
+            int(1)
+        );
         assert_eq!(db.expire_at(b"k", NOW), Some(Some(NOW + 10)));
         // A relative time is relative to the parse clock; a failed condition does not touch.
         let watch = db.watch(b"k", NOW);
@@ -804,10 +934,17 @@ mod tests {
         assert_eq!(run(&mut db, NOW, &["EXPIRE", "k", "1", "XX", "GT"]), int(1));
         assert!(db.watch_is_dirty(&watch, NOW));
         // A time not after now deletes the key and replies 1.
-        assert_eq!(run(&mut db, NOW, &["PEXPIREAT", "k", &NOW.to_string()]), int(1));
+        assert_eq!(
+            run(&mut db, NOW, &["PEXPIREAT", "k", &NOW.to_string()]),
+            int(1)
+        );
         assert!(!db.contains(b"k", NOW));
         assert_eq!(db.len(), 0);
-        assert_eq!(run(&mut db, NOW, &["EXPIRE", "k", "100"]), int(0), "absent key");
+        assert_eq!(
+            run(&mut db, NOW, &["EXPIRE", "k", "100"]),
+            int(0),
+            "absent key"
+        );
         // An expired key is absent to EXPIRE.
         set(&mut db, "k");
         db.set_expire(b"k", Some(NOW + 1), NOW);
@@ -829,13 +966,29 @@ mod tests {
             err(run(&mut db, NOW, &["EXPIRE", "k", "x", "lt", "GT"])),
             "ERR GT and LT options at the same time are not compatible"
         );
-        assert_eq!(err(run(&mut db, NOW, &["EXPIRE", "k", "1", "Maybe"])), "ERR Unsupported option Maybe");
-        assert_eq!(err(run(&mut db, NOW, &["EXPIRE", "k", "x"])), "ERR value is not an integer or out of range");
+        assert_eq!(
+            err(run(&mut db, NOW, &["EXPIRE", "k", "1", "Maybe"])),
+            "ERR Unsupported option Maybe"
+        );
+        assert_eq!(
+            err(run(&mut db, NOW, &["EXPIRE", "k", "x"])),
+            "ERR value is not an integer or out of range"
+        );
         let limit = ((i64::MAX - NOW) / 1000).to_string();
         let over = ((i64::MAX - NOW) / 1000 + 1).to_string();
         assert_eq!(run(&mut db, NOW, &["EXPIRE", "k", &limit]), int(0));
-        assert_eq!(err(run(&mut db, NOW, &["EXPIRE", "k", &over])), "ERR invalid expire time in 'expire' command");
-        assert_eq!(run(&mut db, NOW, &["pexpireat", "k", "-9223372036854775808", "gt"]), int(0));
+        assert_eq!(
+            err(run(&mut db, NOW, &["EXPIRE", "k", &over])),
+            "ERR invalid expire time in 'expire' command"
+        );
+        assert_eq!(
+            run(
+                &mut db,
+                NOW,
+                &["pexpireat", "k", "-9223372036854775808", "gt"]
+            ),
+            int(0)
+        );
     }
 
     #[test]
@@ -847,20 +1000,39 @@ mod tests {
         }
         set(&mut db, "k");
         for cmd in ["TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME"] {
-            assert_eq!(ttl(&mut db, NOW, cmd), int(-1), "{cmd} of a key without expiry");
+            assert_eq!(
+                ttl(&mut db, NOW, cmd),
+                int(-1),
+                "{cmd} of a key without expiry"
+            );
         }
         db.set_expire(b"k", Some(NOW + 10_499), NOW);
         assert_eq!(ttl(&mut db, NOW, "PTTL"), int(10_499));
-        assert_eq!(ttl(&mut db, NOW, "TTL"), int(10), "rounds (ms + 500) / 1000");
+        assert_eq!(
+            ttl(&mut db, NOW, "TTL"),
+            int(10),
+            "rounds (ms + 500) / 1000"
+        );
         assert_eq!(ttl(&mut db, NOW - 1, "TTL"), int(11));
         assert_eq!(ttl(&mut db, NOW + 10_000, "TTL"), int(0));
         assert_eq!(ttl(&mut db, NOW + 10_498, "PTTL"), int(1));
         assert_eq!(ttl(&mut db, NOW + 10_499, "PTTL"), int(-2), "expired");
         assert_eq!(ttl(&mut db, NOW, "PEXPIRETIME"), int(NOW + 10_499));
-        assert_eq!(ttl(&mut db, NOW, "EXPIRETIME"), int((NOW + 10_499 + 500) / 1000));
-        assert_eq!(ttl(&mut db, NOW + 5_000, "EXPIRETIME"), ttl(&mut db, NOW, "EXPIRETIME"), "absolute");
+        assert_eq!(
+            ttl(&mut db, NOW, "EXPIRETIME"),
+            int((NOW + 10_499 + 500) / 1000)
+        );
+        assert_eq!(
+            ttl(&mut db, NOW + 5_000, "EXPIRETIME"),
+            ttl(&mut db, NOW, "EXPIRETIME"),
+            "absolute"
+        );
         db.set_expire(b"k", Some(i64::MAX), NOW);
-        assert_eq!(ttl(&mut db, NOW, "EXPIRETIME"), int(9_223_372_036_854_776), "as Redis, no overflow");
+        assert_eq!(
+            ttl(&mut db, NOW, "EXPIRETIME"),
+            int(9_223_372_036_854_776),
+            "as Redis, no overflow"
+        );
         assert_eq!(run(&mut db, NOW, &["PERSIST", "k"]), int(1));
         assert_eq!(run(&mut db, NOW, &["PERSIST", "k"]), int(0));
         assert_eq!(ttl(&mut db, NOW, "TTL"), int(-1));
@@ -879,10 +1051,17 @@ mod tests {
         set(&mut db, "d");
         assert_eq!(run(&mut db, NOW, &["COPY", "d", "c"]), int(0));
         assert_eq!(run(&mut db, NOW, &["COPY", "d", "c", "REPLACE"]), int(1));
-        assert_eq!(db.expire_at(b"c", NOW), Some(None), "REPLACE takes the source's (absent) expiry");
+        assert_eq!(
+            db.expire_at(b"c", NOW),
+            Some(None),
+            "REPLACE takes the source's (absent) expiry"
+        );
         assert_eq!(db.volatile_len(), 1);
         // An expired source is absent; an expired destination does not block.
-        assert_eq!(run(&mut db, NOW + 1000, &["RENAME", "b", "x"]), Frame::error("ERR no such key"));
+        assert_eq!(
+            run(&mut db, NOW + 1000, &["RENAME", "b", "x"]),
+            Frame::error("ERR no such key")
+        );
         assert_eq!(run(&mut db, NOW + 1000, &["COPY", "b", "x"]), int(0));
         set(&mut db, "e");
         db.set_expire(b"e", Some(NOW + 1), NOW);
@@ -905,10 +1084,23 @@ mod tests {
             run(&mut db, NOW, &["COPY", "l", "n", "DB", "1"]),
             Frame::error("ERR Copying to another database is not allowed in cluster mode")
         );
-        assert_eq!(run(&mut db, NOW, &["COPY", "l", "l", "DB", "1"]), run(&mut db, NOW, &["COPY", "l", "n", "DB", "15"]));
-        assert_eq!(run(&mut db, NOW, &["COPY", "l", "n", "DB", "1", "DB", "0"]), int(1), "the last DB counts");
-        assert_eq!(run(&mut db, NOW, &["COPY", "l", "n", "DB", "16"]), Frame::error("ERR DB index is out of range"));
-        assert_eq!(run(&mut db, NOW, &["COPY", "l", "n", "DB", "1", "x"]), Frame::error("ERR syntax error"));
+        assert_eq!(
+            run(&mut db, NOW, &["COPY", "l", "l", "DB", "1"]),
+            run(&mut db, NOW, &["COPY", "l", "n", "DB", "15"])
+        );
+        assert_eq!(
+            run(&mut db, NOW, &["COPY", "l", "n", "DB", "1", "DB", "0"]),
+            int(1),
+            "the last DB counts"
+        );
+        assert_eq!(
+            run(&mut db, NOW, &["COPY", "l", "n", "DB", "16"]),
+            Frame::error("ERR DB index is out of range")
+        );
+        assert_eq!(
+            run(&mut db, NOW, &["COPY", "l", "n", "DB", "1", "x"]),
+            Frame::error("ERR syntax error")
+        );
     }
 
     #[test]
@@ -918,13 +1110,22 @@ mod tests {
         db.insert(b"h", Value::Hash(Box::default()), NOW);
         assert_eq!(run(&mut db, NOW, &["TYPE", "l"]), Frame::Simple("list"));
         assert_eq!(run(&mut db, NOW, &["TYPE", "h"]), Frame::Simple("hash"));
-        assert_eq!(run(&mut db, NOW, &["OBJECT", "ENCODING", "l"]), Frame::bulk("quicklist"));
-        assert_eq!(run(&mut db, NOW, &["OBJECT", "ENCODING", "h"]), Frame::bulk("listpack"));
+        assert_eq!(
+            run(&mut db, NOW, &["OBJECT", "ENCODING", "l"]),
+            Frame::bulk("quicklist")
+        );
+        assert_eq!(
+            run(&mut db, NOW, &["OBJECT", "ENCODING", "h"]),
+            Frame::bulk("listpack")
+        );
         assert_eq!(run(&mut db, NOW, &["OBJECT", "REFCOUNT", "h"]), int(1));
         assert_eq!(run(&mut db, NOW, &["OBJECT", "IDLETIME", "h"]), int(0));
         db.set_expire(b"h", Some(NOW + 1), NOW);
         assert_eq!(run(&mut db, NOW + 1, &["TYPE", "h"]), Frame::Simple("none"));
-        assert_eq!(run(&mut db, NOW + 1, &["OBJECT", "ENCODING", "h"]), Frame::Null);
+        assert_eq!(
+            run(&mut db, NOW + 1, &["OBJECT", "ENCODING", "h"]),
+            Frame::Null
+        );
     }
 
     #[test]
@@ -959,8 +1160,15 @@ mod tests {
         assert_eq!(positions(&["TYPE", "a"]), [1]);
         assert_eq!(positions(&["OBJECT", "ENCODING", "a"]), [2]);
         assert!(positions(&["OBJECT", "HELP"]).is_empty());
-        let keyless: [&[&str]; 7] =
-            [&["KEYS", "*"], &["SCAN", "0"], &["RANDOMKEY"], &["DBSIZE"], &["FLUSHALL"], &["PING", "x"], &["ECHO", "x"]];
+        let keyless: [&[&str]; 7] = [
+            &["KEYS", "*"],
+            &["SCAN", "0"],
+            &["RANDOMKEY"],
+            &["DBSIZE"],
+            &["FLUSHALL"],
+            &["PING", "x"],
+            &["ECHO", "x"],
+        ];
         for words in keyless {
             assert!(positions(words).is_empty(), "{words:?}");
         }

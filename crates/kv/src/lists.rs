@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::value::{List, Value};
 
 const G: &str = "list";
+#[rustfmt::skip]
 pub const SPECS: &[Spec] = &[
     Spec::new("lpush", -3, WRITE | DENYOOM | FAST, KeySpec::one(), G, "Prepend one or multiple elements to a list", parse_push),
     Spec::new("rpush", -3, WRITE | DENYOOM | FAST, KeySpec::one(), G, "Append one or multiple elements to a list", parse_push),
@@ -56,26 +57,59 @@ pub enum Read {
     Index(Bytes, Deferred<i64>),
     /// `LPOS key element [RANK rank] [COUNT num-matches] [MAXLEN len]`: `count` is
     /// `None` without `COUNT` (one index or null), `maxlen` 0 means the whole list.
-    Pos { key: Bytes, element: Bytes, rank: i64, count: Option<i64>, maxlen: i64 },
+    Pos {
+        key: Bytes,
+        element: Bytes,
+        rank: i64,
+        count: Option<i64>,
+        maxlen: i64,
+    },
 }
 
 #[derive(Clone, Debug)]
 pub enum Write {
     /// `LPUSH key element [element ...]`, `RPUSH`; `LPUSHX`/`RPUSHX` when `only_if_exists`.
-    Push { key: Bytes, end: End, elements: Vec<Bytes>, only_if_exists: bool },
+    Push {
+        key: Bytes,
+        end: End,
+        elements: Vec<Bytes>,
+        only_if_exists: bool,
+    },
     /// `LPOP key [count]`, `RPOP key [count]`
-    Pop { key: Bytes, end: End, count: Option<u64> },
+    Pop {
+        key: Bytes,
+        end: End,
+        count: Option<u64>,
+    },
     /// `LSET key index element`
-    Set { key: Bytes, index: Deferred<i64>, element: Bytes },
+    Set {
+        key: Bytes,
+        index: Deferred<i64>,
+        element: Bytes,
+    },
     /// `LINSERT key BEFORE|AFTER pivot element`
-    Insert { key: Bytes, before: bool, pivot: Bytes, element: Bytes },
+    Insert {
+        key: Bytes,
+        before: bool,
+        pivot: Bytes,
+        element: Bytes,
+    },
     /// `LREM key count element`
-    Rem { key: Bytes, count: i64, element: Bytes },
+    Rem {
+        key: Bytes,
+        count: i64,
+        element: Bytes,
+    },
     /// `LTRIM key start stop`
     Trim { key: Bytes, start: i64, stop: i64 },
     /// `LMOVE source destination LEFT|RIGHT LEFT|RIGHT`; `RPOPLPUSH source destination`
     /// is `RIGHT LEFT`.
-    Move { source: Bytes, destination: Bytes, from: End, to: End },
+    Move {
+        source: Bytes,
+        destination: Bytes,
+        from: End,
+        to: End,
+    },
 }
 
 fn read(r: Read) -> Result<Cmd> {
@@ -88,7 +122,11 @@ fn write(w: Write) -> Result<Cmd> {
 
 fn parse_push(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
     let name = args::name(args);
-    let end = if name.starts_with('l') { End::Left } else { End::Right };
+    let end = if name.starts_with('l') {
+        End::Left
+    } else {
+        End::Right
+    };
     write(Write::Push {
         key: args[1].clone(),
         end,
@@ -101,7 +139,11 @@ fn parse_pop(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
     if args.len() > 3 {
         return Err(Error::Arity(args::name(args)));
     }
-    let end = if args::is(&args[0], "lpop") { End::Left } else { End::Right };
+    let end = if args::is(&args[0], "lpop") {
+        End::Left
+    } else {
+        End::Right
+    };
     let count = match args.get(2) {
         Some(arg) => {
             let n = args::int(arg).map_err(|_| Error::OutOfRangePositive)?;
@@ -109,7 +151,11 @@ fn parse_pop(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
         }
         None => None,
     };
-    write(Write::Pop { key: args[1].clone(), end, count })
+    write(Write::Pop {
+        key: args[1].clone(),
+        end,
+        count,
+    })
 }
 
 fn parse_llen(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
@@ -117,7 +163,11 @@ fn parse_llen(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
 }
 
 fn parse_lrange(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
-    read(Read::Range(args[1].clone(), args::int(&args[2])?, args::int(&args[3])?))
+    read(Read::Range(
+        args[1].clone(),
+        args::int(&args[2])?,
+        args::int(&args[3])?,
+    ))
 }
 
 fn parse_lindex(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
@@ -125,7 +175,11 @@ fn parse_lindex(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
 }
 
 fn parse_lset(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
-    write(Write::Set { key: args[1].clone(), index: args::int(&args[2]), element: args[3].clone() })
+    write(Write::Set {
+        key: args[1].clone(),
+        index: args::int(&args[2]),
+        element: args[3].clone(),
+    })
 }
 
 fn parse_linsert(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
@@ -136,15 +190,28 @@ fn parse_linsert(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
     } else {
         return Err(Error::Syntax);
     };
-    write(Write::Insert { key: args[1].clone(), before, pivot: args[3].clone(), element: args[4].clone() })
+    write(Write::Insert {
+        key: args[1].clone(),
+        before,
+        pivot: args[3].clone(),
+        element: args[4].clone(),
+    })
 }
 
 fn parse_lrem(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
-    write(Write::Rem { key: args[1].clone(), count: args::int(&args[2])?, element: args[3].clone() })
+    write(Write::Rem {
+        key: args[1].clone(),
+        count: args::int(&args[2])?,
+        element: args[3].clone(),
+    })
 }
 
 fn parse_ltrim(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
-    write(Write::Trim { key: args[1].clone(), start: args::int(&args[2])?, stop: args::int(&args[3])? })
+    write(Write::Trim {
+        key: args[1].clone(),
+        start: args::int(&args[2])?,
+        stop: args::int(&args[3])?,
+    })
 }
 
 /// A non-negative `LPOS` option; anything else is the option's own error.
@@ -178,7 +245,13 @@ fn parse_lpos(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
         }
         i += 2;
     }
-    read(Read::Pos { key: args[1].clone(), element: args[2].clone(), rank, count, maxlen })
+    read(Read::Pos {
+        key: args[1].clone(),
+        element: args[2].clone(),
+        rank,
+        count,
+        maxlen,
+    })
 }
 
 /// `LEFT` or `RIGHT`, else a syntax error.
@@ -195,11 +268,21 @@ fn end_arg(arg: &[u8]) -> Result<End> {
 fn parse_lmove(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
     let from = end_arg(&args[3])?;
     let to = end_arg(&args[4])?;
-    write(Write::Move { source: args[1].clone(), destination: args[2].clone(), from, to })
+    write(Write::Move {
+        source: args[1].clone(),
+        destination: args[2].clone(),
+        from,
+        to,
+    })
 }
 
 fn parse_rpoplpush(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
-    write(Write::Move { source: args[1].clone(), destination: args[2].clone(), from: End::Right, to: End::Left })
+    write(Write::Move {
+        source: args[1].clone(),
+        destination: args[2].clone(),
+        from: End::Right,
+        to: End::Left,
+    })
 }
 
 /// The list at `key`, `None` if absent, `WRONGTYPE` for another type.
@@ -240,7 +323,9 @@ fn push(list: &mut List, end: End, element: CompactBytes) {
 impl Read {
     pub fn run(&self, db: &Db, now_ms: i64) -> Result<Frame> {
         match self {
-            Read::Len(key) => Ok(Frame::Integer(get_list(db, key, now_ms)?.map_or(0, |l| l.items.len() as i64))),
+            Read::Len(key) => Ok(Frame::Integer(
+                get_list(db, key, now_ms)?.map_or(0, |l| l.items.len() as i64),
+            )),
             Read::Range(key, start, stop) => {
                 let Some(list) = get_list(db, key, now_ms)? else {
                     return Ok(Frame::Array(Vec::new()));
@@ -258,14 +343,31 @@ impl Read {
                 let at = position(index.clone()?, list.items.len());
                 Ok(at.and_then(|i| list.items.get(i)).map_or(Frame::Null, bulk))
             }
-            Read::Pos { key, element, rank, count, maxlen } => {
+            Read::Pos {
+                key,
+                element,
+                rank,
+                count,
+                maxlen,
+            } => {
                 let Some(list) = get_list(db, key, now_ms)? else {
-                    return Ok(if count.is_some() { Frame::Array(Vec::new()) } else { Frame::Null });
+                    return Ok(if count.is_some() {
+                        Frame::Array(Vec::new())
+                    } else {
+                        Frame::Null
+                    });
                 };
                 let found = lpos(list, element, *rank, *count, *maxlen);
                 Ok(match count {
-                    Some(_) => Frame::Array(found.into_iter().map(|i| Frame::Integer(i as i64)).collect()),
-                    None => found.first().map_or(Frame::Null, |&i| Frame::Integer(i as i64)),
+                    Some(_) => Frame::Array(
+                        found
+                            .into_iter()
+                            .map(|i| Frame::Integer(i as i64))
+                            .collect(),
+                    ),
+                    None => found
+                        .first()
+                        .map_or(Frame::Null, |&i| Frame::Integer(i as i64)),
                 })
             }
         }
@@ -306,12 +408,22 @@ fn lpos(list: &List, element: &[u8], rank: i64, count: Option<i64>, maxlen: i64)
 impl Write {
     pub fn apply(&self, db: &mut Db, now_ms: i64) -> Result<Frame> {
         match self {
-            Write::Push { key, end, elements, only_if_exists } => {
+            Write::Push {
+                key,
+                end,
+                elements,
+                only_if_exists,
+            } => {
                 let exists = get_list(db, key, now_ms)?.is_some();
                 if *only_if_exists && !exists {
                     return Ok(Frame::Integer(0));
                 }
-                let list = db.get_or_create(key, now_ms, || Value::List(Box::default()), Value::as_list_mut)?;
+                let list = db.get_or_create(
+                    key,
+                    now_ms,
+                    || Value::List(Box::default()),
+                    Value::as_list_mut,
+                )?;
                 for e in elements {
                     push(list, *end, CompactBytes::new(e));
                 }
@@ -321,13 +433,20 @@ impl Write {
             }
             Write::Pop { key, end, count } => {
                 let Some(list) = list_mut(db, key, now_ms)? else {
-                    return Ok(if count.is_some() { Frame::NullArray } else { Frame::Null });
+                    return Ok(if count.is_some() {
+                        Frame::NullArray
+                    } else {
+                        Frame::Null
+                    });
                 };
                 let reply = match count {
                     Some(0) => return Ok(Frame::Array(Vec::new())),
                     Some(n) => {
                         let n = (*n).min(list.items.len() as u64) as usize;
-                        let popped: Vec<Frame> = (0..n).filter_map(|_| pop(list, *end)).map(|e| bulk(&e)).collect();
+                        let popped: Vec<Frame> = (0..n)
+                            .filter_map(|_| pop(list, *end))
+                            .map(|e| bulk(&e))
+                            .collect();
                         Frame::Array(popped)
                     }
                     None => pop(list, *end).map_or(Frame::Null, |e| bulk(&e)),
@@ -336,17 +455,28 @@ impl Write {
                 db.remove_if_empty(key);
                 Ok(reply)
             }
-            Write::Set { key, index, element } => {
+            Write::Set {
+                key,
+                index,
+                element,
+            } => {
                 let Some(list) = list_mut(db, key, now_ms)? else {
                     return Err(Error::NoSuchKey);
                 };
                 let at = position(index.clone()?, list.items.len());
-                let slot = at.and_then(|i| list.items.get_mut(i)).ok_or(Error::IndexOutOfRange)?;
+                let slot = at
+                    .and_then(|i| list.items.get_mut(i))
+                    .ok_or(Error::IndexOutOfRange)?;
                 *slot = CompactBytes::new(element);
                 db.touch(key);
                 Ok(Frame::OK)
             }
-            Write::Insert { key, before, pivot, element } => {
+            Write::Insert {
+                key,
+                before,
+                pivot,
+                element,
+            } => {
                 let Some(list) = list_mut(db, key, now_ms)? else {
                     return Ok(Frame::Integer(0));
                 };
@@ -359,7 +489,11 @@ impl Write {
                 db.touch(key);
                 Ok(Frame::Integer(len as i64))
             }
-            Write::Rem { key, count, element } => {
+            Write::Rem {
+                key,
+                count,
+                element,
+            } => {
                 let Some(list) = list_mut(db, key, now_ms)? else {
                     return Ok(Frame::Integer(0));
                 };
@@ -386,16 +520,27 @@ impl Write {
                 db.remove_if_empty(key);
                 Ok(Frame::OK)
             }
-            Write::Move { source, destination, from, to } => {
+            Write::Move {
+                source,
+                destination,
+                from,
+                to,
+            } => {
                 if get_list(db, source, now_ms)?.is_none_or(|l| l.items.is_empty()) {
                     return Ok(Frame::Null);
                 }
                 get_list(db, destination, now_ms)?;
-                let Some(element) = list_mut(db, source, now_ms)?.and_then(|l| pop(l, *from)) else {
+                let Some(element) = list_mut(db, source, now_ms)?.and_then(|l| pop(l, *from))
+                else {
                     return Ok(Frame::Null);
                 };
                 let reply = bulk(&element);
-                let dest = db.get_or_create(destination, now_ms, || Value::List(Box::default()), Value::as_list_mut)?;
+                let dest = db.get_or_create(
+                    destination,
+                    now_ms,
+                    || Value::List(Box::default()),
+                    Value::as_list_mut,
+                )?;
                 push(dest, *to, element);
                 db.touch(source);
                 db.remove_if_empty(source);
@@ -409,7 +554,11 @@ impl Write {
 /// `LREM`'s removal: up to `|count|` matches from the head (`count > 0`) or the tail
 /// (`count < 0`), or all of them (`0`). Returns how many went.
 fn remove_matches(list: &mut List, element: &[u8], count: i64) -> usize {
-    let limit = if count == 0 { usize::MAX } else { usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX) };
+    let limit = if count == 0 {
+        usize::MAX
+    } else {
+        usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX)
+    };
     // From the tail: the lowest position that still goes, found walking backwards.
     let mut first = 0;
     if count < 0 {
@@ -444,11 +593,19 @@ mod tests {
     use super::*;
 
     fn list(items: &[&str]) -> List {
-        List { items: items.iter().map(|s| CompactBytes::new(s.as_bytes())).collect() }
+        List {
+            items: items
+                .iter()
+                .map(|s| CompactBytes::new(s.as_bytes()))
+                .collect(),
+        }
     }
 
     fn contents(l: &List) -> Vec<String> {
-        l.items.iter().map(|e| String::from_utf8_lossy(e).into_owned()).collect()
+        l.items
+            .iter()
+            .map(|e| String::from_utf8_lossy(e).into_owned())
+            .collect()
     }
 
     #[test]
@@ -484,7 +641,10 @@ mod tests {
     }
 
     fn exec(db: &mut Db, line: &str) -> Frame {
-        let args: Vec<Bytes> = line.split_whitespace().map(|s| Bytes::from(s.to_string())).collect();
+        let args: Vec<Bytes> = line
+            .split_whitespace()
+            .map(|s| Bytes::from(s.to_string()))
+            .collect();
         let mut ctx = Ctx { now_ms: 0, seed: 0 };
         match crate::parse(&args, &mut ctx) {
             Ok(cmd) => cmd.execute(db, 0),
@@ -518,7 +678,13 @@ mod tests {
     #[test]
     fn emptied_lists_are_deleted() {
         let mut db = Db::new();
-        for cmd in ["LPOP l", "RPOP l 5", "LREM l 0 a", "LTRIM l 1 0", "RPOPLPUSH l other"] {
+        for cmd in [
+            "LPOP l",
+            "RPOP l 5",
+            "LREM l 0 a",
+            "LTRIM l 1 0",
+            "RPOPLPUSH l other",
+        ] {
             exec(&mut db, "RPUSH l a");
             exec(&mut db, cmd);
             assert!(!db.contains(b"l", 0), "{cmd}");

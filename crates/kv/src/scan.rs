@@ -26,7 +26,12 @@ impl ScanArgs {
     /// Parses the cursor at `args[at]` and the options after it. `TYPE` only for `SCAN`.
     pub fn parse(args: &[Bytes], at: usize, allow_type: bool) -> Result<ScanArgs> {
         let cursor = parse_cursor(&args[at])?;
-        let mut out = ScanArgs { cursor, pattern: None, count: 10, type_name: None };
+        let mut out = ScanArgs {
+            cursor,
+            pattern: None,
+            count: 10,
+            type_name: None,
+        };
         let mut i = at + 1;
         while i < args.len() {
             let rest = args.len() - i - 1;
@@ -53,7 +58,9 @@ impl ScanArgs {
     }
 
     pub fn matches(&self, item: &[u8]) -> bool {
-        self.pattern.as_ref().is_none_or(|p| args::glob_match(p, item, false))
+        self.pattern
+            .as_ref()
+            .is_none_or(|p| args::glob_match(p, item, false))
     }
 }
 
@@ -74,7 +81,10 @@ pub fn parse_cursor(arg: &[u8]) -> Result<u64> {
     }
     let mut v: u64 = 0;
     for &d in digits {
-        v = v.checked_mul(10).and_then(|v| v.checked_add((d - b'0') as u64)).ok_or_else(invalid)?;
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add((d - b'0') as u64))
+            .ok_or_else(invalid)?;
     }
     Ok(if negative { v.wrapping_neg() } else { v })
 }
@@ -82,14 +92,21 @@ pub fn parse_cursor(arg: &[u8]) -> Result<u64> {
 /// One step of a scan over `len` positions: the positions to visit now (descending)
 /// and the cursor to return.
 pub fn step(cursor: u64, len: usize, count: usize) -> (impl Iterator<Item = usize>, u64) {
-    let start = if cursor == 0 { len } else { (cursor as usize).min(len) };
+    let start = if cursor == 0 {
+        len
+    } else {
+        (cursor as usize).min(len)
+    };
     let end = start.saturating_sub(count);
     ((end..start).rev(), end as u64)
 }
 
 /// The reply `[cursor, [items...]]`.
 pub fn reply(cursor: u64, items: Vec<resp::Frame>) -> resp::Frame {
-    resp::Frame::Array(vec![resp::Frame::bulk(cursor.to_string()), resp::Frame::Array(items)])
+    resp::Frame::Array(vec![
+        resp::Frame::bulk(cursor.to_string()),
+        resp::Frame::Array(items),
+    ])
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ pub const MAX_RANDOM_REPLY: u64 = 1 << 24;
 const G: &str = "sorted-set";
 const RW: u32 = WRITE;
 const RO: u32 = READONLY;
+#[rustfmt::skip]
 pub const SPECS: &[Spec] = &[
     Spec::new("zadd", -4, RW | DENYOOM | FAST, KeySpec::one(), G, "Add one or more members to a sorted set, or update its score if it already exists", parse_zadd),
     Spec::new("zincrby", 4, RW | DENYOOM | FAST, KeySpec::one(), G, "Increment the score of a member in a sorted set", parse_zincrby),
@@ -241,25 +242,46 @@ pub enum Read {
     /// `ZLEXCOUNT key min max`
     LexCount(Bytes, LexRange),
     /// `ZRANK key member` / `ZREVRANK key member` (`rev`)
-    Rank { key: Bytes, member: Bytes, rev: bool },
+    Rank {
+        key: Bytes,
+        member: Bytes,
+        rev: bool,
+    },
     /// `ZRANGE key start stop [BYSCORE | BYLEX] [REV] [LIMIT offset count] [WITHSCORES]`,
     /// and `ZRANGEBYSCORE`, `ZREVRANGEBYSCORE`, `ZRANGEBYLEX`, `ZREVRANGEBYLEX`, `ZREVRANGE`.
-    Range { key: Bytes, query: RangeQuery, withscores: bool },
+    Range {
+        key: Bytes,
+        query: RangeQuery,
+        withscores: bool,
+    },
     /// `ZRANDMEMBER key [count [WITHSCORES]]`
-    RandMember { key: Bytes, count: Option<i64>, withscores: bool, seed: u64 },
+    RandMember {
+        key: Bytes,
+        count: Option<i64>,
+        withscores: bool,
+        seed: u64,
+    },
     /// `ZUNION`, `ZINTER`, `ZDIFF numkeys key [key ...] [WEIGHTS w ...] [AGGREGATE SUM|MIN|MAX]
     /// [WITHSCORES]` and `ZINTERCARD numkeys key [key ...] [LIMIT limit]`
     SetOp(SetOp),
     /// `ZSCAN key cursor [MATCH pattern] [COUNT count]`: options checked after the key,
     /// as in Redis.
-    Scan { key: Bytes, cursor: u64, opts: std::result::Result<ScanArgs, Error> },
+    Scan {
+        key: Bytes,
+        cursor: u64,
+        opts: std::result::Result<ScanArgs, Error>,
+    },
 }
 
 #[derive(Clone, Debug)]
 pub enum Write {
     /// `ZADD key [NX | XX] [GT | LT] [CH] [INCR] score member [score member ...]`, and
     /// `ZINCRBY key increment member`.
-    Add { key: Bytes, flags: AddFlags, pairs: Vec<(f64, Bytes)> },
+    Add {
+        key: Bytes,
+        flags: AddFlags,
+        pairs: Vec<(f64, Bytes)>,
+    },
     /// `ZREM key member [member ...]`
     Rem(Bytes, Vec<Bytes>),
     /// `ZREMRANGEBYRANK key start stop`, `ZREMRANGEBYSCORE key min max`,
@@ -267,11 +289,23 @@ pub enum Write {
     RemRange(Bytes, By),
     /// `ZPOPMIN key [count]` / `ZPOPMAX key [count]` (`max`). Without a count the reply
     /// is one flat `[member, score]`.
-    Pop { key: Bytes, max: bool, count: Option<u64> },
+    Pop {
+        key: Bytes,
+        max: bool,
+        count: Option<u64>,
+    },
     /// `ZMPOP numkeys key [key ...] MIN | MAX [COUNT count]`
-    MPop { keys: Vec<Bytes>, max: bool, count: u64 },
+    MPop {
+        keys: Vec<Bytes>,
+        max: bool,
+        count: u64,
+    },
     /// `ZRANGESTORE dst src min max [BYSCORE | BYLEX] [REV] [LIMIT offset count]`
-    RangeStore { dst: Bytes, src: Bytes, query: RangeQuery },
+    RangeStore {
+        dst: Bytes,
+        src: Bytes,
+        query: RangeQuery,
+    },
     /// `ZUNIONSTORE`, `ZINTERSTORE`, `ZDIFFSTORE destination numkeys key [key ...] ...`
     Store { dst: Bytes, op: SetOp },
 }
@@ -308,11 +342,19 @@ fn strtod_all(s: &[u8]) -> Option<(f64, bool)> {
     }
     let lower = body.to_ascii_lowercase();
     if lower == "inf" || lower == "infinity" || lower == "nan" {
-        let v = if lower == "nan" { f64::NAN } else { f64::INFINITY };
+        let v = if lower == "nan" {
+            f64::NAN
+        } else {
+            f64::INFINITY
+        };
         return Some((if negative { -v } else { v }, false));
     }
     // Rust's decimal grammar is C's, once the words above are handled.
-    if !body.bytes().next().is_some_and(|c| c.is_ascii_digit() || c == b'.') {
+    if !body
+        .bytes()
+        .next()
+        .is_some_and(|c| c.is_ascii_digit() || c == b'.')
+    {
         return None;
     }
     let v: f64 = text.parse().ok()?;
@@ -391,7 +433,12 @@ fn range_end(arg: &[u8]) -> Option<(f64, bool)> {
 
 fn score_range(min: &[u8], max: &[u8]) -> Result<ScoreRange> {
     match (range_end(min), range_end(max)) {
-        (Some((min, min_ex)), Some((max, max_ex))) => Ok(ScoreRange { min, min_ex, max, max_ex }),
+        (Some((min, min_ex)), Some((max, max_ex))) => Ok(ScoreRange {
+            min,
+            min_ex,
+            max,
+            max_ex,
+        }),
         _ => Err(Error::MinMaxNotFloat),
     }
 }
@@ -460,25 +507,42 @@ fn parse_zadd(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
         return Err(Error::Syntax);
     }
     if flags.nx && flags.xx {
-        return Err(Error::err("XX and NX options at the same time are not compatible"));
+        return Err(Error::err(
+            "XX and NX options at the same time are not compatible",
+        ));
     }
     if (flags.nx && (flags.gt || flags.lt)) || (flags.gt && flags.lt) {
-        return Err(Error::err("GT, LT, and/or NX options at the same time are not compatible"));
+        return Err(Error::err(
+            "GT, LT, and/or NX options at the same time are not compatible",
+        ));
     }
     if flags.incr && rest.len() > 2 {
-        return Err(Error::err("INCR option supports a single increment-element pair"));
+        return Err(Error::err(
+            "INCR option supports a single increment-element pair",
+        ));
     }
     let pairs = rest
         .chunks(2)
         .map(|p| Ok((score_arg(&p[0])?, p[1].clone())))
         .collect::<Result<Vec<_>>>()?;
-    write(Write::Add { key: args[1].clone(), flags, pairs })
+    write(Write::Add {
+        key: args[1].clone(),
+        flags,
+        pairs,
+    })
 }
 
 fn parse_zincrby(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
     let by = score_arg(&args[2])?;
-    let flags = AddFlags { incr: true, ..AddFlags::default() };
-    write(Write::Add { key: args[1].clone(), flags, pairs: vec![(by, args[3].clone())] })
+    let flags = AddFlags {
+        incr: true,
+        ..AddFlags::default()
+    };
+    write(Write::Add {
+        key: args[1].clone(),
+        flags,
+        pairs: vec![(by, args[3].clone())],
+    })
 }
 
 fn parse_zscore(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
@@ -494,16 +558,26 @@ fn parse_zcard(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
 }
 
 fn parse_zcount(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
-    read(Read::Count(args[1].clone(), score_range(&args[2], &args[3])?))
+    read(Read::Count(
+        args[1].clone(),
+        score_range(&args[2], &args[3])?,
+    ))
 }
 
 fn parse_zlexcount(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
-    read(Read::LexCount(args[1].clone(), lex_range(&args[2], &args[3])?))
+    read(Read::LexCount(
+        args[1].clone(),
+        lex_range(&args[2], &args[3])?,
+    ))
 }
 
 fn parse_zrank(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
     let rev = args::is(&args[0], "zrevrank");
-    read(Read::Rank { key: args[1].clone(), member: args[2].clone(), rev })
+    read(Read::Rank {
+        key: args[1].clone(),
+        member: args[2].clone(),
+        rev,
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -550,10 +624,14 @@ fn parse_range_args(
     let rev = rev.unwrap_or(false);
     let by = by.unwrap_or(ByKind::Rank);
     if limit.is_some() && by == ByKind::Rank {
-        return Err(Error::err("syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"));
+        return Err(Error::err(
+            "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+        ));
     }
     if withscores && by == ByKind::Lex {
-        return Err(Error::err("syntax error, WITHSCORES not supported in combination with BYLEX"));
+        return Err(Error::err(
+            "syntax error, WITHSCORES not supported in combination with BYLEX",
+        ));
     }
     let (mut min, mut max) = (&args[at + 1], &args[at + 2]);
     if rev && by != ByKind::Rank {
@@ -565,7 +643,15 @@ fn parse_range_args(
         ByKind::Lex => By::Lex(lex_range(min, max)?),
     };
     let (offset, limit) = limit.unwrap_or((0, -1));
-    Ok((RangeQuery { by, rev, offset, limit }, withscores))
+    Ok((
+        RangeQuery {
+            by,
+            rev,
+            offset,
+            limit,
+        },
+        withscores,
+    ))
 }
 
 fn parse_zrange(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
@@ -578,12 +664,20 @@ fn parse_zrange(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
         _ => (None, None),
     };
     let (query, withscores) = parse_range_args(args, 1, false, by, rev)?;
-    read(Read::Range { key: args[1].clone(), query, withscores })
+    read(Read::Range {
+        key: args[1].clone(),
+        query,
+        withscores,
+    })
 }
 
 fn parse_zrangestore(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
     let (query, _) = parse_range_args(args, 2, true, None, None)?;
-    write(Write::RangeStore { dst: args[1].clone(), src: args[2].clone(), query })
+    write(Write::RangeStore {
+        dst: args[1].clone(),
+        src: args[2].clone(),
+        query,
+    })
 }
 
 fn parse_zrem(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
@@ -607,7 +701,11 @@ fn parse_zpop(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
         Some(a) => Some(non_negative(a, "value is out of range, must be positive")?),
         None => None,
     };
-    write(Write::Pop { key: args[1].clone(), max: args::is(&args[0], "zpopmax"), count })
+    write(Write::Pop {
+        key: args[1].clone(),
+        max: args::is(&args[0], "zpopmax"),
+        count,
+    })
 }
 
 fn parse_zmpop(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
@@ -635,14 +733,23 @@ fn parse_zmpop(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
         }
     }
     let keys = args[2..where_at].to_vec();
-    write(Write::MPop { keys, max, count: count.unwrap_or(1) })
+    write(Write::MPop {
+        keys,
+        max,
+        count: count.unwrap_or(1),
+    })
 }
 
 fn parse_zrandmember(args: &[Bytes], ctx: &mut Ctx) -> Result<Cmd> {
     let key = args[1].clone();
     let seed = ctx.seed;
     let Some(count_arg) = args.get(2) else {
-        return read(Read::RandMember { key, count: None, withscores: false, seed });
+        return read(Read::RandMember {
+            key,
+            count: None,
+            withscores: false,
+            seed,
+        });
     };
     let count = args::int(count_arg)?;
     if count == i64::MIN {
@@ -660,7 +767,12 @@ fn parse_zrandmember(args: &[Bytes], ctx: &mut Ctx) -> Result<Cmd> {
     if count < 0 && count.unsigned_abs() > MAX_RANDOM_REPLY {
         return Err(Error::err("value is out of range"));
     }
-    read(Read::RandMember { key, count: Some(count), withscores, seed })
+    read(Read::RandMember {
+        key,
+        count: Some(count),
+        withscores,
+        seed,
+    })
 }
 
 /// Parses `numkeys key [key ...] options` with `numkeys` at `at`.
@@ -674,7 +786,9 @@ fn parse_setop_args(args: &[Bytes], at: usize, store: bool) -> Result<SetOp> {
     };
     let n = args::int(&args[at])?;
     if n < 1 {
-        return Err(Error::err(format!("at least 1 input key is needed for '{name}' command")));
+        return Err(Error::err(format!(
+            "at least 1 input key is needed for '{name}' command"
+        )));
     }
     let first = at + 1;
     if n > (args.len() - first) as i64 {
@@ -704,8 +818,8 @@ fn parse_setop_options(args: &[Bytes], mut j: usize, store: bool, op: &mut SetOp
         let a = &args[j];
         if weighted && remaining > n && args::is(a, "weights") {
             for i in 0..n {
-                op.weights[i] =
-                    score_value(&args[j + 1 + i]).ok_or_else(|| Error::err("weight value is not a float"))?;
+                op.weights[i] = score_value(&args[j + 1 + i])
+                    .ok_or_else(|| Error::err("weight value is not a float"))?;
             }
             j += 1 + n;
         } else if weighted && remaining >= 2 && args::is(a, "aggregate") {
@@ -739,13 +853,20 @@ fn parse_setop(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
 
 fn parse_setop_store(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
     let op = parse_setop_args(args, 2, true)?;
-    write(Write::Store { dst: args[1].clone(), op })
+    write(Write::Store {
+        dst: args[1].clone(),
+        op,
+    })
 }
 
 fn parse_zscan(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
     let cursor = scan::parse_cursor(&args[2])?;
     let opts = ScanArgs::parse(args, 2, false);
-    read(Read::Scan { key: args[1].clone(), cursor, opts })
+    read(Read::Scan {
+        key: args[1].clone(),
+        cursor,
+        opts,
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -786,10 +907,19 @@ fn score_start<'a>(z: &'a ZSet, r: &ScoreRange, rev: bool) -> Iter<'a> {
         } else {
             Bound::Excluded((Score(next_up(r.max)), no_member()))
         };
-        Box::new(z.order.range((Bound::Unbounded, upper)).rev().skip_while(move |e| !r.lte_max(e.0 .0)))
+        Box::new(
+            z.order
+                .range((Bound::Unbounded, upper))
+                .rev()
+                .skip_while(move |e| !r.lte_max(e.0 .0)),
+        )
     } else {
         let lower = Bound::Included((Score(r.min), no_member()));
-        Box::new(z.order.range((lower, Bound::Unbounded)).skip_while(move |e| !r.gte_min(e.0 .0)))
+        Box::new(
+            z.order
+                .range((lower, Bound::Unbounded))
+                .skip_while(move |e| !r.gte_min(e.0 .0)),
+        )
     }
 }
 
@@ -820,16 +950,31 @@ fn lex_start<'a>(z: &'a ZSet, r: &LexRange, rev: bool) -> Iter<'a> {
         };
         // Not empty (checked above), so the bounds are in order and `range` is safe.
         let it = z.order.range((lower, upper));
-        return if rev { Box::new(it.rev()) } else { Box::new(it) };
+        return if rev {
+            Box::new(it.rev())
+        } else {
+            Box::new(it)
+        };
     }
     let near = r.clone();
     let it: Iter<'a> = if rev {
-        Box::new(z.order.iter().rev().skip_while(move |e| !near.lte_max(&e.1)))
+        Box::new(
+            z.order
+                .iter()
+                .rev()
+                .skip_while(move |e| !near.lte_max(&e.1)),
+        )
     } else {
         Box::new(z.order.iter().skip_while(move |e| !near.gte_min(&e.1)))
     };
     let mut it = it.peekable();
-    let far_ok = it.peek().is_some_and(|e| if rev { r.gte_min(&e.1) } else { r.lte_max(&e.1) });
+    let far_ok = it.peek().is_some_and(|e| {
+        if rev {
+            r.gte_min(&e.1)
+        } else {
+            r.lte_max(&e.1)
+        }
+    });
     if far_ok {
         Box::new(it)
     } else {
@@ -856,19 +1001,35 @@ impl RangeQuery {
             return Vec::new();
         }
         let offset = self.offset as usize;
-        let limit = if self.limit < 0 { usize::MAX } else { self.limit as usize };
+        let limit = if self.limit < 0 {
+            usize::MAX
+        } else {
+            self.limit as usize
+        };
         let rev = self.rev;
         match &self.by {
             By::Score(r) => score_start(z, r, rev)
                 .skip(offset)
                 .take(limit)
-                .take_while(|e| if rev { r.gte_min(e.0 .0) } else { r.lte_max(e.0 .0) })
+                .take_while(|e| {
+                    if rev {
+                        r.gte_min(e.0 .0)
+                    } else {
+                        r.lte_max(e.0 .0)
+                    }
+                })
                 .map(item)
                 .collect(),
             By::Lex(r) => lex_start(z, r, rev)
                 .skip(offset)
                 .take(limit)
-                .take_while(|e| if rev { r.gte_min(&e.1) } else { r.lte_max(&e.1) })
+                .take_while(|e| {
+                    if rev {
+                        r.gte_min(&e.1)
+                    } else {
+                        r.lte_max(&e.1)
+                    }
+                })
                 .map(item)
                 .collect(),
             By::Rank(..) => Vec::new(),
@@ -878,7 +1039,12 @@ impl RangeQuery {
 
 /// Members selected for `ZREMRANGEBY*` (no offset, no limit, ascending).
 fn members_in(z: &ZSet, by: &By) -> Vec<CompactBytes> {
-    let q = RangeQuery { by: by.clone(), rev: false, offset: 0, limit: -1 };
+    let q = RangeQuery {
+        by: by.clone(),
+        rev: false,
+        offset: 0,
+        limit: -1,
+    };
     q.items(z).into_iter().map(|(m, _)| m.clone()).collect()
 }
 
@@ -888,7 +1054,12 @@ fn members_in(z: &ZSet, by: &By) -> Vec<CompactBytes> {
 /// Member/score pairs as a reply: Redis 7.0 sends a flat `[m1, s1, m2, s2, ...]` in
 /// RESP2 and `[[m1, s1], [m2, s2], ...]` in RESP3, which [`Frame::Pairs`] encodes.
 pub fn pairs_reply<'a>(items: impl IntoIterator<Item = (&'a [u8], f64)>) -> Frame {
-    Frame::Pairs(items.into_iter().map(|(m, s)| (Frame::bulk(m), Frame::Double(s))).collect())
+    Frame::Pairs(
+        items
+            .into_iter()
+            .map(|(m, s)| (Frame::bulk(m), Frame::Double(s)))
+            .collect(),
+    )
 }
 
 /// A list of members, with their scores if asked.
@@ -1089,32 +1260,43 @@ fn store(db: &mut Db, dst: &[u8], z: ZSet, now_ms: i64) -> Frame {
 impl Read {
     pub fn run(&self, db: &Db, now_ms: i64) -> Result<Frame> {
         match self {
-            Read::Score(key, member) => Ok(match get_zset(db, key, now_ms)?.and_then(|z| z.score(member)) {
-                Some(s) => Frame::Double(s),
-                None => Frame::Null,
-            }),
+            Read::Score(key, member) => Ok(
+                match get_zset(db, key, now_ms)?.and_then(|z| z.score(member)) {
+                    Some(s) => Frame::Double(s),
+                    None => Frame::Null,
+                },
+            ),
             Read::MScore(key, members) => {
                 let z = get_zset(db, key, now_ms)?;
                 Ok(Frame::Array(
                     members
                         .iter()
-                        .map(|m| z.and_then(|z| z.score(m)).map_or(Frame::Null, Frame::Double))
+                        .map(|m| {
+                            z.and_then(|z| z.score(m))
+                                .map_or(Frame::Null, Frame::Double)
+                        })
                         .collect(),
                 ))
             }
-            Read::Card(key) => Ok(Frame::Integer(get_zset(db, key, now_ms)?.map_or(0, |z| z.len() as i64))),
+            Read::Card(key) => Ok(Frame::Integer(
+                get_zset(db, key, now_ms)?.map_or(0, |z| z.len() as i64),
+            )),
             Read::Count(key, r) => {
                 let Some(z) = get_zset(db, key, now_ms)? else {
                     return Ok(Frame::Integer(0));
                 };
-                let n = score_start(z, r, false).take_while(|e| r.lte_max(e.0 .0)).count();
+                let n = score_start(z, r, false)
+                    .take_while(|e| r.lte_max(e.0 .0))
+                    .count();
                 Ok(Frame::Integer(n as i64))
             }
             Read::LexCount(key, r) => {
                 let Some(z) = get_zset(db, key, now_ms)? else {
                     return Ok(Frame::Integer(0));
                 };
-                let n = lex_start(z, r, false).take_while(|e| r.lte_max(&e.1)).count();
+                let n = lex_start(z, r, false)
+                    .take_while(|e| r.lte_max(&e.1))
+                    .count();
                 Ok(Frame::Integer(n as i64))
             }
             Read::Rank { key, member, rev } => {
@@ -1127,24 +1309,38 @@ impl Read {
                     None => Frame::Null,
                 })
             }
-            Read::Range { key, query, withscores } => {
+            Read::Range {
+                key,
+                query,
+                withscores,
+            } => {
                 let Some(z) = get_zset(db, key, now_ms)? else {
                     return Ok(Frame::Array(Vec::new()));
                 };
                 Ok(members_reply(&query.items(z), *withscores))
             }
-            Read::RandMember { key, count, withscores, seed } => {
+            Read::RandMember {
+                key,
+                count,
+                withscores,
+                seed,
+            } => {
                 let z = get_zset(db, key, now_ms)?;
                 match count {
-                    None => Ok(match z.and_then(|z| random_members(z, 1, *seed).first().copied()) {
-                        Some((m, _)) => Frame::bulk(&m[..]),
-                        None => Frame::Null,
-                    }),
+                    None => Ok(
+                        match z.and_then(|z| random_members(z, 1, *seed).first().copied()) {
+                            Some((m, _)) => Frame::bulk(&m[..]),
+                            None => Frame::Null,
+                        },
+                    ),
                     Some(count) => {
                         let Some(z) = z else {
                             return Ok(Frame::Array(Vec::new()));
                         };
-                        Ok(members_reply(&random_members(z, *count, *seed), *withscores))
+                        Ok(members_reply(
+                            &random_members(z, *count, *seed),
+                            *withscores,
+                        ))
                     }
                 }
             }
@@ -1203,7 +1399,9 @@ pub fn random_members(z: &ZSet, count: i64, seed: u64) -> Vec<Item<'_>> {
     let mut rng = Rng::new(seed);
     if count < 0 || count == 1 {
         let n = count.unsigned_abs();
-        return (0..n).filter_map(|_| at(rng.below(size as u64) as usize)).collect();
+        return (0..n)
+            .filter_map(|_| at(rng.below(size as u64) as usize))
+            .collect();
     }
     let count = count as u64;
     if count >= size as u64 {
@@ -1296,16 +1494,29 @@ impl Write {
             Write::Add { key, flags, pairs } => {
                 let exists = get_zset(db, key, now_ms)?.is_some();
                 if !exists && flags.xx {
-                    return Ok(if flags.incr { Frame::Null } else { Frame::Integer(0) });
+                    return Ok(if flags.incr {
+                        Frame::Null
+                    } else {
+                        Frame::Integer(0)
+                    });
                 }
-                let z = db.get_or_create(key, now_ms, || Value::ZSet(Box::default()), Value::as_zset_mut)?;
+                let z = db.get_or_create(
+                    key,
+                    now_ms,
+                    || Value::ZSet(Box::default()),
+                    Value::as_zset_mut,
+                )?;
                 let (mut added, mut updated, mut processed) = (0i64, 0i64, 0i64);
                 let mut last = 0.0;
                 let mut failure = None;
                 for (score, member) in pairs {
                     match zadd_one(z, *score, member, *flags) {
-                        Ok(AddOutcome::Added(s)) => (added, processed, last) = (added + 1, processed + 1, s),
-                        Ok(AddOutcome::Updated(s)) => (updated, processed, last) = (updated + 1, processed + 1, s),
+                        Ok(AddOutcome::Added(s)) => {
+                            (added, processed, last) = (added + 1, processed + 1, s)
+                        }
+                        Ok(AddOutcome::Updated(s)) => {
+                            (updated, processed, last) = (updated + 1, processed + 1, s)
+                        }
                         Ok(AddOutcome::Same(s)) => (processed, last) = (processed + 1, s),
                         Ok(AddOutcome::Nop) => {}
                         Err(e) => {
@@ -1392,7 +1603,10 @@ impl Write {
                         .iter()
                         .map(|(m, s)| Frame::Array(vec![Frame::bulk(&m[..]), Frame::Double(*s)]))
                         .collect();
-                    return Ok(Frame::Array(vec![Frame::bulk(&key[..]), Frame::Array(pairs)]));
+                    return Ok(Frame::Array(vec![
+                        Frame::bulk(&key[..]),
+                        Frame::Array(pairs),
+                    ]));
                 }
                 Ok(Frame::NullArray)
             }
@@ -1423,11 +1637,17 @@ mod tests {
     }
 
     fn names(items: &[Item<'_>]) -> Vec<String> {
-        items.iter().map(|(m, _)| String::from_utf8_lossy(m).into_owned()).collect()
+        items
+            .iter()
+            .map(|(m, _)| String::from_utf8_lossy(m).into_owned())
+            .collect()
     }
 
     fn cmd(db: &mut Db, line: &str, seed: u64) -> Frame {
-        let args: Vec<Bytes> = line.split_whitespace().map(|s| Bytes::from(s.to_string())).collect();
+        let args: Vec<Bytes> = line
+            .split_whitespace()
+            .map(|s| Bytes::from(s.to_string()))
+            .collect();
         let mut ctx = Ctx { now_ms: 0, seed };
         match crate::command::parse(&args, &mut ctx) {
             Ok(c) => c.execute(db, 0),
@@ -1448,10 +1668,15 @@ mod tests {
                 assert_eq!(distinct.len(), a.len(), "distinct picks for count {count}");
             }
         }
-        let seeds: HashSet<Vec<String>> = (0..10).map(|s| names(&random_members(&z, 5, s))).collect();
+        let seeds: HashSet<Vec<String>> =
+            (0..10).map(|s| names(&random_members(&z, 5, s))).collect();
         assert!(seeds.len() > 1, "the seed changes the picks");
         let all = names(&random_members(&z, 100, 1));
-        assert_eq!(all.first().map(String::as_str), Some("m49"), "whole set, highest first");
+        assert_eq!(
+            all.first().map(String::as_str),
+            Some("m49"),
+            "whole set, highest first"
+        );
         assert_eq!(all.len(), 50);
         assert!(random_members(&z, 0, 1).is_empty());
     }
@@ -1462,7 +1687,9 @@ mod tests {
         cmd(&mut db, "ZADD z 1 a 2 b 3 c 4 d 5 e 6 f", 0);
         let a = cmd(&mut db, "ZRANDMEMBER z -8 WITHSCORES", 3);
         assert_eq!(a, cmd(&mut db, "ZRANDMEMBER z -8 WITHSCORES", 3));
-        let Frame::Pairs(items) = a else { panic!("pairs") };
+        let Frame::Pairs(items) = a else {
+            panic!("pairs")
+        };
         assert_eq!(items.len(), 8);
         assert!(matches!(cmd(&mut db, "ZRANDMEMBER z", 9), Frame::Bulk(_)));
         assert_eq!(cmd(&mut db, "ZRANDMEMBER nokey", 9), Frame::Null);
@@ -1472,8 +1699,14 @@ mod tests {
     fn pairs_encode_flat_in_resp2_and_nested_in_resp3() {
         use resp::frame::Protocol;
         let f = pairs_reply([(&b"a"[..], 0.1), (&b"b"[..], 2.0)]);
-        assert_eq!(&f.to_bytes(Protocol::Resp2)[..], b"*4\r\n$1\r\na\r\n$19\r\n0.10000000000000001\r\n$1\r\nb\r\n$1\r\n2\r\n");
-        assert_eq!(&f.to_bytes(Protocol::Resp3)[..], b"*2\r\n*2\r\n$1\r\na\r\n,0.10000000000000001\r\n*2\r\n$1\r\nb\r\n,2\r\n");
+        assert_eq!(
+            &f.to_bytes(Protocol::Resp2)[..],
+            b"*4\r\n$1\r\na\r\n$19\r\n0.10000000000000001\r\n$1\r\nb\r\n$1\r\n2\r\n"
+        );
+        assert_eq!(
+            &f.to_bytes(Protocol::Resp3)[..],
+            b"*2\r\n*2\r\n$1\r\na\r\n,0.10000000000000001\r\n*2\r\n$1\r\nb\r\n,2\r\n"
+        );
     }
 
     #[test]
@@ -1489,16 +1722,35 @@ mod tests {
         assert_eq!(cmd(&mut db, "ZREVRANK z a", 0), Frame::Integer(3));
         assert_eq!(cmd(&mut db, "ZRANK z b2", 0), Frame::Integer(2));
         assert_eq!(cmd(&mut db, "ZRANK z nope", 0), Frame::Null);
-        let q = RangeQuery { by: By::Rank(-2, -1), rev: true, offset: 0, limit: -1 };
+        let q = RangeQuery {
+            by: By::Rank(-2, -1),
+            rev: true,
+            offset: 0,
+            limit: -1,
+        };
         assert_eq!(names(&q.items(&z)), ["b", "a"]);
     }
 
     #[test]
     fn score_and_lex_ranges() {
-        let z = zset(&[("a", 1.0), ("b", 2.0), ("c", 2.0), ("d", 3.0), ("e", f64::INFINITY)]);
+        let z = zset(&[
+            ("a", 1.0),
+            ("b", 2.0),
+            ("c", 2.0),
+            ("d", 3.0),
+            ("e", f64::INFINITY),
+        ]);
         let r = score_range(b"(1", b"3").unwrap();
-        let q = |by: By, rev: bool, offset: i64, limit: i64| RangeQuery { by, rev, offset, limit };
-        assert_eq!(names(&q(By::Score(r), false, 0, -1).items(&z)), ["b", "c", "d"]);
+        let q = |by: By, rev: bool, offset: i64, limit: i64| RangeQuery {
+            by,
+            rev,
+            offset,
+            limit,
+        };
+        assert_eq!(
+            names(&q(By::Score(r), false, 0, -1).items(&z)),
+            ["b", "c", "d"]
+        );
         assert_eq!(names(&q(By::Score(r), true, 1, 1).items(&z)), ["c"]);
         let all = score_range(b"-inf", b"+inf").unwrap();
         assert_eq!(names(&q(By::Score(all), true, 0, 2).items(&z)), ["e", "d"]);
@@ -1506,10 +1758,16 @@ mod tests {
         assert!(q(By::Score(open), false, 0, -1).items(&z).is_empty());
         let same = zset(&[("a", 0.0), ("b", 0.0), ("c", 0.0), ("d", 0.0)]);
         let lr = lex_range(&Bytes::from("(a"), &Bytes::from("[c")).unwrap();
-        assert_eq!(names(&q(By::Lex(lr.clone()), false, 0, -1).items(&same)), ["b", "c"]);
+        assert_eq!(
+            names(&q(By::Lex(lr.clone()), false, 0, -1).items(&same)),
+            ["b", "c"]
+        );
         assert_eq!(names(&q(By::Lex(lr), true, 0, -1).items(&same)), ["c", "b"]);
         let all = lex_range(&Bytes::from("-"), &Bytes::from("+")).unwrap();
-        assert_eq!(names(&q(By::Lex(all), false, 1, 2).items(&same)), ["b", "c"]);
+        assert_eq!(
+            names(&q(By::Lex(all), false, 1, 2).items(&same)),
+            ["b", "c"]
+        );
         assert!(lex_range(&Bytes::from("a"), &Bytes::from("+")).is_err());
         let empty = lex_range(&Bytes::from("+"), &Bytes::from("-")).unwrap();
         assert!(q(By::Lex(empty), false, 0, -1).items(&same).is_empty());
@@ -1532,7 +1790,10 @@ mod tests {
         assert_eq!(range_end(b" 1"), Some((1.0, false)));
         assert_eq!(range_end(b"1 "), None);
         assert_eq!(range_end(b"(1e400"), Some((f64::INFINITY, true)));
-        assert_eq!(listpack_score_text(123456789012345678.0), "123456789012345680");
+        assert_eq!(
+            listpack_score_text(123456789012345678.0),
+            "123456789012345680"
+        );
         assert_eq!(listpack_score_text(1e20), "1e+20");
         assert_eq!(listpack_score_text(0.1), "0.10000000000000001");
         assert_eq!(listpack_score_text(-0.0), "0");
@@ -1545,7 +1806,10 @@ mod tests {
         let reply = cmd(&mut db, "ZSCAN small 5 COUNT 1", 0);
         let want = scan::reply(
             0,
-            ["a", "1", "c", "1.5", "b", "2"].iter().map(|s| Frame::bulk(s.as_bytes())).collect(),
+            ["a", "1", "c", "1.5", "b", "2"]
+                .iter()
+                .map(|s| Frame::bulk(s.as_bytes()))
+                .collect(),
         );
         assert_eq!(reply, want);
         let args: String = (0..300).map(|i| format!(" {i}.5 m{i}")).collect();
@@ -1553,12 +1817,17 @@ mod tests {
         let mut cursor = 0u64;
         let mut seen = HashSet::new();
         loop {
-            let Frame::Array(parts) = cmd(&mut db, &format!("ZSCAN big {cursor} COUNT 7"), 0) else {
+            let Frame::Array(parts) = cmd(&mut db, &format!("ZSCAN big {cursor} COUNT 7"), 0)
+            else {
                 panic!("array")
             };
-            let [Frame::Bulk(c), Frame::Array(items)] = &parts[..] else { panic!("shape") };
+            let [Frame::Bulk(c), Frame::Array(items)] = &parts[..] else {
+                panic!("shape")
+            };
             for pair in items.chunks(2) {
-                let [Frame::Bulk(m), Frame::Bulk(s)] = pair else { panic!("pair") };
+                let [Frame::Bulk(m), Frame::Bulk(s)] = pair else {
+                    panic!("pair")
+                };
                 let i: usize = std::str::from_utf8(&m[1..]).unwrap().parse().unwrap();
                 assert_eq!(&s[..], format!("{i}.5").as_bytes());
                 seen.insert(i);
@@ -1570,8 +1839,14 @@ mod tests {
         }
         assert_eq!(seen.len(), 300);
         // Options are checked after the key, as in Redis.
-        assert_eq!(cmd(&mut db, "ZSCAN nokey 0 COUNT 0", 0), scan::reply(0, Vec::new()));
-        assert_eq!(cmd(&mut db, "ZSCAN small 0 COUNT 0", 0), Error::Syntax.to_frame());
+        assert_eq!(
+            cmd(&mut db, "ZSCAN nokey 0 COUNT 0", 0),
+            scan::reply(0, Vec::new())
+        );
+        assert_eq!(
+            cmd(&mut db, "ZSCAN small 0 COUNT 0", 0),
+            Error::Syntax.to_frame()
+        );
     }
 
     #[test]
@@ -1586,10 +1861,19 @@ mod tests {
         assert_eq!(cmd(&mut db, "ZUNION 2 z s WEIGHTS 1 2 WITHSCORES", 0), want);
         assert_eq!(cmd(&mut db, "ZINTERSTORE out 2 s z", 0), Frame::Integer(1));
         assert_eq!(cmd(&mut db, "ZSCORE out a", 0), Frame::Double(6.0));
-        assert_eq!(cmd(&mut db, "ZDIFF 2 s z", 0), Frame::Array(vec![Frame::bulk("x")]));
+        assert_eq!(
+            cmd(&mut db, "ZDIFF 2 s z", 0),
+            Frame::Array(vec![Frame::bulk("x")])
+        );
         db.insert(b"str", Value::str(b"v"), 0);
-        assert_eq!(cmd(&mut db, "ZUNION 2 z str WEIGHTS x y", 0), Error::WrongType.to_frame());
-        assert_eq!(cmd(&mut db, "ZUNION 2 z s WEIGHTS x y", 0), Error::err("weight value is not a float").to_frame());
+        assert_eq!(
+            cmd(&mut db, "ZUNION 2 z str WEIGHTS x y", 0),
+            Error::WrongType.to_frame()
+        );
+        assert_eq!(
+            cmd(&mut db, "ZUNION 2 z s WEIGHTS x y", 0),
+            Error::err("weight value is not a float").to_frame()
+        );
     }
 
     #[test]
@@ -1605,6 +1889,9 @@ mod tests {
         cmd(&mut db, "ZINCRBY z 1 a", 0);
         assert!(db.watch_is_dirty(&w, 0));
         cmd(&mut db, "ZPOPMIN z", 0);
-        assert!(db.get(b"z", 0).is_none(), "an emptied sorted set is deleted");
+        assert!(
+            db.get(b"z", 0).is_none(),
+            "an emptied sorted set is deleted"
+        );
     }
 }

@@ -50,7 +50,10 @@ fn run_script(name: &str) {
             i += 1;
         }
         let args = resp::request::split_inline(command.as_bytes()).expect("balanced quotes");
-        let mut ctx = Ctx { now_ms: now, seed: 42 };
+        let mut ctx = Ctx {
+            now_ms: now,
+            seed: 42,
+        };
         let reply = match kv::parse(&args, &mut ctx) {
             Ok(cmd) => cmd.execute(&mut db, now),
             Err(e) => e.to_frame(),
@@ -59,11 +62,18 @@ fn run_script(name: &str) {
         let got = render(&reply);
         let want = expected.join("\n");
         if got != want {
-            failures.push(format!("{path}: > {command}\n--- want\n{want}\n--- got\n{got}\n"));
+            failures.push(format!(
+                "{path}: > {command}\n--- want\n{want}\n--- got\n{got}\n"
+            ));
         }
     }
     assert!(commands > 0, "{path} has no commands");
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 macro_rules! scripts {

@@ -60,7 +60,10 @@ fn render_into(frame: &Frame, prefix: &str, out: &mut String) {
         }
         Frame::Boolean(b) => out.push_str(&format!("(integer) {}\n", *b as i64)),
         Frame::Map(pairs) | Frame::Pairs(pairs) => {
-            let flat: Vec<Frame> = pairs.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect();
+            let flat: Vec<Frame> = pairs
+                .iter()
+                .flat_map(|(k, v)| [k.clone(), v.clone()])
+                .collect();
             render_into(&Frame::Array(flat), prefix, out)
         }
         Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => {
@@ -81,4 +84,3 @@ fn render_into(frame: &Frame, prefix: &str, out: &mut String) {
         Frame::Raw(b) => out.push_str(&String::from_utf8_lossy(b)),
     }
 }
-

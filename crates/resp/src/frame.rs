@@ -218,16 +218,25 @@ mod tests {
         assert_eq!(enc(&map, Protocol::Resp3), "%1\r\n$1\r\na\r\n:1\r\n");
         let pairs = Frame::Pairs(vec![(Frame::bulk("a"), Frame::Integer(1))]);
         assert_eq!(enc(&pairs, Protocol::Resp2), "*2\r\n$1\r\na\r\n:1\r\n");
-        assert_eq!(enc(&pairs, Protocol::Resp3), "*1\r\n*2\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(
+            enc(&pairs, Protocol::Resp3),
+            "*1\r\n*2\r\n$1\r\na\r\n:1\r\n"
+        );
         assert_eq!(enc(&Frame::Null, Protocol::Resp2), "$-1\r\n");
         assert_eq!(enc(&Frame::NullArray, Protocol::Resp2), "*-1\r\n");
         assert_eq!(enc(&Frame::NullArray, Protocol::Resp3), "_\r\n");
         assert_eq!(enc(&Frame::Double(1.5), Protocol::Resp2), "$3\r\n1.5\r\n");
         assert_eq!(enc(&Frame::Double(1.5), Protocol::Resp3), ",1.5\r\n");
         assert_eq!(enc(&Frame::Set(vec![]), Protocol::Resp3), "~0\r\n");
-        assert_eq!(enc(&Frame::Integer(i64::MIN), Protocol::Resp2), ":-9223372036854775808\r\n");
         assert_eq!(
-            enc(&Frame::Verbatim("txt", Bytes::from_static(b"hi")), Protocol::Resp3),
+            enc(&Frame::Integer(i64::MIN), Protocol::Resp2),
+            ":-9223372036854775808\r\n"
+        );
+        assert_eq!(
+            enc(
+                &Frame::Verbatim("txt", Bytes::from_static(b"hi")),
+                Protocol::Resp3
+            ),
             "=6\r\ntxt:hi\r\n"
         );
     }

@@ -26,8 +26,17 @@ impl ClientInfo {
     pub fn line(&self) -> String {
         let age = self.created.elapsed().as_secs();
         let idle = age.saturating_sub(self.last_ms.load(Ordering::Relaxed) / 1000);
-        let name = self.name.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_default();
-        let cmd = self.last_cmd.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let name = self
+            .name
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default();
+        let cmd = self
+            .last_cmd
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let multi = self.multi.load(Ordering::Relaxed);
         format!(
             "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",

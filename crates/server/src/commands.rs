@@ -53,6 +53,7 @@ impl ServerSpec {
 
 const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 
+#[rustfmt::skip]
 pub const SPECS: &[ServerSpec] = &[
     ServerSpec { name: "hello", arity: -1, flags: &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], group: "connection", summary: "Handshake with Redis", cmd: ServerCmd::Hello, keys: NO_KEYS },
     ServerSpec { name: "select", arity: 2, flags: &["loading", "stale", "fast"], group: "connection", summary: "Change the selected database for the current connection", cmd: ServerCmd::Select, keys: NO_KEYS },
@@ -73,11 +74,17 @@ pub const SPECS: &[ServerSpec] = &[
 
 /// Finds a connection-level command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static ServerSpec> {
-    SPECS.iter().find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+    SPECS
+        .iter()
+        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
 fn subcommand_arity(cmd: &str, sub: &[u8]) -> Frame {
-    kv::Error::Arity(format!("{cmd}|{}", String::from_utf8_lossy(sub).to_ascii_lowercase())).to_frame()
+    kv::Error::Arity(format!(
+        "{cmd}|{}",
+        String::from_utf8_lossy(sub).to_ascii_lowercase()
+    ))
+    .to_frame()
 }
 
 fn unknown_subcommand(cmd: &str, sub: &[u8]) -> Frame {
@@ -103,7 +110,9 @@ pub fn run(session: &mut Session, cmd: ServerCmd, args: &[Bytes]) -> Frame {
         }
         ServerCmd::Config => config(session, args),
         ServerCmd::Time => {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
             Frame::Array(vec![
                 Frame::bulk(now.as_secs().to_string()),
                 Frame::bulk(now.subsec_micros().to_string()),
@@ -123,14 +132,18 @@ pub fn run(session: &mut Session, cmd: ServerCmd, args: &[Bytes]) -> Frame {
         | ServerCmd::Exec
         | ServerCmd::Discard
         | ServerCmd::Watch
-        | ServerCmd::Unwatch => Frame::error("ERR internal: session command reached the server table"),
+        | ServerCmd::Unwatch => {
+            Frame::error("ERR internal: session command reached the server table")
+        }
     }
 }
 
 /// Validates and sets a client name (`CLIENT SETNAME`, `HELLO ... SETNAME`).
 pub fn set_client_name(session: &mut Session, name: &[u8]) -> Result<(), Frame> {
     if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
-        return Err(Frame::error("ERR Client names cannot contain spaces, newlines or special characters."));
+        return Err(Frame::error(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
     }
     let name = (!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned());
     *session.info.name.lock().unwrap_or_else(|p| p.into_inner()) = name;
@@ -148,17 +161,28 @@ fn client(session: &mut Session, args: &[Bytes]) -> Frame {
             Err(e) => e,
         },
         "getname" if argc == 2 => {
-            match session.info.name.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            match session
+                .info
+                .name
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
                 Some(n) => Frame::bulk(n),
                 None => Frame::Null,
             }
         }
-        "info" if argc == 2 => Frame::Verbatim("txt", Bytes::from(format!("{}\n", session.info.line()))),
+        "info" if argc == 2 => {
+            Frame::Verbatim("txt", Bytes::from(format!("{}\n", session.info.line())))
+        }
         "list" => {
             if argc == 4 && args::is(&args[2], "type") {
                 let t = String::from_utf8_lossy(&args[3]).to_ascii_lowercase();
                 if !["normal", "master", "replica", "pubsub"].contains(&t.as_str()) {
-                    return Frame::error(format!("ERR Unknown client type '{}'", String::from_utf8_lossy(&args[3])));
+                    return Frame::error(format!(
+                        "ERR Unknown client type '{}'",
+                        String::from_utf8_lossy(&args[3])
+                    ));
                 }
                 if t != "normal" {
                     return Frame::Verbatim("txt", Bytes::new());
@@ -214,13 +238,22 @@ fn category(group: &str) -> &'static str {
 }
 
 fn bulk_pairs(pairs: Vec<(&str, Frame)>) -> Frame {
-    Frame::Map(pairs.into_iter().map(|(k, v)| (Frame::bulk(k), v)).collect())
+    Frame::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Frame::bulk(k), v))
+            .collect(),
+    )
 }
 
 /// Redis 7 key specifications derived from a command's key positions. The flags are
 /// coarse (`RO access` for reads, `RW update` for writes); positions are exact.
 fn key_specs(spec: &kv::Spec) -> Frame {
-    let flags = if spec.is_write() { ["RW", "update"] } else { ["RO", "access"] };
+    let flags = if spec.is_write() {
+        ["RW", "update"]
+    } else {
+        ["RO", "access"]
+    };
     let flags = Frame::Set(flags.iter().map(|f| Frame::Status(f.to_string())).collect());
     let index = |i: i64| {
         bulk_pairs(vec![
@@ -231,7 +264,11 @@ fn key_specs(spec: &kv::Spec) -> Frame {
     let mut out = Vec::new();
     let ks = spec.keys;
     if ks.first > 0 {
-        let lastkey = if ks.last < 0 { ks.last as i64 } else { (ks.last - ks.first) as i64 };
+        let lastkey = if ks.last < 0 {
+            ks.last as i64
+        } else {
+            (ks.last - ks.first) as i64
+        };
         out.push(bulk_pairs(vec![
             ("flags", flags.clone()),
             ("begin_search", index(ks.first as i64)),
@@ -276,14 +313,25 @@ fn key_specs(spec: &kv::Spec) -> Frame {
 
 /// The `COMMAND INFO` entry of one command.
 fn command_entry(name: &str) -> Option<Frame> {
-    let flag_set = |flags: Vec<&str>| Frame::Set(flags.into_iter().map(|f| Frame::Status(f.to_string())).collect());
+    let flag_set = |flags: Vec<&str>| {
+        Frame::Set(
+            flags
+                .into_iter()
+                .map(|f| Frame::Status(f.to_string()))
+                .collect(),
+        )
+    };
     if let Some(s) = kv::command::lookup(name.as_bytes()) {
         let mut flags = s.flag_names();
         if s.keys.numkeys_at.is_some() {
             flags.push("movablekeys");
         }
         let rw = if s.is_write() { "@write" } else { "@read" };
-        let speed = if s.flags & kv::command::FAST != 0 { "@fast" } else { "@slow" };
+        let speed = if s.flags & kv::command::FAST != 0 {
+            "@fast"
+        } else {
+            "@slow"
+        };
         let cats = [rw, category(s.group), speed];
         let (first, last, step) = match (s.keys.first, s.keys.numkeys_at) {
             (0, Some(at)) => (at as i64 + 1, at as i64 + 1, 1),
@@ -334,14 +382,20 @@ fn command(args: &[Bytes]) -> Frame {
         "list" => {
             let pattern = match args.len() {
                 2 => None,
-                5 if args::is(&args[2], "filterby") && args::is(&args[3], "pattern") => Some(args[4].clone()),
+                5 if args::is(&args[2], "filterby") && args::is(&args[3], "pattern") => {
+                    Some(args[4].clone())
+                }
                 5 if args::is(&args[2], "filterby") => return Frame::error("ERR syntax error"),
                 _ => return Frame::error("ERR syntax error"),
             };
             Frame::Array(
                 all_names()
                     .into_iter()
-                    .filter(|n| pattern.as_ref().is_none_or(|p| args::glob_match(p, n.as_bytes(), true)))
+                    .filter(|n| {
+                        pattern
+                            .as_ref()
+                            .is_none_or(|p| args::glob_match(p, n.as_bytes(), true))
+                    })
                     .map(Frame::bulk)
                     .collect(),
             )
@@ -350,15 +404,26 @@ fn command(args: &[Bytes]) -> Frame {
             let names: Vec<String> = if args.len() == 2 {
                 all_names().into_iter().map(String::from).collect()
             } else {
-                args[2..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect()
+                args[2..]
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+                    .collect()
             };
-            Frame::Array(names.iter().map(|n| command_entry(n).unwrap_or(Frame::NullArray)).collect())
+            Frame::Array(
+                names
+                    .iter()
+                    .map(|n| command_entry(n).unwrap_or(Frame::NullArray))
+                    .collect(),
+            )
         }
         "docs" => {
             let names: Vec<String> = if args.len() == 2 {
                 all_names().into_iter().map(String::from).collect()
             } else {
-                args[2..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect()
+                args[2..]
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+                    .collect()
             };
             let mut pairs = Vec::new();
             for n in names {
@@ -394,7 +459,11 @@ fn command(args: &[Bytes]) -> Frame {
             if keys.is_empty() {
                 return Frame::error("ERR The command has no key arguments");
             }
-            Frame::Array(keys.into_iter().map(|i| Frame::Bulk(cmd_args[i].clone())).collect())
+            Frame::Array(
+                keys.into_iter()
+                    .map(|i| Frame::Bulk(cmd_args[i].clone()))
+                    .collect(),
+            )
         }
         "count" | "getkeys" => subcommand_arity("command", sub),
         _ => unknown_subcommand("command", sub),
@@ -444,13 +513,16 @@ fn config(session: &mut Session, args: &[Bytes]) -> Frame {
             let params = config_params(session);
             let mut out = Vec::new();
             for (name, value) in &params {
-                if args[2..].iter().any(|p| args::glob_match(p, name.as_bytes(), true)) {
+                if args[2..]
+                    .iter()
+                    .any(|p| args::glob_match(p, name.as_bytes(), true))
+                {
                     out.push((Frame::bulk(name), Frame::bulk(value)));
                 }
             }
             Frame::Map(out)
         }
-        "set" if args.len() >= 4 && args.len() % 2 == 0 => Frame::error(format!(
+        "set" if args.len() >= 4 && args.len().is_multiple_of(2) => Frame::error(format!(
             "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
             String::from_utf8_lossy(&args[2])
         )),

@@ -32,7 +32,11 @@ pub enum LogFormat {
 /// Command-line flags. Every flag can also be set with a `REDRAFT_*` environment variable
 /// or in the TOML file given with `--config` (same names, with `_` for `-`).
 #[derive(Parser, Debug, Default, Clone)]
-#[command(name = "redraft", version, about = "A Redis-compatible key-value store whose writes go through Raft.")]
+#[command(
+    name = "redraft",
+    version,
+    about = "A Redis-compatible key-value store whose writes go through Raft."
+)]
 pub struct Cli {
     /// Address to listen on for RESP clients [default: 127.0.0.1]
     #[arg(long, env = "REDRAFT_BIND")]
@@ -96,7 +100,8 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
-                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
+                toml::from_str(&text)
+                    .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
             }
             None => Config::default(),
         };
@@ -131,7 +136,10 @@ impl Config {
             return Err(Error::Config("maxclients must be at least 1".into()));
         }
         if !(1..=500).contains(&self.hz) {
-            return Err(Error::Config(format!("hz must be between 1 and 500, got {}", self.hz)));
+            return Err(Error::Config(format!(
+                "hz must be between 1 and 500, got {}",
+                self.hz
+            )));
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::Config("data-dir must not be empty".into()));
@@ -159,7 +167,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("redraft.toml");
         std::fs::write(&file, "port = 7000\nbind = \"127.0.0.2\"\nhz = 20\n").unwrap();
-        let cli = Cli { config: Some(file.clone()), port: Some(7001), ..Cli::default() };
+        let cli = Cli {
+            config: Some(file.clone()),
+            port: Some(7001),
+            ..Cli::default()
+        };
         let c = Config::load(&cli).unwrap();
         assert_eq!(c.port, 7001);
         assert_eq!(c.bind, "127.0.0.2");
@@ -171,7 +183,10 @@ mod tests {
 
     #[test]
     fn validation() {
-        let c = Config { hz: 0, ..Config::default() };
+        let c = Config {
+            hz: 0,
+            ..Config::default()
+        };
         assert!(c.validate().is_err());
         assert!(Config::default().validate().is_ok());
     }

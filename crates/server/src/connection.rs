@@ -22,7 +22,11 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Most bytes reserved ahead for one large argument.
 const MAX_RESERVE: usize = 16 * 1024 * 1024;
 
-pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    mut stream: TcpStream,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let (Ok(addr), Ok(laddr)) = (stream.peer_addr(), stream.local_addr()) else {
         return;

@@ -7,11 +7,24 @@ use bytes::Bytes;
 
 use crate::session::Session;
 
-const DEFAULT: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace"];
+const DEFAULT: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "cluster",
+    "keyspace",
+];
 
 /// Renders the sections named in `args` (none means the default set).
 pub fn render(session: &Session, args: &[Bytes]) -> String {
-    let mut wanted: Vec<String> = args.iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
+    let mut wanted: Vec<String> = args
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
     if wanted.is_empty() || wanted.iter().any(|w| w == "default") {
         wanted.extend(DEFAULT.iter().map(|s| s.to_string()));
     }
@@ -48,7 +61,11 @@ fn human(bytes: u64) -> String {
 pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4096)
 }
 
@@ -71,12 +88,20 @@ fn section_text(session: &Session, section: &str, out: &mut String) {
             line(out, "multiplexing_api", "epoll");
             line(out, "process_id", std::process::id());
             line(out, "tcp_port", shared.local_port);
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
             line(out, "server_time_usec", now.as_micros());
             line(out, "uptime_in_seconds", uptime);
             line(out, "uptime_in_days", uptime / 86400);
             line(out, "hz", shared.config.hz);
-            line(out, "executable", std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default());
+            line(
+                out,
+                "executable",
+                std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            );
         }
         "clients" => {
             out.push_str("# Clients\r\n");
@@ -107,9 +132,21 @@ fn section_text(session: &Session, section: &str, out: &mut String) {
         "stats" => {
             out.push_str("# Stats\r\n");
             let expired = shared.store.db().stats.expired_keys;
-            line(out, "total_connections_received", stats.connections.load(Ordering::Relaxed));
-            line(out, "total_commands_processed", stats.commands.load(Ordering::Relaxed));
-            line(out, "rejected_connections", stats.rejected_connections.load(Ordering::Relaxed));
+            line(
+                out,
+                "total_connections_received",
+                stats.connections.load(Ordering::Relaxed),
+            );
+            line(
+                out,
+                "total_commands_processed",
+                stats.commands.load(Ordering::Relaxed),
+            );
+            line(
+                out,
+                "rejected_connections",
+                stats.rejected_connections.load(Ordering::Relaxed),
+            );
             line(out, "expired_keys", expired);
             line(out, "evicted_keys", 0);
         }
@@ -129,7 +166,12 @@ fn section_text(session: &Session, section: &str, out: &mut String) {
             out.push_str("# Keyspace\r\n");
             let db = shared.store.db();
             if !db.is_empty() {
-                let _ = write!(out, "db0:keys={},expires={},avg_ttl=0\r\n", db.len(), db.volatile_len());
+                let _ = write!(
+                    out,
+                    "db0:keys={},expires={},avg_ttl=0\r\n",
+                    db.len(),
+                    db.volatile_len()
+                );
             }
         }
         _ => {}

@@ -100,7 +100,10 @@ pub async fn run(
             _ = &mut shutdown => break,
         }
     }
-    info!(open = connections.len(), "shutting down: draining connections");
+    info!(
+        open = connections.len(),
+        "shutting down: draining connections"
+    );
     drop(listener);
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
@@ -108,7 +111,10 @@ pub async fn run(
     })
     .await;
     if drained.is_err() {
-        warn!(open = connections.len(), "connections still open after the drain timeout; closing them");
+        warn!(
+            open = connections.len(),
+            "connections still open after the drain timeout; closing them"
+        );
         connections.shutdown().await;
     }
     let _ = expiry.await;

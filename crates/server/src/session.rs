@@ -78,7 +78,11 @@ impl Session {
     pub fn begin_batch(&mut self) {
         self.now_ms = self.shared.store.clock.now_ms();
         if self.handled > 0 {
-            self.shared.store.stats.commands.fetch_add(self.handled, Ordering::Relaxed);
+            self.shared
+                .store
+                .stats
+                .commands
+                .fetch_add(self.handled, Ordering::Relaxed);
             self.handled = 0;
             let ms = self.info.created.elapsed().as_millis() as u64;
             self.info.last_ms.store(ms, Ordering::Relaxed);
@@ -87,7 +91,10 @@ impl Session {
 
     /// What the next command is parsed with: the batch's time and a fresh seed.
     fn ctx(&mut self) -> kv::Ctx {
-        kv::Ctx { now_ms: self.now_ms, seed: self.rng.next_u64() }
+        kv::Ctx {
+            now_ms: self.now_ms,
+            seed: self.rng.next_u64(),
+        }
     }
 
     /// Handles one request. An empty request gets no reply (`None`).
@@ -100,7 +107,14 @@ impl Session {
         if self.multi.is_some() {
             let passes = matches!(
                 server_cmd.map(|s| s.cmd),
-                Some(ServerCmd::Exec | ServerCmd::Discard | ServerCmd::Multi | ServerCmd::Watch | ServerCmd::Quit | ServerCmd::Reset)
+                Some(
+                    ServerCmd::Exec
+                        | ServerCmd::Discard
+                        | ServerCmd::Multi
+                        | ServerCmd::Watch
+                        | ServerCmd::Quit
+                        | ServerCmd::Reset
+                )
             );
             if !passes {
                 return (Some(self.queue(args)), After::Continue);
@@ -108,7 +122,10 @@ impl Session {
         }
         if let Some(spec) = server_cmd {
             if !spec.arity_ok(args.len()) {
-                return (Some(kv::Error::Arity(spec.name.to_string()).to_frame()), After::Continue);
+                return (
+                    Some(kv::Error::Arity(spec.name.to_string()).to_frame()),
+                    After::Continue,
+                );
             }
             return self.server_command(spec.cmd, &args);
         }
@@ -267,7 +284,10 @@ impl Session {
 
     pub fn set_proto(&mut self, proto: Protocol) {
         self.proto = proto;
-        self.info.resp.store(if proto == Protocol::Resp3 { 3 } else { 2 }, Ordering::Relaxed);
+        self.info.resp.store(
+            if proto == Protocol::Resp3 { 3 } else { 2 },
+            Ordering::Relaxed,
+        );
     }
 
     /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`
@@ -308,7 +328,10 @@ impl Session {
         Frame::Map(vec![
             (Frame::bulk("server"), Frame::bulk("redis")),
             (Frame::bulk("version"), Frame::bulk(crate::REDIS_VERSION)),
-            (Frame::bulk("proto"), Frame::Integer(if proto == Protocol::Resp3 { 3 } else { 2 })),
+            (
+                Frame::bulk("proto"),
+                Frame::Integer(if proto == Protocol::Resp3 { 3 } else { 2 }),
+            ),
             (Frame::bulk("id"), Frame::Integer(self.info.id as i64)),
             (Frame::bulk("mode"), Frame::bulk("standalone")),
             (Frame::bulk("role"), Frame::bulk("master")),

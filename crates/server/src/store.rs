@@ -22,7 +22,9 @@ pub struct Clock {
 
 impl Clock {
     pub fn now_ms(&self) -> i64 {
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
         let prev = self.last.fetch_max(wall, Ordering::AcqRel);
         prev.max(wall)
     }
@@ -70,7 +72,10 @@ impl Store {
 
     /// What a command is parsed with: the time and a fresh random seed.
     pub fn ctx(&self) -> Ctx {
-        Ctx { now_ms: self.clock.now_ms(), seed: self.seed() }
+        Ctx {
+            now_ms: self.clock.now_ms(),
+            seed: self.seed(),
+        }
     }
 
     /// A fresh random seed (for a session's own generator, or one command).
@@ -83,7 +88,9 @@ impl Store {
     /// The database, locked. A panic in another thread while it held the lock does not
     /// make the data unreachable (commands run under `catch_unwind`, see [`Store::execute`]).
     pub fn db(&self) -> MutexGuard<'_, Db> {
-        self.db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.db
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs one parsed command, a read or a write, with the time in `ctx` (the time the
@@ -91,7 +98,11 @@ impl Store {
     /// clock when the request was read). A panic inside a command becomes an error reply.
     pub fn execute(&self, cmd: &Cmd, ctx: &Ctx) -> Frame {
         let mut db = self.db();
-        let now = if cmd.is_write() { self.clock.stamp(ctx.now_ms) } else { ctx.now_ms };
+        let now = if cmd.is_write() {
+            self.clock.stamp(ctx.now_ms)
+        } else {
+            ctx.now_ms
+        };
         match catch_unwind(AssertUnwindSafe(|| cmd.execute(&mut db, now))) {
             Ok(frame) => frame,
             Err(_) => {
@@ -122,7 +133,9 @@ impl Store {
                 break;
             }
         }
-        self.stats.expired_by_sampling.fetch_add(removed as u64, Ordering::Relaxed);
+        self.stats
+            .expired_by_sampling
+            .fetch_add(removed as u64, Ordering::Relaxed);
         removed
     }
 }

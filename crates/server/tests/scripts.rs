@@ -26,7 +26,10 @@ fn run_script(name: &str) {
         } else if let Some(c) = line.strip_prefix("c2> ") {
             (1, c)
         } else {
-            assert!(line.trim().is_empty() || line.starts_with('#'), "{path}:{i}: unexpected {line:?}");
+            assert!(
+                line.trim().is_empty() || line.starts_with('#'),
+                "{path}:{i}: unexpected {line:?}"
+            );
             continue;
         };
         let mut expected = Vec::new();
@@ -44,11 +47,18 @@ fn run_script(name: &str) {
         let got = reply.map(|r| resp::cli::render(&r)).unwrap_or_default();
         let want = expected.join("\n");
         if got != want {
-            failures.push(format!("{path}: {line}\n--- want\n{want}\n--- got\n{got}\n"));
+            failures.push(format!(
+                "{path}: {line}\n--- want\n{want}\n--- got\n{got}\n"
+            ));
         }
     }
     assert!(commands > 0, "{path} has no commands");
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 macro_rules! scripts {
