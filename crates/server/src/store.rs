@@ -146,7 +146,10 @@ mod tests {
     use bytes::Bytes;
 
     fn run(store: &Store, now_ms: i64, line: &str) -> Frame {
-        let args: Vec<Bytes> = line.split(' ').map(|s| Bytes::from(s.to_string())).collect();
+        let args: Vec<Bytes> = line
+            .split(' ')
+            .map(|s| Bytes::from(s.to_string()))
+            .collect();
         let mut ctx = Ctx { now_ms, seed: 1 };
         let cmd = kv::parse(&args, &mut ctx).expect("valid command");
         store.execute(&cmd, &ctx)
@@ -166,13 +169,21 @@ mod tests {
         // Expired keys stay in memory (DBSIZE counts them, as Redis's does) until a write
         // meets them or active expiry removes them.
         std::thread::sleep(std::time::Duration::from_millis(100));
-        assert_eq!(store.db().len(), 700, "nothing is removed until expiry runs");
+        assert_eq!(
+            store.db().len(),
+            700,
+            "nothing is removed until expiry runs"
+        );
         let mut rounds = 0;
         while store.db().len() > 200 && rounds < 1000 {
             store.active_expire_cycle(std::time::Duration::from_millis(25));
             rounds += 1;
         }
-        assert_eq!(store.db().len(), 200, "every expired key is reclaimed, no live key is");
+        assert_eq!(
+            store.db().len(),
+            200,
+            "every expired key is reclaimed, no live key is"
+        );
         assert_eq!(store.db().volatile_len(), 100);
         assert_eq!(store.db().stats.expired_keys, 500);
     }
