@@ -12,7 +12,10 @@ const INLINE: usize = 22;
 /// An immutable byte string, inline when short.
 #[derive(Clone)]
 pub enum CompactBytes {
-    Inline { len: u8, data: [u8; INLINE] },
+    Inline {
+        len: u8,
+        data: [u8; INLINE],
+    },
     Heap(Box<[u8]>),
     /// A string value built in place by `APPEND` or `SETRANGE`: Redis reports these as
     /// the `raw` encoding whatever their length, so the variant keeps that fact.

@@ -19,6 +19,24 @@ pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_MAXCLIENTS: usize = 10_000;
 /// Default background task frequency in Hz (Redis's `hz`): active expiry runs this often.
 pub const DEFAULT_HZ: u32 = 10;
+/// Default node id of a node started without `--node-id`.
+pub const DEFAULT_NODE_ID: u64 = 1;
+/// Default gRPC port between nodes.
+pub const DEFAULT_GRPC_PORT: u16 = 7379;
+
+/// How reads are served (`--read-consistency`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadConsistency {
+    /// Linearizable: the leader confirms it still leads (ReadIndex) before reading.
+    #[default]
+    Linearizable,
+    /// The leader reads while its lease holds, without a round trip. Stale only if clocks
+    /// drift more than the lease allows.
+    Lease,
+    /// Any node reads its own state: fast, and may return old data.
+    Stale,
+}
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -59,6 +77,24 @@ pub struct Cli {
     /// Background task frequency in Hz, 1-500; active expiry runs this often [default: 10]
     #[arg(long, env = "REDRAFT_HZ")]
     pub hz: Option<u32>,
+    /// This node's id, a positive integer unique in the cluster [default: 1]
+    #[arg(long, env = "REDRAFT_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Port for gRPC between nodes [default: 7379]
+    #[arg(long, env = "REDRAFT_GRPC_PORT")]
+    pub grpc_port: Option<u16>,
+    /// host:port other nodes reach this node's gRPC port at; a DNS name is fine
+    /// [default: <bind>:<grpc-port>]
+    #[arg(long, env = "REDRAFT_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Every founding member, etcd-style: `1=host:port,2=host:port,3=host:port` (gRPC
+    /// addresses). Without it a node is a one-member cluster of itself. Used on the first
+    /// start only; later starts resume from the data directory.
+    #[arg(long, env = "REDRAFT_INITIAL_CLUSTER")]
+    pub initial_cluster: Option<String>,
+    /// How reads are served: linearizable (ReadIndex), lease, or stale [default: linearizable]
+    #[arg(long, env = "REDRAFT_READ_CONSISTENCY", value_enum)]
+    pub read_consistency: Option<ReadConsistency>,
 }
 
 /// The settings a node runs with.
@@ -77,6 +113,16 @@ pub struct Config {
     pub maxclients: usize,
     /// Background task frequency in Hz.
     pub hz: u32,
+    /// This node's id.
+    pub node_id: u64,
+    /// gRPC port between nodes; 0 picks a free one (tests).
+    pub grpc_port: u16,
+    /// Address other nodes reach this node at (`host:port`); empty means `bind:grpc-port`.
+    pub advertise: String,
+    /// Founding members, `id=host:port,...`; empty means a one-member cluster.
+    pub initial_cluster: String,
+    /// How reads are served.
+    pub read_consistency: ReadConsistency,
 }
 
 impl Default for Config {
@@ -88,6 +134,11 @@ impl Default for Config {
             log_format: LogFormat::Text,
             maxclients: DEFAULT_MAXCLIENTS,
             hz: DEFAULT_HZ,
+            node_id: DEFAULT_NODE_ID,
+            grpc_port: DEFAULT_GRPC_PORT,
+            advertise: String::new(),
+            initial_cluster: String::new(),
+            read_consistency: ReadConsistency::Linearizable,
         }
     }
 }
@@ -123,6 +174,21 @@ impl Config {
         if let Some(v) = cli.hz {
             config.hz = v;
         }
+        if let Some(v) = cli.node_id {
+            config.node_id = v;
+        }
+        if let Some(v) = cli.grpc_port {
+            config.grpc_port = v;
+        }
+        if let Some(v) = &cli.advertise {
+            config.advertise = v.clone();
+        }
+        if let Some(v) = &cli.initial_cluster {
+            config.initial_cluster = v.clone();
+        }
+        if let Some(v) = cli.read_consistency {
+            config.read_consistency = v;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -141,10 +207,73 @@ impl Config {
                 self.hz
             )));
         }
+        if self.node_id == 0 {
+            return Err(Error::Config("node-id must be a positive integer".into()));
+        }
+        if !self.advertise.is_empty() {
+            parse_host_port(&self.advertise)
+                .map_err(|e| Error::Config(format!("advertise: {e}")))?;
+        }
+        let members = self.members()?;
+        if !members.is_empty() && !members.contains_key(&self.node_id) {
+            return Err(Error::Config(format!(
+                "initial-cluster does not name this node (node-id {})",
+                self.node_id
+            )));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::Config("data-dir must not be empty".into()));
         }
         Ok(())
+    }
+
+    /// The founding members from `initial-cluster`: id → `host:port`. Empty for a
+    /// one-member cluster.
+    pub fn members(&self) -> Result<std::collections::BTreeMap<u64, String>, Error> {
+        let mut out = std::collections::BTreeMap::new();
+        for part in self
+            .initial_cluster
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let (id, addr) = part.split_once('=').ok_or_else(|| {
+                Error::Config(format!("initial-cluster: '{part}' is not id=host:port"))
+            })?;
+            let id: u64 = id.trim().parse().ok().filter(|&id| id > 0).ok_or_else(|| {
+                Error::Config(format!("initial-cluster: bad node id in '{part}'"))
+            })?;
+            parse_host_port(addr.trim())
+                .map_err(|e| Error::Config(format!("initial-cluster: {e}")))?;
+            if out.insert(id, addr.trim().to_string()).is_some() {
+                return Err(Error::Config(format!(
+                    "initial-cluster: node {id} named twice"
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The gRPC address this node advertises.
+    pub fn advertise_addr(&self) -> String {
+        if !self.advertise.is_empty() {
+            return self.advertise.clone();
+        }
+        if let Ok(members) = self.members() {
+            if let Some(addr) = members.get(&self.node_id) {
+                return addr.clone();
+            }
+        }
+        format!("{}:{}", self.bind, self.grpc_port)
+    }
+
+    /// `bind:grpc-port`.
+    pub fn grpc_listen_addr(&self) -> String {
+        if self.bind.contains(':') {
+            format!("[{}]:{}", self.bind, self.grpc_port)
+        } else {
+            format!("{}:{}", self.bind, self.grpc_port)
+        }
     }
 
     /// `bind:port`.
@@ -155,6 +284,19 @@ impl Config {
             format!("{}:{}", self.bind, self.port)
         }
     }
+}
+
+/// Checks `host:port` (host may be a DNS name or an IP; the port a number).
+pub fn parse_host_port(s: &str) -> Result<(&str, u16), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{s}' is not host:port"))?;
+    let port: u16 = port.parse().map_err(|_| format!("'{s}' has a bad port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("'{s}' has no host"));
+    }
+    Ok((host, port))
 }
 
 #[cfg(test)]
@@ -179,6 +321,36 @@ mod tests {
         std::fs::write(&file, "porty = 1\n").unwrap();
         assert!(Config::load(&cli).is_err(), "unknown keys are refused");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn initial_cluster() {
+        let c = Config {
+            node_id: 2,
+            initial_cluster: "1=127.0.0.11:7379, 2=redraft-1.redraft:7379,3=127.0.0.13:7379".into(),
+            ..Config::default()
+        };
+        let m = c.members().unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(c.advertise_addr(), "redraft-1.redraft:7379");
+        assert!(c.validate().is_ok());
+        for bad in ["1=a", "x=a:1", "0=a:1", "1=a:1,1=b:2", "1=:5"] {
+            let c = Config {
+                node_id: 1,
+                initial_cluster: bad.into(),
+                ..Config::default()
+            };
+            assert!(c.validate().is_err(), "{bad} accepted");
+        }
+        let c = Config {
+            node_id: 4,
+            initial_cluster: "1=a:1".into(),
+            ..Config::default()
+        };
+        assert!(
+            c.validate().is_err(),
+            "a node missing from its own initial cluster"
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-pub use config::{Cli, Config, LogFormat};
+pub use config::{Cli, Config, LogFormat, ReadConsistency};
 pub use store::Store;
 
 /// The Redis version whose behaviour redraft follows (reported by `HELLO` and `INFO`).
