@@ -29,7 +29,12 @@ pub fn parse_float(arg: &[u8]) -> Option<f64> {
         "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
         "-inf" | "-infinity" => f64::NEG_INFINITY,
         _ => {
-            if lower.contains("inf") || lower.contains("nan") || lower.starts_with("0x") || lower.starts_with("-0x") || lower.starts_with("+0x") {
+            if lower.contains("inf")
+                || lower.contains("nan")
+                || lower.starts_with("0x")
+                || lower.starts_with("-0x")
+                || lower.starts_with("+0x")
+            {
                 return None;
             }
             s.parse::<f64>().ok()?
@@ -61,7 +66,13 @@ fn glob(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {
     if depth > 1000 {
         return false;
     }
-    let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
+    let eq = |a: u8, b: u8| {
+        if nocase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
     while !p.is_empty() && !s.is_empty() {
         match p[0] {
             b'*' => {
@@ -108,7 +119,11 @@ fn glob(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {
                         }
                         let c = s[0];
                         let (c, start, end) = if nocase {
-                            (c.to_ascii_lowercase(), start.to_ascii_lowercase(), end.to_ascii_lowercase())
+                            (
+                                c.to_ascii_lowercase(),
+                                start.to_ascii_lowercase(),
+                                end.to_ascii_lowercase(),
+                            )
                         } else {
                             (c, start, end)
                         };

@@ -21,7 +21,10 @@ impl CompactBytes {
         if bytes.len() <= INLINE {
             let mut data = [0u8; INLINE];
             data[..bytes.len()].copy_from_slice(bytes);
-            CompactBytes::Inline { len: bytes.len() as u8, data }
+            CompactBytes::Inline {
+                len: bytes.len() as u8,
+                data,
+            }
         } else {
             CompactBytes::Heap(bytes.into())
         }

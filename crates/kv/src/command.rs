@@ -62,16 +62,31 @@ pub struct KeySpec {
 }
 
 impl KeySpec {
-    pub const NONE: KeySpec = KeySpec { first: 0, last: 0, step: 0, numkeys_at: None };
+    pub const NONE: KeySpec = KeySpec {
+        first: 0,
+        last: 0,
+        step: 0,
+        numkeys_at: None,
+    };
     pub const fn range(first: i32, last: i32, step: i32) -> KeySpec {
-        KeySpec { first, last, step, numkeys_at: None }
+        KeySpec {
+            first,
+            last,
+            step,
+            numkeys_at: None,
+        }
     }
     pub const fn one() -> KeySpec {
         KeySpec::range(1, 1, 1)
     }
     /// `numkeys` at `at`, keys after it; `dest` is a key before it (e.g. `ZUNIONSTORE dst`).
     pub const fn numkeys(at: usize, dest: bool) -> KeySpec {
-        KeySpec { first: if dest { 1 } else { 0 }, last: if dest { 1 } else { 0 }, step: 1, numkeys_at: Some(at) }
+        KeySpec {
+            first: if dest { 1 } else { 0 },
+            last: if dest { 1 } else { 0 },
+            step: 1,
+            numkeys_at: Some(at),
+        }
     }
 }
 
@@ -98,7 +113,15 @@ impl Spec {
         summary: &'static str,
         parse: ParseFn,
     ) -> Spec {
-        Spec { name, arity, flags, keys, group, summary, parse }
+        Spec {
+            name,
+            arity,
+            flags,
+            keys,
+            group,
+            summary,
+            parse,
+        }
     }
 
     pub fn is_write(&self) -> bool {
@@ -119,7 +142,11 @@ impl Spec {
         let mut out = Vec::new();
         let ks = self.keys;
         if ks.first > 0 {
-            let last = if ks.last < 0 { args.len() as i32 + ks.last } else { ks.last };
+            let last = if ks.last < 0 {
+                args.len() as i32 + ks.last
+            } else {
+                ks.last
+            };
             let mut i = ks.first;
             while i <= last && (i as usize) < args.len() {
                 out.push(i as usize);
@@ -189,7 +216,10 @@ pub enum Write {
     Sets(sets::Write),
     ZSets(zsets::Write),
     /// `EXEC`: aborts (null reply) if a watched key changed, else runs every command.
-    Exec { watches: Vec<Watch>, cmds: Vec<Cmd> },
+    Exec {
+        watches: Vec<Watch>,
+        cmds: Vec<Cmd>,
+    },
     /// Active expiry: removes each key that has expired by the entry's time.
     ExpireKeys(Vec<crate::bytes::CompactBytes>),
 }
@@ -222,7 +252,9 @@ impl Write {
                 if watches.iter().any(|w| db.watch_is_dirty(w, now_ms)) {
                     return Frame::NullArray;
                 }
-                Ok(Frame::Array(cmds.iter().map(|c| c.execute(db, now_ms)).collect()))
+                Ok(Frame::Array(
+                    cmds.iter().map(|c| c.execute(db, now_ms)).collect(),
+                ))
             }
             Write::ExpireKeys(keys) => {
                 for key in keys {
@@ -251,14 +283,22 @@ impl Cmd {
 
 /// Every command `kv` knows.
 pub fn specs() -> impl Iterator<Item = &'static Spec> {
-    [strings::SPECS, keys::SPECS, hashes::SPECS, lists::SPECS, sets::SPECS, zsets::SPECS]
-        .into_iter()
-        .flatten()
+    [
+        strings::SPECS,
+        keys::SPECS,
+        hashes::SPECS,
+        lists::SPECS,
+        sets::SPECS,
+        zsets::SPECS,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    static TABLE: OnceLock<HashMap<&'static [u8], &'static Spec>> = OnceLock::new();
+    static TABLE: OnceLock<HashMap<&'static [u8], &'static Spec, ahash::RandomState>> =
+        OnceLock::new();
     let table = TABLE.get_or_init(|| specs().map(|s| (s.name.as_bytes(), s)).collect());
     if name.len() > 32 {
         return None;

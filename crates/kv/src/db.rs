@@ -32,7 +32,10 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(value: Value) -> Self {
-        Entry { value, expire_at: NO_EXPIRE }
+        Entry {
+            value,
+            expire_at: NO_EXPIRE,
+        }
     }
 
     /// Absolute expiry in Unix milliseconds, if any.
@@ -141,7 +144,11 @@ impl Db {
         self.purge_if_expired(key, now_ms);
         let index = match self.keys.get_index_of(key) {
             Some(i) => i,
-            None => self.keys.insert_full(CompactBytes::new(key), Entry::new(make())).0,
+            None => {
+                self.keys
+                    .insert_full(CompactBytes::new(key), Entry::new(make()))
+                    .0
+            }
         };
         &mut self.keys[index].value
     }
@@ -204,7 +211,11 @@ impl Db {
 
     /// Removes `key` if it holds an empty collection (after a pop or a delete of members).
     pub fn remove_if_empty(&mut self, key: &[u8]) {
-        if self.keys.get(key).is_some_and(|e| e.value.is_empty_collection()) {
+        if self
+            .keys
+            .get(key)
+            .is_some_and(|e| e.value.is_empty_collection())
+        {
             if let Some(entry) = self.keys.swap_remove(key) {
                 if entry.expire_at().is_some() {
                     self.volatile.swap_remove(key);
@@ -292,7 +303,9 @@ impl Db {
                 return true;
             }
         }
-        watch.volatile_live && !self.contains(&watch.key, now_ms) && self.keys.contains_key(&*watch.key)
+        watch.volatile_live
+            && !self.contains(&watch.key, now_ms)
+            && self.keys.contains_key(&*watch.key)
     }
 
     fn purge_if_expired(&mut self, key: &[u8], now_ms: i64) {
@@ -315,7 +328,12 @@ impl Db {
     /// positions derived from `seed`, of which the expired ones are returned. The caller
     /// proposes their removal through the write path (Redis samples 20 per round and
     /// repeats while more than a quarter were expired).
-    pub fn sample_expired(&self, now_ms: i64, seed: u64, samples: usize) -> (usize, Vec<CompactBytes>) {
+    pub fn sample_expired(
+        &self,
+        now_ms: i64,
+        seed: u64,
+        samples: usize,
+    ) -> (usize, Vec<CompactBytes>) {
         let n = self.volatile.len();
         if n == 0 {
             return (0, Vec::new());
@@ -395,7 +413,10 @@ mod tests {
         assert!(db.watch_is_dirty(&w, 0));
         let w = db.watch(b"nothing", 0);
         db.flush();
-        assert!(!db.watch_is_dirty(&w, 0), "a flush does not touch a key that was absent");
+        assert!(
+            !db.watch_is_dirty(&w, 0),
+            "a flush does not touch a key that was absent"
+        );
     }
 
     #[test]

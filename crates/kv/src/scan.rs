@@ -26,7 +26,12 @@ impl ScanArgs {
     /// Parses the cursor at `args[at]` and the options after it. `TYPE` only for `SCAN`.
     pub fn parse(args: &[Bytes], at: usize, allow_type: bool) -> Result<ScanArgs> {
         let cursor = parse_cursor(&args[at])?;
-        let mut out = ScanArgs { cursor, pattern: None, count: 10, type_name: None };
+        let mut out = ScanArgs {
+            cursor,
+            pattern: None,
+            count: 10,
+            type_name: None,
+        };
         let mut i = at + 1;
         while i < args.len() {
             let rest = args.len() - i - 1;
@@ -53,32 +58,55 @@ impl ScanArgs {
     }
 
     pub fn matches(&self, item: &[u8]) -> bool {
-        self.pattern.as_ref().is_none_or(|p| args::glob_match(p, item, false))
+        self.pattern
+            .as_ref()
+            .is_none_or(|p| args::glob_match(p, item, false))
     }
 }
 
-/// Parses a cursor as Redis does (an unsigned decimal), else `invalid cursor`.
+/// Parses a cursor as Redis does (`strtoul`: an unsigned decimal with an optional sign,
+/// a negative one wrapping around; the empty string is 0), else `invalid cursor`.
 pub fn parse_cursor(arg: &[u8]) -> Result<u64> {
-    if arg.is_empty() || arg.len() > 20 || !arg.iter().all(|c| c.is_ascii_digit()) {
-        return Err(Error::err("invalid cursor"));
+    let invalid = || Error::err("invalid cursor");
+    if arg.is_empty() {
+        return Ok(0);
     }
-    std::str::from_utf8(arg)
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| Error::err("invalid cursor"))
+    let (negative, digits) = match arg[0] {
+        b'-' => (true, &arg[1..]),
+        b'+' => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(|c| c.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add((d - b'0') as u64))
+            .ok_or_else(invalid)?;
+    }
+    Ok(if negative { v.wrapping_neg() } else { v })
 }
 
 /// One step of a scan over `len` positions: the positions to visit now (descending)
 /// and the cursor to return.
 pub fn step(cursor: u64, len: usize, count: usize) -> (impl Iterator<Item = usize>, u64) {
-    let start = if cursor == 0 { len } else { (cursor as usize).min(len) };
+    let start = if cursor == 0 {
+        len
+    } else {
+        (cursor as usize).min(len)
+    };
     let end = start.saturating_sub(count);
     ((end..start).rev(), end as u64)
 }
 
 /// The reply `[cursor, [items...]]`.
 pub fn reply(cursor: u64, items: Vec<resp::Frame>) -> resp::Frame {
-    resp::Frame::Array(vec![resp::Frame::bulk(cursor.to_string()), resp::Frame::Array(items)])
+    resp::Frame::Array(vec![
+        resp::Frame::bulk(cursor.to_string()),
+        resp::Frame::Array(items),
+    ])
 }
 
 #[cfg(test)]
@@ -112,5 +140,12 @@ mod tests {
         assert!(s.matches(b"key"));
         assert_eq!(ScanArgs::parse(&a, 1, false), Err(Error::Syntax));
         assert_eq!(parse_cursor(b"x"), Err(Error::err("invalid cursor")));
+        assert_eq!(parse_cursor(b""), Ok(0));
+        assert_eq!(parse_cursor(b"+7"), Ok(7));
+        assert_eq!(parse_cursor(b"-1"), Ok(u64::MAX));
+        assert_eq!(parse_cursor(b"18446744073709551615"), Ok(u64::MAX));
+        assert!(parse_cursor(b"18446744073709551616").is_err());
+        assert!(parse_cursor(b"-").is_err());
+        assert!(parse_cursor(b" 1").is_err());
     }
 }

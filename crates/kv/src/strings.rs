@@ -12,12 +12,14 @@ use crate::bytes::CompactBytes;
 use crate::command::{Cmd, Ctx, KeySpec, Spec, DENYOOM, FAST, READONLY, WRITE};
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::float::F80;
 use crate::value::Value;
 
 /// Redis's `proto-max-bulk-len`: the largest string `APPEND`/`SETRANGE` may build.
 pub const MAX_STRING_LEN: usize = 512 * 1024 * 1024;
 
 const G: &str = "string";
+#[rustfmt::skip]
 pub const SPECS: &[Spec] = &[
     Spec::new("get", 2, READONLY | FAST, KeySpec::one(), G, "Get the value of a key", parse_get),
     Spec::new("set", -3, WRITE | DENYOOM, KeySpec::one(), G, "Set the string value of a key", parse_set),
@@ -87,9 +89,18 @@ pub enum Read {
 #[derive(Clone, Debug)]
 pub enum Write {
     /// `SET key value [NX | XX] [GET] [EX s | PX ms | EXAT t | PXAT t | KEEPTTL]`
-    Set { key: Bytes, value: Bytes, condition: Condition, ttl: Ttl, reply: SetReply },
+    Set {
+        key: Bytes,
+        value: Bytes,
+        condition: Condition,
+        ttl: Ttl,
+        reply: SetReply,
+    },
     /// `MSET key value [key value ...]`, or `MSETNX` when `only_if_none` is set.
-    MSet { pairs: Vec<(Bytes, Bytes)>, only_if_none: bool },
+    MSet {
+        pairs: Vec<(Bytes, Bytes)>,
+        only_if_none: bool,
+    },
     /// `GETDEL key`
     GetDel(Bytes),
     /// `GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]`: `ttl` is `Keep` without options.
@@ -100,8 +111,9 @@ pub enum Write {
     SetRange(Bytes, usize, Bytes),
     /// `INCR`, `DECR`, `INCRBY`, `DECRBY`
     IncrBy(Bytes, i64),
-    /// `INCRBYFLOAT key increment`
-    IncrByFloat(Bytes, f64),
+    /// `INCRBYFLOAT key increment`: `None` if the increment is not a valid float, which
+    /// Redis reports only after checking the key's type.
+    IncrByFloat(Bytes, Option<F80>),
 }
 
 fn read(r: Read) -> Result<Cmd> {
@@ -125,7 +137,11 @@ fn parse_strlen(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
 }
 
 fn parse_getrange(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
-    read(Read::GetRange(args[1].clone(), args::int(&args[2])?, args::int(&args[3])?))
+    read(Read::GetRange(
+        args[1].clone(),
+        args::int(&args[2])?,
+        args::int(&args[3])?,
+    ))
 }
 
 /// The unit of an expiry argument.
@@ -144,7 +160,11 @@ pub fn expire_arg(arg: &[u8], unit: Unit, relative: bool, now_ms: i64, cmd: &str
         return Err(bad());
     }
     let ms = if unit == Unit::Seconds { v * 1000 } else { v };
-    let at = if relative { ms.checked_add(now_ms).ok_or_else(bad)? } else { ms };
+    let at = if relative {
+        ms.checked_add(now_ms).ok_or_else(bad)?
+    } else {
+        ms
+    };
     if at <= 0 {
         return Err(bad());
     }
@@ -183,12 +203,20 @@ fn parse_set(args: &[Bytes], ctx: &mut Ctx) -> Result<Cmd> {
         i += 1;
     }
     let ttl = match expire {
-        Some((unit, relative, at)) => Ttl::At(expire_arg(&args[at], unit, relative, ctx.now_ms, "set")?),
+        Some((unit, relative, at)) => {
+            Ttl::At(expire_arg(&args[at], unit, relative, ctx.now_ms, "set")?)
+        }
         None if keep_ttl => Ttl::Keep,
         None => Ttl::Clear,
     };
     let reply = if get { SetReply::Old } else { SetReply::Ok };
-    write(Write::Set { key: args[1].clone(), value: args[2].clone(), condition, ttl, reply })
+    write(Write::Set {
+        key: args[1].clone(),
+        value: args[2].clone(),
+        condition,
+        ttl,
+        reply,
+    })
 }
 
 /// `EX`, `PX`, `EXAT`, `PXAT` → (unit, relative).
@@ -218,7 +246,11 @@ fn parse_setnx(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
 
 fn parse_setex(args: &[Bytes], ctx: &mut Ctx) -> Result<Cmd> {
     let name = args::name(args);
-    let unit = if name == "setex" { Unit::Seconds } else { Unit::Millis };
+    let unit = if name == "setex" {
+        Unit::Seconds
+    } else {
+        Unit::Millis
+    };
     let at = expire_arg(&args[2], unit, true, ctx.now_ms, &name)?;
     write(Write::Set {
         key: args[1].clone(),
@@ -230,11 +262,17 @@ fn parse_setex(args: &[Bytes], ctx: &mut Ctx) -> Result<Cmd> {
 }
 
 fn parse_mset(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(Error::Arity(args::name(args)));
     }
-    let pairs = args[1..].chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
-    write(Write::MSet { pairs, only_if_none: args::is(&args[0], "msetnx") })
+    let pairs = args[1..]
+        .chunks(2)
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect();
+    write(Write::MSet {
+        pairs,
+        only_if_none: args::is(&args[0], "msetnx"),
+    })
 }
 
 fn parse_getset(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
@@ -277,7 +315,10 @@ fn parse_getex(args: &[Bytes], ctx: &mut Ctx) -> Result<Cmd> {
     } else if persist {
         ttl = Ttl::Clear;
     }
-    write(Write::GetEx { key: args[1].clone(), ttl })
+    write(Write::GetEx {
+        key: args[1].clone(),
+        ttl,
+    })
 }
 
 fn parse_append(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
@@ -292,7 +333,11 @@ fn parse_setrange(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
     if offset as u64 + args[3].len() as u64 > MAX_STRING_LEN as u64 {
         return Err(Error::StringTooLong);
     }
-    write(Write::SetRange(args[1].clone(), offset as usize, args[3].clone()))
+    write(Write::SetRange(
+        args[1].clone(),
+        offset as usize,
+        args[3].clone(),
+    ))
 }
 
 fn parse_incr(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
@@ -313,7 +358,7 @@ fn parse_incr(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
 }
 
 fn parse_incrbyfloat(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
-    write(Write::IncrByFloat(args[1].clone(), args::float(&args[2])?))
+    write(Write::IncrByFloat(args[1].clone(), F80::parse(&args[2])))
 }
 
 /// The string at `key`, `None` if absent, `WRONGTYPE` for another type.
@@ -340,7 +385,9 @@ impl Read {
                     })
                     .collect(),
             )),
-            Read::StrLen(key) => Ok(Frame::Integer(get_str(db, key, now_ms)?.map_or(0, |s| s.len() as i64))),
+            Read::StrLen(key) => Ok(Frame::Integer(
+                get_str(db, key, now_ms)?.map_or(0, |s| s.len() as i64),
+            )),
             Read::GetRange(key, start, end) => {
                 let Some(s) = get_str(db, key, now_ms)? else {
                     return Ok(Frame::bulk(""));
@@ -373,7 +420,13 @@ fn substr(s: &[u8], start: i64, end: i64) -> &[u8] {
 impl Write {
     pub fn apply(&self, db: &mut Db, now_ms: i64) -> Result<Frame> {
         match self {
-            Write::Set { key, value, condition, ttl, reply } => {
+            Write::Set {
+                key,
+                value,
+                condition,
+                ttl,
+                reply,
+            } => {
                 let old = match db.get(key, now_ms) {
                     None => None,
                     Some(v) if *reply == SetReply::Old => Some(v.as_str()?.clone()),
@@ -405,14 +458,21 @@ impl Write {
                     SetReply::Flag => Frame::Integer(go as i64),
                 })
             }
-            Write::MSet { pairs, only_if_none } => {
+            Write::MSet {
+                pairs,
+                only_if_none,
+            } => {
                 if *only_if_none && pairs.iter().any(|(k, _)| db.contains(k, now_ms)) {
                     return Ok(Frame::Integer(0));
                 }
                 for (k, v) in pairs {
                     db.insert(k, Value::str(v), now_ms);
                 }
-                Ok(if *only_if_none { Frame::Integer(1) } else { Frame::OK })
+                Ok(if *only_if_none {
+                    Frame::Integer(1)
+                } else {
+                    Frame::OK
+                })
             }
             Write::GetDel(key) => {
                 let Some(s) = get_str(db, key, now_ms)? else {
@@ -479,12 +539,14 @@ impl Write {
             }
             Write::IncrByFloat(key, by) => {
                 let current = match get_str(db, key, now_ms)? {
-                    Some(s) => args::float(s)?,
-                    None => 0.0,
+                    Some(s) => F80::parse(s).ok_or(Error::NotFloat)?,
+                    None => F80::ZERO,
                 };
-                let next = crate::float::add(current, *by)
+                let by = by.ok_or(Error::NotFloat)?;
+                let next = current
+                    .checked_add(by)
                     .ok_or_else(|| Error::err("increment would produce NaN or Infinity"))?;
-                let text = crate::float::format_human(next);
+                let text = next.format_human();
                 db.insert_keep_ttl(key, Value::str(text.as_bytes()), now_ms);
                 Ok(Frame::bulk(text))
             }
@@ -504,5 +566,26 @@ mod tests {
         assert_eq!(substr(b"Hello", -1, -5), b"");
         assert_eq!(substr(b"Hello", 10, 20), b"");
         assert_eq!(substr(b"", 0, -1), b"");
+    }
+
+    #[test]
+    fn incrbyfloat_stores_the_reply() {
+        let mut db = Db::new();
+        let by = |s: &str| Write::IncrByFloat(Bytes::from("f"), F80::parse(s.as_bytes()));
+        db.insert(b"f", Value::str(b"10.5"), 0);
+        assert_eq!(by("0.1").apply(&mut db, 0), Ok(Frame::bulk("10.6")));
+        assert_eq!(by("-5").apply(&mut db, 0), Ok(Frame::bulk("5.6")));
+        assert_eq!(
+            by("2.0e2").apply(&mut db, 0),
+            Ok(Frame::bulk("205.60000000000000001"))
+        );
+        assert_eq!(
+            get_str(&db, b"f", 0).ok().flatten().map(|s| s.to_vec()),
+            Some(b"205.60000000000000001".to_vec())
+        );
+        assert_eq!(by("abc").apply(&mut db, 0), Err(Error::NotFloat));
+        // Redis checks the type before the increment.
+        db.insert(b"f", Value::List(Box::default()), 0);
+        assert_eq!(by("abc").apply(&mut db, 0), Err(Error::WrongType));
     }
 }

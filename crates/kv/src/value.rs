@@ -203,7 +203,8 @@ impl SetValue {
     /// Updates the encoding after `member` was added.
     pub fn note_insert(&mut self, member: &[u8]) {
         if !self.big
-            && (self.members.len() > INTSET_MAX_ENTRIES || resp::request::parse_int(member).is_none())
+            && (self.members.len() > INTSET_MAX_ENTRIES
+                || resp::request::parse_int(member).is_none())
         {
             self.big = true;
         }
@@ -252,7 +253,9 @@ impl ZSet {
             self.order.remove(&(Score(old), key.clone()));
         }
         self.order.insert((Score(score), key));
-        if !self.big && (self.scores.len() > LISTPACK_MAX_ENTRIES || member.len() > LISTPACK_MAX_VALUE) {
+        if !self.big
+            && (self.scores.len() > LISTPACK_MAX_ENTRIES || member.len() > LISTPACK_MAX_VALUE)
+        {
             self.big = true;
         }
         old

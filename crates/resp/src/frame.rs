@@ -33,6 +33,9 @@ pub enum Frame {
     Array(Vec<Frame>),
     /// RESP3 map; a flat array in RESP2.
     Map(Vec<(Frame, Frame)>),
+    /// Pairs that may repeat (`HRANDFIELD ... WITHVALUES`, `ZRANGE ... WITHSCORES`): an
+    /// array of two-element arrays in RESP3, a flat array in RESP2.
+    Pairs(Vec<(Frame, Frame)>),
     /// RESP3 set; an array in RESP2.
     Set(Vec<Frame>),
     /// RESP3 double; a bulk string (`%.17g`) in RESP2.
@@ -98,6 +101,19 @@ impl Frame {
                     Protocol::Resp3 => int_line(out, b'%', pairs.len() as i64),
                 }
                 for (k, v) in pairs {
+                    k.encode(proto, out);
+                    v.encode(proto, out);
+                }
+            }
+            Frame::Pairs(pairs) => {
+                match proto {
+                    Protocol::Resp2 => int_line(out, b'*', 2 * pairs.len() as i64),
+                    Protocol::Resp3 => int_line(out, b'*', pairs.len() as i64),
+                }
+                for (k, v) in pairs {
+                    if proto == Protocol::Resp3 {
+                        out.put_slice(b"*2\r\n");
+                    }
                     k.encode(proto, out);
                     v.encode(proto, out);
                 }
@@ -200,15 +216,27 @@ mod tests {
         let map = Frame::Map(vec![(Frame::bulk("a"), Frame::Integer(1))]);
         assert_eq!(enc(&map, Protocol::Resp2), "*2\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(&map, Protocol::Resp3), "%1\r\n$1\r\na\r\n:1\r\n");
+        let pairs = Frame::Pairs(vec![(Frame::bulk("a"), Frame::Integer(1))]);
+        assert_eq!(enc(&pairs, Protocol::Resp2), "*2\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(
+            enc(&pairs, Protocol::Resp3),
+            "*1\r\n*2\r\n$1\r\na\r\n:1\r\n"
+        );
         assert_eq!(enc(&Frame::Null, Protocol::Resp2), "$-1\r\n");
         assert_eq!(enc(&Frame::NullArray, Protocol::Resp2), "*-1\r\n");
         assert_eq!(enc(&Frame::NullArray, Protocol::Resp3), "_\r\n");
         assert_eq!(enc(&Frame::Double(1.5), Protocol::Resp2), "$3\r\n1.5\r\n");
         assert_eq!(enc(&Frame::Double(1.5), Protocol::Resp3), ",1.5\r\n");
         assert_eq!(enc(&Frame::Set(vec![]), Protocol::Resp3), "~0\r\n");
-        assert_eq!(enc(&Frame::Integer(i64::MIN), Protocol::Resp2), ":-9223372036854775808\r\n");
         assert_eq!(
-            enc(&Frame::Verbatim("txt", Bytes::from_static(b"hi")), Protocol::Resp3),
+            enc(&Frame::Integer(i64::MIN), Protocol::Resp2),
+            ":-9223372036854775808\r\n"
+        );
+        assert_eq!(
+            enc(
+                &Frame::Verbatim("txt", Bytes::from_static(b"hi")),
+                Protocol::Resp3
+            ),
             "=6\r\ntxt:hi\r\n"
         );
     }

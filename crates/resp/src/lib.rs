@@ -10,6 +10,7 @@
 //! Invariants: no input makes this crate panic; every size is capped by [`Limits`]
 //! before anything is allocated for it.
 
+pub mod cli;
 pub mod double;
 pub mod frame;
 pub mod request;

@@ -113,7 +113,10 @@ pub fn parse_int(s: &[u8]) -> Option<i64> {
 }
 
 fn find_cr(buf: &[u8], from: usize) -> Option<usize> {
-    buf[from..].iter().position(|&b| b == b'\r').map(|p| p + from)
+    buf[from..]
+        .iter()
+        .position(|&b| b == b'\r')
+        .map(|p| p + from)
 }
 
 /// Checks the first request in `buf`.
@@ -328,7 +331,17 @@ mod tests {
         assert_eq!(parse_int(b"0"), Some(0));
         assert_eq!(parse_int(b"-9223372036854775808"), Some(i64::MIN));
         assert_eq!(parse_int(b"9223372036854775807"), Some(i64::MAX));
-        for bad in [&b"9223372036854775808"[..], b"-0", b"01", b"+1", b" 1", b"1 ", b"", b"-", b"1a"] {
+        for bad in [
+            &b"9223372036854775808"[..],
+            b"-0",
+            b"01",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"",
+            b"-",
+            b"1a",
+        ] {
             assert_eq!(parse_int(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }
@@ -339,25 +352,43 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert_eq!(got[0], vec![Bytes::from("GET"), Bytes::from("k")]);
         assert_eq!(got[1], vec![Bytes::from("PING")]);
-        assert_eq!(got[2], vec![Bytes::from("set"), Bytes::from("a"), Bytes::from("b c")]);
+        assert_eq!(
+            got[2],
+            vec![Bytes::from("set"), Bytes::from("a"), Bytes::from("b c")]
+        );
     }
 
     #[test]
     fn every_split_point_is_incomplete_until_whole() {
         let frame = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n";
         for cut in 0..frame.len() {
-            assert!(matches!(check(&frame[..cut], &Limits::default()), Ok(Check::Incomplete(_))));
+            assert!(matches!(
+                check(&frame[..cut], &Limits::default()),
+                Ok(Check::Incomplete(_))
+            ));
         }
-        assert_eq!(check(frame, &Limits::default()), Ok(Check::Complete(frame.len())));
+        assert_eq!(
+            check(frame, &Limits::default()),
+            Ok(Check::Complete(frame.len()))
+        );
     }
 
     #[test]
     fn redis_protocol_errors() {
         assert_eq!(all(b"*abc\r\n"), Err(ProtocolError::InvalidMultibulkLength));
-        assert_eq!(all(b"*1048577\r\n"), Err(ProtocolError::InvalidMultibulkLength));
+        assert_eq!(
+            all(b"*1048577\r\n"),
+            Err(ProtocolError::InvalidMultibulkLength)
+        );
         assert_eq!(all(b"*1\r\n$-1\r\n"), Err(ProtocolError::InvalidBulkLength));
-        assert_eq!(all(b"*1\r\n$536870913\r\n"), Err(ProtocolError::InvalidBulkLength));
-        assert_eq!(all(b"*1\r\n:1\r\n"), Err(ProtocolError::ExpectedDollar(b':')));
+        assert_eq!(
+            all(b"*1\r\n$536870913\r\n"),
+            Err(ProtocolError::InvalidBulkLength)
+        );
+        assert_eq!(
+            all(b"*1\r\n:1\r\n"),
+            Err(ProtocolError::ExpectedDollar(b':'))
+        );
         assert_eq!(all(b"set \"a\"b\r\n"), Err(ProtocolError::UnbalancedQuotes));
         assert_eq!(all(&vec![b'a'; 70_000]), Err(ProtocolError::TooBigInline));
         assert_eq!(

@@ -1,1 +1,141 @@
-//! placeholder
+//! The RESP server: listener, connections, sessions, dispatch, `INFO`, configuration
+//! and graceful shutdown.
+//!
+//! [`run`] takes a bound listener and a shutdown future, so tests start a server on port
+//! 0 and stop it when they like, and the binary passes Ctrl-C/SIGTERM. On shutdown the
+//! server stops accepting, lets every connection finish the requests it has read and send
+//! their replies, waits for them (at most [`DRAIN_TIMEOUT`]) and returns.
+
+pub mod clients;
+pub mod commands;
+pub mod config;
+pub mod connection;
+pub mod info;
+pub mod session;
+pub mod store;
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+pub use config::{Cli, Config, LogFormat};
+pub use store::Store;
+
+/// The Redis version whose behaviour redraft follows (reported by `HELLO` and `INFO`).
+pub const REDIS_VERSION: &str = "7.0.15";
+/// Longest wait for open connections to finish at shutdown.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What every connection of a node shares.
+pub struct Shared {
+    pub store: Arc<Store>,
+    pub config: Config,
+    pub clients: clients::Clients,
+    pub started: Instant,
+    pub local_port: u16,
+}
+
+impl Shared {
+    pub fn new(config: Config, local_port: u16) -> Shared {
+        Shared {
+            store: Arc::new(Store::new()),
+            config,
+            clients: clients::Clients::default(),
+            started: Instant::now(),
+            local_port,
+        }
+    }
+}
+
+/// Serves RESP clients on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    config.validate()?;
+    let local_port = listener.local_addr()?.port();
+    let shared = Arc::new(Shared::new(config, local_port));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let expiry = tokio::spawn(active_expiry(shared.clone(), stop_rx.clone()));
+    info!(addr = %listener.local_addr()?, "ready to accept connections");
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (mut stream, addr) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                while connections.try_join_next().is_some() {}
+                shared.store.stats.connections.fetch_add(1, Ordering::Relaxed);
+                if shared.clients.len() >= shared.config.maxclients {
+                    shared.store.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+                    warn!(%addr, "refusing connection: maxclients reached");
+                    let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+                    continue;
+                }
+                connections.spawn(connection::serve(stream, shared.clone(), stop_rx.clone()));
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    info!(
+        open = connections.len(),
+        "shutting down: draining connections"
+    );
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            open = connections.len(),
+            "connections still open after the drain timeout; closing them"
+        );
+        connections.shutdown().await;
+    }
+    let _ = expiry.await;
+    info!("shut down");
+    Ok(())
+}
+
+/// Active expiry: `hz` times a second, sample keys with an expiry and remove the expired
+/// ones through the write path (Redis's `activeExpireCycle`, slow cycle).
+async fn active_expiry(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let period = Duration::from_millis(1000 / shared.config.hz.max(1) as u64);
+    // Redis gives the slow cycle 25% of the period.
+    let budget = period / 4;
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let store = shared.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.active_expire_cycle(budget)).await;
+    }
+}

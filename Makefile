@@ -1,0 +1,42 @@
+# redraft: the commands a person runs. `make run` and `make test` do their own set-up.
+CARGO ?= cargo
+PORT ?= 6379
+DATA_DIR ?= ./data
+
+.PHONY: run build test test-unit fmt lint bench-node deps clean
+
+## Build and start one node on 127.0.0.1:$(PORT) (data in $(DATA_DIR)).
+run:
+	$(CARGO) run --release -p redraft -- --bind 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR)
+
+build:
+	$(CARGO) build --release -p redraft
+
+## Install what the tests need (redis-server, redis-tools) when missing.
+deps:
+	tools/ensure-deps
+
+## Every test: unit, data-driven scripts, differential against redis-server, protocol,
+## clients and the short benchmark check.
+test: deps
+	$(CARGO) build -p redraft
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+	  $(CARGO) test --workspace --no-fail-fast; \
+	fi
+	$(CARGO) test --workspace --doc
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## redis-server and redraft side by side: throughput and memory ratios.
+bench-node: deps build
+	tools/bench-node
+
+clean:
+	$(CARGO) clean

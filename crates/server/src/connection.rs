@@ -1,0 +1,101 @@
+//! The connection loop: read, answer every complete request in the buffer, write once.
+//!
+//! Pipelining is real: all complete requests in the read buffer are handled before one
+//! write, so 10,000 pipelined commands get 10,000 replies in order. A protocol error
+//! gets Redis's `-ERR Protocol error: ...` reply and the connection closes; any other
+//! error is a reply and the connection stays open. On shutdown the loop finishes the
+//! requests it has read, sends their replies and closes.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use resp::request::{self, Check, Limits};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::debug;
+
+use crate::session::{After, Session};
+use crate::Shared;
+
+const READ_CHUNK: usize = 16 * 1024;
+/// Most bytes reserved ahead for one large argument.
+const MAX_RESERVE: usize = 16 * 1024 * 1024;
+
+pub async fn serve(
+    mut stream: TcpStream,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (Ok(addr), Ok(laddr)) = (stream.peer_addr(), stream.local_addr()) else {
+        return;
+    };
+    let info = shared.clients.register(addr, laddr);
+    let id = info.id;
+    let mut session = Session::new(shared.clone(), info);
+    let limits = Limits::default();
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = BytesMut::with_capacity(READ_CHUNK);
+    debug!(client = id, %addr, "connection opened");
+    'conn: loop {
+        let mut close = false;
+        session.begin_batch();
+        loop {
+            match request::check(&buf, &limits) {
+                Ok(Check::Complete(len)) => {
+                    let args = request::parse(buf.split_to(len).freeze());
+                    let (reply, after) = session.handle(args);
+                    if let Some(reply) = reply {
+                        reply.encode(session.proto, &mut out);
+                    }
+                    if after == After::Close {
+                        close = true;
+                        break;
+                    }
+                }
+                Ok(Check::Incomplete(need)) => {
+                    if let Some(need) = need {
+                        let more = need.saturating_sub(buf.len()).min(MAX_RESERVE);
+                        buf.reserve(more);
+                    }
+                    break;
+                }
+                Err(e) => {
+                    debug!(client = id, error = %e, "protocol error");
+                    resp::Frame::Error(e.reply_text()).encode(session.proto, &mut out);
+                    close = true;
+                    break;
+                }
+            }
+        }
+        if !out.is_empty() {
+            if stream.write_all(&out).await.is_err() {
+                break 'conn;
+            }
+            out.clear();
+        }
+        if close || *shutdown.borrow() {
+            break;
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            read = stream.read_buf(&mut buf) => {
+                match read {
+                    Ok(0) | Err(_) => break 'conn,
+                    Ok(_) => {}
+                }
+            }
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    break 'conn;
+                }
+            }
+        }
+    }
+    let _ = stream.shutdown().await;
+    shared.clients.unregister(id);
+    debug!(client = id, "connection closed");
+}

@@ -1,0 +1,341 @@
+//! One client's session: protocol version, name, `MULTI` queue and `WATCH`ed keys, and
+//! the dispatch of each request to the connection-level commands here or to `kv`.
+//!
+//! A session has no socket: [`Session::handle`] takes a request's arguments and returns
+//! the reply, so the connection loop and the data-driven tests drive it the same way.
+//!
+//! Transactions follow Redis: inside `MULTI`, unknown commands and arity errors are
+//! replied at once and doom the transaction (`EXECABORT`); everything else is queued as
+//! raw arguments and parsed at `EXEC` time (so `EX 10` counts from `EXEC`), and the
+//! whole batch, with the watched keys, is one [`kv::Write::Exec`]: atomic, and on the
+//! Raft path one log entry.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kv::db::Watch;
+use kv::Cmd;
+use resp::{Frame, Protocol};
+
+use crate::commands::{self, ServerCmd};
+use crate::Shared;
+
+/// What the connection does after sending a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    Continue,
+    Close,
+}
+
+pub struct Session {
+    pub shared: Arc<Shared>,
+    pub info: Arc<crate::clients::ClientInfo>,
+    pub proto: Protocol,
+    /// Queued requests while in `MULTI`.
+    multi: Option<Vec<Vec<Bytes>>>,
+    /// A queued command was refused: `EXEC` must abort.
+    multi_dirty: bool,
+    watches: Vec<Watch>,
+    /// The clock for the requests being handled: read once per batch of pipelined
+    /// requests ([`Session::begin_batch`]), as Redis reads it once per event-loop pass.
+    now_ms: i64,
+    /// This session's random generator, seeded from the node's randomness.
+    rng: kv::rng::Rng,
+    /// Commands handled since the last batch was counted.
+    handled: u64,
+}
+
+const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+
+impl Session {
+    pub fn new(shared: Arc<Shared>, info: Arc<crate::clients::ClientInfo>) -> Self {
+        let rng = kv::rng::Rng::new(shared.store.seed());
+        let now_ms = shared.store.clock.now_ms();
+        Session {
+            shared,
+            info,
+            proto: Protocol::Resp2,
+            multi: None,
+            multi_dirty: false,
+            watches: Vec::new(),
+            now_ms,
+            rng,
+            handled: 0,
+        }
+    }
+
+    /// A session with no connection behind it (data-driven tests, tools), registered as
+    /// a client at 127.0.0.1:0.
+    pub fn detached(shared: Arc<Shared>) -> Self {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let info = shared.clients.register(addr, addr);
+        Session::new(shared, info)
+    }
+
+    /// Starts a batch of requests read together: reads the clock once, and counts the
+    /// previous batch's commands and its time for `INFO` and `CLIENT LIST`.
+    pub fn begin_batch(&mut self) {
+        self.now_ms = self.shared.store.clock.now_ms();
+        if self.handled > 0 {
+            self.shared
+                .store
+                .stats
+                .commands
+                .fetch_add(self.handled, Ordering::Relaxed);
+            self.handled = 0;
+            let ms = self.info.created.elapsed().as_millis() as u64;
+            self.info.last_ms.store(ms, Ordering::Relaxed);
+        }
+    }
+
+    /// What the next command is parsed with: the batch's time and a fresh seed.
+    fn ctx(&mut self) -> kv::Ctx {
+        kv::Ctx {
+            now_ms: self.now_ms,
+            seed: self.rng.next_u64(),
+        }
+    }
+
+    /// Handles one request. An empty request gets no reply (`None`).
+    pub fn handle(&mut self, args: Vec<Bytes>) -> (Option<Frame>, After) {
+        let Some(name) = args.first() else {
+            return (None, After::Continue);
+        };
+        self.note_command(name);
+        let server_cmd = commands::lookup(name);
+        if self.multi.is_some() {
+            let passes = matches!(
+                server_cmd.map(|s| s.cmd),
+                Some(
+                    ServerCmd::Exec
+                        | ServerCmd::Discard
+                        | ServerCmd::Multi
+                        | ServerCmd::Watch
+                        | ServerCmd::Quit
+                        | ServerCmd::Reset
+                )
+            );
+            if !passes {
+                return (Some(self.queue(args)), After::Continue);
+            }
+        }
+        if let Some(spec) = server_cmd {
+            if !spec.arity_ok(args.len()) {
+                return (
+                    Some(kv::Error::Arity(spec.name.to_string()).to_frame()),
+                    After::Continue,
+                );
+            }
+            return self.server_command(spec.cmd, &args);
+        }
+        (Some(self.data_command(&args)), After::Continue)
+    }
+
+    fn note_command(&mut self, name: &[u8]) {
+        self.handled += 1;
+        if let Ok(mut last) = self.info.last_cmd.try_lock() {
+            if !last.as_bytes().eq_ignore_ascii_case(name) {
+                last.clear();
+                last.push_str(&String::from_utf8_lossy(name).to_ascii_lowercase());
+            }
+        }
+    }
+
+    /// Parses and runs a `kv` command outside a transaction.
+    fn data_command(&mut self, args: &[Bytes]) -> Frame {
+        let mut ctx = self.ctx();
+        let store = &self.shared.store;
+        match kv::parse(args, &mut ctx) {
+            Ok(cmd) => store.execute(&cmd, &ctx),
+            Err(e) => e.to_frame(),
+        }
+    }
+
+    fn queue(&mut self, args: Vec<Bytes>) -> Frame {
+        let arity_ok = match commands::lookup(&args[0]) {
+            Some(spec) => spec.arity_ok(args.len()).then_some(()).ok_or(spec.name),
+            None => match kv::command::lookup(&args[0]) {
+                Some(spec) => spec.arity_ok(args.len()).then_some(()).ok_or(spec.name),
+                None => {
+                    self.multi_dirty = true;
+                    return kv::command::unknown_command(&args).to_frame();
+                }
+            },
+        };
+        if let Err(name) = arity_ok {
+            self.multi_dirty = true;
+            return kv::Error::Arity(name.to_string()).to_frame();
+        }
+        let queue = self.multi.get_or_insert_with(Vec::new);
+        queue.push(args);
+        self.info.multi.store(queue.len() as i64, Ordering::Relaxed);
+        Frame::Simple("QUEUED")
+    }
+
+    fn end_multi(&mut self) -> Vec<Vec<Bytes>> {
+        self.multi_dirty = false;
+        self.info.multi.store(-1, Ordering::Relaxed);
+        self.multi.take().unwrap_or_default()
+    }
+
+    fn exec(&mut self) -> Frame {
+        if self.multi.is_none() {
+            return Frame::error("ERR EXEC without MULTI");
+        }
+        let dirty = self.multi_dirty;
+        let queued = self.end_multi();
+        let watches = std::mem::take(&mut self.watches);
+        if dirty {
+            return Frame::error(EXECABORT);
+        }
+        // Parse the data commands now, with the time of EXEC; keep each slot's place.
+        let store = self.shared.store.clone();
+        let batch_ctx = self.ctx();
+        let mut cmds: Vec<Cmd> = Vec::new();
+        let mut slots: Vec<Option<Frame>> = Vec::with_capacity(queued.len());
+        for args in &queued {
+            if commands::lookup(&args[0]).is_some() {
+                slots.push(None);
+                continue;
+            }
+            let mut ctx = self.ctx();
+            match kv::parse(args, &mut ctx) {
+                Ok(cmd) => {
+                    cmds.push(cmd);
+                    slots.push(None);
+                }
+                Err(e) => slots.push(Some(e.to_frame())),
+            }
+        }
+        let exec = Cmd::Write(kv::Write::Exec { watches, cmds });
+        let replies = match store.execute(&exec, &batch_ctx) {
+            Frame::Array(replies) => replies,
+            other => return other,
+        };
+        let mut replies = replies.into_iter();
+        let mut out = Vec::with_capacity(queued.len());
+        for (args, slot) in queued.iter().zip(slots) {
+            let reply = match slot {
+                Some(error) => error,
+                None => match commands::lookup(&args[0]) {
+                    Some(spec) => self.server_command(spec.cmd, args).0.unwrap_or(Frame::OK),
+                    None => replies.next().unwrap_or(Frame::Null),
+                },
+            };
+            out.push(reply);
+        }
+        Frame::Array(out)
+    }
+
+    fn server_command(&mut self, cmd: ServerCmd, args: &[Bytes]) -> (Option<Frame>, After) {
+        let reply = match cmd {
+            ServerCmd::Multi => {
+                if self.multi.is_some() {
+                    Frame::error("ERR MULTI calls can not be nested")
+                } else {
+                    self.multi = Some(Vec::new());
+                    self.info.multi.store(0, Ordering::Relaxed);
+                    Frame::OK
+                }
+            }
+            ServerCmd::Exec => self.exec(),
+            ServerCmd::Discard => {
+                if self.multi.is_none() {
+                    Frame::error("ERR DISCARD without MULTI")
+                } else {
+                    self.end_multi();
+                    self.watches.clear();
+                    Frame::OK
+                }
+            }
+            ServerCmd::Watch => {
+                if self.multi.is_some() {
+                    Frame::error("ERR WATCH inside MULTI is not allowed")
+                } else {
+                    let store = &self.shared.store;
+                    let now = self.now_ms;
+                    let db = store.db();
+                    for key in &args[1..] {
+                        if !self.watches.iter().any(|w| w.key.as_slice() == &key[..]) {
+                            self.watches.push(db.watch(key, now));
+                        }
+                    }
+                    Frame::OK
+                }
+            }
+            ServerCmd::Unwatch => {
+                self.watches.clear();
+                Frame::OK
+            }
+            ServerCmd::Quit => return (Some(Frame::OK), After::Close),
+            ServerCmd::Reset => {
+                self.end_multi();
+                self.watches.clear();
+                self.set_proto(Protocol::Resp2);
+                *self.info.name.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                Frame::Simple("RESET")
+            }
+            ServerCmd::Hello => self.hello(args),
+            other => commands::run(self, other, args),
+        };
+        (Some(reply), After::Continue)
+    }
+
+    pub fn set_proto(&mut self, proto: Protocol) {
+        self.proto = proto;
+        self.info.resp.store(
+            if proto == Protocol::Resp3 { 3 } else { 2 },
+            Ordering::Relaxed,
+        );
+    }
+
+    /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`
+    fn hello(&mut self, args: &[Bytes]) -> Frame {
+        let mut proto = self.proto;
+        let mut setname = None;
+        if let Some(v) = args.get(1) {
+            let Some(v) = resp::request::parse_int(v) else {
+                return Frame::error("ERR Protocol version is not an integer or out of range");
+            };
+            proto = match v {
+                2 => Protocol::Resp2,
+                3 => Protocol::Resp3,
+                _ => return Frame::error("NOPROTO unsupported protocol version"),
+            };
+            let mut i = 2;
+            while i < args.len() {
+                let more = args.len() - i - 1;
+                if kv::args::is(&args[i], "auth") && more >= 2 {
+                    i += 3;
+                } else if kv::args::is(&args[i], "setname") && more >= 1 {
+                    setname = Some(args[i + 1].clone());
+                    i += 2;
+                } else {
+                    return Frame::error(format!(
+                        "ERR Syntax error in HELLO option '{}'",
+                        String::from_utf8_lossy(&args[i])
+                    ));
+                }
+            }
+        }
+        if let Some(name) = setname {
+            if let Err(e) = commands::set_client_name(self, &name) {
+                return e;
+            }
+        }
+        self.set_proto(proto);
+        Frame::Map(vec![
+            (Frame::bulk("server"), Frame::bulk("redis")),
+            (Frame::bulk("version"), Frame::bulk(crate::REDIS_VERSION)),
+            (
+                Frame::bulk("proto"),
+                Frame::Integer(if proto == Protocol::Resp3 { 3 } else { 2 }),
+            ),
+            (Frame::bulk("id"), Frame::Integer(self.info.id as i64)),
+            (Frame::bulk("mode"), Frame::bulk("standalone")),
+            (Frame::bulk("role"), Frame::bulk("master")),
+            (Frame::bulk("modules"), Frame::Array(vec![])),
+        ])
+    }
+}
