@@ -8,10 +8,13 @@
 //! - `REDRAFT_DIFF_SEQUENCES` (default 2000), `REDRAFT_DIFF_LEN` (steps per sequence,
 //!   default 50), `REDRAFT_DIFF_WORKERS` (server pairs run in parallel, default: the number
 //!   of cores, at most 4), `REDRAFT_DIFF_FAMILIES` (comma list out of
-//!   strings,keys,hashes,lists,sets,zsets,tx; default all).
+//!   strings,keys,hashes,lists,sets,zsets,tx; default all), `REDRAFT_DIFF_SKIP` (comma list
+//!   of command names to leave out, e.g. ones redraft does not have yet),
+//!   `REDRAFT_DIFF_MAX_FAILURES` (stop after this many diverged sequences, default 300).
 //!
 //! Replay one failing sequence exactly: `REDRAFT_DIFF_SEED=<its seed> REDRAFT_DIFF_SEQUENCES=1
-//! cargo test -p redraft-tests diff` (with the same `REDRAFT_DIFF_FAMILIES`/`LEN`, if set).
+//! cargo test -p redraft-tests diff` (with the same `REDRAFT_DIFF_FAMILIES`/`LEN`/`SKIP`, if
+//! set).
 //!
 //! Each sequence runs on two connections per server; runs of consecutive steps on one
 //! connection are pipelined (written at once, then the replies read), sent to both servers
@@ -28,7 +31,7 @@ use std::time::Instant;
 use redis::Value;
 
 use crate::gen::{self, kind_of, Kind, Sequence, Step};
-use crate::harness::{show_cmd, show_value, Conn, RedisServer, Target};
+use crate::harness::{error_text, show_cmd, show_value, Conn, RedisServer, Target};
 
 /// One reply, or what went wrong on the connection instead.
 type Reply = Result<Value, String>;
@@ -52,6 +55,13 @@ fn env_seed() -> (u64, bool) {
         }
         Err(_) => (rand::random::<u64>(), false),
     }
+}
+
+/// Command names (any case) left out of every sequence: `REDRAFT_DIFF_SKIP=SORT,LCS`.
+fn env_skip() -> Vec<String> {
+    std::env::var("REDRAFT_DIFF_SKIP")
+        .map(|v| v.split(',').map(|c| c.trim().to_ascii_uppercase()).filter(|c| !c.is_empty()).collect())
+        .unwrap_or_default()
 }
 
 fn env_families() -> Vec<&'static str> {
@@ -111,10 +121,11 @@ impl Side {
 
 /// A reference redis-server and a redraft, each with two connections.
 struct Pair {
-    _redis: RedisServer,
-    _target: Target,
+    // Fields drop in order: connections first, then the servers.
     a: Side,
     b: Side,
+    _redis: RedisServer,
+    _target: Target,
 }
 
 impl Pair {
@@ -123,7 +134,7 @@ impl Pair {
         let target = Target::start();
         let a = Side::new(redis.addr());
         let b = Side::new(target.addr());
-        Pair { _redis: redis, _target: target, a, b }
+        Pair { a, b, _redis: redis, _target: target }
     }
 
     /// Sends `cmds` on `conn` to both servers, then reads both sides' replies.
@@ -395,9 +406,11 @@ fn random_sequences() {
     let workers = env_usize("REDRAFT_DIFF_WORKERS", cores.min(4)).clamp(1, 16).min(sequences.max(1));
     let families = env_families();
     let max_failures = env_usize("REDRAFT_DIFF_MAX_FAILURES", 300);
+    let skip = env_skip();
     eprintln!(
-        "differential test: base seed {base}{}, {sequences} sequences of {len} steps, {workers} workers, families {families:?}",
-        if given { " (REDRAFT_DIFF_SEED)" } else { " (random; set REDRAFT_DIFF_SEED to replay)" }
+        "differential test: base seed {base}{}, {sequences} sequences of {len} steps, {workers} workers, families {families:?}{}",
+        if given { " (REDRAFT_DIFF_SEED)" } else { " (random; set REDRAFT_DIFF_SEED to replay)" },
+        if skip.is_empty() { String::new() } else { format!(", skipping {skip:?}") }
     );
 
     let started = Instant::now();
@@ -414,7 +427,8 @@ fn random_sequences() {
                     if i >= sequences || stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let seq = gen::sequence(base.wrapping_add(i as u64), len, &families);
+                    let mut seq = gen::sequence(base.wrapping_add(i as u64), len, &families);
+                    seq.steps.retain(|s| !skip.contains(&s.args[0].to_ascii_uppercase()));
                     if let Some(d) = check(&mut pair, seq) {
                         let mut f = failures.lock().unwrap_or_else(|e| e.into_inner());
                         f.push(d);
@@ -438,20 +452,40 @@ fn random_sequences() {
         return;
     }
     failures.sort_by_key(|d| d.seq.seed);
-    // One line per distinct first divergence, grouped by command.
-    let mut by_sig: BTreeMap<(String, String), (usize, u64)> = BTreeMap::new();
+    // Commands redraft does not know, on one line; the other first divergences grouped by
+    // command, a few examples each.
+    let mut unknown: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_cmd: BTreeMap<String, Vec<&Divergence>> = BTreeMap::new();
     for d in &failures {
-        let e = by_sig.entry((d.command_name(), d.signature())).or_insert((0, d.seq.seed));
-        e.0 += 1;
+        let unknown_cmd = matches!(&d.rb[d.at], Ok(v @ Value::ServerError(_))
+            if error_text(v).is_some_and(|t| t.starts_with("ERR unknown command")));
+        if unknown_cmd && !matches!(&d.ra[d.at], Ok(v) if error_text(v).is_some_and(|t| t.starts_with("ERR unknown command"))) {
+            *unknown.entry(d.command_name()).or_default() += 1;
+        } else {
+            by_cmd.entry(d.command_name()).or_default().push(d);
+        }
     }
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "\n{} of {done} sequences diverged from redis-server (base seed {base}). First divergence of each, by command:",
+        "\n{} of {done} sequences diverged from redis-server (base seed {base}).",
         failures.len()
     );
-    for ((_, sig), (count, seed)) in &by_sig {
-        let _ = writeln!(report, "  [x{count}, seed {seed}] {sig}");
+    if !unknown.is_empty() {
+        let list: Vec<String> = unknown.iter().map(|(c, n)| format!("{c} (x{n})")).collect();
+        let _ = writeln!(report, "Unknown to redraft: {}", list.join(", "));
+        let _ = writeln!(report, "  (leave them out with REDRAFT_DIFF_SKIP={})", unknown.keys().cloned().collect::<Vec<_>>().join(","));
+    }
+    let _ = writeln!(report, "First divergence of each sequence, by command (seed: command => replies):");
+    for (cmd, ds) in &by_cmd {
+        let _ = writeln!(report, "  {cmd} (x{}):", ds.len());
+        let mut seen = std::collections::BTreeSet::new();
+        for d in ds {
+            let sig = d.signature();
+            if seen.len() < 4 && seen.insert(sig.clone()) {
+                let _ = writeln!(report, "    [seed {}] {sig}", d.seq.seed);
+            }
+        }
     }
     let _ = writeln!(report, "\nThe shortest failing sequences in full:");
     failures.sort_by_key(|d| d.at);

@@ -112,20 +112,71 @@ impl Drop for RedisServer {
     }
 }
 
-/// redraft's server running in this process; until `server::run` lands on main this is a
-/// second redis-server (announced loudly), so the suite already proves itself.
+/// redraft's server running in this process on its own runtime; stopped on drop.
 pub struct Redraft {
-    inner: RedisServer,
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    task: Option<tokio::task::JoinHandle<Result<(), server::Error>>>,
 }
 
 impl Redraft {
+    /// Binds 127.0.0.1:0 and spawns `server::run` on a fresh two-thread runtime.
     pub fn start() -> Redraft {
-        eprintln!("NOTE: server::run is not merged yet: the \"redraft\" side is a redis-server");
-        Redraft { inner: RedisServer::start() }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("redraft-test")
+            .enable_all()
+            .build()
+            .expect("build a tokio runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let config = server::Config { bind: "127.0.0.1".into(), port: addr.port(), ..Default::default() };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let task = runtime.spawn(server::run(listener, config, shutdown));
+        let redraft = Redraft { addr, stop: Some(stop), runtime: Some(runtime), task: Some(task) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut c) = Conn::try_connect(addr) {
+                if c.call(&["PING"]).is_ok() {
+                    return redraft;
+                }
+            }
+            assert!(Instant::now() < deadline, "in-process redraft on {addr} not ready in 10s");
+            thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.inner.addr()
+        self.addr
+    }
+}
+
+impl Drop for Redraft {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let (Some(rt), Some(task)) = (self.runtime.take(), self.task.take()) {
+            let outcome = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await });
+            let failed = match outcome {
+                Ok(Ok(Ok(()))) => None,
+                Ok(Ok(Err(e))) => Some(format!("server::run returned an error: {e}")),
+                Ok(Err(e)) => Some(format!("server::run panicked: {e}")),
+                Err(_) => Some("server::run did not stop within 10s of shutdown".to_string()),
+            };
+            rt.shutdown_timeout(Duration::from_secs(2));
+            if let Some(msg) = failed {
+                if !thread::panicking() {
+                    panic!("{msg}");
+                }
+            }
+        }
     }
 }
 
