@@ -239,8 +239,22 @@ pub fn redis_error_text(e: &redis::RedisError) -> String {
 /// A blocking raw RESP connection.
 pub struct Conn {
     writer: TcpStream,
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Tee>,
     parser: redis::Parser,
+}
+
+/// The socket's read half, keeping a copy of every byte read (for [`Conn::call_raw`]).
+struct Tee {
+    stream: TcpStream,
+    seen: Vec<u8>,
+}
+
+impl Read for Tee {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.stream.read(buf)?;
+        self.seen.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
 }
 
 impl Conn {
@@ -249,7 +263,7 @@ impl Conn {
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(REPLY_TIMEOUT))?;
         s.set_write_timeout(Some(REPLY_TIMEOUT))?;
-        let reader = BufReader::with_capacity(64 * 1024, s.try_clone()?);
+        let reader = BufReader::with_capacity(64 * 1024, Tee { stream: s.try_clone()?, seen: Vec::new() });
         Ok(Conn { writer: s, reader, parser: redis::Parser::new() })
     }
 
@@ -280,18 +294,25 @@ impl Conn {
         self.recv()
     }
 
-    /// Reads whatever raw bytes arrive until EOF or `idle` passes without data.
+    /// One command, its reply and the reply's exact bytes (only with nothing else in flight).
+    pub fn call_raw<A: AsRef<[u8]>>(&mut self, args: &[A]) -> (redis::RedisResult<Value>, Vec<u8>) {
+        self.reader.get_mut().seen.clear();
+        let v = self.call(args);
+        (v, std::mem::take(&mut self.reader.get_mut().seen))
+    }
+
+    /// Reads raw bytes until EOF (`true`) or until `idle` passes without any (`false`).
     pub fn read_raw_until_idle(&mut self, idle: Duration) -> (Vec<u8>, bool) {
-        let stream = self.reader.get_mut();
-        let _ = stream.set_read_timeout(Some(idle));
+        // What the BufReader holds already, then the socket.
         let mut out = self.reader.buffer().to_vec();
+        let n = out.len();
+        std::io::BufRead::consume(&mut self.reader, n);
+        let stream = &mut self.reader.get_mut().stream;
+        let _ = stream.set_read_timeout(Some(idle));
         let mut buf = [0u8; 65536];
         let mut eof = false;
-        // Bytes already buffered were copied above; drain them from the BufReader.
-        let n = self.reader.buffer().len();
-        self.reader.consume_n(n);
         loop {
-            match self.reader.get_mut().read(&mut buf) {
+            match stream.read(&mut buf) {
                 Ok(0) => {
                     eof = true;
                     break;
@@ -304,22 +325,12 @@ impl Conn {
                 Err(_) => break,
             }
         }
-        let _ = self.reader.get_mut().set_read_timeout(Some(REPLY_TIMEOUT));
+        let _ = stream.set_read_timeout(Some(REPLY_TIMEOUT));
         (out, eof)
     }
 
     pub fn writer(&mut self) -> &mut TcpStream {
         &mut self.writer
-    }
-}
-
-trait ConsumeN {
-    fn consume_n(&mut self, n: usize);
-}
-
-impl<R: Read> ConsumeN for BufReader<R> {
-    fn consume_n(&mut self, n: usize) {
-        std::io::BufRead::consume(self, n);
     }
 }
 
