@@ -261,6 +261,16 @@ fn same(kind: &Kind, a: &Reply, b: &Reply) -> bool {
             (Value::Array(x), Value::Array(y)) | (Value::Set(x), Value::Set(y)) => x.len() == y.len(),
             _ => a == b,
         },
+        Kind::SameLenDistinct => match (a, b) {
+            (Value::Array(x), Value::Array(y)) | (Value::Set(x), Value::Set(y)) => {
+                let distinct = |v: &[Value]| {
+                    let s = sorted(v);
+                    s.windows(2).all(|w| w[0] != w[1])
+                };
+                x.len() == y.len() && distinct(x) && distinct(y)
+            }
+            _ => a == b,
+        },
         Kind::AnyBulk => matches!((a, b), (Value::BulkString(_), Value::BulkString(_))) || a == b,
         Kind::Near(tol) => match (a, b) {
             (Value::Int(x), Value::Int(y)) if *x >= 0 && *y >= 0 => (x - y).abs() <= *tol,

@@ -51,6 +51,8 @@ pub enum Kind {
     Multiset,
     /// A random pick of members: arrays of the same length (or both exactly equal otherwise).
     SameLen,
+    /// A random pick of distinct members (positive count): as `SameLen`, and no repeats.
+    SameLenDistinct,
     /// One random member: both bulk strings (or both exactly equal otherwise).
     AnyBulk,
     /// Integers that may differ by the given amount (clocks in ms or s); negative exactly.
@@ -65,14 +67,10 @@ pub fn kind_of(args: &[String]) -> Kind {
     let count = |i: usize| args.get(i).and_then(|s| s.parse::<i64>().ok());
     match name.as_str() {
         "SMEMBERS" | "SINTER" | "SUNION" | "SDIFF" | "KEYS" => Kind::Multiset,
-        "SPOP" => match count(2) {
+        "SPOP" | "SRANDMEMBER" | "HRANDFIELD" | "ZRANDMEMBER" => match count(2) {
             None if args.len() == 2 => Kind::AnyBulk,
             Some(n) if n >= 100 => Kind::Multiset,
-            _ => Kind::SameLen,
-        },
-        "SRANDMEMBER" | "HRANDFIELD" | "ZRANDMEMBER" => match count(2) {
-            None if args.len() == 2 => Kind::AnyBulk,
-            Some(n) if n >= 100 => Kind::Multiset,
+            Some(n) if n > 0 && args.len() == 3 => Kind::SameLenDistinct,
             _ => Kind::SameLen,
         },
         "PTTL" | "PEXPIRETIME" => Kind::Near(1000),
@@ -223,8 +221,10 @@ impl Gen {
         }
     }
 
-    /// An expiry option for SET / GETEX.
-    fn expiry_opt(&mut self, out: &mut Vec<String>) {
+    /// An expiry option for SET / GETEX. SET never gets a time in the past: Redis 7.0 keeps
+    /// such a key (counted by DBSIZE) until active expiry happens to sample it, so replies
+    /// would depend on timing; GETEX deletes it at once, deterministically.
+    fn expiry_opt(&mut self, out: &mut Vec<String>, past_ok: bool) {
         match self.r.gen_range(0..5) {
             0 => {
                 out.push("EX".into());
@@ -238,12 +238,18 @@ impl Gen {
             }
             2 => {
                 out.push("EXAT".into());
-                let t = self.at_s();
+                let mut t = self.at_s();
+                if t == "1" && !past_ok {
+                    t = FUTURE_S.to_string();
+                }
                 out.push(t);
             }
             3 => {
                 out.push("PXAT".into());
-                let t = self.at_ms();
+                let mut t = self.at_ms();
+                if t == "1" && !past_ok {
+                    t = (FUTURE_S * 1000).to_string();
+                }
                 out.push(t);
             }
             _ => out.push("KEEPTTL".into()),
@@ -264,10 +270,10 @@ impl Gen {
                     a.push("GET".into());
                 }
                 if self.chance(0.3) {
-                    self.expiry_opt(&mut a);
+                    self.expiry_opt(&mut a, false);
                 }
                 if self.chance(0.05) {
-                    self.expiry_opt(&mut a);
+                    self.expiry_opt(&mut a, false);
                 }
                 if self.chance(0.05) {
                     a.push(self.pick(&["NX", "XX", "PERSIST", "EX"]).into());
@@ -284,7 +290,7 @@ impl Gen {
                 match self.r.gen_range(0..6) {
                     0 => a.push("PERSIST".into()),
                     1 => {}
-                    _ => self.expiry_opt(&mut a),
+                    _ => self.expiry_opt(&mut a, true),
                 }
                 a
             }
