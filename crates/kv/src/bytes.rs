@@ -14,6 +14,9 @@ const INLINE: usize = 22;
 pub enum CompactBytes {
     Inline { len: u8, data: [u8; INLINE] },
     Heap(Box<[u8]>),
+    /// A string value built in place by `APPEND` or `SETRANGE`: Redis reports these as
+    /// the `raw` encoding whatever their length, so the variant keeps that fact.
+    Raw(Box<[u8]>),
 }
 
 impl CompactBytes {
@@ -30,10 +33,20 @@ impl CompactBytes {
         }
     }
 
+    /// A string value as `APPEND`/`SETRANGE` leave it (the `raw` encoding).
+    pub fn raw(bytes: Vec<u8>) -> Self {
+        CompactBytes::Raw(bytes.into_boxed_slice())
+    }
+
+    /// True for a value built by `APPEND`/`SETRANGE`.
+    pub fn is_raw(&self) -> bool {
+        matches!(self, CompactBytes::Raw(_))
+    }
+
     pub fn as_slice(&self) -> &[u8] {
         match self {
             CompactBytes::Inline { len, data } => &data[..*len as usize],
-            CompactBytes::Heap(b) => b,
+            CompactBytes::Heap(b) | CompactBytes::Raw(b) => b,
         }
     }
 
@@ -41,7 +54,7 @@ impl CompactBytes {
     pub fn heap_size(&self) -> usize {
         match self {
             CompactBytes::Inline { .. } => 0,
-            CompactBytes::Heap(b) => b.len(),
+            CompactBytes::Heap(b) | CompactBytes::Raw(b) => b.len(),
         }
     }
 }

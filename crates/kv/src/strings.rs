@@ -509,7 +509,7 @@ impl Write {
                 let mut buf = Vec::with_capacity(len);
                 buf.extend_from_slice(old.map_or(&b""[..], |s| s));
                 buf.extend_from_slice(value);
-                db.insert_keep_ttl(key, Value::Str(buf.into()), now_ms);
+                db.insert_keep_ttl(key, Value::Str(CompactBytes::raw(buf)), now_ms);
                 Ok(Frame::Integer(len as i64))
             }
             Write::SetRange(key, offset, value) => {
@@ -523,7 +523,7 @@ impl Write {
                 buf.extend_from_slice(old.map_or(&b""[..], |s| s));
                 buf.resize(len, 0);
                 buf[*offset..offset + value.len()].copy_from_slice(value);
-                db.insert_keep_ttl(key, Value::Str(buf.into()), now_ms);
+                db.insert_keep_ttl(key, Value::Str(CompactBytes::raw(buf)), now_ms);
                 Ok(Frame::Integer(len as i64))
             }
             Write::IncrBy(key, by) => {

@@ -55,7 +55,9 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => {
-                if s.len() <= 20 && resp::request::parse_int(s).is_some() {
+                if s.is_raw() {
+                    "raw"
+                } else if s.len() <= 20 && resp::request::parse_int(s).is_some() {
                     "int"
                 } else if s.len() <= 44 {
                     "embstr"
@@ -294,5 +296,6 @@ mod tests {
     #[test]
     fn value_stays_small() {
         assert_eq!(std::mem::size_of::<Value>(), 24);
+        assert_eq!(std::mem::size_of::<crate::db::Entry>(), 32);
     }
 }

@@ -139,3 +139,61 @@ impl Store {
         removed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn run(store: &Store, now_ms: i64, line: &str) -> Frame {
+        let args: Vec<Bytes> = line
+            .split(' ')
+            .map(|s| Bytes::from(s.to_string()))
+            .collect();
+        let mut ctx = Ctx { now_ms, seed: 1 };
+        let cmd = kv::parse(&args, &mut ctx).expect("valid command");
+        store.execute(&cmd, &ctx)
+    }
+
+    #[test]
+    fn active_expiry_reclaims_expired_keys_without_access() {
+        let store = Store::new();
+        let now = store.clock.now_ms();
+        for i in 0..500 {
+            run(&store, now, &format!("SET gone:{i} v PX 50"));
+        }
+        for i in 0..100 {
+            run(&store, now, &format!("SET kept:{i} v EX 3600"));
+            run(&store, now, &format!("SET plain:{i} v"));
+        }
+        // Expired keys stay in memory (DBSIZE counts them, as Redis's does) until a write
+        // meets them or active expiry removes them.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(
+            store.db().len(),
+            700,
+            "nothing is removed until expiry runs"
+        );
+        let mut rounds = 0;
+        while store.db().len() > 200 && rounds < 1000 {
+            store.active_expire_cycle(std::time::Duration::from_millis(25));
+            rounds += 1;
+        }
+        assert_eq!(
+            store.db().len(),
+            200,
+            "every expired key is reclaimed, no live key is"
+        );
+        assert_eq!(store.db().volatile_len(), 100);
+        assert_eq!(store.db().stats.expired_keys, 500);
+    }
+
+    #[test]
+    fn write_stamps_never_go_back() {
+        let clock = Clock::default();
+        let now = clock.now_ms();
+        assert!(clock.stamp(now - 10_000) >= now);
+        assert_eq!(clock.stamp(now + 5_000), now + 5_000);
+        assert!(clock.stamp(now) >= now + 5_000);
+    }
+}

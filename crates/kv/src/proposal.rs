@@ -1,0 +1,336 @@
+//! [`Proposal`]: what a log entry carries, and its byte encoding.
+//!
+//! A write is proposed as its raw arguments plus the random seed it was parsed with;
+//! the entry also carries the leader's `now_ms`. Applying re-parses the arguments with
+//! `Ctx { now_ms, seed }` and applies the result. Parsing is a pure function of those, so
+//! every replica derives the same command (the same absolute expiry for `EX 10`, the same
+//! pick for `SPOP`) without each command type needing its own wire format.
+//!
+//! Encoding (all integers little-endian): a tag byte, then
+//! - `1` Command: `u64 seed`, args;
+//! - `2` Exec: `u32 n` watches (`key`, `u64 seq`, `u8 flags`), `u32 n` commands (`u64 seed`, args);
+//! - `3` ExpireKeys: `u32 n` keys;
+//!
+//! where args are `u32 n` then `n` byte strings, and a byte string is `u32 len` + bytes.
+//! [`Proposal::decode`] refuses truncated or trailing bytes and absurd counts with an
+//! error, never a panic.
+
+use bytes::Bytes;
+use resp::Frame;
+
+use crate::bytes::CompactBytes;
+use crate::command::{self, Cmd, Ctx, Write};
+use crate::db::{Db, Watch};
+use crate::error::{Error, Result};
+
+/// One replicated write.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Proposal {
+    /// A write command, as the client sent it.
+    Command { args: Vec<Bytes>, seed: u64 },
+    /// `EXEC`: the watched keys and the queued data commands (connection commands in
+    /// the queue are answered by the session, not logged).
+    Exec {
+        watches: Vec<Watch>,
+        cmds: Vec<(Vec<Bytes>, u64)>,
+    },
+    /// Active expiry: remove each key that has expired by the entry's time.
+    ExpireKeys(Vec<Bytes>),
+}
+
+impl Proposal {
+    /// Applies the proposal with the entry's time: a pure function of `db`, `self` and
+    /// `now_ms`, so every replica computes the same state and reply.
+    pub fn apply(&self, db: &mut Db, now_ms: i64) -> Frame {
+        match self {
+            Proposal::Command { args, seed } => {
+                let mut ctx = Ctx {
+                    now_ms,
+                    seed: *seed,
+                };
+                match command::parse(args, &mut ctx) {
+                    Ok(cmd) => cmd.execute(db, now_ms),
+                    Err(e) => e.to_frame(),
+                }
+            }
+            Proposal::Exec { watches, cmds } => {
+                let mut parsed = Vec::with_capacity(cmds.len());
+                let mut errors = Vec::new();
+                for (i, (args, seed)) in cmds.iter().enumerate() {
+                    let mut ctx = Ctx {
+                        now_ms,
+                        seed: *seed,
+                    };
+                    match command::parse(args, &mut ctx) {
+                        Ok(cmd) => parsed.push(cmd),
+                        Err(e) => errors.push((i, e.to_frame())),
+                    }
+                }
+                let exec = Cmd::Write(Write::Exec {
+                    watches: watches.clone(),
+                    cmds: parsed,
+                });
+                match exec.execute(db, now_ms) {
+                    Frame::Array(mut replies) => {
+                        for (i, error) in errors {
+                            replies.insert(i.min(replies.len()), error);
+                        }
+                        Frame::Array(replies)
+                    }
+                    other => other,
+                }
+            }
+            Proposal::ExpireKeys(keys) => {
+                let keys = keys.iter().map(|k| CompactBytes::new(k)).collect();
+                Cmd::Write(Write::ExpireKeys(keys)).execute(db, now_ms)
+            }
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Proposal::Command { args, seed } => {
+                out.push(1);
+                out.extend_from_slice(&seed.to_le_bytes());
+                put_args(&mut out, args);
+            }
+            Proposal::Exec { watches, cmds } => {
+                out.push(2);
+                put_u32(&mut out, watches.len());
+                for w in watches {
+                    put_bytes(&mut out, &w.key);
+                    out.extend_from_slice(&w.seq.to_le_bytes());
+                    out.push(w.volatile_live as u8 | (w.existed as u8) << 1);
+                }
+                put_u32(&mut out, cmds.len());
+                for (args, seed) in cmds {
+                    out.extend_from_slice(&seed.to_le_bytes());
+                    put_args(&mut out, args);
+                }
+            }
+            Proposal::ExpireKeys(keys) => {
+                out.push(3);
+                put_args(&mut out, keys);
+            }
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Proposal> {
+        let mut r = Reader { buf: bytes, pos: 0 };
+        let proposal = match r.u8()? {
+            1 => {
+                let seed = r.u64()?;
+                Proposal::Command {
+                    seed,
+                    args: r.args()?,
+                }
+            }
+            2 => {
+                let n = r.count()?;
+                let mut watches = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let key = CompactBytes::new(&r.bytes()?);
+                    let seq = r.u64()?;
+                    let flags = r.u8()?;
+                    watches.push(Watch {
+                        key,
+                        seq,
+                        volatile_live: flags & 1 != 0,
+                        existed: flags & 2 != 0,
+                    });
+                }
+                let n = r.count()?;
+                let mut cmds = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let seed = r.u64()?;
+                    cmds.push((r.args()?, seed));
+                }
+                Proposal::Exec { watches, cmds }
+            }
+            3 => Proposal::ExpireKeys(r.args()?),
+            tag => return Err(Error::err(format!("bad proposal tag {tag}"))),
+        };
+        if r.pos != bytes.len() {
+            return Err(Error::err("trailing bytes after a proposal"));
+        }
+        Ok(proposal)
+    }
+}
+
+fn put_u32(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&(n as u32).to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_u32(out, b.len());
+    out.extend_from_slice(b);
+}
+
+fn put_args(out: &mut Vec<u8>, args: &[Bytes]) {
+    put_u32(out, args.len());
+    for a in args {
+        put_bytes(out, a);
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
+        let end = end.ok_or_else(|| Error::err("truncated proposal"))?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<usize> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    }
+    fn u64(&mut self) -> Result<u64> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+    /// A count, no larger than the bytes left could hold (each item is at least 4 bytes).
+    fn count(&mut self) -> Result<usize> {
+        let n = self.u32()?;
+        if n > (self.buf.len() - self.pos) / 4 + 1 {
+            return Err(Error::err("proposal count larger than its bytes"));
+        }
+        Ok(n)
+    }
+    fn bytes(&mut self) -> Result<Bytes> {
+        let n = self.u32()?;
+        Ok(Bytes::copy_from_slice(self.take(n)?))
+    }
+    fn args(&mut self) -> Result<Vec<Bytes>> {
+        let n = self.count()?;
+        (0..n).map(|_| self.bytes()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<Bytes> {
+        line.split(' ')
+            .map(|s| Bytes::from(s.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn replicas_applying_the_same_proposals_agree() {
+        let log = vec![
+            (
+                1_000,
+                Proposal::Command {
+                    args: args("SET k v EX 10"),
+                    seed: 1,
+                },
+            ),
+            (
+                1_001,
+                Proposal::Command {
+                    args: args("SADD s a b c d e f"),
+                    seed: 2,
+                },
+            ),
+            (
+                1_002,
+                Proposal::Command {
+                    args: args("SPOP s 2"),
+                    seed: 3,
+                },
+            ),
+            (
+                1_003,
+                Proposal::Exec {
+                    watches: vec![],
+                    cmds: vec![
+                        (args("INCR n"), 4),
+                        (args("SET k v BADOPT"), 5),
+                        (args("GET n"), 6),
+                    ],
+                },
+            ),
+            (20_000, Proposal::ExpireKeys(args("k"))),
+        ];
+        let (mut a, mut b) = (Db::new(), Db::new());
+        for (now, p) in &log {
+            let p2 = Proposal::decode(&p.encode()).unwrap();
+            assert_eq!(&p2, p);
+            assert_eq!(p.apply(&mut a, *now), p2.apply(&mut b, *now));
+        }
+        assert!(
+            a.get(b"k", 20_000).is_none(),
+            "EX 10 from the entry's time has passed"
+        );
+        let members = |db: &Db| {
+            db.get(b"s", 0)
+                .unwrap()
+                .as_set()
+                .unwrap()
+                .members
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(members(&a), members(&b));
+        assert_eq!(members(&a).len(), 4);
+    }
+
+    #[test]
+    fn exec_keeps_error_slots_in_place() {
+        let mut db = Db::new();
+        let p = Proposal::Exec {
+            watches: vec![],
+            cmds: vec![
+                (args("SET a 1"), 0),
+                (args("SET a 1 BADOPT"), 0),
+                (args("INCR a"), 0),
+            ],
+        };
+        let reply = p.apply(&mut db, 0);
+        let Frame::Array(items) = reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(items[0], Frame::OK);
+        assert!(items[1].is_error());
+        assert_eq!(items[2], Frame::Integer(2));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let good = Proposal::Command {
+            args: args("SET k v"),
+            seed: 9,
+        }
+        .encode();
+        for cut in 0..good.len() {
+            assert!(Proposal::decode(&good[..cut]).is_err());
+        }
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(Proposal::decode(&trailing).is_err());
+        assert!(Proposal::decode(&[9]).is_err());
+        assert!(Proposal::decode(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255]).is_err());
+        // Pseudo-random bytes never panic.
+        let mut rng = crate::rng::Rng::new(7);
+        for _ in 0..10_000 {
+            let len = rng.below(40) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| rng.below(256) as u8).collect();
+            let _ = Proposal::decode(&bytes);
+        }
+    }
+}
