@@ -10,11 +10,12 @@
 //!   of cores, at most 4), `REDRAFT_DIFF_FAMILIES` (comma list out of
 //!   strings,keys,hashes,lists,sets,zsets,tx; default all), `REDRAFT_DIFF_SKIP` (comma list
 //!   of command names to leave out, e.g. ones redraft does not have yet),
-//!   `REDRAFT_DIFF_MAX_FAILURES` (stop after this many diverged sequences, default 300).
+//!   `REDRAFT_DIFF_MAX_FAILURES` (stop after this many diverged sequences, default 300),
+//!   `REDRAFT_DIFF_RESP3` (the share of sequences run after `HELLO 3`, default 0.1).
 //!
 //! Replay one failing sequence exactly: `REDRAFT_DIFF_SEED=<its seed> REDRAFT_DIFF_SEQUENCES=1
-//! cargo test -p redraft-tests diff` (with the same `REDRAFT_DIFF_FAMILIES`/`LEN`/`SKIP`, if
-//! set).
+//! cargo test -p redraft-tests diff` (with the same `REDRAFT_DIFF_FAMILIES`/`LEN`/`SKIP`/`RESP3`,
+//! if set).
 //!
 //! Each sequence runs on two connections per server; runs of consecutive steps on one
 //! connection are pipelined (written at once, then the replies read), sent to both servers
@@ -276,6 +277,10 @@ fn same(kind: &Kind, a: &Reply, b: &Reply) -> bool {
             (Value::Int(x), Value::Int(y)) if *x >= 0 && *y >= 0 => (x - y).abs() <= *tol,
             _ => a == b,
         },
+        Kind::NearAbove(min, tol) => match (a, b) {
+            (Value::Int(x), Value::Int(y)) if x >= min && y >= min => (x - y).abs() <= *tol,
+            _ => a == b,
+        },
         Kind::Exec(kinds) => match (a, b) {
             (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
                 .iter()
@@ -417,6 +422,9 @@ fn random_sequences() {
     let families = env_families();
     let max_failures = env_usize("REDRAFT_DIFF_MAX_FAILURES", 300);
     let skip = env_skip();
+    let resp3: f64 = std::env::var("REDRAFT_DIFF_RESP3")
+        .map(|v| v.trim().parse().unwrap_or_else(|_| panic!("REDRAFT_DIFF_RESP3={v}: not a number")))
+        .unwrap_or(0.1);
     eprintln!(
         "differential test: base seed {base}{}, {sequences} sequences of {len} steps, {workers} workers, families {families:?}{}",
         if given { " (REDRAFT_DIFF_SEED)" } else { " (random; set REDRAFT_DIFF_SEED to replay)" },
@@ -437,7 +445,7 @@ fn random_sequences() {
                     if i >= sequences || stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let mut seq = gen::sequence(base.wrapping_add(i as u64), len, &families);
+                    let mut seq = gen::sequence(base.wrapping_add(i as u64), len, &families, resp3);
                     seq.steps.retain(|s| !skip.contains(&s.args[0].to_ascii_uppercase()));
                     if let Some(d) = check(&mut pair, seq) {
                         let mut f = failures.lock().unwrap_or_else(|e| e.into_inner());

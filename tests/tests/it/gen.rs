@@ -57,6 +57,8 @@ pub enum Kind {
     AnyBulk,
     /// Integers that may differ by the given amount (clocks in ms or s); negative exactly.
     Near(i64),
+    /// Integers equal, or both at least `.0` and within `.1` of each other.
+    NearAbove(i64, i64),
     /// `EXEC`: elementwise, with the kinds of the commands that were queued.
     Exec(Vec<Kind>),
 }
@@ -73,6 +75,10 @@ pub fn kind_of(args: &[String]) -> Kind {
             Some(n) if n > 0 && args.len() == 3 => Kind::SameLenDistinct,
             _ => Kind::SameLen,
         },
+        // TTL rounds to the nearest second: exact for the relative TTLs set here (the
+        // elapsed time is far below 500 ms), but for an absolute far-future expiry the
+        // rounding flips at the half second, when the two servers may read a ms apart.
+        "TTL" => Kind::NearAbove(100_000_000, 1),
         "PTTL" | "PEXPIRETIME" => Kind::Near(1000),
         "EXPIRETIME" => Kind::Near(1),
         _ => Kind::Exact,
@@ -971,8 +977,9 @@ impl Gen {
     }
 }
 
-/// The sequence for `seed`: `len` steps (a transaction counts as several) from `families`.
-pub fn sequence(seed: u64, len: usize, families: &[&'static str]) -> Sequence {
+/// The sequence for `seed`: `len` steps (a transaction counts as several) from `families`;
+/// `resp3` is the chance that the sequence runs in RESP3.
+pub fn sequence(seed: u64, len: usize, families: &[&'static str], resp3: f64) -> Sequence {
     let mut g = Gen {
         r: StdRng::seed_from_u64(seed),
         tainted: BTreeSet::new(),
@@ -992,7 +999,7 @@ pub fn sequence(seed: u64, len: usize, families: &[&'static str]) -> Sequence {
         chosen.push("strings");
     }
     g.families = chosen;
-    let resp3 = g.chance(0.1);
+    let resp3 = g.chance(resp3.clamp(0.0, 1.0));
     let tx = g.families.contains(&"tx");
     while g.steps.len() < len {
         if g.tainted.len() >= 4 {
