@@ -364,7 +364,13 @@ impl Gen {
     fn keyspace(&mut self) -> Vec<String> {
         let k = self.key();
         let s = |x: &str| x.to_string();
-        match self.r.gen_range(0..24) {
+        match self.r.gen_range(0..26) {
+            24 | 25 => match self.r.gen_range(0..10) {
+                0 => vec![s("OBJECT"), s("REFCOUNT"), k],
+                1 => vec![s("OBJECT"), s("FREQ"), k],
+                2 => vec![s("OBJECT"), s(self.pick(&["NOSUCH", "ENCODING"]))],
+                _ => vec![s("OBJECT"), s(self.pick(&["ENCODING", "encoding"])), k],
+            },
             0 | 1 => {
                 let mut a = vec![s(self.pick(&["DEL", "UNLINK"]))];
                 a.extend(self.keys(3));
