@@ -11,7 +11,8 @@
 //!   strings,keys,hashes,lists,sets,zsets,tx; default all), `REDRAFT_DIFF_SKIP` (comma list
 //!   of command names to leave out, e.g. ones redraft does not have yet),
 //!   `REDRAFT_DIFF_MAX_FAILURES` (stop after this many diverged sequences, default 300),
-//!   `REDRAFT_DIFF_RESP3` (the share of sequences run after `HELLO 3`, default 0.1).
+//!   `REDRAFT_DIFF_RESP3` (the share of sequences run after `HELLO 3`, default 0.1),
+//!   `REDRAFT_DIFF_EXAMPLES` (distinct examples shown per command in the report, default 4).
 //!
 //! Replay one failing sequence exactly: `REDRAFT_DIFF_SEED=<its seed> REDRAFT_DIFF_SEQUENCES=1
 //! cargo test -p redraft-tests diff` (with the same `REDRAFT_DIFF_FAMILIES`/`LEN`/`SKIP`/`RESP3`,
@@ -483,6 +484,7 @@ fn random_sequences() {
             by_cmd.entry(d.command_name()).or_default().push(d);
         }
     }
+    let examples = env_usize("REDRAFT_DIFF_EXAMPLES", 4);
     let mut report = String::new();
     let _ = writeln!(
         report,
@@ -500,7 +502,7 @@ fn random_sequences() {
         let mut seen = std::collections::BTreeSet::new();
         for d in ds {
             let sig = d.signature();
-            if seen.len() < 4 && seen.insert(sig.clone()) {
+            if seen.len() < examples && seen.insert(sig.clone()) {
                 let _ = writeln!(report, "    [seed {}] {sig}", d.seq.seed);
             }
         }
