@@ -93,6 +93,8 @@ struct Gen {
     ttl_draws: i64,
 }
 
+const BLOCKING: &[&str] = &["BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP"];
+
 const MEMBERS: &[&str] = &["a", "b", "c", "d", "e", "1", "2", "3", "-1", "10", "x y", ""];
 const VALUES: &[&str] = &[
     "a", "b", "hello", "", "1", "2", "-3", "10", "3.5", "x y", "0", "007", " 1", "1e3", "-0",
@@ -902,7 +904,10 @@ impl Gen {
 
     /// Now and then: a wrong arity, a junk argument, an unknown command, a lower-case name.
     fn mangle(&mut self, a: &mut Vec<String>) {
+        // Blocking commands keep their timeout: a mangled one could block for good.
+        let blocking = BLOCKING.iter().any(|b| a[0].eq_ignore_ascii_case(b));
         match self.r.gen_range(0..100) {
+            0..=4 if blocking => {}
             0 if a.len() > 1 => {
                 a.pop();
             }
