@@ -185,14 +185,27 @@ impl Pair {
             i = j;
         }
         if healthy {
-            // Read the whole key space back on connection 1 (never inside MULTI).
-            let types: Vec<Vec<String>> = gen::KEYS.iter().map(|k| vec!["TYPE".into(), k.to_string()]).collect();
+            // Read the whole key space back on connection 1 (never inside MULTI): the names
+            // (KEYS *), then the type, contents and TTL of every key.
+            let keys_cmd = vec![vec!["KEYS".to_string(), "*".to_string()]];
+            healthy &= self.batch(1, &keys_cmd, &mut ra, &mut rb);
+            steps.push(Step { conn: 1, args: keys_cmd[0].clone() });
+            let mut names: std::collections::BTreeSet<String> = gen::KEYS.iter().map(|k| k.to_string()).collect();
+            if let Some(Ok(Value::Array(ks) | Value::Set(ks))) = ra.last() {
+                for k in ks {
+                    if let Value::BulkString(b) = k {
+                        names.insert(String::from_utf8_lossy(b).into_owned());
+                    }
+                }
+            }
+            let names: Vec<String> = names.into_iter().collect();
+            let types: Vec<Vec<String>> = names.iter().map(|k| vec!["TYPE".into(), k.clone()]).collect();
             let start = ra.len();
-            healthy &= self.batch(1, &types, &mut ra, &mut rb);
+            healthy &= healthy && self.batch(1, &types, &mut ra, &mut rb);
             steps.extend(types.iter().map(|a| Step { conn: 1, args: a.clone() }));
             if healthy {
                 let mut reads: Vec<Vec<String>> = Vec::new();
-                for (k, t) in gen::KEYS.iter().zip(&ra[start..]) {
+                for (k, t) in names.iter().zip(&ra[start..]) {
                     let s = |x: &str| x.to_string();
                     let k = k.to_string();
                     let t = match t {
@@ -518,4 +531,155 @@ fn random_sequences() {
     );
     eprintln!("{report}");
     panic!("{} differential sequences diverged (base seed {base}); see the report above", failures.len());
+}
+
+/// Splits a script line into words: whitespace separated, `"..."` with `\"`, `\\`, `\n`,
+/// `\r`, `\t` and `\xHH` escapes, `'...'` taken literally.
+fn split_words(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(&first) = chars.peek() else { break };
+        let mut w = String::new();
+        match first {
+            '"' => {
+                chars.next();
+                loop {
+                    match chars.next() {
+                        None => return Err(format!("unbalanced double quote in: {line}")),
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some('n') => w.push('\n'),
+                            Some('r') => w.push('\r'),
+                            Some('t') => w.push('\t'),
+                            Some('x') => {
+                                let hex: String = chars.by_ref().take(2).collect();
+                                let b = u8::from_str_radix(&hex, 16).map_err(|_| format!("bad \\x escape in: {line}"))?;
+                                w.push(char::from(b));
+                            }
+                            Some(c) => w.push(c),
+                            None => return Err(format!("dangling backslash in: {line}")),
+                        },
+                        Some(c) => w.push(c),
+                    }
+                }
+            }
+            '\'' => {
+                chars.next();
+                loop {
+                    match chars.next() {
+                        None => return Err(format!("unbalanced single quote in: {line}")),
+                        Some('\'') => break,
+                        Some(c) => w.push(c),
+                    }
+                }
+            }
+            _ => {
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() {
+                        break;
+                    }
+                    w.push(c);
+                    chars.next();
+                }
+            }
+        }
+        words.push(w);
+    }
+    Ok(words)
+}
+
+/// A hand-written sequence: one command a line; `#` comments; a line starting with `@1 `
+/// runs on the second connection; `@resp3` (alone, first) runs the file after `HELLO 3`;
+/// `@tainted KEY` marks a set compared by cardinality at the end (after random pops).
+fn parse_script(text: &str) -> Result<Sequence, String> {
+    let mut seq = Sequence { seed: 0, resp3: false, steps: Vec::new(), tainted: Default::default() };
+    for raw in text.lines() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line == "@resp3" {
+            seq.resp3 = true;
+            continue;
+        }
+        if let Some(k) = line.strip_prefix("@tainted ") {
+            seq.tainted.insert(k.trim().to_string());
+            continue;
+        }
+        let (conn, rest) = match line.strip_prefix("@1 ") {
+            Some(rest) => (1, rest),
+            None => (0, line),
+        };
+        let args = split_words(rest)?;
+        if !args.is_empty() {
+            seq.steps.push(Step { conn, args });
+        }
+    }
+    Ok(seq)
+}
+
+/// Every reply of a run, side by side, divergences marked.
+fn full_transcript(steps: &[Step], ra: &[Reply], rb: &[Reply]) -> (String, usize) {
+    let ks = kinds(steps, ra);
+    let mut out = String::new();
+    let mut bad = 0;
+    for (i, step) in steps.iter().enumerate() {
+        let (a, b) = (&ra[i], &rb[i]);
+        if same(&ks[i], a, b) {
+            let _ = writeln!(out, "    {i:3} [c{}] {}  -> {}", step.conn, show_cmd(&step.args), Divergence::show_reply(a));
+        } else {
+            bad += 1;
+            let _ = writeln!(out, ">>> {i:3} [c{}] {}", step.conn, show_cmd(&step.args));
+            let _ = writeln!(out, "          redis:   {}", Divergence::show_reply(a));
+            let _ = writeln!(out, "          redraft: {}", Divergence::show_reply(b));
+        }
+    }
+    (out, bad)
+}
+
+/// Hand-written sequences in `tests/it/sequences/*.txt`, each sent to both servers. With
+/// `REDRAFT_DIFF_SCRIPT=path` only that file runs, and its whole transcript is printed.
+#[test]
+fn handwritten_sequences() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/sequences");
+    let files: Vec<std::path::PathBuf> = match std::env::var("REDRAFT_DIFF_SCRIPT") {
+        Ok(p) => vec![std::path::PathBuf::from(p)],
+        Err(_) => {
+            let mut v: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    assert!(!files.is_empty(), "no hand-written sequences in {}", dir.display());
+    let verbose = std::env::var("REDRAFT_DIFF_SCRIPT").is_ok();
+    let mut pair = Pair::start();
+    let mut failed = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+        let seq = parse_script(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let (steps, ra, rb) = pair.run(&seq);
+        if ra.len() < steps.len() || rb.len() < steps.len() {
+            failed.push(format!("{}: the run stopped early", file.display()));
+            continue;
+        }
+        let (transcript, bad) = full_transcript(&steps, &ra, &rb);
+        if verbose || bad > 0 {
+            eprintln!("--- {} ({bad} replies differ) ---\n{transcript}", file.display());
+        }
+        if bad > 0 {
+            failed.push(format!("{}: {bad} replies differ", file.display()));
+            if rb.iter().any(|r| r.is_err()) {
+                pair.b.reconnect();
+            }
+        }
+    }
+    assert!(failed.is_empty(), "hand-written sequences diverge from redis-server:\n{}", failed.join("\n"));
 }
