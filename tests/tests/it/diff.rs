@@ -647,7 +647,12 @@ fn full_transcript(steps: &[Step], ra: &[Reply], rb: &[Reply]) -> (String, usize
 fn handwritten_sequences() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/sequences");
     let files: Vec<std::path::PathBuf> = match std::env::var("REDRAFT_DIFF_SCRIPT") {
-        Ok(p) => vec![std::path::PathBuf::from(p)],
+        Ok(p) => {
+            // Relative to the workspace root (where cargo is usually run) or to `tests/`.
+            let p = std::path::PathBuf::from(p);
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(&p);
+            vec![if p.is_relative() && !p.exists() { root } else { p }]
+        }
         Err(_) => {
             let mut v: Vec<_> = std::fs::read_dir(&dir)
                 .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))

@@ -308,3 +308,52 @@ fn large_values_round_trip() {
     s.read_exact(&mut head).unwrap();
     assert!(head.starts_with(b"$4194304\r\n"), "bulk header {:?}", show(&head));
 }
+
+/// A client that pipelines many requests for large values and reads nothing for a while still
+/// gets every reply, in order (the server must apply back-pressure, not drop or stall).
+#[test]
+fn slow_reader_gets_every_reply() {
+    let target = Target::start();
+    let mut c = Conn::connect(target.addr());
+    let value = vec![b'v'; 10 * 1024];
+    assert_eq!(c.call(&[b"SET".as_slice(), b"big", &value]).unwrap(), Value::Okay);
+    const N: usize = 3000;
+    let mut w = c.writer().try_clone().expect("clone socket");
+    let writer = thread::spawn(move || {
+        let one = encode(&["GET", "big"]);
+        for _ in 0..N {
+            w.write_all(&one)?;
+        }
+        w.write_all(&encode(&["ECHO", "done"]))
+    });
+    thread::sleep(Duration::from_millis(500));
+    for i in 0..N {
+        let v = c.recv().unwrap_or_else(|e| panic!("reply {i} of {N}: {e}"));
+        assert_eq!(v, Value::BulkString(value.clone()), "reply {i}");
+    }
+    assert_eq!(c.recv().unwrap(), Value::BulkString(b"done".to_vec()));
+    writer.join().expect("writer thread").expect("write");
+}
+
+/// Shutting redraft down closes idle connections (and one inside MULTI) promptly.
+#[test]
+fn shutdown_closes_open_connections() {
+    if std::env::var("REDRAFT_TEST_TARGET").as_deref() == Ok("redis") {
+        eprintln!("shutdown_closes_open_connections: redraft only");
+        return;
+    }
+    let redraft = crate::harness::Redraft::start();
+    let mut idle = Conn::connect(redraft.addr());
+    assert_eq!(idle.call(&["PING"]).unwrap(), Value::SimpleString("PONG".into()));
+    let mut in_multi = Conn::connect(redraft.addr());
+    assert_eq!(in_multi.call(&["MULTI"]).unwrap(), Value::Okay);
+    assert_eq!(in_multi.call(&["SET", "a", "1"]).unwrap(), Value::SimpleString("QUEUED".into()));
+    let started = std::time::Instant::now();
+    drop(redraft);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?} with idle clients connected");
+    for c in [&mut idle, &mut in_multi] {
+        let (bytes, eof) = c.read_raw_until_idle(Duration::from_secs(2));
+        assert!(eof, "connection still open after shutdown (got {:?})", show(&bytes));
+    }
+}
