@@ -95,10 +95,11 @@ struct Gen {
 
 const BLOCKING: &[&str] = &["BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP"];
 
-const MEMBERS: &[&str] = &["a", "b", "c", "d", "e", "1", "2", "3", "-1", "10", "x y", ""];
+const MEMBERS: &[&str] = &["a", "b", "c", "d", "e", "1", "2", "3", "-1", "10", "x y", "", "\u{e9}t\u{e9}"];
 const VALUES: &[&str] = &[
     "a", "b", "hello", "", "1", "2", "-3", "10", "3.5", "x y", "0", "007", " 1", "1e3", "-0",
     "9223372036854775807", "-9223372036854775808", "9223372036854775808", "inf", "abc",
+    "a\r\nb", "\u{e9}",
 ];
 const FLOATS: &[&str] = &[
     "1", "0.5", "-2.25", "0", "1.5", "10.1", "3.0e2", "-1e-3", "inf", "-inf", "+inf", "nan",
