@@ -291,6 +291,20 @@ fn same(kind: &Kind, a: &Reply, b: &Reply) -> bool {
             (Value::Int(x), Value::Int(y)) if *x >= 0 && *y >= 0 => (x - y).abs() <= *tol,
             _ => a == b,
         },
+        Kind::Scan(group) => match (a, b) {
+            (Value::Array(x), Value::Array(y)) if x.len() == 2 && y.len() == 2 => {
+                let items = |v: &Value| match v {
+                    Value::Array(items) => {
+                        let mut g: Vec<String> = items.chunks(*group).map(|c| format!("{c:?}")).collect();
+                        g.sort();
+                        Some(g)
+                    }
+                    _ => None,
+                };
+                x[0] == y[0] && items(&x[1]).is_some() && items(&x[1]) == items(&y[1])
+            }
+            _ => a == b,
+        },
         Kind::NearAbove(min, tol) => match (a, b) {
             (Value::Int(x), Value::Int(y)) if x >= min && y >= min => (x - y).abs() <= *tol,
             _ => a == b,

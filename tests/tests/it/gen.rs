@@ -57,6 +57,9 @@ pub enum Kind {
     AnyBulk,
     /// Integers that may differ by the given amount (clocks in ms or s); negative exactly.
     Near(i64),
+    /// `[cursor, items]` of a whole scan in one call: cursors equal, items as a multiset of
+    /// groups of `.0` (1 for keys and set members, 2 for field/value and member/score pairs).
+    Scan(usize),
     /// Integers equal, or both at least `.0` and within `.1` of each other.
     NearAbove(i64, i64),
     /// `EXEC`: elementwise, with the kinds of the commands that were queued.
@@ -69,6 +72,8 @@ pub fn kind_of(args: &[String]) -> Kind {
     let count = |i: usize| args.get(i).and_then(|s| s.parse::<i64>().ok());
     match name.as_str() {
         "SMEMBERS" | "SINTER" | "SUNION" | "SDIFF" | "KEYS" => Kind::Multiset,
+        "SCAN" | "SSCAN" => Kind::Scan(1),
+        "HSCAN" | "ZSCAN" => Kind::Scan(2),
         "SPOP" | "SRANDMEMBER" | "HRANDFIELD" | "ZRANDMEMBER" => match count(2) {
             None if args.len() == 2 => Kind::AnyBulk,
             Some(n) if n >= 100 => Kind::Multiset,
@@ -355,6 +360,30 @@ impl Gen {
         }
     }
 
+    /// A scan that covers everything in one call (cursor 0, a large COUNT; small
+    /// collections), so no cursor order is compared; now and then a bad cursor or option.
+    fn scan(&mut self, name: &str, key: Option<String>) -> Vec<String> {
+        let mut a = vec![name.to_string()];
+        a.extend(key);
+        a.push(match self.r.gen_range(0..20) {
+            0 => self.pick(&["abc", "", "1.5"]).into(),
+            _ => "0".into(),
+        });
+        if self.chance(0.95) {
+            a.push("COUNT".into());
+            a.push(self.pick(&["1000", "1000", "1000", "0", "-1", "abc"]).into());
+        }
+        if self.chance(0.4) {
+            a.push("MATCH".into());
+            a.push(self.pick(PATTERNS).into());
+        }
+        if name == "SCAN" && self.chance(0.3) {
+            a.push("TYPE".into());
+            a.push(self.pick(&["string", "list", "hash", "set", "zset", "nosuch"]).into());
+        }
+        a
+    }
+
     fn expire_flag(&mut self, a: &mut Vec<String>) {
         if self.chance(0.3) {
             a.push(self.pick(&["NX", "XX", "GT", "LT"]).into());
@@ -367,7 +396,8 @@ impl Gen {
     fn keyspace(&mut self) -> Vec<String> {
         let k = self.key();
         let s = |x: &str| x.to_string();
-        match self.r.gen_range(0..26) {
+        match self.r.gen_range(0..27) {
+            26 => self.scan("SCAN", None),
             24 | 25 => match self.r.gen_range(0..10) {
                 0 => vec![s("OBJECT"), s("REFCOUNT"), k],
                 1 => vec![s("OBJECT"), s("FREQ"), k],
@@ -446,7 +476,8 @@ impl Gen {
     fn hashes(&mut self) -> Vec<String> {
         let k = self.key();
         let s = |x: &str| x.to_string();
-        match self.r.gen_range(0..22) {
+        match self.r.gen_range(0..23) {
+            22 => self.scan("HSCAN", Some(k)),
             0..=3 => {
                 let mut a = vec![s(self.pick(&["HSET", "HSET", "HMSET"])), k];
                 for _ in 0..self.r.gen_range(1..=3) {
@@ -595,7 +626,8 @@ impl Gen {
     fn sets(&mut self) -> Vec<String> {
         let k = self.key();
         let s = |x: &str| x.to_string();
-        match self.r.gen_range(0..26) {
+        match self.r.gen_range(0..27) {
+            26 => self.scan("SSCAN", Some(k)),
             0..=4 => {
                 let mut a = vec![s("SADD"), k];
                 for _ in 0..self.r.gen_range(1..=4) {
@@ -687,7 +719,8 @@ impl Gen {
     fn zsets(&mut self, in_multi: bool) -> Vec<String> {
         let k = self.key();
         let s = |x: &str| x.to_string();
-        match self.r.gen_range(0..40) {
+        match self.r.gen_range(0..41) {
+            40 => self.scan("ZSCAN", Some(k)),
             0..=5 => {
                 let mut a = vec![s("ZADD"), k];
                 for flag in ["NX", "XX", "GT", "LT", "CH", "INCR"] {
