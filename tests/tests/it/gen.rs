@@ -369,10 +369,8 @@ impl Gen {
             0 => self.pick(&["abc", "", "1.5"]).into(),
             _ => "0".into(),
         });
-        if self.chance(0.95) {
-            a.push("COUNT".into());
-            a.push(self.pick(&["1000", "1000", "1000", "0", "-1", "abc"]).into());
-        }
+        a.push("COUNT".into());
+        a.push(self.pick(&["1000", "1000", "1000", "1000", "0", "-1", "abc"]).into());
         if self.chance(0.4) {
             a.push("MATCH".into());
             a.push(self.pick(PATTERNS).into());
@@ -939,7 +937,8 @@ impl Gen {
     /// Now and then: a wrong arity, a junk argument, an unknown command, a lower-case name.
     fn mangle(&mut self, a: &mut Vec<String>) {
         // Blocking commands keep their timeout: a mangled one could block for good.
-        let blocking = BLOCKING.iter().any(|b| a[0].eq_ignore_ascii_case(b));
+        // Nor do scans: another cursor or COUNT would make the reply implementation-defined.
+        let blocking = BLOCKING.iter().chain(&["SCAN", "HSCAN", "SSCAN", "ZSCAN"]).any(|b| a[0].eq_ignore_ascii_case(b));
         match self.r.gen_range(0..100) {
             0..=4 if blocking => {}
             0 if a.len() > 1 => {
