@@ -28,17 +28,28 @@ fn typed_commands_through_the_redis_crate() {
     assert_eq!(con.incr::<_, _, i64>("n", 5).unwrap(), 5);
     assert_eq!(con.decr::<_, _, i64>("n", 2).unwrap(), 3);
     let err = con.incr::<_, _, i64>("name", 1).unwrap_err();
-    assert_eq!(redis_error_text(&err), "ERR value is not an integer or out of range");
+    assert_eq!(
+        redis_error_text(&err),
+        "ERR value is not an integer or out of range"
+    );
     let err = con.lpush::<_, _, i64>("name", "x").unwrap_err();
-    assert_eq!(redis_error_text(&err), "WRONGTYPE Operation against a key holding the wrong kind of value");
+    assert_eq!(
+        redis_error_text(&err),
+        "WRONGTYPE Operation against a key holding the wrong kind of value"
+    );
 
     let _: () = con.mset(&[("a", "1"), ("b", "2")]).unwrap();
     let got: Vec<Option<String>> = con.mget(&["a", "nosuch", "b"]).unwrap();
     assert_eq!(got, vec![Some("1".into()), None, Some("2".into())]);
 
-    let _: () = con.hset_multiple("h", &[("f1", "v1"), ("f2", "v2")]).unwrap();
+    let _: () = con
+        .hset_multiple("h", &[("f1", "v1"), ("f2", "v2")])
+        .unwrap();
     let h: HashMap<String, String> = con.hgetall("h").unwrap();
-    assert_eq!(h, HashMap::from([("f1".into(), "v1".into()), ("f2".into(), "v2".into())]));
+    assert_eq!(
+        h,
+        HashMap::from([("f1".into(), "v1".into()), ("f2".into(), "v2".into())])
+    );
 
     let _: () = con.rpush("l", &["x", "y", "z"]).unwrap();
     let l: Vec<String> = con.lrange("l", 0, -1).unwrap();
@@ -48,7 +59,9 @@ fn typed_commands_through_the_redis_crate() {
     let s: HashSet<String> = con.smembers("s").unwrap();
     assert_eq!(s, HashSet::from(["p".to_string(), "q".to_string()]));
 
-    let _: () = con.zadd_multiple("z", &[(1.5, "one"), (2.0, "two")]).unwrap();
+    let _: () = con
+        .zadd_multiple("z", &[(1.5, "one"), (2.0, "two")])
+        .unwrap();
     let z: Vec<(String, f64)> = con.zrange_withscores("z", 0, -1).unwrap();
     assert_eq!(z, vec![("one".into(), 1.5), ("two".into(), 2.0)]);
     let score: Option<f64> = con.zscore("z", "two").unwrap();
@@ -88,14 +101,23 @@ fn pipelines_and_transactions_through_the_redis_crate() {
     assert_eq!(counts, (1..=1000).collect::<Vec<i64>>());
 
     // MULTI/EXEC through an atomic pipeline.
-    let (x, y): (i64, i64) = redis::pipe().atomic().incr("tx", 1).incr("tx", 2).query(&mut con).unwrap();
+    let (x, y): (i64, i64) = redis::pipe()
+        .atomic()
+        .incr("tx", 1)
+        .incr("tx", 2)
+        .query(&mut con)
+        .unwrap();
     assert_eq!((x, y), (1, 3));
 
     // WATCH: a write from another client aborts the transaction (EXEC replies nil).
     let mut other = client(&target).get_connection().expect("connect");
     let _: () = redis::cmd("WATCH").arg("tx").query(&mut con).unwrap();
     let _: () = other.set("tx", 100).unwrap();
-    let aborted: Option<(i64,)> = redis::pipe().atomic().incr("tx", 1).query(&mut con).unwrap();
+    let aborted: Option<(i64,)> = redis::pipe()
+        .atomic()
+        .incr("tx", 1)
+        .query(&mut con)
+        .unwrap();
     assert_eq!(aborted, None);
     let tx: i64 = con.get("tx").unwrap();
     assert_eq!(tx, 100);
@@ -115,9 +137,16 @@ fn pipelines_and_transactions_through_the_redis_crate() {
 fn async_multiplexed_connection() {
     let target = Target::start();
     let client = client(&target);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let con = client.get_multiplexed_async_connection().await.expect("connect");
+        let con = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
         let mut tasks = Vec::new();
         for t in 0..8 {
             let mut con = con.clone();
@@ -143,7 +172,10 @@ fn async_multiplexed_connection() {
             .query_async(&mut con)
             .await
             .unwrap();
-        assert_eq!(r, vec![redis::Value::Okay, redis::Value::BulkString(b"v".to_vec())]);
+        assert_eq!(
+            r,
+            vec![redis::Value::Okay, redis::Value::BulkString(b"v".to_vec())]
+        );
     });
 }
 
@@ -161,11 +193,16 @@ fn redis_cli(port: u16, args: &[&str], stdin: Option<&str>) -> (String, String) 
     {
         let mut input = child.stdin.take().expect("stdin");
         if let Some(s) = stdin {
-            input.write_all(s.as_bytes()).expect("write redis-cli stdin");
+            input
+                .write_all(s.as_bytes())
+                .expect("write redis-cli stdin");
         }
     }
     let out = child.wait_with_output().expect("redis-cli output");
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -200,7 +237,10 @@ fn redis_cli_output_matches_redis() {
         (vec!["--no-raw", "INCR", "k"], None),
         (vec![], Some(stdin_script)),
         (vec!["--no-raw"], Some(stdin_script)),
-        (vec!["-3", "--no-raw"], Some("HSET h f v\nHGETALL h\nZADD z 1.5 m\nZSCORE z m\nGET nosuch\nSMEMBERS nosuch\n")),
+        (
+            vec!["-3", "--no-raw"],
+            Some("HSET h f v\nHGETALL h\nZADD z 1.5 m\nZSCORE z m\nGET nosuch\nSMEMBERS nosuch\n"),
+        ),
         (vec!["-x", "SET", "fromstdin"], Some("line one\nline two\n")),
         (vec!["GET", "fromstdin"], None),
         (vec!["--no-raw", "DEL", "k", "h", "z", "fromstdin"], None),
@@ -220,5 +260,9 @@ fn redis_cli_output_matches_redis() {
             ));
         }
     }
-    assert!(diffs.is_empty(), "redis-cli prints differently:\n{}", diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "redis-cli prints differently:\n{}",
+        diffs.join("\n")
+    );
 }

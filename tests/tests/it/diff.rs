@@ -40,7 +40,10 @@ type Reply = Result<Value, String>;
 
 fn env_usize(name: &str, default: usize) -> usize {
     match std::env::var(name) {
-        Ok(v) => v.trim().parse().unwrap_or_else(|_| panic!("{name}={v}: not a number")),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v}: not a number")),
         Err(_) => default,
     }
 }
@@ -53,7 +56,10 @@ fn env_seed() -> (u64, bool) {
                 Some(hex) => u64::from_str_radix(hex, 16),
                 None => v.parse(),
             };
-            (parsed.unwrap_or_else(|_| panic!("REDRAFT_DIFF_SEED={v}: not a u64")), true)
+            (
+                parsed.unwrap_or_else(|_| panic!("REDRAFT_DIFF_SEED={v}: not a u64")),
+                true,
+            )
         }
         Err(_) => (rand::random::<u64>(), false),
     }
@@ -62,7 +68,12 @@ fn env_seed() -> (u64, bool) {
 /// Command names (any case) left out of every sequence: `REDRAFT_DIFF_SKIP=SORT,LCS`.
 fn env_skip() -> Vec<String> {
     std::env::var("REDRAFT_DIFF_SKIP")
-        .map(|v| v.split(',').map(|c| c.trim().to_ascii_uppercase()).filter(|c| !c.is_empty()).collect())
+        .map(|v| {
+            v.split(',')
+                .map(|c| c.trim().to_ascii_uppercase())
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -73,10 +84,12 @@ fn env_families() -> Vec<&'static str> {
             .map(str::trim)
             .filter(|f| !f.is_empty())
             .map(|f| {
-                *gen::FAMILIES
-                    .iter()
-                    .find(|g| **g == f)
-                    .unwrap_or_else(|| panic!("REDRAFT_DIFF_FAMILIES: unknown family {f}; known: {:?}", gen::FAMILIES))
+                *gen::FAMILIES.iter().find(|g| **g == f).unwrap_or_else(|| {
+                    panic!(
+                        "REDRAFT_DIFF_FAMILIES: unknown family {f}; known: {:?}",
+                        gen::FAMILIES
+                    )
+                })
             })
             .collect(),
         Err(_) => gen::FAMILIES.to_vec(),
@@ -91,7 +104,10 @@ struct Side {
 
 impl Side {
     fn new(addr: std::net::SocketAddr) -> Side {
-        Side { addr, conns: vec![Conn::connect(addr), Conn::connect(addr)] }
+        Side {
+            addr,
+            conns: vec![Conn::connect(addr), Conn::connect(addr)],
+        }
     }
 
     fn reconnect(&mut self) {
@@ -99,10 +115,18 @@ impl Side {
     }
 
     fn send(&mut self, conn: usize, cmds: &[Vec<String>]) -> Result<(), String> {
-        self.conns[conn].send(cmds).map_err(|e| format!("write failed: {e}"))
+        self.conns[conn]
+            .send(cmds)
+            .map_err(|e| format!("write failed: {e}"))
     }
 
-    fn recv(&mut self, conn: usize, n: usize, sent: Result<(), String>, out: &mut Vec<Reply>) -> bool {
+    fn recv(
+        &mut self,
+        conn: usize,
+        n: usize,
+        sent: Result<(), String>,
+        out: &mut Vec<Reply>,
+    ) -> bool {
         if let Err(e) = sent {
             out.extend((0..n).map(|_| Err(e.clone())));
             return false;
@@ -136,11 +160,22 @@ impl Pair {
         let target = Target::start();
         let a = Side::new(redis.addr());
         let b = Side::new(target.addr());
-        Pair { a, b, _redis: redis, _target: target }
+        Pair {
+            a,
+            b,
+            _redis: redis,
+            _target: target,
+        }
     }
 
     /// Sends `cmds` on `conn` to both servers, then reads both sides' replies.
-    fn batch(&mut self, conn: usize, cmds: &[Vec<String>], ra: &mut Vec<Reply>, rb: &mut Vec<Reply>) -> bool {
+    fn batch(
+        &mut self,
+        conn: usize,
+        cmds: &[Vec<String>],
+        ra: &mut Vec<Reply>,
+        rb: &mut Vec<Reply>,
+    ) -> bool {
         let sa = self.a.send(conn, cmds);
         let sb = self.b.send(conn, cmds);
         let ok_a = self.a.recv(conn, cmds.len(), sa, ra);
@@ -164,8 +199,14 @@ impl Pair {
                 healthy &= self.batch(conn, &hello, &mut ha, &mut hb);
                 // HELLO's reply names the server and its version: only its shape is compared.
                 let shape = |r: &Reply| matches!(r, Ok(Value::Map(_)));
-                steps.push(Step { conn, args: hello[0].clone() });
-                ra.push(Ok(Value::SimpleString(format!("map reply: {}", shape(&ha[0])))));
+                steps.push(Step {
+                    conn,
+                    args: hello[0].clone(),
+                });
+                ra.push(Ok(Value::SimpleString(format!(
+                    "map reply: {}",
+                    shape(&ha[0])
+                ))));
                 rb.push(match &hb[0] {
                     Ok(_) => Ok(Value::SimpleString(format!("map reply: {}", shape(&hb[0])))),
                     Err(e) => Err(e.clone()),
@@ -189,8 +230,12 @@ impl Pair {
             // (KEYS *), then the type, contents and TTL of every key.
             let keys_cmd = vec![vec!["KEYS".to_string(), "*".to_string()]];
             healthy &= self.batch(1, &keys_cmd, &mut ra, &mut rb);
-            steps.push(Step { conn: 1, args: keys_cmd[0].clone() });
-            let mut names: std::collections::BTreeSet<String> = gen::KEYS.iter().map(|k| k.to_string()).collect();
+            steps.push(Step {
+                conn: 1,
+                args: keys_cmd[0].clone(),
+            });
+            let mut names: std::collections::BTreeSet<String> =
+                gen::KEYS.iter().map(|k| k.to_string()).collect();
             if let Some(Ok(Value::Array(ks) | Value::Set(ks))) = ra.last() {
                 for k in ks {
                     if let Value::BulkString(b) = k {
@@ -199,10 +244,16 @@ impl Pair {
                 }
             }
             let names: Vec<String> = names.into_iter().collect();
-            let types: Vec<Vec<String>> = names.iter().map(|k| vec!["TYPE".into(), k.clone()]).collect();
+            let types: Vec<Vec<String>> = names
+                .iter()
+                .map(|k| vec!["TYPE".into(), k.clone()])
+                .collect();
             let start = ra.len();
             healthy &= healthy && self.batch(1, &types, &mut ra, &mut rb);
-            steps.extend(types.iter().map(|a| Step { conn: 1, args: a.clone() }));
+            steps.extend(types.iter().map(|a| Step {
+                conn: 1,
+                args: a.clone(),
+            }));
             if healthy {
                 let mut reads: Vec<Vec<String>> = Vec::new();
                 for (k, t) in names.iter().zip(&ra[start..]) {
@@ -254,7 +305,12 @@ impl Pair {
                 let flushed = side.send(1, &[vec![s("FLUSHALL")]]).is_ok()
                     && side.recv(1, 1, Ok(()), &mut out)
                     && out.last() == Some(&Ok(Value::Okay));
-                assert!(flushed, "FLUSHALL failed on {}: {:?}", side.addr, out.last());
+                assert!(
+                    flushed,
+                    "FLUSHALL failed on {}: {:?}",
+                    side.addr,
+                    out.last()
+                );
             }
         }
     }
@@ -269,11 +325,15 @@ fn same(kind: &Kind, a: &Reply, b: &Reply) -> bool {
     match kind {
         Kind::Exact => a == b,
         Kind::Multiset => match (a, b) {
-            (Value::Array(x), Value::Array(y)) | (Value::Set(x), Value::Set(y)) => sorted(x) == sorted(y),
+            (Value::Array(x), Value::Array(y)) | (Value::Set(x), Value::Set(y)) => {
+                sorted(x) == sorted(y)
+            }
             _ => a == b,
         },
         Kind::SameLen => match (a, b) {
-            (Value::Array(x), Value::Array(y)) | (Value::Set(x), Value::Set(y)) => x.len() == y.len(),
+            (Value::Array(x), Value::Array(y)) | (Value::Set(x), Value::Set(y)) => {
+                x.len() == y.len()
+            }
             _ => a == b,
         },
         Kind::SameLenDistinct => match (a, b) {
@@ -295,7 +355,8 @@ fn same(kind: &Kind, a: &Reply, b: &Reply) -> bool {
             (Value::Array(x), Value::Array(y)) if x.len() == 2 && y.len() == 2 => {
                 let items = |v: &Value| match v {
                     Value::Array(items) => {
-                        let mut g: Vec<String> = items.chunks(*group).map(|c| format!("{c:?}")).collect();
+                        let mut g: Vec<String> =
+                            items.chunks(*group).map(|c| format!("{c:?}")).collect();
                         g.sort();
                         Some(g)
                     }
@@ -310,11 +371,15 @@ fn same(kind: &Kind, a: &Reply, b: &Reply) -> bool {
             _ => a == b,
         },
         Kind::Exec(kinds) => match (a, b) {
-            (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
-                .iter()
-                .zip(y)
-                .enumerate()
-                .all(|(i, (x, y))| same(kinds.get(i).unwrap_or(&Kind::Exact), &Ok(x.clone()), &Ok(y.clone()))),
+            (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+                x.iter().zip(y).enumerate().all(|(i, (x, y))| {
+                    same(
+                        kinds.get(i).unwrap_or(&Kind::Exact),
+                        &Ok(x.clone()),
+                        &Ok(y.clone()),
+                    )
+                })
+            }
             _ => a == b,
         },
     }
@@ -421,7 +486,13 @@ impl Divergence {
                 let _ = writeln!(out, "          redis:   {}", Self::show_reply(&self.ra[i]));
                 let _ = writeln!(out, "          redraft: {}", Self::show_reply(&self.rb[i]));
             } else {
-                let _ = writeln!(out, "    {i:3} [c{}] {}  -> {}", step.conn, show_cmd(&step.args), Self::show_reply(&self.ra[i]));
+                let _ = writeln!(
+                    out,
+                    "    {i:3} [c{}] {}  -> {}",
+                    step.conn,
+                    show_cmd(&step.args),
+                    Self::show_reply(&self.ra[i])
+                );
             }
         }
         out
@@ -437,7 +508,13 @@ fn check(pair: &mut Pair, seq: Sequence) -> Option<Divergence> {
     if rb[at].is_err() {
         pair.b.reconnect();
     }
-    Some(Divergence { seq, steps, ra, rb, at })
+    Some(Divergence {
+        seq,
+        steps,
+        ra,
+        rb,
+        at,
+    })
 }
 
 #[test]
@@ -445,13 +522,21 @@ fn random_sequences() {
     let (base, given) = env_seed();
     let sequences = env_usize("REDRAFT_DIFF_SEQUENCES", 2000);
     let len = env_usize("REDRAFT_DIFF_LEN", 50);
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let workers = env_usize("REDRAFT_DIFF_WORKERS", cores.min(4)).clamp(1, 16).min(sequences.max(1));
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let workers = env_usize("REDRAFT_DIFF_WORKERS", cores.min(4))
+        .clamp(1, 16)
+        .min(sequences.max(1));
     let families = env_families();
     let max_failures = env_usize("REDRAFT_DIFF_MAX_FAILURES", 300);
     let skip = env_skip();
     let resp3: f64 = std::env::var("REDRAFT_DIFF_RESP3")
-        .map(|v| v.trim().parse().unwrap_or_else(|_| panic!("REDRAFT_DIFF_RESP3={v}: not a number")))
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("REDRAFT_DIFF_RESP3={v}: not a number"))
+        })
         .unwrap_or(0.1);
     eprintln!(
         "differential test: base seed {base}{}, {sequences} sequences of {len} steps, {workers} workers, families {families:?}{}",
@@ -474,7 +559,8 @@ fn random_sequences() {
                         break;
                     }
                     let mut seq = gen::sequence(base.wrapping_add(i as u64), len, &families, resp3);
-                    seq.steps.retain(|s| !skip.contains(&s.args[0].to_ascii_uppercase()));
+                    seq.steps
+                        .retain(|s| !skip.contains(&s.args[0].to_ascii_uppercase()));
                     if let Some(d) = check(&mut pair, seq) {
                         let mut f = failures.lock().unwrap_or_else(|e| e.into_inner());
                         f.push(d);
@@ -505,7 +591,9 @@ fn random_sequences() {
     for d in &failures {
         let unknown_cmd = matches!(&d.rb[d.at], Ok(v @ Value::ServerError(_))
             if error_text(v).is_some_and(|t| t.starts_with("ERR unknown command")));
-        if unknown_cmd && !matches!(&d.ra[d.at], Ok(v) if error_text(v).is_some_and(|t| t.starts_with("ERR unknown command"))) {
+        if unknown_cmd
+            && !matches!(&d.ra[d.at], Ok(v) if error_text(v).is_some_and(|t| t.starts_with("ERR unknown command")))
+        {
             *unknown.entry(d.command_name()).or_default() += 1;
         } else {
             by_cmd.entry(d.command_name()).or_default().push(d);
@@ -521,9 +609,16 @@ fn random_sequences() {
     if !unknown.is_empty() {
         let list: Vec<String> = unknown.iter().map(|(c, n)| format!("{c} (x{n})")).collect();
         let _ = writeln!(report, "Unknown to redraft: {}", list.join(", "));
-        let _ = writeln!(report, "  (leave them out with REDRAFT_DIFF_SKIP={})", unknown.keys().cloned().collect::<Vec<_>>().join(","));
+        let _ = writeln!(
+            report,
+            "  (leave them out with REDRAFT_DIFF_SKIP={})",
+            unknown.keys().cloned().collect::<Vec<_>>().join(",")
+        );
     }
-    let _ = writeln!(report, "First divergence of each sequence, by command (seed: command => replies):");
+    let _ = writeln!(
+        report,
+        "First divergence of each sequence, by command (seed: command => replies):"
+    );
     for (cmd, ds) in &by_cmd {
         let _ = writeln!(report, "  {cmd} (x{}):", ds.len());
         let mut seen = std::collections::BTreeSet::new();
@@ -544,7 +639,10 @@ fn random_sequences() {
         "\nReplay one: REDRAFT_DIFF_SEED=<seed> REDRAFT_DIFF_SEQUENCES=1 cargo test -p redraft-tests diff -- --nocapture"
     );
     eprintln!("{report}");
-    panic!("{} differential sequences diverged (base seed {base}); see the report above", failures.len());
+    panic!(
+        "{} differential sequences diverged (base seed {base}); see the report above",
+        failures.len()
+    );
 }
 
 /// Splits a script line into words: whitespace separated, `"..."` with `\"`, `\\`, `\n`,
@@ -571,7 +669,8 @@ fn split_words(line: &str) -> Result<Vec<String>, String> {
                             Some('t') => w.push('\t'),
                             Some('x') => {
                                 let hex: String = chars.by_ref().take(2).collect();
-                                let b = u8::from_str_radix(&hex, 16).map_err(|_| format!("bad \\x escape in: {line}"))?;
+                                let b = u8::from_str_radix(&hex, 16)
+                                    .map_err(|_| format!("bad \\x escape in: {line}"))?;
                                 w.push(char::from(b));
                             }
                             Some(c) => w.push(c),
@@ -610,7 +709,12 @@ fn split_words(line: &str) -> Result<Vec<String>, String> {
 /// runs on the second connection; `@resp3` (alone, first) runs the file after `HELLO 3`;
 /// `@tainted KEY` marks a set compared by cardinality at the end (after random pops).
 fn parse_script(text: &str) -> Result<Sequence, String> {
-    let mut seq = Sequence { seed: 0, resp3: false, steps: Vec::new(), tainted: Default::default() };
+    let mut seq = Sequence {
+        seed: 0,
+        resp3: false,
+        steps: Vec::new(),
+        tainted: Default::default(),
+    };
     for raw in text.lines() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -644,7 +748,13 @@ fn full_transcript(steps: &[Step], ra: &[Reply], rb: &[Reply]) -> (String, usize
     for (i, step) in steps.iter().enumerate() {
         let (a, b) = (&ra[i], &rb[i]);
         if same(&ks[i], a, b) {
-            let _ = writeln!(out, "    {i:3} [c{}] {}  -> {}", step.conn, show_cmd(&step.args), Divergence::show_reply(a));
+            let _ = writeln!(
+                out,
+                "    {i:3} [c{}] {}  -> {}",
+                step.conn,
+                show_cmd(&step.args),
+                Divergence::show_reply(a)
+            );
         } else {
             bad += 1;
             let _ = writeln!(out, ">>> {i:3} [c{}] {}", step.conn, show_cmd(&step.args));
@@ -664,8 +774,14 @@ fn handwritten_sequences() {
         Ok(p) => {
             // Relative to the workspace root (where cargo is usually run) or to `tests/`.
             let p = std::path::PathBuf::from(p);
-            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(&p);
-            vec![if p.is_relative() && !p.exists() { root } else { p }]
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(&p);
+            vec![if p.is_relative() && !p.exists() {
+                root
+            } else {
+                p
+            }]
         }
         Err(_) => {
             let mut v: Vec<_> = std::fs::read_dir(&dir)
@@ -677,12 +793,17 @@ fn handwritten_sequences() {
             v
         }
     };
-    assert!(!files.is_empty(), "no hand-written sequences in {}", dir.display());
+    assert!(
+        !files.is_empty(),
+        "no hand-written sequences in {}",
+        dir.display()
+    );
     let verbose = std::env::var("REDRAFT_DIFF_SCRIPT").is_ok();
     let mut pair = Pair::start();
     let mut failed = Vec::new();
     for file in &files {
-        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+        let text = std::fs::read_to_string(file)
+            .unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
         let seq = parse_script(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let (steps, ra, rb) = pair.run(&seq);
         if ra.len() < steps.len() || rb.len() < steps.len() {
@@ -691,7 +812,10 @@ fn handwritten_sequences() {
         }
         let (transcript, bad) = full_transcript(&steps, &ra, &rb);
         if verbose || bad > 0 {
-            eprintln!("--- {} ({bad} replies differ) ---\n{transcript}", file.display());
+            eprintln!(
+                "--- {} ({bad} replies differ) ---\n{transcript}",
+                file.display()
+            );
         }
         if bad > 0 {
             failed.push(format!("{}: {bad} replies differ", file.display()));
@@ -700,5 +824,9 @@ fn handwritten_sequences() {
             }
         }
     }
-    assert!(failed.is_empty(), "hand-written sequences diverge from redis-server:\n{}", failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "hand-written sequences diverge from redis-server:\n{}",
+        failed.join("\n")
+    );
 }

@@ -68,7 +68,10 @@ pub enum Kind {
 
 /// How replies to `args` are compared (see [`Kind`]).
 pub fn kind_of(args: &[String]) -> Kind {
-    let name = args.first().map(|s| s.to_ascii_uppercase()).unwrap_or_default();
+    let name = args
+        .first()
+        .map(|s| s.to_ascii_uppercase())
+        .unwrap_or_default();
     let count = |i: usize| args.get(i).and_then(|s| s.parse::<i64>().ok());
     match name.as_str() {
         "SMEMBERS" | "SINTER" | "SUNION" | "SDIFF" | "KEYS" => Kind::Multiset,
@@ -98,25 +101,86 @@ struct Gen {
     ttl_draws: i64,
 }
 
-const BLOCKING: &[&str] = &["BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP"];
+const BLOCKING: &[&str] = &[
+    "BLPOP",
+    "BRPOP",
+    "BLMOVE",
+    "BRPOPLPUSH",
+    "BLMPOP",
+    "BZPOPMIN",
+    "BZPOPMAX",
+    "BZMPOP",
+];
 
-const MEMBERS: &[&str] = &["a", "b", "c", "d", "e", "1", "2", "3", "-1", "10", "x y", "", "\u{e9}t\u{e9}"];
+const MEMBERS: &[&str] = &[
+    "a",
+    "b",
+    "c",
+    "d",
+    "e",
+    "1",
+    "2",
+    "3",
+    "-1",
+    "10",
+    "x y",
+    "",
+    "\u{e9}t\u{e9}",
+];
 const VALUES: &[&str] = &[
-    "a", "b", "hello", "", "1", "2", "-3", "10", "3.5", "x y", "0", "007", " 1", "1e3", "-0",
-    "9223372036854775807", "-9223372036854775808", "9223372036854775808", "inf", "abc",
-    "a\r\nb", "\u{e9}",
+    "a",
+    "b",
+    "hello",
+    "",
+    "1",
+    "2",
+    "-3",
+    "10",
+    "3.5",
+    "x y",
+    "0",
+    "007",
+    " 1",
+    "1e3",
+    "-0",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "9223372036854775808",
+    "inf",
+    "abc",
+    "a\r\nb",
+    "\u{e9}",
 ];
 const FLOATS: &[&str] = &[
-    "1", "0.5", "-2.25", "0", "1.5", "10.1", "3.0e2", "-1e-3", "inf", "-inf", "+inf", "nan",
-    "abc", "1e400", "5.0000000000000001", "0x10",
+    "1",
+    "0.5",
+    "-2.25",
+    "0",
+    "1.5",
+    "10.1",
+    "3.0e2",
+    "-1e-3",
+    "inf",
+    "-inf",
+    "+inf",
+    "nan",
+    "abc",
+    "1e400",
+    "5.0000000000000001",
+    "0x10",
 ];
-const SCORES: &[&str] = &["0", "1", "2", "3", "-1", "1.5", "2.5", "-inf", "+inf", "10", "1e1", "-0"];
+const SCORES: &[&str] = &[
+    "0", "1", "2", "3", "-1", "1.5", "2.5", "-inf", "+inf", "10", "1e1", "-0",
+];
 const SCORE_BOUNDS: &[&str] = &[
     "-inf", "+inf", "0", "1", "2", "(1", "(2", "1.5", "(1.5", "-1", "10", "(10", "inf", "abc", "(",
 ];
-const LEX_BOUNDS: &[&str] = &["-", "+", "[a", "(a", "[b", "(c", "[d", "[e", "(", "[", "a", "[1", "(3", "[x y"];
+const LEX_BOUNDS: &[&str] = &[
+    "-", "+", "[a", "(a", "[b", "(c", "[d", "[e", "(", "[", "a", "[1", "(3", "[x y",
+];
 const PATTERNS: &[&str] = &[
-    "*", "k*", "k?", "k[0-3]", "k[^1-5]", "*7", "x*", "k\\1", "?", "k[", "k[]", "*[", "[k]*", "k[3-1]",
+    "*", "k*", "k?", "k[0-3]", "k[^1-5]", "*7", "x*", "k\\1", "?", "k[", "k[]", "*[", "[k]*",
+    "k[3-1]",
 ];
 
 impl Gen {
@@ -130,7 +194,11 @@ impl Gen {
 
     /// An untainted key.
     fn key(&mut self) -> String {
-        let free: Vec<&str> = KEYS.iter().copied().filter(|k| !self.tainted.contains(*k)).collect();
+        let free: Vec<&str> = KEYS
+            .iter()
+            .copied()
+            .filter(|k| !self.tainted.contains(*k))
+            .collect();
         if free.is_empty() {
             return "k0".into();
         }
@@ -153,7 +221,17 @@ impl Gen {
     /// A small integer, now and then an edge or a non-integer.
     fn int(&mut self) -> String {
         match self.r.gen_range(0..20) {
-            0 => self.pick(&["9223372036854775807", "-9223372036854775808", "abc", "1.5", "", "+1", "00"]).into(),
+            0 => self
+                .pick(&[
+                    "9223372036854775807",
+                    "-9223372036854775808",
+                    "abc",
+                    "1.5",
+                    "",
+                    "+1",
+                    "00",
+                ])
+                .into(),
             1 => self.pick(&["100", "-100", "1000"]).into(),
             _ => self.r.gen_range(-3i64..=10).to_string(),
         }
@@ -164,7 +242,9 @@ impl Gen {
         match self.r.gen_range(0..20) {
             0 => "-1".into(),
             1 => "0".into(),
-            2 => self.pick(&["abc", "9223372036854775807", "-9223372036854775808"]).into(),
+            2 => self
+                .pick(&["abc", "9223372036854775807", "-9223372036854775808"])
+                .into(),
             3 => "100".into(),
             _ => self.r.gen_range(1i64..=4).to_string(),
         }
@@ -172,7 +252,9 @@ impl Gen {
 
     fn index(&mut self) -> String {
         match self.r.gen_range(0..20) {
-            0 => self.pick(&["abc", "9223372036854775807", "-9223372036854775808", "1.0"]).into(),
+            0 => self
+                .pick(&["abc", "9223372036854775807", "-9223372036854775808", "1.0"])
+                .into(),
             _ => self.r.gen_range(-6i64..=6).to_string(),
         }
     }
@@ -197,7 +279,9 @@ impl Gen {
         match self.r.gen_range(0..20) {
             0 => "0".into(),
             1 => "-5".into(),
-            2 => self.pick(&["abc", "9223372036854775807", "1.5", "-9223372036854775808"]).into(),
+            2 => self
+                .pick(&["abc", "9223372036854775807", "1.5", "-9223372036854775808"])
+                .into(),
             _ => self.relative_s().to_string(),
         }
     }
@@ -326,7 +410,12 @@ impl Gen {
             17 => vec![s(self.pick(&["INCR", "DECR"])), k],
             18 => vec![s(self.pick(&["INCRBY", "DECRBY"])), k, self.int()],
             19 => vec![s("INCRBYFLOAT"), k, self.float()],
-            20 => vec![s(self.pick(&["GETRANGE", "SUBSTR"])), k, self.index(), self.index()],
+            20 => vec![
+                s(self.pick(&["GETRANGE", "SUBSTR"])),
+                k,
+                self.index(),
+                self.index(),
+            ],
             21 => {
                 let off = match self.r.gen_range(0..12) {
                     0 => "-1".into(),
@@ -370,14 +459,20 @@ impl Gen {
             _ => "0".into(),
         });
         a.push("COUNT".into());
-        a.push(self.pick(&["1000", "1000", "1000", "1000", "0", "-1", "abc"]).into());
+        a.push(
+            self.pick(&["1000", "1000", "1000", "1000", "0", "-1", "abc"])
+                .into(),
+        );
         if self.chance(0.4) {
             a.push("MATCH".into());
             a.push(self.pick(PATTERNS).into());
         }
         if name == "SCAN" && self.chance(0.3) {
             a.push("TYPE".into());
-            a.push(self.pick(&["string", "list", "hash", "set", "zset", "nosuch"]).into());
+            a.push(
+                self.pick(&["string", "list", "hash", "set", "zset", "nosuch"])
+                    .into(),
+            );
         }
         a
     }
@@ -541,7 +636,10 @@ impl Gen {
         let s = |x: &str| x.to_string();
         match self.r.gen_range(0..30) {
             0..=4 => {
-                let mut a = vec![s(self.pick(&["LPUSH", "RPUSH", "LPUSH", "RPUSH", "LPUSHX", "RPUSHX"])), k];
+                let mut a = vec![
+                    s(self.pick(&["LPUSH", "RPUSH", "LPUSH", "RPUSH", "LPUSHX", "RPUSHX"])),
+                    k,
+                ];
                 for _ in 0..self.r.gen_range(1..=3) {
                     a.push(self.member());
                 }
@@ -558,7 +656,13 @@ impl Gen {
             9..=11 => vec![s("LRANGE"), k, self.index(), self.index()],
             12 => vec![s("LINDEX"), k, self.index()],
             13 => vec![s("LSET"), k, self.index(), self.member()],
-            14 => vec![s("LINSERT"), k, s(self.pick(&["BEFORE", "AFTER", "before", "MIDDLE"])), self.member(), self.member()],
+            14 => vec![
+                s("LINSERT"),
+                k,
+                s(self.pick(&["BEFORE", "AFTER", "before", "MIDDLE"])),
+                self.member(),
+                self.member(),
+            ],
             15 => vec![s("LREM"), k, self.index(), self.member()],
             16 => vec![s("LTRIM"), k, self.index(), self.index()],
             17 => {
@@ -602,7 +706,14 @@ impl Gen {
                         a.push(self.timeout());
                         a
                     }
-                    2 => vec![s("BLMOVE"), k, self.key(), self.end(), self.end(), self.timeout()],
+                    2 => vec![
+                        s("BLMOVE"),
+                        k,
+                        self.key(),
+                        self.end(),
+                        self.end(),
+                        self.timeout(),
+                    ],
                     3 => vec![s("BRPOPLPUSH"), k, self.key(), self.timeout()],
                     _ => {
                         let keys = self.keys(2);
@@ -656,7 +767,10 @@ impl Gen {
                 a
             }
             14 | 15 => {
-                let mut a = vec![s(self.pick(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"])), k];
+                let mut a = vec![
+                    s(self.pick(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"])),
+                    k,
+                ];
                 a.extend(self.keys(3));
                 a
             }
@@ -741,8 +855,18 @@ impl Gen {
                 a
             }
             10 => vec![s("ZCARD"), k],
-            11 => vec![s("ZCOUNT"), k, s(self.pick(SCORE_BOUNDS)), s(self.pick(SCORE_BOUNDS))],
-            12 => vec![s("ZLEXCOUNT"), k, s(self.pick(LEX_BOUNDS)), s(self.pick(LEX_BOUNDS))],
+            11 => vec![
+                s("ZCOUNT"),
+                k,
+                s(self.pick(SCORE_BOUNDS)),
+                s(self.pick(SCORE_BOUNDS)),
+            ],
+            12 => vec![
+                s("ZLEXCOUNT"),
+                k,
+                s(self.pick(LEX_BOUNDS)),
+                s(self.pick(LEX_BOUNDS)),
+            ],
             13..=16 => {
                 let mut a = vec![s("ZRANGE"), k];
                 let by = self.r.gen_range(0..3);
@@ -775,7 +899,12 @@ impl Gen {
             }
             17 | 18 => {
                 let name = s(self.pick(&["ZRANGEBYSCORE", "ZREVRANGEBYSCORE"]));
-                let mut a = vec![name, k, s(self.pick(SCORE_BOUNDS)), s(self.pick(SCORE_BOUNDS))];
+                let mut a = vec![
+                    name,
+                    k,
+                    s(self.pick(SCORE_BOUNDS)),
+                    s(self.pick(SCORE_BOUNDS)),
+                ];
                 if self.chance(0.4) {
                     a.push("WITHSCORES".into());
                 }
@@ -808,8 +937,18 @@ impl Gen {
                 a
             }
             25 => vec![s("ZREMRANGEBYRANK"), k, self.index(), self.index()],
-            26 => vec![s("ZREMRANGEBYSCORE"), k, s(self.pick(SCORE_BOUNDS)), s(self.pick(SCORE_BOUNDS))],
-            27 => vec![s("ZREMRANGEBYLEX"), k, s(self.pick(LEX_BOUNDS)), s(self.pick(LEX_BOUNDS))],
+            26 => vec![
+                s("ZREMRANGEBYSCORE"),
+                k,
+                s(self.pick(SCORE_BOUNDS)),
+                s(self.pick(SCORE_BOUNDS)),
+            ],
+            27 => vec![
+                s("ZREMRANGEBYLEX"),
+                k,
+                s(self.pick(LEX_BOUNDS)),
+                s(self.pick(LEX_BOUNDS)),
+            ],
             28 | 29 => {
                 let mut a = vec![s(self.pick(&["ZPOPMIN", "ZPOPMAX"])), k];
                 if self.chance(0.4) {
@@ -856,7 +995,11 @@ impl Gen {
                 let store = self.chance(0.5);
                 let op = s(self.pick(&["ZUNION", "ZINTER", "ZDIFF"]));
                 let keys = self.keys(3);
-                let mut a = if store { vec![format!("{op}STORE"), k] } else { vec![op.clone()] };
+                let mut a = if store {
+                    vec![format!("{op}STORE"), k]
+                } else {
+                    vec![op.clone()]
+                };
                 a.push(keys.len().to_string());
                 if self.chance(0.04) {
                     let last = a.len() - 1;
@@ -919,8 +1062,17 @@ impl Gen {
 
     /// One command from a family (not `tx`), maybe mangled.
     fn command(&mut self, in_multi: bool) -> Vec<String> {
-        let fams: Vec<&str> = self.families.iter().copied().filter(|f| *f != "tx").collect();
-        let fam = if fams.is_empty() { "strings" } else { self.pick(&fams) };
+        let fams: Vec<&str> = self
+            .families
+            .iter()
+            .copied()
+            .filter(|f| *f != "tx")
+            .collect();
+        let fam = if fams.is_empty() {
+            "strings"
+        } else {
+            self.pick(&fams)
+        };
         let mut a = match fam {
             "strings" => self.strings(),
             "keys" => self.keyspace(),
@@ -938,7 +1090,10 @@ impl Gen {
     fn mangle(&mut self, a: &mut Vec<String>) {
         // Blocking commands keep their timeout: a mangled one could block for good.
         // Nor do scans: another cursor or COUNT would make the reply implementation-defined.
-        let blocking = BLOCKING.iter().chain(&["SCAN", "HSCAN", "SSCAN", "ZSCAN"]).any(|b| a[0].eq_ignore_ascii_case(b));
+        let blocking = BLOCKING
+            .iter()
+            .chain(&["SCAN", "HSCAN", "SSCAN", "ZSCAN"])
+            .any(|b| a[0].eq_ignore_ascii_case(b));
         match self.r.gen_range(0..100) {
             0..=4 if blocking => {}
             0 if a.len() > 1 => {
@@ -955,7 +1110,8 @@ impl Gen {
             _ => {}
         }
         // A SPOP that lost its count or key may still pop at random.
-        if a.first().is_some_and(|n| n.eq_ignore_ascii_case("spop")) && kind_of(a) != Kind::Multiset {
+        if a.first().is_some_and(|n| n.eq_ignore_ascii_case("spop")) && kind_of(a) != Kind::Multiset
+        {
             if let Some(k) = a.get(1) {
                 self.tainted.insert(k.clone());
             }
@@ -1061,5 +1217,10 @@ pub fn sequence(seed: u64, len: usize, families: &[&'static str], resp3: f64) ->
             g.push(conn, a);
         }
     }
-    Sequence { seed, resp3, steps: g.steps, tainted: g.tainted }
+    Sequence {
+        seed,
+        resp3,
+        steps: g.steps,
+        tainted: g.tainted,
+    }
 }

@@ -27,7 +27,12 @@ const INSTALL_HINT: &str = "apt-get install redis-server redis-tools (the Makefi
 
 /// Panics with an install hint unless `bin` runs. A missing reference never passes silently.
 pub fn require_binary(bin: &str) {
-    match Command::new(bin).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status() {
+    match Command::new(bin)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
         Ok(s) if s.success() => {}
         Ok(s) => panic!("`{bin} --version` failed ({s}); install it: {INSTALL_HINT}"),
         Err(e) => panic!("`{bin}` is not runnable ({e}); the tests need it: {INSTALL_HINT}"),
@@ -79,7 +84,10 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("redis-server on port {} exited: {status}", self.port));
+                return Err(format!(
+                    "redis-server on port {} exited: {status}",
+                    self.port
+                ));
             }
             if let Ok(mut c) = Conn::try_connect(self.addr()) {
                 if let Ok(v) = c.call(&["PING"]) {
@@ -89,7 +97,10 @@ impl RedisServer {
                 }
             }
             if Instant::now() > deadline {
-                return Err(format!("redis-server on port {} not ready in 10s", self.port));
+                return Err(format!(
+                    "redis-server on port {} not ready in 10s",
+                    self.port
+                ));
             }
             thread::sleep(Duration::from_millis(20));
         }
@@ -133,13 +144,22 @@ impl Redraft {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
-        let config = server::Config { bind: "127.0.0.1".into(), port: addr.port(), ..Default::default() };
+        let config = server::Config {
+            bind: "127.0.0.1".into(),
+            port: addr.port(),
+            ..Default::default()
+        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
             let _ = stopped.await;
         };
         let task = runtime.spawn(server::run(listener, config, shutdown));
-        let redraft = Redraft { addr, stop: Some(stop), runtime: Some(runtime), task: Some(task) };
+        let redraft = Redraft {
+            addr,
+            stop: Some(stop),
+            runtime: Some(runtime),
+            task: Some(task),
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(mut c) = Conn::try_connect(addr) {
@@ -147,7 +167,10 @@ impl Redraft {
                     return redraft;
                 }
             }
-            assert!(Instant::now() < deadline, "in-process redraft on {addr} not ready in 10s");
+            assert!(
+                Instant::now() < deadline,
+                "in-process redraft on {addr} not ready in 10s"
+            );
             thread::sleep(Duration::from_millis(10));
         }
     }
@@ -163,7 +186,8 @@ impl Drop for Redraft {
             let _ = stop.send(());
         }
         if let (Some(rt), Some(task)) = (self.runtime.take(), self.task.take()) {
-            let outcome = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await });
+            let outcome =
+                rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await });
             let failed = match outcome {
                 Ok(Ok(Ok(()))) => None,
                 Ok(Ok(Err(e))) => Some(format!("server::run returned an error: {e}")),
@@ -263,8 +287,18 @@ impl Conn {
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(REPLY_TIMEOUT))?;
         s.set_write_timeout(Some(REPLY_TIMEOUT))?;
-        let reader = BufReader::with_capacity(64 * 1024, Tee { stream: s.try_clone()?, seen: Vec::new() });
-        Ok(Conn { writer: s, reader, parser: redis::Parser::new() })
+        let reader = BufReader::with_capacity(
+            64 * 1024,
+            Tee {
+                stream: s.try_clone()?,
+                seen: Vec::new(),
+            },
+        );
+        Ok(Conn {
+            writer: s,
+            reader,
+            parser: redis::Parser::new(),
+        })
     }
 
     pub fn connect(addr: SocketAddr) -> Conn {
@@ -345,12 +379,16 @@ pub fn encode<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
 
 /// Renders a command for humans: words, quoted when they need it.
 pub fn show_cmd<A: AsRef<[u8]>>(args: &[A]) -> String {
-    args.iter().map(|a| show_word(a.as_ref())).collect::<Vec<_>>().join(" ")
+    args.iter()
+        .map(|a| show_word(a.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub fn show_word(w: &[u8]) -> String {
     let plain = !w.is_empty()
-        && w.iter().all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\'' && b != b'\\');
+        && w.iter()
+            .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\'' && b != b'\\');
     if plain {
         return String::from_utf8_lossy(w).into_owned();
     }
@@ -376,14 +414,23 @@ pub fn show_value(v: &Value) -> String {
         Value::Nil => "(nil)".into(),
         Value::Int(n) => format!("(integer) {n}"),
         Value::BulkString(b) => show_word_always_quoted(b),
-        Value::Array(items) => format!("[{}]", items.iter().map(show_value).collect::<Vec<_>>().join(", ")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(show_value).collect::<Vec<_>>().join(", ")
+        ),
         Value::SimpleString(s) => format!("+{s}"),
         Value::Okay => "+OK".into(),
         Value::Map(kv) => format!(
             "{{{}}}",
-            kv.iter().map(|(k, v)| format!("{}: {}", show_value(k), show_value(v))).collect::<Vec<_>>().join(", ")
+            kv.iter()
+                .map(|(k, v)| format!("{}: {}", show_value(k), show_value(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
-        Value::Set(items) => format!("~{{{}}}", items.iter().map(show_value).collect::<Vec<_>>().join(", ")),
+        Value::Set(items) => format!(
+            "~{{{}}}",
+            items.iter().map(show_value).collect::<Vec<_>>().join(", ")
+        ),
         Value::Double(d) => format!("(double) {d}"),
         Value::Boolean(b) => format!("(bool) {b}"),
         Value::ServerError(_) => format!("(error) {}", error_text(v).unwrap_or_default()),

@@ -16,7 +16,9 @@ use crate::harness::{encode, Conn, RedisServer, Target};
 const IDLE: Duration = Duration::from_millis(300);
 
 fn show(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).replace('\r', "\\r").replace('\n', "\\n")
+    String::from_utf8_lossy(bytes)
+        .replace('\r', "\\r")
+        .replace('\n', "\\n")
 }
 
 /// Writes `input` on a fresh connection and reads everything until EOF or silence.
@@ -35,10 +37,20 @@ fn assert_same_exchange(cases: &[(&str, Vec<u8>)]) {
             .iter()
             .map(|(name, input)| {
                 let (ra, rb) = (redis.addr(), target.addr());
-                s.spawn(move || (*name, input.clone(), exchange(ra, input), exchange(rb, input)))
+                s.spawn(move || {
+                    (
+                        *name,
+                        input.clone(),
+                        exchange(ra, input),
+                        exchange(rb, input),
+                    )
+                })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("exchange thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("exchange thread"))
+            .collect()
     });
     let mut failures = Vec::new();
     for (name, input, (out_a, eof_a), (out_b, eof_b)) in results {
@@ -55,9 +67,16 @@ fn assert_same_exchange(cases: &[(&str, Vec<u8>)]) {
     // Whatever came before, both servers still serve new clients.
     for addr in [redis.addr(), target.addr()] {
         let mut c = Conn::connect(addr);
-        assert_eq!(c.call(&["PING"]).expect("PING after the cases"), Value::SimpleString("PONG".into()));
+        assert_eq!(
+            c.call(&["PING"]).expect("PING after the cases"),
+            Value::SimpleString("PONG".into())
+        );
     }
-    assert!(failures.is_empty(), "raw exchanges differ from redis-server:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "raw exchanges differ from redis-server:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -83,10 +102,19 @@ fn pipeline_of_10000_commands_in_one_write() {
         } else {
             Value::BulkString(format!("m{i}").into_bytes())
         };
-        assert_eq!(v, want, "reply {i} of the pipeline is out of order or wrong");
+        assert_eq!(
+            v, want,
+            "reply {i} of the pipeline is out of order or wrong"
+        );
     }
-    writer.join().expect("writer thread").expect("write the pipeline");
-    assert_eq!(c.call(&["GET", "pipeline:counter"]).unwrap(), Value::BulkString(b"5000".to_vec()));
+    writer
+        .join()
+        .expect("writer thread")
+        .expect("write the pipeline");
+    assert_eq!(
+        c.call(&["GET", "pipeline:counter"]).unwrap(),
+        Value::BulkString(b"5000".to_vec())
+    );
 }
 
 #[test]
@@ -110,7 +138,10 @@ fn frames_split_at_every_byte() {
         }
         let mut got = Vec::new();
         for i in 0..6 {
-            got.push(c.recv().unwrap_or_else(|e| panic!("reply {i} after byte-by-byte writes: {e}")));
+            got.push(
+                c.recv()
+                    .unwrap_or_else(|e| panic!("reply {i} after byte-by-byte writes: {e}")),
+            );
         }
         outputs.push(got);
     }
@@ -123,7 +154,12 @@ fn frames_split_at_every_byte() {
         Value::Int(1),
     ];
     assert_eq!(outputs[0], want, "redis-server itself (the test is wrong)");
-    assert_eq!(outputs[1], want, "{} after frames split at every byte", target.name());
+    assert_eq!(
+        outputs[1],
+        want,
+        "{} after frames split at every byte",
+        target.name()
+    );
 }
 
 #[test]
@@ -132,10 +168,27 @@ fn inline_commands_match_redis() {
         ("ping", b"PING\r\n".to_vec()),
         ("ping lf only", b"PING\n".to_vec()),
         ("quoted value", b"SET a \"b c\"\r\nGET a\r\n".to_vec()),
-        ("single quotes", b"SET a 'it''s'\r\nSET b 'x y'\r\nGET b\r\n".to_vec()),
-        ("escapes", b"SET a \"\\x41\\n\\t\\\\\"\r\nGET a\r\nSTRLEN a\r\n".to_vec()),
-        ("blank lines", b"\r\n\r\nPING\r\n  \r\nECHO  x   \r\n".to_vec()),
-        ("mixed with resp", [b"PING\r\n".as_slice(), &encode(&["ECHO", "r"]), b"ECHO i\r\n"].concat()),
+        (
+            "single quotes",
+            b"SET a 'it''s'\r\nSET b 'x y'\r\nGET b\r\n".to_vec(),
+        ),
+        (
+            "escapes",
+            b"SET a \"\\x41\\n\\t\\\\\"\r\nGET a\r\nSTRLEN a\r\n".to_vec(),
+        ),
+        (
+            "blank lines",
+            b"\r\n\r\nPING\r\n  \r\nECHO  x   \r\n".to_vec(),
+        ),
+        (
+            "mixed with resp",
+            [
+                b"PING\r\n".as_slice(),
+                &encode(&["ECHO", "r"]),
+                b"ECHO i\r\n",
+            ]
+            .concat(),
+        ),
         ("unknown inline", b"NOPE a b\r\n".to_vec()),
         ("empty quotes", b"ECHO \"\"\r\n".to_vec()),
         ("unbalanced double quote", b"SET a \"b\r\nPING\r\n".to_vec()),
@@ -161,7 +214,10 @@ fn malformed_frames_get_protocol_errors_like_redis() {
         ("integer instead of bulk", b"*1\r\n:1\r\n".to_vec()),
         ("simple string instead of bulk", b"*2\r\n+PING\r\n".to_vec()),
         ("bulk without crlf", b"*1\r\n$4\r\nPINGxx\r\n".to_vec()),
-        ("error after good command", [encode(&["SET", "k", "v"]).as_slice(), b"*1\r\n:1\r\n"].concat()),
+        (
+            "error after good command",
+            [encode(&["SET", "k", "v"]).as_slice(), b"*1\r\n:1\r\n"].concat(),
+        ),
         ("inline too big", vec![b'a'; 70 * 1024]),
     ];
     assert_same_exchange(&cases);
@@ -177,7 +233,11 @@ fn client_vanishing_mid_frame_leaves_server_healthy() {
         b"*3\r\n$3\r\nSET\r\n$8\r\nsurvi",
         b"*2",
         b"SET survivor \"unfinished",
-        &[b"*3\r\n$3\r\nSET\r\n$8\r\nsurvivor\r\n$100000\r\n".as_slice(), &[b'x'; 50_000]].concat(),
+        &[
+            b"*3\r\n$3\r\nSET\r\n$8\r\nsurvivor\r\n$100000\r\n".as_slice(),
+            &[b'x'; 50_000],
+        ]
+        .concat(),
     ] {
         let mut s = std::net::TcpStream::connect(target.addr()).expect("connect");
         s.write_all(partial).expect("write part of a frame");
@@ -189,9 +249,15 @@ fn client_vanishing_mid_frame_leaves_server_healthy() {
     drop(s);
     thread::sleep(Duration::from_millis(100));
     let mut next = Conn::connect(target.addr());
-    assert_eq!(next.call(&["GET", "survivor"]).unwrap(), Value::BulkString(b"1".to_vec()));
+    assert_eq!(
+        next.call(&["GET", "survivor"]).unwrap(),
+        Value::BulkString(b"1".to_vec())
+    );
     assert_eq!(first.call(&["INCR", "survivor"]).unwrap(), Value::Int(2));
-    assert_eq!(next.call(&["PING"]).unwrap(), Value::SimpleString("PONG".into()));
+    assert_eq!(
+        next.call(&["PING"]).unwrap(),
+        Value::SimpleString("PONG".into())
+    );
 }
 
 /// RESP3 after `HELLO 3`: a map reply to HELLO, maps, doubles, nulls, sets; compared byte for
@@ -205,8 +271,14 @@ fn resp3_after_hello_3() {
         let mut c = Conn::connect(addr);
         let (hello, raw) = c.call_raw(&["HELLO", "3"]);
         let hello = hello.expect("HELLO 3");
-        assert!(raw.starts_with(b"%"), "HELLO 3 must answer with a RESP3 map, got {:?}", show(&raw));
-        let Value::Map(fields) = hello else { panic!("HELLO 3 reply is not a map") };
+        assert!(
+            raw.starts_with(b"%"),
+            "HELLO 3 must answer with a RESP3 map, got {:?}",
+            show(&raw)
+        );
+        let Value::Map(fields) = hello else {
+            panic!("HELLO 3 reply is not a map")
+        };
         let get = |name: &str| {
             fields
                 .iter()
@@ -269,7 +341,11 @@ fn resp3_after_hello_3() {
             diffs.push(format!("{cmd}\n   redis:   {a}\n   {}: {b}", target.name()));
         }
     }
-    assert!(diffs.is_empty(), "RESP3 replies differ from redis-server:\n{}", diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "RESP3 replies differ from redis-server:\n{}",
+        diffs.join("\n")
+    );
 }
 
 #[test]
@@ -281,7 +357,12 @@ fn many_clients_at_once() {
             s.spawn(move || {
                 let mut c = Conn::connect(addr);
                 for i in 0..200 {
-                    assert_eq!(c.call(&["INCR", "shared"]).map(|v| matches!(v, Value::Int(_))).ok(), Some(true));
+                    assert_eq!(
+                        c.call(&["INCR", "shared"])
+                            .map(|v| matches!(v, Value::Int(_)))
+                            .ok(),
+                        Some(true)
+                    );
                     let key = format!("t{t}:{i}");
                     assert_eq!(c.call(&["SET", key.as_str(), "x"]).unwrap(), Value::Okay);
                 }
@@ -289,7 +370,10 @@ fn many_clients_at_once() {
         }
     });
     let mut c = Conn::connect(addr);
-    assert_eq!(c.call(&["GET", "shared"]).unwrap(), Value::BulkString(b"3200".to_vec()));
+    assert_eq!(
+        c.call(&["GET", "shared"]).unwrap(),
+        Value::BulkString(b"3200".to_vec())
+    );
     assert_eq!(c.call(&["DBSIZE"]).unwrap(), Value::Int(3201));
 }
 
@@ -298,15 +382,28 @@ fn large_values_round_trip() {
     let target = Target::start();
     let mut c = Conn::connect(target.addr());
     let big: Vec<u8> = (0..4 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
-    assert_eq!(c.call(&[b"SET".as_slice(), b"big", &big]).unwrap(), Value::Okay);
-    assert_eq!(c.call(&["GET", "big"]).unwrap(), Value::BulkString(big.clone()));
-    assert_eq!(c.call(&["STRLEN", "big"]).unwrap(), Value::Int(big.len() as i64));
+    assert_eq!(
+        c.call(&[b"SET".as_slice(), b"big", &big]).unwrap(),
+        Value::Okay
+    );
+    assert_eq!(
+        c.call(&["GET", "big"]).unwrap(),
+        Value::BulkString(big.clone())
+    );
+    assert_eq!(
+        c.call(&["STRLEN", "big"]).unwrap(),
+        Value::Int(big.len() as i64)
+    );
     // A server that closes the socket on read leaves a short read here.
     let mut s = std::net::TcpStream::connect(target.addr()).unwrap();
     s.write_all(&encode(&[b"GET".as_slice(), b"big"])).unwrap();
     let mut head = [0u8; 16];
     s.read_exact(&mut head).unwrap();
-    assert!(head.starts_with(b"$4194304\r\n"), "bulk header {:?}", show(&head));
+    assert!(
+        head.starts_with(b"$4194304\r\n"),
+        "bulk header {:?}",
+        show(&head)
+    );
 }
 
 /// A client that pipelines many requests for large values and reads nothing for a while still
@@ -316,7 +413,10 @@ fn slow_reader_gets_every_reply() {
     let target = Target::start();
     let mut c = Conn::connect(target.addr());
     let value = vec![b'v'; 10 * 1024];
-    assert_eq!(c.call(&[b"SET".as_slice(), b"big", &value]).unwrap(), Value::Okay);
+    assert_eq!(
+        c.call(&[b"SET".as_slice(), b"big", &value]).unwrap(),
+        Value::Okay
+    );
     const N: usize = 3000;
     let mut w = c.writer().try_clone().expect("clone socket");
     let writer = thread::spawn(move || {
@@ -344,16 +444,29 @@ fn shutdown_closes_open_connections() {
     }
     let redraft = crate::harness::Redraft::start();
     let mut idle = Conn::connect(redraft.addr());
-    assert_eq!(idle.call(&["PING"]).unwrap(), Value::SimpleString("PONG".into()));
+    assert_eq!(
+        idle.call(&["PING"]).unwrap(),
+        Value::SimpleString("PONG".into())
+    );
     let mut in_multi = Conn::connect(redraft.addr());
     assert_eq!(in_multi.call(&["MULTI"]).unwrap(), Value::Okay);
-    assert_eq!(in_multi.call(&["SET", "a", "1"]).unwrap(), Value::SimpleString("QUEUED".into()));
+    assert_eq!(
+        in_multi.call(&["SET", "a", "1"]).unwrap(),
+        Value::SimpleString("QUEUED".into())
+    );
     let started = std::time::Instant::now();
     drop(redraft);
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(3), "shutdown took {took:?} with idle clients connected");
+    assert!(
+        took < Duration::from_secs(3),
+        "shutdown took {took:?} with idle clients connected"
+    );
     for c in [&mut idle, &mut in_multi] {
         let (bytes, eof) = c.read_raw_until_idle(Duration::from_secs(2));
-        assert!(eof, "connection still open after shutdown (got {:?})", show(&bytes));
+        assert!(
+            eof,
+            "connection still open after shutdown (got {:?})",
+            show(&bytes)
+        );
     }
 }
