@@ -90,10 +90,15 @@ impl RedisServer {
                 ));
             }
             if let Ok(mut c) = Conn::try_connect(self.addr()) {
-                if let Ok(v) = c.call(&["PING"]) {
-                    if v == Value::SimpleString("PONG".into()) {
+                // Ours, not another test's server that got the same port first.
+                if let Ok(Value::BulkString(info)) = c.call(&["INFO", "server"]) {
+                    let want = format!("process_id:{}\r\n", self.child.id());
+                    if String::from_utf8_lossy(&info).contains(&want) {
                         return Ok(());
                     }
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return Err(format!("port {} belongs to another redis-server", self.port));
                 }
             }
             if Instant::now() > deadline {
