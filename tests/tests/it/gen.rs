@@ -12,6 +12,14 @@
 //! command whose *effect* is random, `SPOP` of fewer than all members, "taints" its key: the
 //! generator keeps away from it (but for commands that only see its cardinality) until a
 //! `DEL` clears it, so random pops never make later replies differ.
+//!
+//! Hashes are compared in order: they stay small, with short values, so Redis keeps them as
+//! listpacks, whose order (insertion order) is part of what clients see. (A value longer than
+//! 64 bytes would turn one into a hashtable with a random order; the generator never makes
+//! one.) Sets, whose small non-integer form is already a hashtable in Redis 7.0, are
+//! compared as multisets. Scans are whole-collection passes (cursor 0, `COUNT 1000`).
+//! Relative TTLs are long and never repeat within a sequence, so GT/LT comparisons between
+//! them never depend on the milliseconds between two commands.
 
 use std::collections::BTreeSet;
 
