@@ -15,7 +15,7 @@
 //!   `REDRAFT_DIFF_EXAMPLES` (distinct examples shown per command in the report, default 4).
 //!
 //! Replay one failing sequence exactly: `REDRAFT_DIFF_SEED=<its seed> REDRAFT_DIFF_SEQUENCES=1
-//! cargo test -p redraft-tests diff` (with the same `REDRAFT_DIFF_FAMILIES`/`LEN`/`SKIP`/`RESP3`,
+//! cargo test -p redraft-tests diff::random` (with the same `REDRAFT_DIFF_FAMILIES`/`LEN`/`SKIP`/`RESP3`,
 //! if set).
 //!
 //! Each sequence runs on two connections per server; runs of consecutive steps on one
@@ -473,7 +473,7 @@ impl Divergence {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "--- sequence seed {} ({}; {} steps; replay: REDRAFT_DIFF_SEED={} REDRAFT_DIFF_SEQUENCES=1 cargo test -p redraft-tests diff) ---",
+            "--- sequence seed {} ({}; {} steps; replay: REDRAFT_DIFF_SEED={} REDRAFT_DIFF_SEQUENCES=1 cargo test -p redraft-tests diff::random) ---",
             self.seq.seed,
             if self.seq.resp3 { "RESP3" } else { "RESP2" },
             self.seq.steps.len(),
@@ -636,7 +636,7 @@ fn random_sequences() {
     }
     let _ = writeln!(
         report,
-        "\nReplay one: REDRAFT_DIFF_SEED=<seed> REDRAFT_DIFF_SEQUENCES=1 cargo test -p redraft-tests diff -- --nocapture"
+        "\nReplay one: REDRAFT_DIFF_SEED=<seed> REDRAFT_DIFF_SEQUENCES=1 cargo test -p redraft-tests diff::random -- --nocapture"
     );
     eprintln!("{report}");
     panic!(

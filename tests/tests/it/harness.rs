@@ -98,7 +98,10 @@ impl RedisServer {
                     }
                     let _ = self.child.kill();
                     let _ = self.child.wait();
-                    return Err(format!("port {} belongs to another redis-server", self.port));
+                    return Err(format!(
+                        "port {} belongs to another redis-server",
+                        self.port
+                    ));
                 }
             }
             if Instant::now() > deadline {
