@@ -65,16 +65,20 @@ fn env_seed() -> (u64, bool) {
     }
 }
 
+/// Commands redraft does not implement yet (blocking commands, `SORT`, `LCS`, `LMPOP`,
+/// `SUBSTR`: outside the command list of the single-node issue). Left out by default so
+/// that a run checks everything redraft claims; `REDRAFT_DIFF_SKIP=` (empty) puts them back.
+const NOT_IMPLEMENTED: &str =
+    "BLMOVE,BLMPOP,BLPOP,BRPOP,BRPOPLPUSH,BZMPOP,BZPOPMAX,BZPOPMIN,LCS,LMPOP,SORT,SORT_RO,SUBSTR";
+
 /// Command names (any case) left out of every sequence: `REDRAFT_DIFF_SKIP=SORT,LCS`.
 fn env_skip() -> Vec<String> {
     std::env::var("REDRAFT_DIFF_SKIP")
-        .map(|v| {
-            v.split(',')
-                .map(|c| c.trim().to_ascii_uppercase())
-                .filter(|c| !c.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
+        .unwrap_or_else(|_| NOT_IMPLEMENTED.to_string())
+        .split(',')
+        .map(|c| c.trim().to_ascii_uppercase())
+        .filter(|c| !c.is_empty())
+        .collect()
 }
 
 fn env_families() -> Vec<&'static str> {
