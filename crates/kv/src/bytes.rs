@@ -60,6 +60,20 @@ impl CompactBytes {
         matches!(self, CompactBytes::Text { .. })
     }
 
+    /// The same bytes in a heap allocation of their own: marks a copy Redis would not
+    /// share (`COPY` of a small integer), which `OBJECT REFCOUNT` reports as 1.
+    pub fn unshared(&self) -> Self {
+        match self {
+            CompactBytes::Inline { .. } => CompactBytes::Heap(self.as_slice().into()),
+            other => other.clone(),
+        }
+    }
+
+    /// True for a value stored inline ([`CompactBytes::new`] of at most 22 bytes).
+    pub fn is_inline(&self) -> bool {
+        matches!(self, CompactBytes::Inline { .. })
+    }
+
     /// True for a value built by `APPEND`/`SETRANGE`.
     pub fn is_raw(&self) -> bool {
         matches!(self, CompactBytes::Raw(_))
