@@ -20,6 +20,12 @@ pub enum CompactBytes {
     /// A string value built in place by `APPEND` or `SETRANGE`: Redis reports these as
     /// the `raw` encoding whatever their length, so the variant keeps that fact.
     Raw(Box<[u8]>),
+    /// A short string value Redis keeps as `embstr` even if it looks like an integer
+    /// (the result of `INCRBYFLOAT`).
+    Text {
+        len: u8,
+        data: [u8; INLINE],
+    },
 }
 
 impl CompactBytes {
@@ -41,6 +47,33 @@ impl CompactBytes {
         CompactBytes::Raw(bytes.into_boxed_slice())
     }
 
+    /// A string value that reports `embstr` whatever it holds (`INCRBYFLOAT`'s result).
+    pub fn text(bytes: &[u8]) -> Self {
+        match CompactBytes::new(bytes) {
+            CompactBytes::Inline { len, data } => CompactBytes::Text { len, data },
+            other => other,
+        }
+    }
+
+    /// True for a short value made by [`CompactBytes::text`].
+    pub fn is_text(&self) -> bool {
+        matches!(self, CompactBytes::Text { .. })
+    }
+
+    /// The same bytes in a heap allocation of their own: marks a copy Redis would not
+    /// share (`COPY` of a small integer), which `OBJECT REFCOUNT` reports as 1.
+    pub fn unshared(&self) -> Self {
+        match self {
+            CompactBytes::Inline { .. } => CompactBytes::Heap(self.as_slice().into()),
+            other => other.clone(),
+        }
+    }
+
+    /// True for a value stored inline ([`CompactBytes::new`] of at most 22 bytes).
+    pub fn is_inline(&self) -> bool {
+        matches!(self, CompactBytes::Inline { .. })
+    }
+
     /// True for a value built by `APPEND`/`SETRANGE`.
     pub fn is_raw(&self) -> bool {
         matches!(self, CompactBytes::Raw(_))
@@ -48,7 +81,9 @@ impl CompactBytes {
 
     pub fn as_slice(&self) -> &[u8] {
         match self {
-            CompactBytes::Inline { len, data } => &data[..*len as usize],
+            CompactBytes::Inline { len, data } | CompactBytes::Text { len, data } => {
+                &data[..*len as usize]
+            }
             CompactBytes::Heap(b) | CompactBytes::Raw(b) => b,
         }
     }
@@ -56,7 +91,7 @@ impl CompactBytes {
     /// Bytes on the heap beyond the 24 bytes of the value itself.
     pub fn heap_size(&self) -> usize {
         match self {
-            CompactBytes::Inline { .. } => 0,
+            CompactBytes::Inline { .. } | CompactBytes::Text { .. } => 0,
             CompactBytes::Heap(b) | CompactBytes::Raw(b) => b.len(),
         }
     }

@@ -198,17 +198,14 @@ fn parse_hrandfield(args: &[Bytes], ctx: &mut Ctx) -> Result<Cmd> {
                 i64::MAX
             )));
         }
-        if n < -MAX_RANDOM_REPEATS {
-            return Err(Error::err(format!(
-                "value is out of range, value must between {} and {}",
-                -MAX_RANDOM_REPEATS,
-                i64::MAX
-            )));
-        }
         if args.len() > 4 || (args.len() == 4 && !args::is(&args[3], "withvalues")) {
             return Err(Error::Syntax);
         }
         with_values = args.len() == 4;
+        // Redis refuses counts whose reply size would overflow, before the key lookup.
+        if with_values && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
+            return Err(Error::err("value is out of range"));
+        }
         count = Some(n);
     }
     read(Read::RandField {
@@ -315,6 +312,11 @@ impl Read {
                 let Some(hash) = hash else {
                     return Ok(Frame::Array(Vec::new()));
                 };
+                // Redis would build a reply of any size for a negative count; a node here
+                // refuses one that would not fit in memory.
+                if count < -MAX_RANDOM_REPEATS {
+                    return Err(Error::err("value is out of range"));
+                }
                 let picks = random_positions(hash.map.len(), count, &mut rng);
                 let entries = picks.into_iter().filter_map(|i| hash.map.get_index(i));
                 Ok(if *with_values {

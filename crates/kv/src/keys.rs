@@ -426,13 +426,15 @@ fn round_to_seconds(ms: i64) -> i64 {
 }
 
 /// `OBJECT REFCOUNT`: Redis shares the objects of small integers, which then report
-/// `INT_MAX`; every other value has one reference here.
+/// `INT_MAX`; every other value (a copy made by `COPY` included) has one reference.
 fn refcount(value: &Value) -> i64 {
     match value {
-        Value::Str(s) if value.encoding() == "int" => match resp::request::parse_int(s) {
-            Some(n) if (0..SHARED_INTEGERS).contains(&n) => i32::MAX as i64,
-            _ => 1,
-        },
+        Value::Str(s) if value.encoding() == "int" && s.is_inline() => {
+            match resp::request::parse_int(s) {
+                Some(n) if (0..SHARED_INTEGERS).contains(&n) => i32::MAX as i64,
+                _ => 1,
+            }
+        }
         _ => 1,
     }
 }
@@ -571,11 +573,15 @@ impl Write {
                 Ok(done)
             }
             Write::Copy { from, to, replace } => {
-                let Some(entry) = db.entry(from, now_ms).cloned() else {
+                let Some(mut entry) = db.entry(from, now_ms).cloned() else {
                     return Ok(Frame::Integer(0));
                 };
                 if !*replace && db.contains(to, now_ms) {
                     return Ok(Frame::Integer(0));
+                }
+                // Redis copies a shared small integer into an object of its own.
+                if let Value::Str(s) = &entry.value {
+                    entry.value = Value::Str(s.unshared());
                 }
                 db.insert_entry(to, entry, now_ms);
                 Ok(Frame::Integer(1))

@@ -104,7 +104,13 @@ pub enum Write {
     /// `GETDEL key`
     GetDel(Bytes),
     /// `GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]`: `ttl` is `Keep` without options.
-    GetEx { key: Bytes, ttl: Ttl },
+    ///
+    /// A bad expiry value is reported only after the key is found to be a string, as
+    /// Redis does, so it travels as an error.
+    GetEx {
+        key: Bytes,
+        ttl: std::result::Result<Ttl, Error>,
+    },
     /// `APPEND key value`
     Append(Bytes, Bytes),
     /// `SETRANGE key offset value`
@@ -310,11 +316,15 @@ fn parse_getex(args: &[Bytes], ctx: &mut Ctx) -> Result<Cmd> {
         }
         i += 1;
     }
-    if let Some((unit, relative, at)) = expire {
-        ttl = Ttl::At(expire_arg(&args[at], unit, relative, ctx.now_ms, "getex")?);
-    } else if persist {
+    if persist {
         ttl = Ttl::Clear;
     }
+    let ttl = match expire {
+        Some((unit, relative, at)) => {
+            expire_arg(&args[at], unit, relative, ctx.now_ms, "getex").map(Ttl::At)
+        }
+        None => Ok(ttl),
+    };
     write(Write::GetEx {
         key: args[1].clone(),
         ttl,
@@ -330,9 +340,7 @@ fn parse_setrange(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
     if offset < 0 {
         return Err(Error::err("offset is out of range"));
     }
-    if offset as u64 + args[3].len() as u64 > MAX_STRING_LEN as u64 {
-        return Err(Error::StringTooLong);
-    }
+    // The size limit is checked in apply, after the type, as Redis orders its errors.
     write(Write::SetRange(
         args[1].clone(),
         offset as usize,
@@ -487,7 +495,7 @@ impl Write {
                     return Ok(Frame::Null);
                 };
                 let reply = Frame::bulk(&**s);
-                match ttl {
+                match ttl.clone()? {
                     Ttl::Keep => {}
                     Ttl::Clear => {
                         if db.expire_at(key, now_ms).flatten().is_some() {
@@ -495,7 +503,7 @@ impl Write {
                         }
                     }
                     Ttl::At(at) => {
-                        db.set_expire(key, Some(*at), now_ms);
+                        db.set_expire(key, Some(at), now_ms);
                     }
                 }
                 Ok(reply)
@@ -506,10 +514,18 @@ impl Write {
                 if len > MAX_STRING_LEN {
                     return Err(Error::StringTooLong);
                 }
+                // Appending to a missing key creates an ordinary string; appending to an
+                // existing one leaves Redis's `raw` encoding.
+                let created = old.is_none();
                 let mut buf = Vec::with_capacity(len);
                 buf.extend_from_slice(old.map_or(&b""[..], |s| s));
                 buf.extend_from_slice(value);
-                db.insert_keep_ttl(key, Value::Str(CompactBytes::raw(buf)), now_ms);
+                let s = if created {
+                    CompactBytes::from(buf)
+                } else {
+                    CompactBytes::raw(buf)
+                };
+                db.insert_keep_ttl(key, Value::Str(s), now_ms);
                 Ok(Frame::Integer(len as i64))
             }
             Write::SetRange(key, offset, value) => {
@@ -517,6 +533,9 @@ impl Write {
                 let old_len = old.map_or(0, |s| s.len());
                 if value.is_empty() {
                     return Ok(Frame::Integer(old_len as i64));
+                }
+                if *offset as u64 + value.len() as u64 > MAX_STRING_LEN as u64 {
+                    return Err(Error::StringTooLong);
                 }
                 let len = old_len.max(offset + value.len());
                 let mut buf = Vec::with_capacity(len);
@@ -547,7 +566,8 @@ impl Write {
                     .checked_add(by)
                     .ok_or_else(|| Error::err("increment would produce NaN or Infinity"))?;
                 let text = next.format_human();
-                db.insert_keep_ttl(key, Value::str(text.as_bytes()), now_ms);
+                // Redis stores the result as an `embstr` even when it looks like an integer.
+                db.insert_keep_ttl(key, Value::Str(CompactBytes::text(text.as_bytes())), now_ms);
                 Ok(Frame::bulk(text))
             }
         }

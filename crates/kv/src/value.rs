@@ -57,6 +57,8 @@ impl Value {
             Value::Str(s) => {
                 if s.is_raw() {
                     "raw"
+                } else if s.is_text() {
+                    "embstr"
                 } else if s.len() <= 20 && resp::request::parse_int(s).is_some() {
                     "int"
                 } else if s.len() <= 44 {
@@ -218,8 +220,14 @@ impl SetValue {
 }
 
 /// A score with a total order (NaN never gets in: commands reject it).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Score(pub f64);
+
+impl PartialEq for Score {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
 
 impl Eq for Score {}
 
@@ -230,8 +238,14 @@ impl PartialOrd for Score {
 }
 
 impl Ord for Score {
+    /// IEEE order, in which `-0` equals `0` (Redis orders such ties by member); NaN never
+    /// gets in, so this is total.
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
+        if self.0 == other.0 {
+            std::cmp::Ordering::Equal
+        } else {
+            self.0.total_cmp(&other.0)
+        }
     }
 }
 
@@ -247,8 +261,17 @@ pub struct ZSet {
 impl ZSet {
     /// Sets `member`'s score; returns the old score if it was there.
     pub fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
-        // -0.0 and 0.0 are one score in Redis; store 0.0 so the order is total.
-        let score = if score == 0.0 { 0.0 } else { score };
+        // A listpack stores scores as text and -0 comes back as 0; a skiplist keeps -0
+        // (ZSCORE shows it). Either way -0 sorts as 0: see `Score`'s order.
+        let stays_small = !self.big
+            && member.len() <= LISTPACK_MAX_VALUE
+            && self.scores.len() + usize::from(!self.scores.contains_key(member))
+                <= LISTPACK_MAX_ENTRIES;
+        let score = if stays_small && score == 0.0 {
+            0.0
+        } else {
+            score
+        };
         let key = CompactBytes::new(member);
         let old = self.scores.insert(key.clone(), score);
         if let Some(old) = old {

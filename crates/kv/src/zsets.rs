@@ -623,7 +623,8 @@ fn parse_range_args(
     }
     let rev = rev.unwrap_or(false);
     let by = by.unwrap_or(ByKind::Rank);
-    if limit.is_some() && by == ByKind::Rank {
+    // Redis refuses LIMIT by rank only when its count is not -1 (no limit).
+    if limit.is_some_and(|(_, count)| count != -1) && by == ByKind::Rank {
         return Err(Error::err(
             "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
         ));

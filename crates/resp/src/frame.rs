@@ -77,8 +77,8 @@ impl Frame {
     pub fn encode(&self, proto: Protocol, out: &mut BytesMut) {
         match self {
             Frame::Simple(s) => line(out, b'+', s.as_bytes()),
-            Frame::Status(s) => line(out, b'+', s.as_bytes()),
-            Frame::Error(s) => line(out, b'-', s.as_bytes()),
+            Frame::Status(s) => single_line(out, b'+', s.as_bytes()),
+            Frame::Error(s) => single_line(out, b'-', s.as_bytes()),
             Frame::Integer(n) => int_line(out, b':', *n),
             Frame::Bulk(b) => bulk(out, b),
             Frame::Null => match proto {
@@ -172,6 +172,21 @@ fn line(out: &mut BytesMut, tag: u8, body: &[u8]) {
     out.put_slice(b"\r\n");
 }
 
+/// A status or error line: a CR or LF inside would end the line early and corrupt the
+/// stream, so each becomes a space, as Redis does.
+fn single_line(out: &mut BytesMut, tag: u8, body: &[u8]) {
+    if !body.iter().any(|&c| c == b'\r' || c == b'\n') {
+        return line(out, tag, body);
+    }
+    out.reserve(body.len() + 3);
+    out.put_u8(tag);
+    out.extend(
+        body.iter()
+            .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+    );
+    out.put_slice(b"\r\n");
+}
+
 fn bulk(out: &mut BytesMut, body: &[u8]) {
     int_line(out, b'$', body.len() as i64);
     out.reserve(body.len() + 2);
@@ -209,6 +224,15 @@ mod tests {
 
     fn enc(f: &Frame, p: Protocol) -> String {
         String::from_utf8(f.to_bytes(p).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn line_breaks_in_errors_become_spaces() {
+        let e = Frame::error("ERR unknown command 'FOO', with args beginning with: 'a\r\nb' ");
+        assert_eq!(
+            enc(&e, Protocol::Resp2),
+            "-ERR unknown command 'FOO', with args beginning with: 'a  b' \r\n"
+        );
     }
 
     #[test]

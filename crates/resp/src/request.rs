@@ -10,8 +10,11 @@ use bytes::{Buf, Bytes, BytesMut};
 
 /// Redis's `proto-max-bulk-len` default: 512 MB.
 pub const MAX_BULK_LEN: i64 = 512 * 1024 * 1024;
-/// Most arguments in one multibulk request.
-pub const MAX_MULTIBULK_LEN: i64 = 1024 * 1024;
+/// Most arguments in one multibulk request: Redis 7.0 refuses counts above `INT_MAX`.
+pub const MAX_MULTIBULK_LEN: i64 = i32::MAX as i64;
+/// Most bytes a connection may buffer for requests not yet complete (Redis's
+/// `client-query-buffer-limit` default, 1 GB).
+pub const MAX_QUERY_BUFFER: usize = 1024 * 1024 * 1024;
 /// Longest inline request, and longest `*`/`$` header line (Redis's `PROTO_INLINE_MAX_SIZE`).
 pub const MAX_INLINE_LEN: usize = 64 * 1024;
 
@@ -119,29 +122,68 @@ fn find_cr(buf: &[u8], from: usize) -> Option<usize> {
         .map(|p| p + from)
 }
 
+/// Where checking of an incomplete multibulk request stopped, so that the next check of
+/// the same (grown) buffer resumes there instead of walking every argument again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Offset of the next argument header; 0 when nothing is cached.
+    pos: usize,
+    /// Arguments still to check.
+    left: u64,
+}
+
 /// Checks the first request in `buf`.
 pub fn check(buf: &[u8], limits: &Limits) -> Result<Check, ProtocolError> {
+    check_resuming(buf, limits, &mut Progress::default())
+}
+
+/// Checks the first request in `buf`, resuming from `progress` (which must come from
+/// checking the same buffer, possibly shorter, since its last `Complete`). `progress` is
+/// reset when the request is complete or broken.
+pub fn check_resuming(
+    buf: &[u8],
+    limits: &Limits,
+    progress: &mut Progress,
+) -> Result<Check, ProtocolError> {
+    let result = check_multibulk(buf, limits, progress);
+    if !matches!(result, Ok(Check::Incomplete(_))) {
+        *progress = Progress::default();
+    }
+    result
+}
+
+fn check_multibulk(
+    buf: &[u8],
+    limits: &Limits,
+    progress: &mut Progress,
+) -> Result<Check, ProtocolError> {
     if buf.is_empty() {
         return Ok(Check::Incomplete(None));
     }
     if buf[0] != b'*' {
         return check_inline(buf, limits);
     }
-    let Some(cr) = find_cr(buf, 0) else {
-        if buf.len() > limits.max_inline_len {
-            return Err(ProtocolError::TooBigMultibulkCount);
+    let (mut pos, count) = if progress.pos > 0 {
+        (progress.pos, progress.left)
+    } else {
+        let Some(cr) = find_cr(buf, 0) else {
+            if buf.len() > limits.max_inline_len {
+                return Err(ProtocolError::TooBigMultibulkCount);
+            }
+            return Ok(Check::Incomplete(None));
+        };
+        if cr + 1 >= buf.len() {
+            return Ok(Check::Incomplete(None));
         }
-        return Ok(Check::Incomplete(None));
+        let count = parse_int(&buf[1..cr]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+        if count > limits.max_multibulk_len {
+            return Err(ProtocolError::InvalidMultibulkLength);
+        }
+        (cr + 2, count.max(0) as u64)
     };
-    if cr + 1 >= buf.len() {
-        return Ok(Check::Incomplete(None));
-    }
-    let count = parse_int(&buf[1..cr]).ok_or(ProtocolError::InvalidMultibulkLength)?;
-    if count > limits.max_multibulk_len {
-        return Err(ProtocolError::InvalidMultibulkLength);
-    }
-    let mut pos = cr + 2;
-    for _ in 0..count.max(0) {
+    for done in 0..count {
+        progress.pos = pos;
+        progress.left = count - done;
         if pos >= buf.len() {
             return Ok(Check::Incomplete(None));
         }
@@ -161,10 +203,11 @@ pub fn check(buf: &[u8], limits: &Limits) -> Result<Check, ProtocolError> {
         if len < 0 || len > limits.max_bulk_len {
             return Err(ProtocolError::InvalidBulkLength);
         }
-        pos = cr + 2 + len as usize + 2;
-        if pos > buf.len() {
-            return Ok(Check::Incomplete(Some(pos)));
+        let next = cr + 2 + len as usize + 2;
+        if next > buf.len() {
+            return Ok(Check::Incomplete(Some(next)));
         }
+        pos = next;
     }
     Ok(Check::Complete(pos))
 }
@@ -374,11 +417,37 @@ mod tests {
     }
 
     #[test]
+    fn resuming_gives_the_same_answers() {
+        let mut frame = Vec::new();
+        frame.extend_from_slice(b"*300\r\n");
+        for i in 0..300 {
+            let arg = format!("arg{i}");
+            frame.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+        }
+        frame.extend_from_slice(b"PING\r\n");
+        let limits = Limits::default();
+        let mut progress = Progress::default();
+        for cut in 0..frame.len() {
+            let resumed = check_resuming(&frame[..cut], &limits, &mut progress);
+            assert_eq!(resumed, check(&frame[..cut], &limits), "at {cut}");
+            if let Ok(Check::Complete(_)) = resumed {
+                progress = Progress::default();
+            }
+        }
+        assert_eq!(progress, Progress::default());
+    }
+
+    #[test]
     fn redis_protocol_errors() {
         assert_eq!(all(b"*abc\r\n"), Err(ProtocolError::InvalidMultibulkLength));
         assert_eq!(
-            all(b"*1048577\r\n"),
+            all(b"*2147483648\r\n"),
             Err(ProtocolError::InvalidMultibulkLength)
+        );
+        assert_eq!(
+            all(b"*1048577\r\n"),
+            Ok(vec![]),
+            "Redis 7.0 waits for the arguments"
         );
         assert_eq!(all(b"*1\r\n$-1\r\n"), Err(ProtocolError::InvalidBulkLength));
         assert_eq!(

@@ -79,6 +79,71 @@ pub fn lookup(name: &[u8]) -> Option<&'static ServerSpec> {
         .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
+/// Subcommands of the connection-level container commands, with Redis's arities.
+const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
+    (
+        "client",
+        &[
+            ("id", 2),
+            ("setname", 3),
+            ("getname", 2),
+            ("info", 2),
+            ("list", -2),
+            ("help", 2),
+        ],
+    ),
+    (
+        "config",
+        &[
+            ("get", -3),
+            ("set", -4),
+            ("resetstat", 2),
+            ("rewrite", 2),
+            ("help", 2),
+        ],
+    ),
+    (
+        "command",
+        &[
+            ("count", 2),
+            ("info", -2),
+            ("docs", -2),
+            ("list", -2),
+            ("getkeys", -3),
+            ("help", 2),
+        ],
+    ),
+];
+
+/// The error Redis gives when a container command (`OBJECT`, `CLIENT`, `CONFIG`,
+/// `COMMAND`) is queued in `MULTI` with an unknown subcommand or the wrong number of
+/// arguments: Redis 7 checks subcommands like commands, before queuing.
+pub fn subcommand_error(args: &[Bytes]) -> Option<Frame> {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    if name == "object" {
+        let mut ctx = kv::Ctx { now_ms: 0, seed: 0 };
+        return match kv::parse(args, &mut ctx) {
+            Err(e @ kv::Error::Arity(_)) => Some(e.to_frame()),
+            Err(e) if e.to_string().starts_with("ERR unknown subcommand") => Some(e.to_frame()),
+            _ => None,
+        };
+    }
+    let (_, subs) = SUBCOMMANDS.iter().find(|(n, _)| *n == name)?;
+    let sub = args.get(1)?;
+    let Some((sub_name, arity)) = subs
+        .iter()
+        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(sub))
+    else {
+        return Some(unknown_subcommand(&name, sub));
+    };
+    let ok = if *arity >= 0 {
+        args.len() == *arity as usize
+    } else {
+        args.len() >= (-arity) as usize
+    };
+    (!ok).then(|| kv::Error::Arity(format!("{name}|{sub_name}")).to_frame())
+}
+
 fn subcommand_arity(cmd: &str, sub: &[u8]) -> Frame {
     kv::Error::Arity(format!(
         "{cmd}|{}",

@@ -3,13 +3,14 @@
 //! Pipelining is real: all complete requests in the read buffer are handled before one
 //! write, so 10,000 pipelined commands get 10,000 replies in order. A protocol error
 //! gets Redis's `-ERR Protocol error: ...` reply and the connection closes; any other
-//! error is a reply and the connection stays open. On shutdown the loop finishes the
-//! requests it has read, sends their replies and closes.
+//! error is a reply and the connection stays open. A request still incomplete after
+//! 1 GB (Redis's `client-query-buffer-limit`) closes the connection. On shutdown the loop
+//! finishes the requests it has read, sends their replies and closes.
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use resp::request::{self, Check, Limits};
+use resp::request::{self, Check, Limits, Progress, MAX_QUERY_BUFFER};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -37,12 +38,13 @@ pub async fn serve(
     let limits = Limits::default();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
+    let mut progress = Progress::default();
     debug!(client = id, %addr, "connection opened");
     'conn: loop {
         let mut close = false;
         session.begin_batch();
         loop {
-            match request::check(&buf, &limits) {
+            match request::check_resuming(&buf, &limits, &mut progress) {
                 Ok(Check::Complete(len)) => {
                     let args = request::parse(buf.split_to(len).freeze());
                     let (reply, after) = session.handle(args);
@@ -55,6 +57,16 @@ pub async fn serve(
                     }
                 }
                 Ok(Check::Incomplete(need)) => {
+                    if buf.len() > MAX_QUERY_BUFFER {
+                        // Redis's client-query-buffer-limit: the client is dropped.
+                        tracing::warn!(
+                            client = id,
+                            bytes = buf.len(),
+                            "closing client that reached max query buffer length"
+                        );
+                        close = true;
+                        break;
+                    }
                     if let Some(need) = need {
                         let more = need.saturating_sub(buf.len()).min(MAX_RESERVE);
                         buf.reserve(more);

@@ -167,6 +167,10 @@ impl Session {
             self.multi_dirty = true;
             return kv::Error::Arity(name.to_string()).to_frame();
         }
+        if let Some(error) = commands::subcommand_error(&args) {
+            self.multi_dirty = true;
+            return error;
+        }
         let queue = self.multi.get_or_insert_with(Vec::new);
         queue.push(args);
         self.info.multi.store(queue.len() as i64, Ordering::Relaxed);

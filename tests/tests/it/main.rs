@@ -1,0 +1,9 @@
+//! redraft's integration tests, in one test binary: a differential test against a real
+//! `redis-server`, protocol tests with raw bytes, and real clients (the `redis` crate and
+//! `redis-cli`) against an in-process redraft.
+
+mod clients;
+mod diff;
+mod gen;
+mod harness;
+mod protocol;
