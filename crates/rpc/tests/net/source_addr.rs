@@ -1,0 +1,1 @@
+//! Outgoing calls leave from the configured local address.
