@@ -159,16 +159,21 @@ impl PeerPool {
 }
 
 /// Runs a call with a deadline: sent to the server as `grpc-timeout` and enforced here, so a
-/// peer that never answers costs at most `timeout`.
+/// peer that never answers costs at most `timeout`. An expired deadline is always
+/// `DEADLINE_EXCEEDED` (tonic's channel reports its own expiry of the same deadline as
+/// `CANCELLED`; that is mapped too).
 pub(crate) async fn deadline<T, F>(timeout: Duration, call: F) -> Result<T, Status>
 where
     F: Future<Output = Result<T, Status>>,
 {
+    let started = tokio::time::Instant::now();
+    let expired = || Status::deadline_exceeded(format!("no answer within {timeout:?}"));
     match tokio::time::timeout(timeout, call).await {
+        Ok(Err(s)) if s.code() == tonic::Code::Cancelled && started.elapsed() >= timeout => {
+            Err(expired())
+        }
         Ok(r) => r,
-        Err(_) => Err(Status::deadline_exceeded(format!(
-            "no answer within {timeout:?}"
-        ))),
+        Err(_) => Err(expired()),
     }
 }
 

@@ -15,6 +15,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::marker::PhantomData;
 
 use openraft::async_runtime::WatchReceiver;
+use openraft::entry::RaftEntry;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::vote::{RaftLeaderId, RaftVote};
 use openraft::{Raft, RaftTypeConfig};
@@ -123,6 +124,7 @@ where
         let m: Envelope<openraft::raft::AppendEntriesRequest<C>> =
             request.into_inner().try_into()?;
         let raft = self.group(m.group_id, m.target)?;
+        check_append(&m.body)?;
         reply(raft.append_entries(m.body).await.map_err(stopped)?)
     }
 
@@ -190,6 +192,41 @@ where
         let raft = self.group(m.group_id, m.target)?;
         reply(raft.handle_transfer_leader(m.body).await.map_err(stopped)?)
     }
+}
+
+/// Refuses an AppendEntries no correct leader sends and that openraft only checks with
+/// debug assertions: entries must follow `prev_log_id` index by index, their leaders must not
+/// go back, and none may be beyond the sender's vote.
+fn check_append<C: RaftTypeConfig>(
+    req: &openraft::raft::AppendEntriesRequest<C>,
+) -> Result<(), Status> {
+    let bad = |why: &str| {
+        Err(Status::invalid_argument(format!(
+            "malformed AppendEntries: {why}"
+        )))
+    };
+    let vote_leader = req.vote.leader_id().to_committed();
+    let mut prev_leader = match &req.prev_log_id {
+        Some(p) if p.leader_id > vote_leader => return bad("prev_log_id beyond the vote"),
+        Some(p) => Some(&p.leader_id),
+        None => None,
+    };
+    let mut want = req
+        .prev_log_id
+        .as_ref()
+        .map_or(Some(0), |p| p.index.checked_add(1));
+    for e in &req.entries {
+        let (leader, index) = e.log_id_parts();
+        if Some(index) != want {
+            return bad("entries do not follow prev_log_id index by index");
+        }
+        if *leader > vote_leader || prev_leader.is_some_and(|p| leader < p) {
+            return bad("entry leader out of order");
+        }
+        prev_leader = Some(leader);
+        want = index.checked_add(1);
+    }
+    Ok(())
 }
 
 /// Refuses a snapshot openraft would panic on (see `Raft::install_full_snapshot`): one whose
