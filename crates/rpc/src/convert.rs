@@ -112,6 +112,7 @@ impl<C: RaftTypeConfig> TryFrom<Envelope<SnapshotHeader<C>>> for rpb::SnapshotCh
             target: m.target,
             header: encode("SnapshotHeader", &m.body)?.into(),
             data: Default::default(),
+            last: false,
         })
     }
 }

@@ -7,9 +7,9 @@
 //! Invariants: every call has a deadline; a transport failure, a refusal by the peer
 //! (unknown group, wrong node, undecodable) or an undecodable reply is `Unreachable` (openraft
 //! backs off) and an expired deadline is `Timeout`, so a bad peer never spins openraft in a
-//! tight retry loop. A snapshot stream only ends cleanly after its last byte was read; a read
-//! error or a cancel abandons the call, which resets the HTTP/2 stream, so the receiver never
-//! installs a truncated snapshot.
+//! tight retry loop. Only a snapshot read to its end gets the chunk marked `last`, without
+//! which the receiver installs nothing: a read error or a cancel can never leave a
+//! truncated snapshot installed, even if the transport ends the stream cleanly.
 
 use std::future::Future;
 use std::io::Read;
@@ -311,9 +311,9 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Feeds the snapshot stream: the header, then the data in chunks of at most [`MAX_CHUNK`].
-/// On a read error it reports the error and keeps the stream open (never ending it cleanly)
-/// until the call is dropped.
+/// Feeds the snapshot stream: the header, then the data in chunks of at most [`MAX_CHUNK`],
+/// then an empty chunk marked `last`. On a read error it reports the error and never sends
+/// `last`, so the receiver refuses the transfer however the stream ends.
 async fn send_chunks<SD: Read + Send + 'static>(
     mut data: SD,
     header: rpb::SnapshotChunk,
@@ -346,16 +346,17 @@ async fn send_chunks<SD: Read + Send + 'static>(
             }
         };
         data = d;
-        if buf.is_empty() {
-            return; // end of data: dropping `tx` ends the stream cleanly
-        }
+        // Only a read that found the end marks the chunk `last`; any other way the stream
+        // ends is a truncation to the receiver.
+        let last = buf.is_empty();
         let chunk = rpb::SnapshotChunk {
             group_id,
             target,
             header: Bytes::new(),
             data: buf.into(),
+            last,
         };
-        if tx.send(chunk).await.is_err() {
+        if tx.send(chunk).await.is_err() || last {
             return;
         }
     }

@@ -7,8 +7,8 @@
 //! Invariants: no input makes a handler panic. An unknown group is `NOT_FOUND`, bytes that do
 //! not decode are `INVALID_ARGUMENT`, a request meant for another node id is
 //! `FAILED_PRECONDITION`, a stopped group is `UNAVAILABLE`. A snapshot is only handed to
-//! openraft after every chunk arrived, the sizes added up, and the checks openraft would
-//! otherwise assert (and panic on) passed.
+//! openraft after the chunk marked `last` arrived, within the size limit, and after the
+//! checks openraft would otherwise assert (and panic on) passed.
 
 use std::future::Future;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -32,9 +32,13 @@ use crate::MAX_CHUNK;
 /// Largest gRPC message a server accepts: a 64 MiB AppendEntries payload plus its envelope.
 pub const MAX_MESSAGE: usize = (crate::codec::MAX_PAYLOAD as usize) + 4096;
 
+/// Largest snapshot accepted unless configured otherwise: 64 GiB.
+pub const DEFAULT_MAX_SNAPSHOT: u64 = 64 << 30;
+
 /// Serves the `Raft` service for every group in a [`GroupRegistry`].
 pub struct RaftService<C, SM, R> {
     registry: R,
+    max_snapshot: u64,
     _types: PhantomData<fn() -> (C, SM)>,
 }
 
@@ -49,8 +53,15 @@ where
     pub fn new(registry: R) -> Self {
         RaftService {
             registry,
+            max_snapshot: DEFAULT_MAX_SNAPSHOT,
             _types: PhantomData,
         }
+    }
+
+    /// Refuse snapshot transfers larger than `bytes` (default [`DEFAULT_MAX_SNAPSHOT`]).
+    pub fn with_max_snapshot(mut self, bytes: u64) -> Self {
+        self.max_snapshot = bytes;
+        self
     }
 
     /// The tonic server to add to a `tonic::transport::Server`, with message limits set.
@@ -145,7 +156,15 @@ where
         let buffer = self.registry.snapshot_buffer(group_id);
         let mut buffer = buffer.map_err(|e| Status::internal(format!("snapshot buffer: {e}")))?;
         let mut chunk = Some(first);
+        let mut total: u64 = 0;
+        let mut last = false;
         while let Some(c) = chunk {
+            if last {
+                return Err(Status::invalid_argument(
+                    "snapshot chunk after the last one",
+                ));
+            }
+            last = c.last;
             if c.group_id != group_id || c.target != target {
                 return Err(Status::invalid_argument(
                     "snapshot chunks disagree on group or target",
@@ -157,6 +176,13 @@ where
                     c.data.len()
                 )));
             }
+            total = total.saturating_add(c.data.len() as u64);
+            if total > self.max_snapshot {
+                return Err(Status::resource_exhausted(format!(
+                    "snapshot larger than {} bytes",
+                    self.max_snapshot
+                )));
+            }
             if !c.data.is_empty() {
                 buffer = blocking(move || buffer.write_all(&c.data).map(|()| buffer)).await?;
             }
@@ -166,6 +192,11 @@ where
                     "snapshot header repeated after the first chunk",
                 ));
             }
+        }
+        if !last {
+            return Err(Status::invalid_argument(
+                "snapshot stream ended before its last chunk (truncated)",
+            ));
         }
         let buffer = blocking(move || {
             buffer.flush()?;

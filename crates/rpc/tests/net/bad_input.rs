@@ -242,6 +242,7 @@ async fn stale_term_requests_are_rejected_by_raft() -> anyhow::Result<()> {
         target: 1,
         header: Bytes::new(),
         data: Bytes::from_static(b"not a snapshot"),
+        last: true,
     };
     let r = c
         .install_snapshot(tokio_stream::iter(vec![header, data]))
@@ -264,6 +265,7 @@ async fn malformed_snapshot_streams_are_refused() -> anyhow::Result<()> {
         target: 1,
         header,
         data,
+        last: false,
     };
     let good_header = |v: Vote, last: LogId<LeaderId<u64, u64>>| {
         rpb::SnapshotChunk::try_from(Envelope {
@@ -336,6 +338,29 @@ async fn malformed_snapshot_streams_are_refused() -> anyhow::Result<()> {
         .install_snapshot(tokio_stream::iter(vec![
             good_header(vote(9, 9), log_id(9, 9, 50))?,
             other,
+        ]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+
+    // A stream that ends without its last chunk is truncated, however cleanly it ended.
+    let e = c
+        .install_snapshot(tokio_stream::iter(vec![
+            good_header(vote(9, 9), log_id(9, 9, 50))?,
+            chunk(Bytes::new(), Bytes::from_static(b"{}")),
+        ]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+    assert!(e.message().contains("truncated"), "{e}");
+    // Nothing may follow the last chunk.
+    let mut last = chunk(Bytes::new(), Bytes::from_static(b"{}"));
+    last.last = true;
+    let e = c
+        .install_snapshot(tokio_stream::iter(vec![
+            good_header(vote(9, 9), log_id(9, 9, 50))?,
+            last,
+            chunk(Bytes::new(), Bytes::from_static(b"x")),
         ]))
         .await
         .unwrap_err();

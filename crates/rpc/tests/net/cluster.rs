@@ -11,10 +11,14 @@ fn leader_of(n: &TestNode) -> Option<u64> {
     n.raft.metrics().borrow_watched().current_leader
 }
 
-async fn write_all(leader: &TestNode, from: usize, to: usize) -> anyhow::Result<u64> {
+/// Writes `k{i}={value}` for `i` in `from..to`; `value` is `v{i}` repeated `size` times.
+async fn write_all(leader: &TestNode, from: usize, to: usize, size: usize) -> anyhow::Result<u64> {
     let mut last = 0;
     for i in from..to {
-        let r = leader.raft.client_write(format!("k{i}=v{i}")).await?;
+        let r = leader
+            .raft
+            .client_write(format!("k{i}={}", format!("v{i}").repeat(size)))
+            .await?;
         last = r.log_id.index;
     }
     Ok(last)
@@ -62,7 +66,8 @@ async fn elect_replicate_snapshot_transfer() -> anyhow::Result<()> {
         .wait(WAIT)
         .leader_with_quorum_acked(None, "leader acked")
         .await?;
-    let last = write_all(leader, 0, 20).await?;
+    // About 3 MB of state, so the snapshot below travels in several chunks.
+    let last = write_all(leader, 0, 20, 50_000).await?;
     wait_applied(&[&n1, &n2], last).await?;
     assert_eq!(n1.sm.kv(), n2.sm.kv());
     assert_eq!(n2.sm.kv().len(), 20);
@@ -113,7 +118,7 @@ async fn elect_replicate_snapshot_transfer() -> anyhow::Result<()> {
         .await?;
     assert_eq!(leader_of(&n3), Some(3));
 
-    let last = write_all(&n3, 20, 25).await?;
+    let last = write_all(&n3, 20, 25, 1).await?;
     wait_applied(&nodes, last).await?;
     for n in nodes {
         assert_eq!(n.sm.kv().len(), 25, "node {}", n.id);

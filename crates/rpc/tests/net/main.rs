@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod cluster;
+mod snapshot;
 mod source_addr;
 mod store;
 
