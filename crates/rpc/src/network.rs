@@ -131,6 +131,7 @@ where
 
     /// What a failed call means to openraft.
     fn status_error(&self, s: &Status, action: RPCTypes, timeout: Duration) -> RPCError<C> {
+        tracing::debug!(group = self.group_id, target = self.target, %action, code = %s.code(), message = s.message(), "raft rpc failed");
         if s.code() == tonic::Code::DeadlineExceeded {
             return RPCError::Timeout(Timeout {
                 action,

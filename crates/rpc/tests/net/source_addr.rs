@@ -240,3 +240,17 @@ async fn bad_addresses_and_dead_peers_are_errors() -> anyhow::Result<()> {
     server.abort();
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_can_be_named_by_dns() -> anyhow::Result<()> {
+    // `localhost` is resolved by the connector at connect time (and again on every
+    // reconnect), like a headless Service's pod names.
+    let (addr, seen, server) = start(lo(1)).await?;
+    let p = pool(lo(1));
+    p.node(&format!("localhost:{}", addr.port()))?
+        .status()
+        .await?;
+    assert_eq!(seen.lock().unwrap_or_else(|e| e.into_inner()).len(), 1);
+    server.abort();
+    Ok(())
+}
