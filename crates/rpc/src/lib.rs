@@ -44,4 +44,4 @@ pub use message::{Envelope, Forward, GroupStatus, Join, Leave, NodeStatus, ReadI
 pub use network::{GrpcAddr, GrpcNetwork, GrpcNetworkFactory};
 pub use pool::{NodePeer, PeerPool, PoolConfig};
 pub use registry::{GroupRegistry, Groups};
-pub use server::{NodeHandler, NodeService, RaftService};
+pub use server::{NodeHandler, NodeService, RaftService, DEFAULT_MAX_SNAPSHOT};
