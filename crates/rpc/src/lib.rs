@@ -1,0 +1,47 @@
+//! gRPC between redraft nodes: the services of `proto/` (compiled by `build.rs`), an
+//! openraft network over them, and the pool of peer connections.
+//!
+//! - [`server::RaftService`] serves the Raft RPCs of every group in a
+//!   [`registry::GroupRegistry`]; [`server::NodeService`] serves forwarding, read index,
+//!   membership and status through a [`server::NodeHandler`].
+//! - [`network::GrpcNetworkFactory`] is the `RaftNetworkFactory` of one group; every group
+//!   shares one [`pool::PeerPool`], which keeps one HTTP/2 channel per peer.
+//! - [`convert`] holds every proto ⇄ domain conversion, [`codec`] the byte encoding of
+//!   openraft's structs inside proto `bytes` fields.
+//!
+//! Invariants: nothing a peer sends can panic this crate; it becomes a gRPC status
+//! (`NOT_FOUND`, `INVALID_ARGUMENT`, `FAILED_PRECONDITION`, `UNAVAILABLE`). All nodes of a
+//! cluster run the same openraft version (its structs are the payload encoding).
+
+pub mod codec;
+pub mod convert;
+pub mod error;
+pub mod message;
+pub mod network;
+pub mod pool;
+pub mod registry;
+pub mod server;
+
+/// Generated proto code.
+pub mod pb {
+    /// `proto/raft.proto`.
+    #[allow(missing_docs, clippy::all)]
+    pub mod raft {
+        tonic::include_proto!("redraft.raft.v1");
+    }
+    /// `proto/node.proto`.
+    #[allow(missing_docs, clippy::all)]
+    pub mod node {
+        tonic::include_proto!("redraft.node.v1");
+    }
+}
+
+/// Largest snapshot data chunk sent or accepted: 1 MiB.
+pub const MAX_CHUNK: usize = 1 << 20;
+
+pub use error::{ConvertError, PoolError};
+pub use message::{Envelope, Forward, GroupStatus, Join, Leave, NodeStatus, ReadIndex, Role};
+pub use network::{GrpcAddr, GrpcNetwork, GrpcNetworkFactory};
+pub use pool::{NodePeer, PeerPool, PoolConfig};
+pub use registry::{GroupRegistry, Groups};
+pub use server::{NodeHandler, NodeService, RaftService, DEFAULT_MAX_SNAPSHOT};
