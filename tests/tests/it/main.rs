@@ -1,9 +1,13 @@
 //! redraft's integration tests, in one test binary: a differential test against a real
 //! `redis-server`, protocol tests with raw bytes, and real clients (the `redis` crate and
-//! `redis-cli`) against an in-process redraft.
+//! `redis-cli`) against an in-process redraft, and cluster stories with real `redraft`
+//! processes on loopback.
 
 mod clients;
+mod cluster;
 mod diff;
 mod gen;
 mod harness;
+mod history;
+mod nodes;
 mod protocol;

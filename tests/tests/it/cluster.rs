@@ -1,0 +1,375 @@
+//! Cluster stories: real `redraft` processes on loopback (see [`crate::nodes`]), killed,
+//! paused, restarted, added and removed while writers record what was acknowledged (see
+//! [`crate::history`]). Each story is one test whose phases open with a line saying what
+//! the phase shows.
+//!
+//! What every story ends on: each acknowledged write is read back from every live node
+//! (reads are linearizable by default, so no waiting for replication), and the nodes'
+//! `DEBUG DIGEST`s converge.
+
+use std::time::{Duration, Instant};
+
+use redis::Value;
+
+use crate::harness::{error_text, show_value};
+use crate::history::{read_state, History, Workload};
+use crate::nodes::{poll, Cluster, Options, RaftInfo, CALL_TIMEOUT};
+
+/// How long an election may take (a debug build on two shared cores).
+const ELECTION: Duration = Duration::from_secs(30);
+/// How long replicas may take to converge after the writes stop.
+const CONVERGE: Duration = Duration::from_secs(30);
+/// How long a phase may take to see a given number of writes acknowledged.
+const PROGRESS: Duration = Duration::from_secs(30);
+
+fn info(cluster: &Cluster, id: u64) -> RaftInfo {
+    cluster
+        .raft_info(id)
+        .unwrap_or_else(|e| panic!("INFO replication on node {id}: {e}"))
+}
+
+fn get(cluster: &Cluster, id: u64, key: &str) -> Value {
+    cluster.call(id, &["GET", key])
+}
+
+fn bulk(s: &str) -> Value {
+    Value::BulkString(s.as_bytes().to_vec())
+}
+
+/// Reads every key of `history` from each node in `ids` and fails on any acknowledged write
+/// that is missing. A node may refuse reads for a moment after an election, so a failed read
+/// is retried until [`PROGRESS`] has passed; a wrong value fails at once.
+fn assert_no_acknowledged_write_lost(cluster: &Cluster, history: &History, ids: &[u64]) {
+    assert!(history.acked() > 0, "nothing was acknowledged: {}", history.summary());
+    let keys = history.keys();
+    for &id in ids {
+        let mut last = String::new();
+        let state = poll(PROGRESS, || {
+            let read = cluster
+                .conn_with_timeout(id, CALL_TIMEOUT)
+                .and_then(|mut c| read_state(&mut c, &keys));
+            read.map_err(|e| last = e).ok()
+        })
+        .unwrap_or_else(|| panic!("node {id} did not serve reads within {PROGRESS:?}: {last}"));
+        let bad = history.check(&state);
+        assert!(
+            bad.is_empty(),
+            "node {id}: {} problems with the writers' history ({}):\n{}",
+            bad.len(),
+            history.summary(),
+            bad.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+        );
+    }
+    eprintln!("checked on nodes {ids:?}: {}", history.summary());
+}
+
+#[test]
+fn writes_on_every_node_are_read_on_every_node() {
+    let cluster = Cluster::start("every-node", 3, Options::default());
+    let ids = cluster.ids();
+
+    // One leader and two followers agree on the leader and the term.
+    let leader = cluster.wait_leader(&ids, ELECTION);
+    let infos: Vec<RaftInfo> = ids.iter().map(|&id| info(&cluster, id)).collect();
+    for (id, i) in ids.iter().zip(&infos) {
+        let want = if *id == leader { "leader" } else { "follower" };
+        assert_eq!(i.role, want, "node {id}: {i:?}");
+        assert_eq!(i.term, infos[0].term, "node {id} is in another term: {infos:?}");
+    }
+
+    // A write sent to any node, leader or follower, is acknowledged, and the nodes' INCRs
+    // count up in the order they were sent.
+    for &id in &ids {
+        let (key, value) = (format!("from:{id}"), format!("written on node {id}"));
+        assert_eq!(cluster.call(id, &["SET", &key, &value]), Value::Okay);
+    }
+    for (n, &id) in ids.iter().enumerate() {
+        assert_eq!(cluster.call(id, &["INCR", "counter"]), Value::Int(n as i64 + 1));
+    }
+    let follower = *ids.iter().find(|&&id| id != leader).expect("a follower");
+    assert_eq!(
+        cluster.call(follower, &["MSET", "{t}a", "1", "{t}b", "2"]),
+        Value::Okay
+    );
+
+    // Every node reads every write at once: reads are linearizable, not eventually so.
+    for &reader in &ids {
+        for &writer in &ids {
+            let want = bulk(&format!("written on node {writer}"));
+            let got = get(&cluster, reader, &format!("from:{writer}"));
+            assert_eq!(got, want, "node {reader} reading node {writer}'s write");
+        }
+        assert_eq!(get(&cluster, reader, "counter"), bulk("3"), "node {reader}");
+        assert_eq!(
+            cluster.call(reader, &["MGET", "{t}a", "{t}b"]),
+            Value::Array(vec![bulk("1"), bulk("2")]),
+            "node {reader}"
+        );
+    }
+
+    // The replicas hold the same data, and every node has applied what was committed.
+    cluster.wait_converged(&ids, CONVERGE);
+    for &id in &ids {
+        let i = info(&cluster, id);
+        assert!(i.applied >= 4, "node {id} applied only {} entries: {i:?}", i.applied);
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_killing_the_leader() {
+    let mut cluster = Cluster::start("kill-leader", 3, Options::default());
+    let ids = cluster.ids();
+    let old_leader = cluster.wait_leader(&ids, ELECTION);
+    let old_term = info(&cluster, old_leader).term;
+
+    // Three writers, one per node, get writes acknowledged.
+    let workload = Workload::start(cluster.addrs(&ids), 3);
+    workload.wait_acked(60, PROGRESS, "before the kill");
+
+    // kill -9 of the leader mid-stream: the two others elect a new leader in a later term.
+    cluster.kill9(old_leader);
+    let before_kill = workload.acked();
+    let survivors = cluster.running();
+    let new_leader = cluster.wait_leader(&survivors, ELECTION);
+    assert_ne!(new_leader, old_leader);
+    let new_term = info(&cluster, new_leader).term;
+    assert!(new_term > old_term, "term {new_term} after term {old_term}");
+
+    // Writes are acknowledged again under the new leader.
+    workload.wait_acked(before_kill + 60, PROGRESS, "after the new leader took over");
+    let history = workload.finish();
+
+    // Every acknowledged write is on both survivors.
+    assert_no_acknowledged_write_lost(&cluster, &history, &survivors);
+
+    // The old leader comes back and catches up: the digests converge, all three agree on a
+    // leader, and it too serves every acknowledged write.
+    cluster.restart(old_leader);
+    cluster.wait_converged(&ids, CONVERGE);
+    cluster.wait_leader(&ids, ELECTION);
+    assert_no_acknowledged_write_lost(&cluster, &history, &[old_leader]);
+}
+
+#[test]
+fn acknowledged_writes_survive_killing_every_node_at_once() {
+    let mut cluster = Cluster::start("kill-all", 3, Options::default());
+    let ids = cluster.ids();
+
+    // Writers on every node get writes acknowledged.
+    let workload = Workload::start(cluster.addrs(&ids), 3);
+    workload.wait_acked(100, PROGRESS, "before the crash");
+
+    // kill -9 of all three nodes at once, mid-stream; the writers see only errors after.
+    cluster.kill9_all();
+    let history = workload.finish();
+    assert!(cluster.running().is_empty());
+
+    // All three restart from their disks and elect a leader.
+    cluster.restart_all(&ids);
+    cluster.wait_leader(&ids, ELECTION);
+
+    // Nothing acknowledged before the crash is lost, on any node, and the replicas converge.
+    assert_no_acknowledged_write_lost(&cluster, &history, &ids);
+    cluster.wait_converged(&ids, CONVERGE);
+
+    // The cluster takes new writes after the crash.
+    assert_eq!(cluster.call(ids[0], &["SET", "after", "crash"]), Value::Okay);
+    assert_eq!(get(&cluster, ids[2], "after"), bulk("crash"));
+}
+
+#[test]
+fn a_lagging_node_catches_up_from_a_snapshot() {
+    const SNAPSHOT_LOGS: u64 = 50;
+    const ENTRIES: usize = 600;
+    let options = Options {
+        snapshot_logs: Some(SNAPSHOT_LOGS),
+        ..Options::default()
+    };
+    let mut cluster = Cluster::start("snapshot", 3, options);
+    let ids = cluster.ids();
+    let leader = cluster.wait_leader(&ids, ELECTION);
+    let lagging = *ids.iter().find(|&&id| id != leader).expect("a follower");
+
+    // A follower goes down (kill -9) before any snapshot exists.
+    assert_eq!(cluster.call(leader, &["SET", "before", "down"]), Value::Okay);
+    let at_kill = info(&cluster, lagging);
+    assert_eq!(at_kill.last_snapshot, 0, "node {lagging} before the writes: {at_kill:?}");
+    let log_end = info(&cluster, leader).commit;
+    cluster.kill9(lagging);
+
+    // Many writes later, the others have snapshots beyond everything the lagging node has.
+    let mut conn = cluster
+        .conn_with_timeout(leader, CALL_TIMEOUT)
+        .expect("connect to the leader");
+    let keys: Vec<String> = (0..ENTRIES).map(|i| format!("bulk:{i}")).collect();
+    for chunk in keys.chunks(100) {
+        let cmds: Vec<Vec<&str>> = chunk.iter().map(|k| vec!["SET", k, k]).collect();
+        conn.send(&cmds).expect("send a batch of SETs");
+        for k in chunk {
+            let reply = conn.recv().unwrap_or_else(|e| panic!("SET {k}: {e}"));
+            assert_eq!(reply, Value::Okay, "SET {k} -> {}", show_value(&reply));
+        }
+    }
+    let up = cluster.running();
+    let mut last = String::new();
+    poll(CONVERGE, || {
+        let infos: Vec<_> = up.iter().map(|&id| (id, info(&cluster, id))).collect();
+        last = format!("{infos:?}");
+        infos
+            .iter()
+            .all(|(_, i)| i.last_snapshot > log_end + SNAPSHOT_LOGS)
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no snapshot past index {} on {up:?}: {last}", log_end + SNAPSHOT_LOGS));
+
+    // The lagging node restarts, catches up by snapshot and holds the same data.
+    cluster.restart(lagging);
+    cluster.wait_converged(&ids, CONVERGE);
+    let caught_up = info(&cluster, lagging);
+    assert!(
+        caught_up.last_snapshot > log_end,
+        "node {lagging} caught up but has no snapshot past its old log end {log_end}: {caught_up:?}"
+    );
+    let state = read_state(
+        &mut cluster
+            .conn_with_timeout(lagging, CALL_TIMEOUT)
+            .expect("connect to the lagging node"),
+        &keys,
+    )
+    .expect("read the bulk keys back");
+    for (k, v) in &state {
+        assert_eq!(v.as_deref(), Some(k.as_str()), "node {lagging}: {k}");
+    }
+    assert_eq!(get(&cluster, lagging, "before"), bulk("down"));
+}
+
+#[test]
+fn an_isolated_follower_refuses_stale_reads() {
+    let cluster = Cluster::start("isolated", 3, Options::default());
+    let ids = cluster.ids();
+    let leader = cluster.wait_leader(&ids, ELECTION);
+    let isolated = *ids.iter().find(|&&id| id != leader).expect("a follower");
+    let others: Vec<u64> = ids.iter().copied().filter(|&id| id != isolated).collect();
+
+    // A value is written and every replica, the future isolated follower included, has it.
+    assert_eq!(cluster.call(leader, &["SET", "k", "old"]), Value::Okay);
+    cluster.wait_converged(&ids, CONVERGE);
+
+    // With the other two paused (SIGSTOP), the follower answers a read with an error in
+    // bounded time rather than the value it holds, which it cannot know is current.
+    let paused = cluster.pause(&others);
+    let mut conn = cluster
+        .conn_with_timeout(isolated, Duration::from_secs(30))
+        .expect("connect to the isolated follower");
+    let started = Instant::now();
+    let reply = conn
+        .call(&["GET", "k"])
+        .unwrap_or_else(|e| panic!("GET on the isolated node: no reply after {:?}: {e}", started.elapsed()));
+    let waited = started.elapsed();
+    assert!(
+        error_text(&reply).is_some(),
+        "the isolated follower answered GET with {} after {waited:?}",
+        show_value(&reply)
+    );
+    eprintln!("isolated read: {} after {waited:?}", show_value(&reply));
+    assert!(waited < Duration::from_secs(20), "the refusal took {waited:?}");
+
+    // A write there fails too, in bounded time.
+    let started = Instant::now();
+    let reply = conn
+        .call(&["SET", "k2", "during"])
+        .unwrap_or_else(|e| panic!("SET on the isolated node: no reply after {:?}: {e}", started.elapsed()));
+    assert!(
+        error_text(&reply).is_some(),
+        "the isolated follower acknowledged a write: {}",
+        show_value(&reply)
+    );
+
+    // Once the others resume (SIGCONT), the follower serves the value again.
+    paused.resume();
+    let mut last = String::new();
+    poll(ELECTION, || match cluster.try_call(isolated, &["GET", "k"]) {
+        Ok(v) if v == bulk("old") => Some(()),
+        Ok(v) => {
+            last = show_value(&v);
+            None
+        }
+        Err(e) => {
+            last = e;
+            None
+        }
+    })
+    .unwrap_or_else(|| panic!("node {isolated} did not serve `k` after the resume: {last}"));
+
+    // And it takes writes that every node then reads.
+    assert_eq!(cluster.call(isolated, &["SET", "k", "new"]), Value::Okay);
+    for &id in &ids {
+        assert_eq!(get(&cluster, id, "k"), bulk("new"), "node {id}");
+    }
+    let k2 = get(&cluster, isolated, "k2");
+    assert!(
+        k2 == Value::Nil || k2 == bulk("during"),
+        "k2 holds {}",
+        show_value(&k2)
+    );
+    cluster.wait_converged(&ids, CONVERGE);
+}
+
+#[test]
+fn a_node_joins_and_another_leaves_while_writes_continue() {
+    let mut cluster = Cluster::start("membership", 3, Options::default());
+    let ids = cluster.ids();
+    let first_leader = cluster.wait_leader(&ids, ELECTION);
+
+    // Writers on the three first nodes get writes acknowledged.
+    let workload = Workload::start(cluster.addrs(&ids), 3);
+    workload.wait_acked(40, PROGRESS, "before the membership changes");
+
+    // Node 4 joins through node 1 and becomes a voter (a follower, no longer a learner).
+    cluster.join(4, 1);
+    let mut last = String::new();
+    poll(ELECTION, || match cluster.raft_info(4) {
+        Ok(i) if i.role == "follower" && i.leader.is_some() => Some(()),
+        Ok(i) => {
+            last = format!("{i:?}");
+            None
+        }
+        Err(e) => {
+            last = e;
+            None
+        }
+    })
+    .unwrap_or_else(|| panic!("node 4 did not become a voter: {last}"));
+    let joined = workload.acked();
+    workload.wait_acked(joined + 40, PROGRESS, "after node 4 joined");
+
+    // CLUSTER FORGET removes node 3 (a follower if node 3 does not lead, else the leader);
+    // the removed process is then killed.
+    let gone = 3;
+    let asked = if first_leader == gone { 1 } else { first_leader };
+    assert_eq!(
+        cluster.call(asked, &["CLUSTER", "FORGET", &gone.to_string()]),
+        Value::Okay
+    );
+    cluster.discard(gone);
+    let members: Vec<u64> = vec![1, 2, 4];
+    cluster.wait_leader(&members, ELECTION);
+    let removed = workload.acked();
+    workload.wait_acked(removed + 40, PROGRESS, "after node 3 left");
+
+    // With node 2 down too, nodes 1 and 4 still commit writes: they are a majority of
+    // {1, 2, 4}, which they would not be if node 3 were still a member or node 4 a learner.
+    cluster.kill9(2);
+    cluster.wait_leader(&[1, 4], ELECTION);
+    let two_left = workload.acked();
+    workload.wait_acked(two_left + 40, PROGRESS, "with only nodes 1 and 4 up");
+    let history = workload.finish();
+
+    // Node 2 returns; every acknowledged write is on 1, 2 and 4, and they converge.
+    cluster.restart(2);
+    cluster.wait_leader(&members, ELECTION);
+    assert_no_acknowledged_write_lost(&cluster, &history, &members);
+    cluster.wait_converged(&members, CONVERGE);
+    assert_eq!(cluster.call(4, &["SET", "from:4", "joined"]), Value::Okay);
+    assert_eq!(get(&cluster, 2, "from:4"), bulk("joined"));
+}
