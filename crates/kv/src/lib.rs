@@ -14,6 +14,7 @@ pub mod args;
 pub mod bytes;
 pub mod command;
 pub mod db;
+pub mod digest;
 pub mod error;
 pub mod float;
 pub mod hashes;
