@@ -35,8 +35,23 @@ fn new_kv() -> Arc<Mutex<kv::Db>> {
 }
 
 fn open_group(dir: &Path, group: GroupId, kv: Arc<Mutex<kv::Db>>) -> (LogStore, StateMachine) {
-    let db = LogDb::open(&dir.join("sled")).expect("open sled");
-    raft::open(&db, group, dir, kv).expect("open group")
+    raft::open(&open_sled(dir), group, dir, kv).expect("open group")
+}
+
+/// Opens the node's sled database; after a restart in the same process, sled may still
+/// hold its file lock for a moment while its background threads wind down.
+fn open_sled(dir: &Path) -> LogDb {
+    let started = Instant::now();
+    loop {
+        match LogDb::open(&dir.join("sled")) {
+            Ok(db) => return db,
+            Err(e) if started.elapsed() < Duration::from_secs(10) => {
+                eprintln!("sled not released yet: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("open sled: {e}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -457,4 +472,141 @@ async fn snapshot_stall_with_a_million_keys() {
         meta.last_log_id,
         started.elapsed()
     );
+}
+
+/// A network for a single-node group: there are no peers to reach.
+struct NoPeers;
+
+struct NoPeer;
+
+fn unreachable() -> openraft::errors::Unreachable<TypeConfig> {
+    openraft::errors::Unreachable::new(&std::io::Error::other("single-node test: no peers"))
+}
+
+impl openraft::network::RaftNetworkFactory<TypeConfig> for NoPeers {
+    type Network = NoPeer;
+
+    async fn new_client(&mut self, _target: u64, _node: &raft::NodeInfo) -> NoPeer {
+        NoPeer
+    }
+}
+
+impl openraft::network::v2::RaftNetworkV2<TypeConfig> for NoPeer {
+    type SnapshotData = std::fs::File;
+
+    async fn append_entries(
+        &mut self,
+        _rpc: openraft::raft::AppendEntriesRequest<TypeConfig>,
+        _option: openraft::network::RPCOption,
+    ) -> Result<
+        openraft::raft::AppendEntriesResponse<TypeConfig>,
+        openraft::errors::RPCError<TypeConfig>,
+    > {
+        Err(unreachable().into())
+    }
+
+    async fn vote(
+        &mut self,
+        _rpc: openraft::raft::VoteRequest<TypeConfig>,
+        _option: openraft::network::RPCOption,
+    ) -> Result<openraft::raft::VoteResponse<TypeConfig>, openraft::errors::RPCError<TypeConfig>>
+    {
+        Err(unreachable().into())
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        _vote: raft::typ::Vote,
+        _snapshot: raft::typ::Snapshot,
+        _cancel: impl std::future::Future<Output = openraft::errors::ReplicationClosed> + Send + 'static,
+        _option: openraft::network::RPCOption,
+    ) -> Result<
+        openraft::raft::SnapshotResponse<TypeConfig>,
+        openraft::errors::StreamingError<TypeConfig>,
+    > {
+        Err(unreachable().into())
+    }
+}
+
+async fn start(dir: &Path, kv: Arc<Mutex<kv::Db>>) -> raft::typ::Raft {
+    let (log, sm) = open_group(dir, GroupId(1), kv);
+    let config = openraft::Config {
+        heartbeat_interval: 50,
+        election_timeout_min: 150,
+        election_timeout_max: 300,
+        ..Default::default()
+    };
+    let config = Arc::new(config.validate().expect("valid config"));
+    raft::typ::Raft::new(1, config, NoPeers, log, sm)
+        .await
+        .expect("raft starts")
+}
+
+/// A real openraft instance over this storage: writes reply through the state machine,
+/// a snapshot lets the log be purged, and a restart (snapshot + openraft's replay of the
+/// log after it) rebuilds the same database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_node_group_writes_snapshots_and_restarts() {
+    let dir = TempDir::new().unwrap();
+    let kv = new_kv();
+    let wait = Some(Duration::from_secs(10));
+    let expected;
+    {
+        let raft = start(dir.path(), kv.clone()).await;
+        raft.initialize(std::collections::BTreeMap::from([(
+            1,
+            raft::NodeInfo::default(),
+        )]))
+        .await
+        .expect("initialize");
+        raft.wait(wait)
+            .state(openraft::ServerState::Leader, "leader")
+            .await
+            .unwrap();
+        let propose = |now: i64, line: &str| {
+            let args = line
+                .split(' ')
+                .map(|s| Bytes::from(s.to_string()))
+                .collect();
+            Request::new(now, &kv::Proposal::Command { args, seed: 1 })
+        };
+        let reply = raft.client_write(propose(100, "SET a 1")).await.unwrap();
+        assert_eq!(reply.data.0, Frame::OK);
+        for i in 0..50 {
+            let reply = raft.client_write(propose(200 + i, "INCR a")).await.unwrap();
+            assert_eq!(reply.data.0, Frame::Integer(i + 2));
+        }
+        let reply = raft
+            .client_write(propose(100, "SET t x PX 1000"))
+            .await
+            .unwrap();
+        assert_eq!(reply.data.0, Frame::OK, "stamped at the latest time, 249");
+        let last = reply.log_id;
+        raft.trigger().snapshot().await.unwrap();
+        raft.wait(wait).snapshot(last, "snapshot").await.unwrap();
+        raft.trigger().purge_log(last.index).await.unwrap();
+        raft.wait(wait).purged(Some(last), "purged").await.unwrap();
+        for i in 0..10 {
+            raft.client_write(propose(300 + i, "RPUSH l x"))
+                .await
+                .unwrap();
+        }
+        expected = snapshot_bytes(&kv);
+        raft.shutdown().await.unwrap();
+    }
+    assert_eq!(get(&kv, "t", 1_248), Some(b"x".to_vec()));
+    assert_eq!(get(&kv, "t", 1_249), None);
+
+    let kv2 = new_kv();
+    let raft = start(dir.path(), kv2.clone()).await;
+    raft.wait(wait)
+        .applied_index_at_least(Some(1 + 52 + 10), "replayed")
+        .await
+        .unwrap();
+    assert_eq!(
+        snapshot_bytes(&kv2),
+        expected,
+        "same database after restart"
+    );
+    raft.shutdown().await.unwrap();
 }
