@@ -140,3 +140,47 @@ pub type EntryResponder = openraft::storage::EntryResponder<TypeConfig>;
 pub type StorageError = openraft::StorageError<TypeConfig>;
 /// One group's Raft instance.
 pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachine>;
+
+#[cfg(test)]
+mod tests {
+    use openraft::entry::RaftEntry;
+    use openraft::vote::RaftLeaderIdExt;
+    use resp::Frame;
+
+    use super::*;
+
+    #[test]
+    fn entries_and_responses_round_trip_through_postcard() {
+        let leader = <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new_committed(3, 7);
+        let proposal = kv::Proposal::Command {
+            args: vec!["SET".into(), "k".into(), "v".into()],
+            seed: 42,
+        };
+        let entry = Entry::new_normal(LogId::new(leader, 9), Request::new(1_700, &proposal));
+        let bytes = postcard::to_stdvec(&entry).unwrap();
+        let back: Entry = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, entry);
+        let EntryPayload::Normal(request) = back.payload else {
+            panic!("not a normal entry")
+        };
+        assert_eq!(kv::Proposal::decode(&request.proposal).unwrap(), proposal);
+
+        let reply = Response(Frame::Array(vec![
+            Frame::OK,
+            Frame::Double(2.5),
+            Frame::Map(vec![(Frame::bulk("a"), Frame::Null)]),
+        ]));
+        let bytes = postcard::to_stdvec(&reply).unwrap();
+        assert_eq!(postcard::from_bytes::<Response>(&bytes).unwrap(), reply);
+        assert!(postcard::from_bytes::<Response>(&[3, 99, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn request_display_hides_contents() {
+        let r = Request {
+            now_ms: 5,
+            proposal: b"secret".to_vec(),
+        };
+        assert_eq!(r.to_string(), "Request(now_ms=5, 6 bytes)");
+    }
+}

@@ -433,9 +433,13 @@ async fn snapshot_stall_with_a_million_keys() {
     let mut last = Instant::now();
     let started = Instant::now();
     let mut applied_during = 0;
+    let (mut clone_time, mut worst_before) = (Duration::ZERO, Duration::ZERO);
     for i in 0..200_000u64 {
         if i == 1_000 {
+            let t = Instant::now();
             let mut builder = sm.get_snapshot_builder().await;
+            clone_time = t.elapsed();
+            worst_before = worst_gap;
             builder_task = Some(tokio::spawn(async move {
                 let t = Instant::now();
                 let snap = builder.build_snapshot().await.unwrap();
@@ -467,8 +471,9 @@ async fn snapshot_stall_with_a_million_keys() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let worst_read = reader.join().unwrap();
     println!(
-        "snapshot of {KEYS} keys at {:?}: written in {build_time:?}; {applied_during} entries applied meanwhile; \
-         longest gap between applies {worst_gap:?}; longest reader lock wait {worst_read:?}; total {:?}",
+        "snapshot of {KEYS} keys at {:?}: cloned under the lock in {clone_time:?}, written in {build_time:?}; \
+         {applied_during} entries applied meanwhile; longest gap between applies {worst_gap:?} \
+         ({worst_before:?} before the snapshot); longest reader lock wait {worst_read:?}; total {:?}",
         meta.last_log_id,
         started.elapsed()
     );
