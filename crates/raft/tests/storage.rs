@@ -388,6 +388,12 @@ async fn log_reads_respect_purge_and_truncate() {
 #[ignore]
 async fn snapshot_stall_with_a_million_keys() {
     const KEYS: u64 = 1_000_000;
+    // Values of 22 bytes are stored inline; `STALL_VALUE_PAD=100` makes them heap values.
+    let pad: usize = std::env::var("STALL_VALUE_PAD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let padding = "v".repeat(pad);
     let dir = TempDir::new().unwrap();
     let kv = new_kv();
     let (_log, mut sm) = open_group(dir.path(), GroupId(5), kv.clone());
@@ -400,7 +406,7 @@ async fn snapshot_stall_with_a_million_keys() {
             1,
             index,
             1_000,
-            &format!("SET key:{i:08} value-{i:016}"),
+            &format!("SET key:{i:08} {}{i:016}", padding),
         ));
         if batch.len() == 10_000 {
             apply(&mut sm, std::mem::take(&mut batch)).await;
