@@ -35,6 +35,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 
 use crate::bytes::CompactBytes;
 use crate::db::{Db, Entry, JOURNAL_LEN};
@@ -204,7 +205,7 @@ fn read_value<R: Read>(r: &mut Hashing<R>) -> Result<Value, SnapshotError> {
             for _ in 0..n {
                 items.push_back(r.compact()?);
             }
-            Value::List(Box::new(List { items }))
+            Value::List(Arc::new(List { items }))
         }
         HASH => {
             let big = r.flag()?;
@@ -217,7 +218,7 @@ fn read_value<R: Read>(r: &mut Hashing<R>) -> Result<Value, SnapshotError> {
                     return Err(SnapshotError::Corrupt("hash field twice"));
                 }
             }
-            Value::Hash(Box::new(Hash { map, big }))
+            Value::Hash(Arc::new(Hash { map, big }))
         }
         SET => {
             let big = r.flag()?;
@@ -228,7 +229,7 @@ fn read_value<R: Read>(r: &mut Hashing<R>) -> Result<Value, SnapshotError> {
                     return Err(SnapshotError::Corrupt("set member twice"));
                 }
             }
-            Value::Set(Box::new(SetValue { members, big }))
+            Value::Set(Arc::new(SetValue { members, big }))
         }
         ZSET => {
             let big = r.flag()?;
@@ -246,7 +247,7 @@ fn read_value<R: Read>(r: &mut Hashing<R>) -> Result<Value, SnapshotError> {
                 }
                 order.insert((Score(score), member));
             }
-            Value::ZSet(Box::new(ZSet { scores, order, big }))
+            Value::ZSet(Arc::new(ZSet { scores, order, big }))
         }
         _ => return Err(SnapshotError::Corrupt("unknown value type")),
     };
@@ -516,6 +517,26 @@ mod tests {
         }
         let mut copy = db.clone();
         same_future(&mut db, &mut copy, &mut rng, 3_000, 2_000);
+    }
+
+    #[test]
+    fn a_clone_is_independent_of_later_writes() {
+        // Collections and long strings are shared between a Db and its clone until one
+        // of them writes: the writer must copy, never change what the other sees.
+        let mut rng = Rng::new(7);
+        let mut db = Db::new();
+        for i in 0..3_000 {
+            let line = random_command(&mut rng);
+            run(&mut db, 1_000 + i, rng.next_u64(), &line);
+        }
+        let copy = db.clone();
+        let before = snapshot(&copy);
+        for i in 0..3_000 {
+            let line = random_command(&mut rng);
+            run(&mut db, 4_000 + i, rng.next_u64(), &line);
+        }
+        assert_ne!(snapshot(&db), before, "the original changed");
+        assert_eq!(snapshot(&copy), before, "the clone did not");
     }
 
     #[test]
