@@ -54,7 +54,9 @@ pub struct LogDb {
 }
 
 impl LogDb {
-    /// Opens (or creates) the node's database at `path`.
+    /// Opens (or creates) the node's database at `path`. sled locks the directory; after
+    /// the last handle of a database is dropped its background threads release the lock a
+    /// moment later, so reopening within the same process may need a short retry.
     pub fn open(path: &std::path::Path) -> Result<LogDb, sled::Error> {
         Ok(LogDb::new(sled::open(path)?))
     }

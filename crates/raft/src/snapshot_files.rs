@@ -131,14 +131,18 @@ impl SnapshotFiles {
         result
     }
 
-    /// The newest snapshot file and its header, if any.
-    pub fn latest(&self) -> io::Result<Option<(Header, PathBuf)>> {
+    /// The newest snapshot file, open at its start, with its header and path, if any.
+    /// The file is opened under the directory lock, so a concurrent publish cannot remove
+    /// it first (an open file stays readable after it is removed).
+    pub fn latest(&self) -> io::Result<Option<(Header, File, PathBuf)>> {
+        let _guard = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
         let Some((_, path)) = self.list()?.pop() else {
             return Ok(None);
         };
-        let mut r = BufReader::new(File::open(&path)?);
-        let header = read_header(&mut r)?;
-        Ok(Some((header, path)))
+        let mut file = File::open(&path)?;
+        let header = read_header(&mut BufReader::new(&mut file))?;
+        file.rewind()?;
+        Ok(Some((header, file, path)))
     }
 
     /// Renames `tmp` to the name for `position`, then keeps the [`KEEP`] newest files, or

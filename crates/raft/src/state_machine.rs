@@ -93,7 +93,7 @@ impl StateMachine {
             source: e,
         })?;
         let db = match latest {
-            Some((_, path)) => {
+            Some((_, _, path)) => {
                 let (header, db) = snapshot_files::load(&path)
                     .map_err(|source| Error::Snapshot { path, source })?;
                 sm.applied = header.meta.last_log_id;
@@ -232,10 +232,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
         let files = self.files.clone();
         blocking(move || {
-            let Some((header, path)) = files.latest()? else {
+            let Some((header, file, _)) = files.latest()? else {
                 return Ok(None);
             };
-            let file = std::fs::File::open(path)?;
             Ok(Some(Snapshot {
                 meta: header.meta,
                 snapshot: file,
