@@ -46,6 +46,16 @@ impl Entry {
     fn is_live(&self, now_ms: i64) -> bool {
         self.expire_at == NO_EXPIRE || self.expire_at > now_ms
     }
+
+    /// The stored expiry, `i64::MIN` for none (snapshots write it as is).
+    pub(crate) fn raw_expire_at(&self) -> i64 {
+        self.expire_at
+    }
+
+    /// An entry with a stored expiry as [`Entry::raw_expire_at`] returns it.
+    pub(crate) fn with_raw_expire_at(value: Value, expire_at: i64) -> Self {
+        Entry { value, expire_at }
+    }
 }
 
 /// A key `WATCH`ed by a connection: where the journal stood and what the key was then.
@@ -65,15 +75,18 @@ pub struct Stats {
     pub expired_keys: u64,
 }
 
-/// One database (Redis's db 0).
+/// One database (Redis's db 0). A clone behaves exactly as the original (snapshots clone
+/// under the lock and serialize the copy elsewhere); [`crate::snapshot`] writes every
+/// field, so a field added here is added there too.
+#[derive(Clone)]
 pub struct Db {
-    keys: Map<CompactBytes, Entry>,
+    pub(crate) keys: Map<CompactBytes, Entry>,
     /// Keys that have an expiry, for active expiry sampling.
-    volatile: Set<CompactBytes>,
+    pub(crate) volatile: Set<CompactBytes>,
     /// Number of touches so far.
-    seq: u64,
+    pub(crate) seq: u64,
     /// Fingerprints of the last [`JOURNAL_LEN`] touched keys; `FLUSH_MARK` for a flush.
-    journal: VecDeque<u64>,
+    pub(crate) journal: VecDeque<u64>,
     pub stats: Stats,
 }
 

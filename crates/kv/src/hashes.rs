@@ -243,7 +243,7 @@ fn hash_mut<'a>(db: &'a mut Db, key: &[u8], now_ms: i64) -> Result<&'a mut Hash>
     db.get_or_create(
         key,
         now_ms,
-        || Value::Hash(Box::default()),
+        || Value::Hash(Default::default()),
         Value::as_hash_mut,
     )
 }

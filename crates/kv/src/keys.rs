@@ -738,11 +738,11 @@ mod tests {
         let mut db = Db::new();
         set(&mut db, "str:1");
         set(&mut db, "str:2");
-        db.insert(b"list:1", Value::List(Box::default()), NOW);
+        db.insert(b"list:1", Value::List(Default::default()), NOW);
         let mut list = List::default();
         list.items.push_back(b"x"[..].into());
-        db.insert(b"list:2", Value::List(Box::new(list)), NOW);
-        db.insert(b"hash:1", Value::Hash(Box::default()), NOW);
+        db.insert(b"list:2", Value::List(list.into()), NOW);
+        db.insert(b"hash:1", Value::Hash(Default::default()), NOW);
         set(&mut db, "gone");
         db.set_expire(b"gone", Some(NOW + 10), NOW);
         let at = NOW + 10;
@@ -1080,9 +1080,9 @@ mod tests {
         let mut db = Db::new();
         let mut list = List::default();
         list.items.push_back(b"x"[..].into());
-        db.insert(b"l", Value::List(Box::new(list)), NOW);
+        db.insert(b"l", Value::List(list.into()), NOW);
         assert_eq!(run(&mut db, NOW, &["COPY", "l", "m", "DB", "0"]), int(1));
-        if let Some(Value::List(l)) = db.get_mut(b"m", NOW) {
+        if let Some(Ok(l)) = db.get_mut(b"m", NOW).map(Value::as_list_mut) {
             l.items.push_back(b"y"[..].into());
         }
         assert_eq!(db.get(b"l", NOW).unwrap().as_list().unwrap().items.len(), 1);
@@ -1112,8 +1112,8 @@ mod tests {
     #[test]
     fn type_and_object_of_collections() {
         let mut db = Db::new();
-        db.insert(b"l", Value::List(Box::default()), NOW);
-        db.insert(b"h", Value::Hash(Box::default()), NOW);
+        db.insert(b"l", Value::List(Default::default()), NOW);
+        db.insert(b"h", Value::Hash(Default::default()), NOW);
         assert_eq!(run(&mut db, NOW, &["TYPE", "l"]), Frame::Simple("list"));
         assert_eq!(run(&mut db, NOW, &["TYPE", "h"]), Frame::Simple("hash"));
         assert_eq!(

@@ -9,11 +9,15 @@
 //!
 //! One file per Redis command family: [`strings`], [`keys`], [`hashes`], [`lists`],
 //! [`sets`], [`zsets`]. Each declares its [`command::Spec`]s and its `Read`/`Write` enums.
+//!
+//! [`snapshot`] turns a [`Db`] into bytes and back (std `io` only), preserving everything
+//! that affects later replies, for Raft snapshots.
 
 pub mod args;
 pub mod bytes;
 pub mod command;
 pub mod db;
+pub mod digest;
 pub mod error;
 pub mod float;
 pub mod hashes;
@@ -23,6 +27,7 @@ pub mod proposal;
 pub mod rng;
 pub mod scan;
 pub mod sets;
+pub mod snapshot;
 pub mod strings;
 pub mod value;
 pub mod zsets;
@@ -31,3 +36,4 @@ pub use command::{parse, Cmd, Ctx, Read, Spec, Write};
 pub use db::Db;
 pub use error::Error;
 pub use proposal::Proposal;
+pub use snapshot::SnapshotError;

@@ -421,7 +421,7 @@ impl Write {
                 let list = db.get_or_create(
                     key,
                     now_ms,
-                    || Value::List(Box::default()),
+                    || Value::List(Default::default()),
                     Value::as_list_mut,
                 )?;
                 for e in elements {
@@ -538,7 +538,7 @@ impl Write {
                 let dest = db.get_or_create(
                     destination,
                     now_ms,
-                    || Value::List(Box::default()),
+                    || Value::List(Default::default()),
                     Value::as_list_mut,
                 )?;
                 push(dest, *to, element);

@@ -495,7 +495,7 @@ impl Write {
                 let set = db.get_or_create(
                     key,
                     now_ms,
-                    || Value::Set(Box::default()),
+                    || Value::Set(Default::default()),
                     Value::as_set_mut,
                 )?;
                 let added = members.iter().filter(|m| add(set, m)).count();
@@ -571,7 +571,7 @@ impl Write {
                 let to = db.get_or_create(
                     dst,
                     now_ms,
-                    || Value::Set(Box::default()),
+                    || Value::Set(Default::default()),
                     Value::as_set_mut,
                 )?;
                 if add(to, member) {
@@ -585,7 +585,7 @@ impl Write {
                 if len == 0 {
                     db.remove(dst, now_ms);
                 } else {
-                    db.insert(dst, Value::Set(Box::new(result)), now_ms);
+                    db.insert(dst, Value::Set(result.into()), now_ms);
                 }
                 Ok(Frame::Integer(len as i64))
             }

@@ -605,7 +605,7 @@ mod tests {
         );
         assert_eq!(by("abc").apply(&mut db, 0), Err(Error::NotFloat));
         // Redis checks the type before the increment.
-        db.insert(b"f", Value::List(Box::default()), 0);
+        db.insert(b"f", Value::List(Default::default()), 0);
         assert_eq!(by("abc").apply(&mut db, 0), Err(Error::WrongType));
     }
 }

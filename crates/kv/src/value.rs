@@ -6,8 +6,14 @@
 //! Redis's listpack order for replies such as `HGETALL`; large ones use `swap_remove`.
 //! Both keep the `SCAN` guarantee because scans walk positions from the end (see
 //! [`crate::scan`]).
+//!
+//! Collections sit behind an `Arc` and are changed only through the `as_*_mut` methods,
+//! which copy a collection that is shared (`Arc::make_mut`). Cloning a `Db` (as a snapshot
+//! does, under the lock) therefore copies no collection; the first write to one afterwards
+//! copies that one.
 
 use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use indexmap::{IndexMap, IndexSet};
 
@@ -29,10 +35,10 @@ pub const INTSET_MAX_ENTRIES: usize = 512;
 #[derive(Clone, Debug)]
 pub enum Value {
     Str(CompactBytes),
-    List(Box<List>),
-    Hash(Box<Hash>),
-    Set(Box<SetValue>),
-    ZSet(Box<ZSet>),
+    List(Arc<List>),
+    Hash(Arc<Hash>),
+    Set(Arc<SetValue>),
+    ZSet(Arc<ZSet>),
 }
 
 impl Value {
@@ -106,7 +112,7 @@ impl Value {
     }
     pub fn as_list_mut(&mut self) -> Result<&mut List> {
         match self {
-            Value::List(l) => Ok(l),
+            Value::List(l) => Ok(Arc::make_mut(l)),
             _ => Err(Error::WrongType),
         }
     }
@@ -118,7 +124,7 @@ impl Value {
     }
     pub fn as_hash_mut(&mut self) -> Result<&mut Hash> {
         match self {
-            Value::Hash(h) => Ok(h),
+            Value::Hash(h) => Ok(Arc::make_mut(h)),
             _ => Err(Error::WrongType),
         }
     }
@@ -130,7 +136,7 @@ impl Value {
     }
     pub fn as_set_mut(&mut self) -> Result<&mut SetValue> {
         match self {
-            Value::Set(s) => Ok(s),
+            Value::Set(s) => Ok(Arc::make_mut(s)),
             _ => Err(Error::WrongType),
         }
     }
@@ -142,7 +148,7 @@ impl Value {
     }
     pub fn as_zset_mut(&mut self) -> Result<&mut ZSet> {
         match self {
-            Value::ZSet(z) => Ok(z),
+            Value::ZSet(z) => Ok(Arc::make_mut(z)),
             _ => Err(Error::WrongType),
         }
     }

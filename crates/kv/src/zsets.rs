@@ -1253,7 +1253,7 @@ fn store(db: &mut Db, dst: &[u8], z: ZSet, now_ms: i64) -> Frame {
     if n == 0 {
         db.remove(dst, now_ms);
     } else {
-        db.insert(dst, Value::ZSet(Box::new(z)), now_ms);
+        db.insert(dst, Value::ZSet(z.into()), now_ms);
     }
     Frame::Integer(n as i64)
 }
@@ -1504,7 +1504,7 @@ impl Write {
                 let z = db.get_or_create(
                     key,
                     now_ms,
-                    || Value::ZSet(Box::default()),
+                    || Value::ZSet(Default::default()),
                     Value::as_zset_mut,
                 )?;
                 let (mut added, mut updated, mut processed) = (0i64, 0i64, 0i64);
@@ -1856,7 +1856,7 @@ mod tests {
         let mut set = SetValue::default();
         set.members.insert(CompactBytes::new(b"a"));
         set.members.insert(CompactBytes::new(b"x"));
-        db.insert(b"s", Value::Set(Box::new(set)), 0);
+        db.insert(b"s", Value::Set(set.into()), 0);
         cmd(&mut db, "ZADD z 5 a 6 b", 0);
         let want = pairs_reply([(&b"x"[..], 2.0), (&b"b"[..], 6.0), (&b"a"[..], 7.0)]);
         assert_eq!(cmd(&mut db, "ZUNION 2 z s WEIGHTS 1 2 WITHSCORES", 0), want);
