@@ -180,7 +180,11 @@ fn acknowledged_writes_survive_killing_every_node_at_once() {
 #[test]
 fn a_lagging_node_catches_up_from_a_snapshot() {
     const SNAPSHOT_LOGS: u64 = 50;
-    const ENTRIES: usize = 600;
+    // The entries a node keeps behind its snapshot (openraft's `max_in_snapshot_log_to_keep`
+    // as redraft sets it); a snapshot further than this past the lagging node's log end means
+    // the others purged entries it needs, so it can only catch up from a snapshot.
+    const KEPT_BEHIND_SNAPSHOT: u64 = 1_000;
+    const ENTRIES: usize = 1_500;
     let options = Options {
         snapshot_logs: Some(SNAPSHOT_LOGS),
         ..Options::default()
@@ -197,7 +201,8 @@ fn a_lagging_node_catches_up_from_a_snapshot() {
     let log_end = info(&cluster, leader).commit;
     cluster.kill9(lagging);
 
-    // Many writes later, the others have snapshots beyond everything the lagging node has.
+    // Many writes later, the others have snapshots so far beyond the lagging node's log end
+    // that they no longer keep the entries it lacks.
     let mut conn = cluster
         .conn_with_timeout(leader, CALL_TIMEOUT)
         .expect("connect to the leader");
@@ -217,10 +222,12 @@ fn a_lagging_node_catches_up_from_a_snapshot() {
         last = format!("{infos:?}");
         infos
             .iter()
-            .all(|(_, i)| i.last_snapshot > log_end + SNAPSHOT_LOGS)
+            .all(|(_, i)| i.last_snapshot > log_end + KEPT_BEHIND_SNAPSHOT)
             .then_some(())
     })
-    .unwrap_or_else(|| panic!("no snapshot past index {} on {up:?}: {last}", log_end + SNAPSHOT_LOGS));
+    .unwrap_or_else(|| {
+        panic!("no snapshot past index {} on {up:?}: {last}", log_end + KEPT_BEHIND_SNAPSHOT)
+    });
 
     // The lagging node restarts, catches up by snapshot and holds the same data.
     cluster.restart(lagging);
