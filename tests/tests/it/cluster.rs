@@ -40,7 +40,11 @@ fn bulk(s: &str) -> Value {
 /// that is missing. A node may refuse reads for a moment after an election, so a failed read
 /// is retried until [`PROGRESS`] has passed; a wrong value fails at once.
 fn assert_no_acknowledged_write_lost(cluster: &Cluster, history: &History, ids: &[u64]) {
-    assert!(history.acked() > 0, "nothing was acknowledged: {}", history.summary());
+    assert!(
+        history.acked() > 0,
+        "nothing was acknowledged: {}",
+        history.summary()
+    );
     let keys = history.keys();
     for &id in ids {
         let mut last = String::new();
@@ -74,7 +78,10 @@ fn writes_on_every_node_are_read_on_every_node() {
     for (id, i) in ids.iter().zip(&infos) {
         let want = if *id == leader { "leader" } else { "follower" };
         assert_eq!(i.role, want, "node {id}: {i:?}");
-        assert_eq!(i.term, infos[0].term, "node {id} is in another term: {infos:?}");
+        assert_eq!(
+            i.term, infos[0].term,
+            "node {id} is in another term: {infos:?}"
+        );
     }
 
     // A write sent to any node, leader or follower, is acknowledged, and the nodes' INCRs
@@ -84,7 +91,10 @@ fn writes_on_every_node_are_read_on_every_node() {
         assert_eq!(cluster.call(id, &["SET", &key, &value]), Value::Okay);
     }
     for (n, &id) in ids.iter().enumerate() {
-        assert_eq!(cluster.call(id, &["INCR", "counter"]), Value::Int(n as i64 + 1));
+        assert_eq!(
+            cluster.call(id, &["INCR", "counter"]),
+            Value::Int(n as i64 + 1)
+        );
     }
     let follower = *ids.iter().find(|&&id| id != leader).expect("a follower");
     assert_eq!(
@@ -111,7 +121,11 @@ fn writes_on_every_node_are_read_on_every_node() {
     cluster.wait_converged(&ids, CONVERGE);
     for &id in &ids {
         let i = info(&cluster, id);
-        assert!(i.applied >= 4, "node {id} applied only {} entries: {i:?}", i.applied);
+        assert!(
+            i.applied >= 4,
+            "node {id} applied only {} entries: {i:?}",
+            i.applied
+        );
     }
 }
 
@@ -173,7 +187,10 @@ fn acknowledged_writes_survive_killing_every_node_at_once() {
     cluster.wait_converged(&ids, CONVERGE);
 
     // The cluster takes new writes after the crash.
-    assert_eq!(cluster.call(ids[0], &["SET", "after", "crash"]), Value::Okay);
+    assert_eq!(
+        cluster.call(ids[0], &["SET", "after", "crash"]),
+        Value::Okay
+    );
     assert_eq!(get(&cluster, ids[2], "after"), bulk("crash"));
 }
 
@@ -195,9 +212,15 @@ fn a_lagging_node_catches_up_from_a_snapshot() {
     let lagging = *ids.iter().find(|&&id| id != leader).expect("a follower");
 
     // A follower goes down (kill -9) before any snapshot exists.
-    assert_eq!(cluster.call(leader, &["SET", "before", "down"]), Value::Okay);
+    assert_eq!(
+        cluster.call(leader, &["SET", "before", "down"]),
+        Value::Okay
+    );
     let at_kill = info(&cluster, lagging);
-    assert_eq!(at_kill.last_snapshot, 0, "node {lagging} before the writes: {at_kill:?}");
+    assert_eq!(
+        at_kill.last_snapshot, 0,
+        "node {lagging} before the writes: {at_kill:?}"
+    );
     let log_end = info(&cluster, leader).commit;
     cluster.kill9(lagging);
 
@@ -226,7 +249,10 @@ fn a_lagging_node_catches_up_from_a_snapshot() {
             .then_some(())
     })
     .unwrap_or_else(|| {
-        panic!("no snapshot past index {} on {up:?}: {last}", log_end + KEPT_BEHIND_SNAPSHOT)
+        panic!(
+            "no snapshot past index {} on {up:?}: {last}",
+            log_end + KEPT_BEHIND_SNAPSHOT
+        )
     });
 
     // The lagging node restarts, catches up by snapshot and holds the same data.
@@ -269,9 +295,12 @@ fn an_isolated_follower_refuses_stale_reads() {
         .conn_with_timeout(isolated, Duration::from_secs(30))
         .expect("connect to the isolated follower");
     let started = Instant::now();
-    let reply = conn
-        .call(&["GET", "k"])
-        .unwrap_or_else(|e| panic!("GET on the isolated node: no reply after {:?}: {e}", started.elapsed()));
+    let reply = conn.call(&["GET", "k"]).unwrap_or_else(|e| {
+        panic!(
+            "GET on the isolated node: no reply after {:?}: {e}",
+            started.elapsed()
+        )
+    });
     let waited = started.elapsed();
     assert!(
         error_text(&reply).is_some(),
@@ -279,13 +308,19 @@ fn an_isolated_follower_refuses_stale_reads() {
         show_value(&reply)
     );
     eprintln!("isolated read: {} after {waited:?}", show_value(&reply));
-    assert!(waited < Duration::from_secs(20), "the refusal took {waited:?}");
+    assert!(
+        waited < Duration::from_secs(20),
+        "the refusal took {waited:?}"
+    );
 
     // A write there fails too, in bounded time.
     let started = Instant::now();
-    let reply = conn
-        .call(&["SET", "k2", "during"])
-        .unwrap_or_else(|e| panic!("SET on the isolated node: no reply after {:?}: {e}", started.elapsed()));
+    let reply = conn.call(&["SET", "k2", "during"]).unwrap_or_else(|e| {
+        panic!(
+            "SET on the isolated node: no reply after {:?}: {e}",
+            started.elapsed()
+        )
+    });
     assert!(
         error_text(&reply).is_some(),
         "the isolated follower acknowledged a write: {}",
@@ -295,15 +330,17 @@ fn an_isolated_follower_refuses_stale_reads() {
     // Once the others resume (SIGCONT), the follower serves the value again.
     paused.resume();
     let mut last = String::new();
-    poll(ELECTION, || match cluster.try_call(isolated, &["GET", "k"]) {
-        Ok(v) if v == bulk("old") => Some(()),
-        Ok(v) => {
-            last = show_value(&v);
-            None
-        }
-        Err(e) => {
-            last = e;
-            None
+    poll(ELECTION, || {
+        match cluster.try_call(isolated, &["GET", "k"]) {
+            Ok(v) if v == bulk("old") => Some(()),
+            Ok(v) => {
+                last = show_value(&v);
+                None
+            }
+            Err(e) => {
+                last = e;
+                None
+            }
         }
     })
     .unwrap_or_else(|| panic!("node {isolated} did not serve `k` after the resume: {last}"));
@@ -353,7 +390,11 @@ fn a_node_joins_and_another_leaves_while_writes_continue() {
     // CLUSTER FORGET removes node 3 (a follower if node 3 does not lead, else the leader);
     // the removed process is then killed.
     let gone = 3;
-    let asked = if first_leader == gone { 1 } else { first_leader };
+    let asked = if first_leader == gone {
+        1
+    } else {
+        first_leader
+    };
     assert_eq!(
         cluster.call(asked, &["CLUSTER", "FORGET", &gone.to_string()]),
         Value::Okay

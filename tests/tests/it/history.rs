@@ -134,7 +134,10 @@ impl History {
             match (&op.kind, &op.outcome) {
                 (OpKind::Set { key, value }, Outcome::Acked(reply)) => {
                     if *reply != Value::Okay {
-                        bad.push(format!("SET {key} {value} was answered {}", show_value(reply)));
+                        bad.push(format!(
+                            "SET {key} {value} was answered {}",
+                            show_value(reply)
+                        ));
                     }
                     match value_of(key) {
                         Some(v) if v == value => {}
@@ -172,10 +175,9 @@ impl History {
                                 }
                                 entry.1 = Some(entry.1.map_or(*n, |p| p.max(*n)));
                             }
-                            other => bad.push(format!(
-                                "INCR {key} was answered {}",
-                                show_value(other)
-                            )),
+                            other => {
+                                bad.push(format!("INCR {key} was answered {}", show_value(other)))
+                            }
                         }
                     }
                 }
@@ -210,7 +212,10 @@ impl History {
 }
 
 /// Reads every key in `keys` with pipelined `GET`s on `conn` (a read error is an `Err`).
-pub fn read_state(conn: &mut Conn, keys: &[String]) -> Result<BTreeMap<String, Option<String>>, String> {
+pub fn read_state(
+    conn: &mut Conn,
+    keys: &[String],
+) -> Result<BTreeMap<String, Option<String>>, String> {
     let mut state = BTreeMap::new();
     for chunk in keys.chunks(200) {
         let cmds: Vec<Vec<&str>> = chunk.iter().map(|k| vec!["GET", k.as_str()]).collect();

@@ -48,11 +48,7 @@ static NEXT_NET: AtomicU8 = AtomicU8::new(0);
 pub fn redraft_bin() -> PathBuf {
     if let Ok(p) = std::env::var("REDRAFT_BIN") {
         let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "REDRAFT_BIN={} is not a file",
-            p.display()
-        );
+        assert!(p.is_file(), "REDRAFT_BIN={} is not a file", p.display());
         return p;
     }
     let mut candidates = Vec::new();
@@ -123,13 +119,13 @@ impl RaftInfo {
             v.parse()
                 .map_err(|_| format!("INFO replication `{k}:{v}` is not a number"))
         };
-        let leader = match get("raft_leader_id")? {
-            "" | "0" | "none" | "-" => None,
-            v => Some(
-                v.parse()
-                    .map_err(|_| format!("INFO replication `raft_leader_id:{v}` is not a node id"))?,
-            ),
-        };
+        let leader =
+            match get("raft_leader_id")? {
+                "" | "0" | "none" | "-" => None,
+                v => Some(v.parse().map_err(|_| {
+                    format!("INFO replication `raft_leader_id:{v}` is not a node id")
+                })?),
+            };
         Ok(RaftInfo {
             role: get("role")?.to_string(),
             term: num("raft_term")?,
@@ -505,7 +501,8 @@ impl Cluster {
     /// A connection to node `id` whose replies may take up to `timeout`.
     pub fn conn_with_timeout(&self, id: u64, timeout: Duration) -> Result<Conn, String> {
         let addr = self.addr(id);
-        let mut c = Conn::try_connect(addr).map_err(|e| format!("connect to node {id} ({addr}): {e}"))?;
+        let mut c =
+            Conn::try_connect(addr).map_err(|e| format!("connect to node {id} ({addr}): {e}"))?;
         c.writer()
             .set_read_timeout(Some(timeout))
             .map_err(|e| format!("set a read timeout: {e}"))?;
@@ -534,10 +531,18 @@ impl Cluster {
         let text = match self.try_call(id, &["INFO", "replication"])? {
             Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
             Value::VerbatimString { text, .. } => text,
-            other => return Err(format!("node {id}: INFO replication -> {}", show_value(&other))),
+            other => {
+                return Err(format!(
+                    "node {id}: INFO replication -> {}",
+                    show_value(&other)
+                ))
+            }
         };
         Ok(RaftInfo::parse(&text).unwrap_or_else(|e| {
-            panic!("node {id}: {e} (is {} built with Raft?)", redraft_bin().display())
+            panic!(
+                "node {id}: {e} (is {} built with Raft?)",
+                redraft_bin().display()
+            )
         }))
     }
 
@@ -551,7 +556,10 @@ impl Cluster {
             last = infos
                 .iter()
                 .map(|(id, i)| match i {
-                    Ok(i) => format!("node {id}: {} term {} leader {:?}", i.role, i.term, i.leader),
+                    Ok(i) => format!(
+                        "node {id}: {} term {} leader {:?}",
+                        i.role, i.term, i.leader
+                    ),
                     Err(e) => format!("node {id}: {e}"),
                 })
                 .collect::<Vec<_>>()
@@ -571,9 +579,9 @@ impl Cluster {
             leader.filter(|l| ids.contains(l))
         }) {
             Some(l) => l,
-            None => panic!(
-                "no leader agreed on by nodes {ids:?} within {timeout:?}; last seen: {last}"
-            ),
+            None => {
+                panic!("no leader agreed on by nodes {ids:?} within {timeout:?}; last seen: {last}")
+            }
         }
     }
 
@@ -588,7 +596,9 @@ impl Cluster {
         if s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
             Ok(s)
         } else {
-            Err(format!("node {id}: DEBUG DIGEST -> {s:?}, not 40 hex characters"))
+            Err(format!(
+                "node {id}: DEBUG DIGEST -> {s:?}, not 40 hex characters"
+            ))
         }
     }
 
