@@ -325,7 +325,8 @@ impl Cluster {
         let addrs: Vec<(u64, Ipv4Addr, u16, u16)> = (1..=n)
             .map(|id| {
                 let ip = cluster.ip_of(id);
-                (id, ip, free_port(ip), free_port(ip))
+                let (port, grpc_port) = free_ports(ip);
+                (id, ip, port, grpc_port)
             })
             .collect();
         let initial = addrs
@@ -468,7 +469,7 @@ impl Cluster {
     pub fn join(&mut self, id: u64, via: u64) {
         assert!(!self.nodes.contains_key(&id), "node {id} exists already");
         let ip = self.ip_of(id);
-        let (port, grpc_port) = (free_port(ip), free_port(ip));
+        let (port, grpc_port) = free_ports(ip);
         let extra = vec!["--join".to_string(), self.node(via).grpc_addr()];
         self.add_node(id, ip, port, grpc_port, extra);
         self.restart(id);
@@ -678,10 +679,12 @@ pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T>
     None
 }
 
-/// A port nobody listens on right now at `ip`.
-fn free_port(ip: Ipv4Addr) -> u16 {
-    let l = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
-    l.local_addr().expect("local addr").port()
+/// Two distinct ports nobody listens on right now at `ip` (both held until both are chosen).
+fn free_ports(ip: Ipv4Addr) -> (u16, u16) {
+    let bind = || TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
+    let (a, b) = (bind(), bind());
+    let port = |l: &TcpListener| l.local_addr().expect("local addr").port();
+    (port(&a), port(&b))
 }
 
 /// The last `n` lines of a log file.
