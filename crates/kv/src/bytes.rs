@@ -20,7 +20,10 @@ const INLINE: usize = 22;
 /// An immutable byte string, inline when short.
 #[derive(Clone)]
 pub enum CompactBytes {
-    Inline { len: u8, data: [u8; INLINE] },
+    Inline {
+        len: u8,
+        data: [u8; INLINE],
+    },
     Heap(Arc<[u8]>),
     /// A string value built in place by `APPEND` or `SETRANGE`: Redis reports these as
     /// the `raw` encoding whatever their length, so the variant keeps that fact.
@@ -98,7 +101,9 @@ impl CompactBytes {
     pub fn heap_size(&self) -> usize {
         match self {
             CompactBytes::Inline { .. } | CompactBytes::Text { .. } => 0,
-            CompactBytes::Heap(b) | CompactBytes::Raw(b) => b.len() + 2 * std::mem::size_of::<usize>(),
+            CompactBytes::Heap(b) | CompactBytes::Raw(b) => {
+                b.len() + 2 * std::mem::size_of::<usize>()
+            }
         }
     }
 }

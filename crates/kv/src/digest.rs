@@ -69,7 +69,10 @@ mod tests {
     use bytes::Bytes;
 
     fn run(db: &mut Db, line: &str) {
-        let args: Vec<Bytes> = line.split(' ').map(|s| Bytes::from(s.to_string())).collect();
+        let args: Vec<Bytes> = line
+            .split(' ')
+            .map(|s| Bytes::from(s.to_string()))
+            .collect();
         let mut ctx = crate::Ctx { now_ms: 0, seed: 0 };
         kv_exec(db, &args, &mut ctx);
     }
@@ -83,10 +86,20 @@ mod tests {
     fn same_data_same_digest_whatever_the_order() {
         let (mut a, mut b) = (Db::new(), Db::new());
         assert_eq!(a.digest(0), "0".repeat(40));
-        for line in ["SET x 1", "SADD s a b c", "HSET h f 1 g 2", "ZADD z 1 m 2 n"] {
+        for line in [
+            "SET x 1",
+            "SADD s a b c",
+            "HSET h f 1 g 2",
+            "ZADD z 1 m 2 n",
+        ] {
             run(&mut a, line);
         }
-        for line in ["ZADD z 2 n 1 m", "HSET h g 2 f 1", "SADD s c b a", "SET x 1"] {
+        for line in [
+            "ZADD z 2 n 1 m",
+            "HSET h g 2 f 1",
+            "SADD s c b a",
+            "SET x 1",
+        ] {
             run(&mut b, line);
         }
         assert_eq!(a.digest(0), b.digest(0));

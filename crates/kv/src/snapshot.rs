@@ -561,17 +561,46 @@ mod tests {
     #[test]
     fn string_encodings_survive_a_restore() {
         let mut db = Db::new();
-        let w = |s: &str| s.split(' ').map(|a| a.as_bytes().to_vec()).collect::<Vec<_>>();
-        for line in ["SET a hello", "APPEND a x", "SET f 1.5", "INCRBYFLOAT f 1.5", "SET n 5", "COPY n m"] {
+        let w = |s: &str| {
+            s.split(' ')
+                .map(|a| a.as_bytes().to_vec())
+                .collect::<Vec<_>>()
+        };
+        for line in [
+            "SET a hello",
+            "APPEND a x",
+            "SET f 1.5",
+            "INCRBYFLOAT f 1.5",
+            "SET n 5",
+            "COPY n m",
+        ] {
             run(&mut db, 0, 0, &w(line));
         }
         let mut restored = Db::read_snapshot(&mut snapshot(&db).as_slice()).unwrap();
-        for line in ["OBJECT ENCODING a", "OBJECT ENCODING f", "OBJECT REFCOUNT n", "OBJECT REFCOUNT m"] {
-            assert_eq!(run(&mut db, 0, 0, &w(line)), run(&mut restored, 0, 0, &w(line)), "{line}");
+        for line in [
+            "OBJECT ENCODING a",
+            "OBJECT ENCODING f",
+            "OBJECT REFCOUNT n",
+            "OBJECT REFCOUNT m",
+        ] {
+            assert_eq!(
+                run(&mut db, 0, 0, &w(line)),
+                run(&mut restored, 0, 0, &w(line)),
+                "{line}"
+            );
         }
-        assert_eq!(run(&mut restored, 0, 0, &w("OBJECT ENCODING a")), Frame::bulk("raw"));
-        assert_eq!(run(&mut restored, 0, 0, &w("OBJECT ENCODING f")), Frame::bulk("embstr"));
-        assert_eq!(run(&mut restored, 0, 0, &w("OBJECT REFCOUNT m")), Frame::Integer(1));
+        assert_eq!(
+            run(&mut restored, 0, 0, &w("OBJECT ENCODING a")),
+            Frame::bulk("raw")
+        );
+        assert_eq!(
+            run(&mut restored, 0, 0, &w("OBJECT ENCODING f")),
+            Frame::bulk("embstr")
+        );
+        assert_eq!(
+            run(&mut restored, 0, 0, &w("OBJECT REFCOUNT m")),
+            Frame::Integer(1)
+        );
     }
 
     #[test]

@@ -26,6 +26,12 @@ pub struct NodeInfo {
     pub grpc_addr: String,
 }
 
+impl rpc::GrpcAddr for NodeInfo {
+    fn grpc_addr(&self) -> &str {
+        &self.grpc_addr
+    }
+}
+
 impl fmt::Display for NodeInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "resp={} grpc={}", self.resp_addr, self.grpc_addr)

@@ -95,30 +95,28 @@ fn flags_override_environment_which_overrides_the_file() {
     let dir = temp_dir("config");
     let (file_port, env_port, flag_port) = (free_port(), free_port(), free_port());
     let config = dir.join("redraft.toml");
-    std::fs::write(
-        &config,
-        format!("port = {file_port}\ndata-dir = \"{}\"\n", dir.display()),
-    )
-    .unwrap();
+    std::fs::write(&config, format!("port = {file_port}\nhz = 20\n")).unwrap();
+    // Each node gets its own data directory and gRPC port: they run side by side.
+    let node = |name: &str| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.join(name))
+            .arg("--grpc-port")
+            .arg(free_port().to_string())
+            .stderr(Stdio::null());
+        cmd
+    };
 
     // The file alone.
-    let _a = Node(
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _a = Node(node("a").spawn().unwrap());
     assert_eq!(request(&mut connect(file_port), "PING"), "+PONG\r\n");
 
     // The environment over the file.
     let _b = Node(
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
+        node("b")
             .env("REDRAFT_PORT", env_port.to_string())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
@@ -126,19 +124,20 @@ fn flags_override_environment_which_overrides_the_file() {
 
     // A flag over both.
     let _c = Node(
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
+        node("c")
             .arg("--port")
             .arg(flag_port.to_string())
             .env("REDRAFT_PORT", env_port.to_string())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
     let mut conn = connect(flag_port);
     let info = request(&mut conn, "INFO server");
     assert!(info.contains(&format!("tcp_port:{flag_port}")), "{info}");
+    assert!(
+        info.contains("hz:20"),
+        "the file's other settings still apply: {info}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -171,7 +170,13 @@ fn sigterm_finishes_in_flight_replies_and_exits_zero() {
     let port = free_port();
     let mut node = Node(
         Command::new(BIN)
-            .args(["--port", &port.to_string(), "--data-dir"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--grpc-port",
+                &free_port().to_string(),
+                "--data-dir",
+            ])
             .arg(&dir)
             .stderr(Stdio::piped())
             .spawn()

@@ -160,6 +160,7 @@ impl From<Forward> for npb::ForwardRequest {
             args: f.args,
             proto_version: f.proto_version,
             seed: f.seed,
+            proposal: f.proposal,
         }
     }
 }
@@ -173,7 +174,7 @@ impl TryFrom<npb::ForwardRequest> for Forward {
                 format!("{} is not a RESP version (2 or 3)", f.proto_version),
             ));
         }
-        if f.args.is_empty() {
+        if f.args.is_empty() && f.proposal.is_none() {
             return Err(ConvertError::invalid(
                 "args",
                 "a command needs at least its name",
@@ -184,6 +185,7 @@ impl TryFrom<npb::ForwardRequest> for Forward {
             args: f.args,
             proto_version: f.proto_version,
             seed: f.seed,
+            proposal: f.proposal,
         })
     }
 }
@@ -347,6 +349,7 @@ mod tests {
             ],
             proto_version: 3,
             seed: Some(9),
+            proposal: None,
         };
         let p: npb::ForwardRequest = f.clone().into();
         assert_eq!(Forward::try_from(p.clone()).unwrap(), f);

@@ -57,6 +57,8 @@ pub struct Forward {
     pub proto_version: u32,
     /// Seed for commands that pick at random, if already chosen.
     pub seed: Option<u64>,
+    /// An encoded `kv::Proposal` prepared by the forwarding node; `args` is then ignored.
+    pub proposal: Option<Bytes>,
 }
 
 /// A leader's answer to a read-index request.

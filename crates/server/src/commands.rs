@@ -27,6 +27,8 @@ pub enum ServerCmd {
     Discard,
     Watch,
     Unwatch,
+    Debug,
+    Cluster,
 }
 
 /// A connection-level command's entry in the table.
@@ -70,6 +72,8 @@ pub const SPECS: &[ServerSpec] = &[
     ServerSpec { name: "discard", arity: 1, flags: &["noscript", "loading", "stale", "fast", "allow_busy"], group: "transactions", summary: "Discard all commands issued after MULTI", cmd: ServerCmd::Discard, keys: NO_KEYS },
     ServerSpec { name: "watch", arity: -2, flags: &["noscript", "loading", "stale", "fast", "allow_busy"], group: "transactions", summary: "Watch the given keys to determine execution of the MULTI/EXEC block", cmd: ServerCmd::Watch, keys: (1, -1, 1) },
     ServerSpec { name: "unwatch", arity: 1, flags: &["noscript", "loading", "stale", "fast", "allow_busy"], group: "transactions", summary: "Forget about all watched keys", cmd: ServerCmd::Unwatch, keys: NO_KEYS },
+    ServerSpec { name: "debug", arity: -2, flags: &["admin", "noscript", "loading", "stale"], group: "server", summary: "A container for debugging commands (DIGEST)", cmd: ServerCmd::Debug, keys: NO_KEYS },
+    ServerSpec { name: "cluster", arity: -2, flags: &[], group: "cluster", summary: "A container for Redis Cluster commands (FORGET)", cmd: ServerCmd::Cluster, keys: NO_KEYS },
 ];
 
 /// Finds a connection-level command by name, case-insensitively.
@@ -197,7 +201,9 @@ pub fn run(session: &mut Session, cmd: ServerCmd, args: &[Bytes]) -> Frame {
         | ServerCmd::Exec
         | ServerCmd::Discard
         | ServerCmd::Watch
-        | ServerCmd::Unwatch => {
+        | ServerCmd::Unwatch
+        | ServerCmd::Debug
+        | ServerCmd::Cluster => {
             Frame::error("ERR internal: session command reached the server table")
         }
     }

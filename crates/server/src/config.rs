@@ -23,6 +23,10 @@ pub const DEFAULT_HZ: u32 = 10;
 pub const DEFAULT_NODE_ID: u64 = 1;
 /// Default gRPC port between nodes.
 pub const DEFAULT_GRPC_PORT: u16 = 7379;
+/// Default applied entries between snapshots.
+pub const DEFAULT_SNAPSHOT_LOGS: u64 = 20_000;
+/// Default Raft heartbeat interval, milliseconds.
+pub const DEFAULT_HEARTBEAT_MS: u64 = 50;
 
 /// How reads are served (`--read-consistency`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -95,6 +99,17 @@ pub struct Cli {
     /// How reads are served: linearizable (ReadIndex), lease, or stale [default: linearizable]
     #[arg(long, env = "REDRAFT_READ_CONSISTENCY", value_enum)]
     pub read_consistency: Option<ReadConsistency>,
+    /// gRPC host:port of any member of a running cluster: this (new) node asks to be
+    /// added, first as a learner, then as a voter. First start only.
+    #[arg(long, env = "REDRAFT_JOIN")]
+    pub join: Option<String>,
+    /// Applied log entries between two snapshots, after which the log is purged [default: 20000]
+    #[arg(long, env = "REDRAFT_SNAPSHOT_LOGS")]
+    pub snapshot_logs: Option<u64>,
+    /// Raft heartbeat interval in milliseconds; a leader silent for 3 to 6 heartbeats is
+    /// replaced [default: 50]
+    #[arg(long, env = "REDRAFT_HEARTBEAT_MS")]
+    pub heartbeat_ms: Option<u64>,
 }
 
 /// The settings a node runs with.
@@ -123,6 +138,16 @@ pub struct Config {
     pub initial_cluster: String,
     /// How reads are served.
     pub read_consistency: ReadConsistency,
+    /// A member's gRPC address to join through (first start only).
+    pub join: String,
+    /// Applied log entries between snapshots.
+    pub snapshot_logs: u64,
+    /// Raft heartbeat interval, milliseconds.
+    pub heartbeat_ms: u64,
+    /// Keep the data in memory only, without Raft (tests of the command layer). Not a
+    /// flag: a node started by the binary always replicates through Raft.
+    #[serde(skip)]
+    pub in_memory: bool,
 }
 
 impl Default for Config {
@@ -139,6 +164,10 @@ impl Default for Config {
             advertise: String::new(),
             initial_cluster: String::new(),
             read_consistency: ReadConsistency::Linearizable,
+            join: String::new(),
+            snapshot_logs: DEFAULT_SNAPSHOT_LOGS,
+            heartbeat_ms: DEFAULT_HEARTBEAT_MS,
+            in_memory: false,
         }
     }
 }
@@ -189,6 +218,15 @@ impl Config {
         if let Some(v) = cli.read_consistency {
             config.read_consistency = v;
         }
+        if let Some(v) = &cli.join {
+            config.join = v.clone();
+        }
+        if let Some(v) = cli.snapshot_logs {
+            config.snapshot_logs = v;
+        }
+        if let Some(v) = cli.heartbeat_ms {
+            config.heartbeat_ms = v;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -219,6 +257,18 @@ impl Config {
             return Err(Error::Config(format!(
                 "initial-cluster does not name this node (node-id {})",
                 self.node_id
+            )));
+        }
+        if !self.join.is_empty() {
+            parse_host_port(&self.join).map_err(|e| Error::Config(format!("join: {e}")))?;
+        }
+        if self.snapshot_logs == 0 {
+            return Err(Error::Config("snapshot-logs must be at least 1".into()));
+        }
+        if !(10..=10_000).contains(&self.heartbeat_ms) {
+            return Err(Error::Config(format!(
+                "heartbeat-ms must be between 10 and 10000, got {}",
+                self.heartbeat_ms
             )));
         }
         if self.data_dir.as_os_str().is_empty() {
@@ -265,6 +315,30 @@ impl Config {
             }
         }
         format!("{}:{}", self.bind, self.grpc_port)
+    }
+
+    /// The cluster layer's view of this configuration.
+    pub fn cluster(&self) -> Result<cluster::ClusterConfig, Error> {
+        let advertise = self.advertise_addr();
+        let host = advertise
+            .rsplit_once(':')
+            .map_or(self.bind.as_str(), |(h, _)| h);
+        Ok(cluster::ClusterConfig {
+            node_id: self.node_id,
+            grpc_listen: self.grpc_listen_addr(),
+            resp_addr: format!("{host}:{}", self.port),
+            advertise,
+            members: self.members()?,
+            join: (!self.join.is_empty()).then(|| self.join.clone()),
+            data_dir: self.data_dir.clone(),
+            read_mode: match self.read_consistency {
+                ReadConsistency::Linearizable => cluster::ReadMode::Linearizable,
+                ReadConsistency::Lease => cluster::ReadMode::Lease,
+                ReadConsistency::Stale => cluster::ReadMode::Stale,
+            },
+            snapshot_logs: self.snapshot_logs,
+            heartbeat_ms: self.heartbeat_ms,
+        })
     }
 
     /// `bind:grpc-port`.

@@ -47,7 +47,7 @@ pub async fn serve(
             match request::check_resuming(&buf, &limits, &mut progress) {
                 Ok(Check::Complete(len)) => {
                     let args = request::parse(buf.split_to(len).freeze());
-                    let (reply, after) = session.handle(args);
+                    let (reply, after) = session.handle(args).await;
                     if let Some(reply) = reply {
                         reply.encode(session.proto, &mut out);
                     }

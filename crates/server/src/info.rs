@@ -113,7 +113,7 @@ fn section_text(session: &Session, section: &str, out: &mut String) {
         "memory" => {
             out.push_str("# Memory\r\n");
             let rss = rss_bytes();
-            let used = shared.store.db().approx_memory() as u64;
+            let used = shared.db().approx_memory() as u64;
             line(out, "used_memory", used);
             line(out, "used_memory_human", human(used));
             line(out, "used_memory_rss", rss);
@@ -131,7 +131,7 @@ fn section_text(session: &Session, section: &str, out: &mut String) {
         }
         "stats" => {
             out.push_str("# Stats\r\n");
-            let expired = shared.store.db().stats.expired_keys;
+            let expired = shared.db().stats.expired_keys;
             line(
                 out,
                 "total_connections_received",
@@ -152,8 +152,19 @@ fn section_text(session: &Session, section: &str, out: &mut String) {
         }
         "replication" => {
             out.push_str("# Replication\r\n");
-            line(out, "role", "master");
-            line(out, "connected_slaves", 0);
+            match &shared.node {
+                // A Raft node: its role in the data group, term, leader, indexes, log
+                // and snapshot (see `cluster::Node::status`).
+                Some(node) => {
+                    for (key, value) in node.status() {
+                        line(out, key, value);
+                    }
+                }
+                None => {
+                    line(out, "role", "master");
+                    line(out, "connected_slaves", 0);
+                }
+            }
         }
         "cpu" => {
             out.push_str("# CPU\r\n");
@@ -164,7 +175,7 @@ fn section_text(session: &Session, section: &str, out: &mut String) {
         }
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
-            let db = shared.store.db();
+            let db = shared.db();
             if !db.is_empty() {
                 let _ = write!(
                     out,

@@ -39,11 +39,26 @@ pub enum Error {
     Config(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cluster: {0}")]
+    Cluster(String),
+}
+
+impl Shared {
+    /// The data this node serves.
+    pub fn db(&self) -> std::sync::MutexGuard<'_, kv::Db> {
+        match &self.node {
+            Some(node) => node.db(),
+            None => self.store.db(),
+        }
+    }
 }
 
 /// What every connection of a node shares.
 pub struct Shared {
+    /// The clock, counters and, in memory-only mode, the data.
     pub store: Arc<Store>,
+    /// The node's Raft group; `None` in memory-only mode ([`Config::in_memory`]).
+    pub node: Option<Arc<cluster::Node>>,
     pub config: Config,
     pub clients: clients::Clients,
     pub started: Instant,
@@ -51,9 +66,15 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Memory-only state (no Raft): tests of the command layer.
     pub fn new(config: Config, local_port: u16) -> Shared {
+        Shared::with_node(config, local_port, None)
+    }
+
+    pub fn with_node(config: Config, local_port: u16, node: Option<Arc<cluster::Node>>) -> Shared {
         Shared {
             store: Arc::new(Store::new()),
+            node,
             config,
             clients: clients::Clients::default(),
             started: Instant::now(),
@@ -70,7 +91,17 @@ pub async fn run(
 ) -> Result<(), Error> {
     config.validate()?;
     let local_port = listener.local_addr()?.port();
-    let shared = Arc::new(Shared::new(config, local_port));
+    let node = if config.in_memory {
+        None
+    } else {
+        let cluster = config.cluster()?;
+        Some(
+            cluster::Node::start(cluster)
+                .await
+                .map_err(|e| Error::Cluster(e.to_string()))?,
+        )
+    };
+    let shared = Arc::new(Shared::with_node(config, local_port, node));
     let (stop_tx, stop_rx) = watch::channel(false);
     let expiry = tokio::spawn(active_expiry(shared.clone(), stop_rx.clone()));
     info!(addr = %listener.local_addr()?, "ready to accept connections");
@@ -118,6 +149,9 @@ pub async fn run(
         connections.shutdown().await;
     }
     let _ = expiry.await;
+    if let Some(node) = &shared.node {
+        node.shutdown().await;
+    }
     info!("shut down");
     Ok(())
 }
@@ -135,7 +169,44 @@ async fn active_expiry(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let store = shared.store.clone();
-        let _ = tokio::task::spawn_blocking(move || store.active_expire_cycle(budget)).await;
+        match &shared.node {
+            None => {
+                let store = shared.store.clone();
+                let _ =
+                    tokio::task::spawn_blocking(move || store.active_expire_cycle(budget)).await;
+            }
+            Some(node) => replicated_expire_cycle(&shared, node, budget).await,
+        }
+    }
+}
+
+/// Active expiry on a Raft node: only the leader samples, and it removes expired keys by
+/// proposing `ExpireKeys`, so every replica reclaims the same keys at the same log index.
+async fn replicated_expire_cycle(shared: &Shared, node: &cluster::Node, budget: Duration) {
+    const SAMPLE: usize = 20;
+    if !node.is_leader() {
+        return;
+    }
+    let start = std::time::Instant::now();
+    loop {
+        let ctx = shared.store.ctx();
+        let (sampled, expired) = node.db().sample_expired(ctx.now_ms, ctx.seed, SAMPLE);
+        if expired.is_empty() {
+            return;
+        }
+        let n = expired.len();
+        let keys = expired
+            .iter()
+            .map(|k| bytes::Bytes::copy_from_slice(k))
+            .collect();
+        node.write(&kv::Proposal::ExpireKeys(keys)).await;
+        shared
+            .store
+            .stats
+            .expired_by_sampling
+            .fetch_add(n as u64, Ordering::Relaxed);
+        if n * 4 <= sampled || start.elapsed() >= budget {
+            return;
+        }
     }
 }

@@ -98,7 +98,7 @@ impl Session {
     }
 
     /// Handles one request. An empty request gets no reply (`None`).
-    pub fn handle(&mut self, args: Vec<Bytes>) -> (Option<Frame>, After) {
+    pub async fn handle(&mut self, args: Vec<Bytes>) -> (Option<Frame>, After) {
         let Some(name) = args.first() else {
             return (None, After::Continue);
         };
@@ -127,9 +127,9 @@ impl Session {
                     After::Continue,
                 );
             }
-            return self.server_command(spec.cmd, &args);
+            return self.server_command(spec.cmd, &args).await;
         }
-        (Some(self.data_command(&args)), After::Continue)
+        (Some(self.data_command(&args).await), After::Continue)
     }
 
     fn note_command(&mut self, name: &[u8]) {
@@ -142,13 +142,33 @@ impl Session {
         }
     }
 
-    /// Parses and runs a `kv` command outside a transaction.
-    fn data_command(&mut self, args: &[Bytes]) -> Frame {
+    /// Parses and runs a `kv` command outside a transaction: a read after the read
+    /// barrier, a write as a proposal (its arguments and the seed they were parsed with,
+    /// so every replica parses them the same way).
+    async fn data_command(&mut self, args: &[Bytes]) -> Frame {
         let mut ctx = self.ctx();
-        let store = &self.shared.store;
-        match kv::parse(args, &mut ctx) {
-            Ok(cmd) => store.execute(&cmd, &ctx),
-            Err(e) => e.to_frame(),
+        let seed = ctx.seed;
+        let cmd = match kv::parse(args, &mut ctx) {
+            Ok(cmd) => cmd,
+            Err(e) => return e.to_frame(),
+        };
+        let Some(node) = &self.shared.node else {
+            return self.shared.store.execute(&cmd, &ctx);
+        };
+        match cmd {
+            Cmd::Read(read) => {
+                let now = ctx.now_ms;
+                node.read(|db| read.run(db, now))
+                    .await
+                    .unwrap_or_else(|e| e)
+            }
+            Cmd::Write(_) => {
+                node.write(&kv::Proposal::Command {
+                    args: args.to_vec(),
+                    seed,
+                })
+                .await
+            }
         }
     }
 
@@ -183,7 +203,7 @@ impl Session {
         self.multi.take().unwrap_or_default()
     }
 
-    fn exec(&mut self) -> Frame {
+    async fn exec(&mut self) -> Frame {
         if self.multi.is_none() {
             return Frame::error("ERR EXEC without MULTI");
         }
@@ -193,46 +213,44 @@ impl Session {
         if dirty {
             return Frame::error(EXECABORT);
         }
-        // Parse the data commands now, with the time of EXEC; keep each slot's place.
-        let store = self.shared.store.clone();
+        // The data commands, each with its own seed, go into one EXEC proposal, parsed (on
+        // every replica) with the time of EXEC; connection commands are answered here and
+        // put back in their places afterwards.
         let batch_ctx = self.ctx();
-        let mut cmds: Vec<Cmd> = Vec::new();
-        let mut slots: Vec<Option<Frame>> = Vec::with_capacity(queued.len());
+        let mut cmds = Vec::new();
         for args in &queued {
-            if commands::lookup(&args[0]).is_some() {
-                slots.push(None);
-                continue;
-            }
-            let mut ctx = self.ctx();
-            match kv::parse(args, &mut ctx) {
-                Ok(cmd) => {
-                    cmds.push(cmd);
-                    slots.push(None);
-                }
-                Err(e) => slots.push(Some(e.to_frame())),
+            if commands::lookup(&args[0]).is_none() {
+                cmds.push((args.clone(), self.ctx().seed));
             }
         }
-        let exec = Cmd::Write(kv::Write::Exec { watches, cmds });
-        let replies = match store.execute(&exec, &batch_ctx) {
-            Frame::Array(replies) => replies,
-            other => return other,
+        let reply = match &self.shared.node {
+            Some(node) => node.write(&kv::Proposal::Exec { watches, cmds }).await,
+            None => {
+                let store = &self.shared.store;
+                let now = store.clock.stamp(batch_ctx.now_ms);
+                let proposal = kv::Proposal::Exec { watches, cmds };
+                proposal.apply(&mut store.db(), now)
+            }
+        };
+        let Frame::Array(replies) = reply else {
+            return reply;
         };
         let mut replies = replies.into_iter();
         let mut out = Vec::with_capacity(queued.len());
-        for (args, slot) in queued.iter().zip(slots) {
-            let reply = match slot {
-                Some(error) => error,
-                None => match commands::lookup(&args[0]) {
-                    Some(spec) => self.server_command(spec.cmd, args).0.unwrap_or(Frame::OK),
-                    None => replies.next().unwrap_or(Frame::Null),
-                },
+        for args in &queued {
+            let reply = match commands::lookup(&args[0]) {
+                Some(spec) => Box::pin(self.server_command(spec.cmd, args))
+                    .await
+                    .0
+                    .unwrap_or(Frame::OK),
+                None => replies.next().unwrap_or(Frame::Null),
             };
             out.push(reply);
         }
         Frame::Array(out)
     }
 
-    fn server_command(&mut self, cmd: ServerCmd, args: &[Bytes]) -> (Option<Frame>, After) {
+    async fn server_command(&mut self, cmd: ServerCmd, args: &[Bytes]) -> (Option<Frame>, After) {
         let reply = match cmd {
             ServerCmd::Multi => {
                 if self.multi.is_some() {
@@ -243,7 +261,9 @@ impl Session {
                     Frame::OK
                 }
             }
-            ServerCmd::Exec => self.exec(),
+            ServerCmd::Exec => self.exec().await,
+            ServerCmd::Debug => self.debug(args).await,
+            ServerCmd::Cluster => self.cluster(args).await,
             ServerCmd::Discard => {
                 if self.multi.is_none() {
                     Frame::error("ERR DISCARD without MULTI")
@@ -257,9 +277,8 @@ impl Session {
                 if self.multi.is_some() {
                     Frame::error("ERR WATCH inside MULTI is not allowed")
                 } else {
-                    let store = &self.shared.store;
                     let now = self.now_ms;
-                    let db = store.db();
+                    let db = self.shared.db();
                     for key in &args[1..] {
                         if !self.watches.iter().any(|w| w.key.as_slice() == &key[..]) {
                             self.watches.push(db.watch(key, now));
@@ -284,6 +303,48 @@ impl Session {
             other => commands::run(self, other, args),
         };
         (Some(reply), After::Continue)
+    }
+
+    /// `DEBUG DIGEST`: the digest of this node's data after the read barrier, so it is
+    /// the same on every replica that has applied the same log.
+    async fn debug(&mut self, args: &[Bytes]) -> Frame {
+        if !kv::args::is(&args[1], "digest") || args.len() != 2 {
+            return Frame::error(format!(
+                "ERR unknown subcommand '{}'. Try DEBUG HELP.",
+                String::from_utf8_lossy(&args[1])
+            ));
+        }
+        let now = self.now_ms;
+        match &self.shared.node {
+            Some(node) => match node.read(|db| db.digest(now)).await {
+                Ok(digest) => Frame::Status(digest),
+                Err(e) => e,
+            },
+            None => Frame::Status(self.shared.store.db().digest(now)),
+        }
+    }
+
+    /// `CLUSTER FORGET <node-id>`: removes a node from the cluster.
+    async fn cluster(&mut self, args: &[Bytes]) -> Frame {
+        if kv::args::is(&args[1], "forget") {
+            if args.len() != 3 {
+                return kv::Error::Arity("cluster|forget".into()).to_frame();
+            }
+            let Some(id) = resp::request::parse_int(&args[2]).filter(|&id| id > 0) else {
+                return Frame::error(format!(
+                    "ERR Unknown node {}",
+                    String::from_utf8_lossy(&args[2])
+                ));
+            };
+            return match &self.shared.node {
+                Some(node) => node.forget(id as u64).await,
+                None => Frame::error("ERR This instance has cluster support disabled"),
+            };
+        }
+        Frame::error(format!(
+            "ERR unknown subcommand '{}'. Try CLUSTER HELP.",
+            String::from_utf8_lossy(&args[1])
+        ))
     }
 
     pub fn set_proto(&mut self, proto: Protocol) {

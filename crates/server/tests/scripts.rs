@@ -14,6 +14,10 @@ fn run_script(name: &str) {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let shared = Arc::new(Shared::new(Config::default(), 6379));
     let mut clients = [Session::detached(shared.clone()), Session::detached(shared)];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let mut failures = Vec::new();
     let mut commands = 0;
@@ -42,7 +46,7 @@ fn run_script(name: &str) {
         let args = resp::request::split_inline(command.as_bytes()).expect("balanced quotes");
         let session = &mut clients[client];
         session.begin_batch();
-        let (reply, _) = session.handle(args);
+        let (reply, _) = runtime.block_on(session.handle(args));
         commands += 1;
         let got = reply.map(|r| resp::cli::render(&r)).unwrap_or_default();
         let want = expected.join("\n");

@@ -155,6 +155,8 @@ impl Redraft {
         let config = server::Config {
             bind: "127.0.0.1".into(),
             port: addr.port(),
+            // The command layer under test; replication has its own tests.
+            in_memory: true,
             ..Default::default()
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -146,6 +146,7 @@ async fn node_service_round_trips_and_refusals() -> anyhow::Result<()> {
             args: vec![Bytes::from_static(b"GET"), Bytes::from_static(b"k")],
             proto_version: 3,
             seed: None,
+            proposal: None,
         })
         .await?;
     assert_eq!(&reply[..], b"g4 v3 GET k ");
@@ -187,6 +188,7 @@ async fn node_service_round_trips_and_refusals() -> anyhow::Result<()> {
             args: vec![Bytes::from_static(b"GET")],
             proto_version: 9,
             seed: None,
+            proposal: None,
         })
         .await
         .unwrap_err();
@@ -200,6 +202,7 @@ async fn node_service_round_trips_and_refusals() -> anyhow::Result<()> {
             args: vec![Bytes::from_static(b"SLOW")],
             proto_version: 2,
             seed: Some(1),
+            proposal: None,
         })
         .await
         .unwrap_err();
