@@ -259,6 +259,12 @@ fn a_lagging_node_catches_up_from_a_snapshot() {
     cluster.restart(lagging);
     cluster.wait_converged(&ids, CONVERGE);
     let caught_up = info(&cluster, lagging);
+    eprintln!("node {lagging} caught up from log end {log_end}: {caught_up:?}");
+    let log = cluster.log_since_start(lagging);
+    assert!(
+        log.contains("snapshot installed"),
+        "node {lagging} logged no `snapshot installed` (raft::state_machine) since its restart:\n{log}"
+    );
     assert!(
         caught_up.last_snapshot > log_end,
         "node {lagging} caught up but has no snapshot past its old log end {log_end}: {caught_up:?}"

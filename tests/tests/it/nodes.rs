@@ -14,7 +14,7 @@
 //! - Every wait polls with a deadline and fails with what it last saw; none sleeps to
 //!   synchronize.
 //! - When a test fails, the cluster's directory is kept and the end of every node's log is
-//!   printed; when it passes, the directory is removed.
+//!   printed; when it passes, the directory is removed (kept with `REDRAFT_KEEP_CLUSTER=1`).
 //! - Only one cluster runs at a time in this test binary ([`Cluster::start`] takes a lock):
 //!   elections on two shared cores are timing-sensitive enough without a second cluster.
 
@@ -416,6 +416,19 @@ impl Cluster {
         ids.iter().map(|&id| self.addr(id)).collect()
     }
 
+    /// What node `id` logged since its latest start.
+    pub fn log_since_start(&self, id: u64) -> String {
+        let node = self.node(id);
+        let text = fs::read(&node.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_else(|e| panic!("read {}: {e}", node.log.display()));
+        let marker = format!("===== test harness: start #{} ", node.starts);
+        match text.rfind(&marker) {
+            Some(at) => text[at..].to_string(),
+            None => text,
+        }
+    }
+
     /// SIGKILL node `id` by PID.
     pub fn kill9(&mut self, id: u64) {
         let name = self.name.clone();
@@ -656,6 +669,12 @@ impl Drop for Cluster {
                     log_tail(&log, 40)
                 );
             }
+        } else if std::env::var_os("REDRAFT_KEEP_CLUSTER").is_some() {
+            eprintln!(
+                "cluster `{}`: files kept in {}",
+                self.name,
+                self.root.display()
+            );
         } else {
             let _ = fs::remove_dir_all(&self.root);
         }
