@@ -96,6 +96,8 @@ pub struct RaftInfo {
     pub commit: u64,
     pub applied: u64,
     pub last_snapshot: u64,
+    /// `raft_voters` (comma-separated ids), when the node reports it.
+    pub voters: Option<Vec<u64>>,
 }
 
 impl RaftInfo {
@@ -133,6 +135,18 @@ impl RaftInfo {
             commit: num("raft_commit_index")?,
             applied: num("raft_applied_index")?,
             last_snapshot: num("raft_last_snapshot_index")?,
+            voters: match fields.get("raft_voters") {
+                None => None,
+                Some(v) => Some(
+                    v.split(',')
+                        .filter(|x| !x.trim().is_empty())
+                        .map(|x| x.trim().parse::<u64>())
+                        .collect::<Result<Vec<u64>, _>>()
+                        .map_err(|_| {
+                            format!("INFO replication `raft_voters:{v}` is not a list of ids")
+                        })?,
+                ),
+            },
         })
     }
 }
