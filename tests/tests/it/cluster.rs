@@ -443,3 +443,62 @@ fn a_node_joins_and_another_leaves_while_writes_continue() {
     assert_eq!(cluster.call(4, &["SET", "from:4", "joined"]), Value::Okay);
     assert_eq!(get(&cluster, 2, "from:4"), bulk("joined"));
 }
+
+/// A leader paused (SIGSTOP) long enough to be replaced, then resumed, still believes it
+/// leads for a moment. A read that reaches it then must not be answered from its old state.
+fn deposed_leader_story(name: &str, read_consistency: &'static str) {
+    let options = Options {
+        read_consistency: Some(read_consistency),
+        ..Options::default()
+    };
+    let cluster = Cluster::start(name, 3, options);
+    let ids = cluster.ids();
+    let old_leader = cluster.wait_leader(&ids, ELECTION);
+    let others: Vec<u64> = ids.iter().copied().filter(|&id| id != old_leader).collect();
+
+    // Every replica holds `k = old`.
+    assert_eq!(cluster.call(old_leader, &["SET", "k", "old"]), Value::Okay);
+    cluster.wait_converged(&ids, CONVERGE);
+
+    // The leader is paused; the two others elect a new leader and acknowledge `k = new`.
+    let paused = cluster.pause(&[old_leader]);
+    let new_leader = cluster.wait_leader(&others, ELECTION);
+    assert_eq!(cluster.call(new_leader, &["SET", "k", "new"]), Value::Okay);
+
+    // A GET sent to the old leader while it is paused waits in its socket; on SIGCONT it is
+    // the first thing the old leader serves, and the answer is `new` or an error, not `old`.
+    let mut conn = cluster
+        .conn_with_timeout(old_leader, Duration::from_secs(30))
+        .expect("connect to the paused leader");
+    conn.send(&[vec!["GET", "k"]])
+        .expect("send GET to the paused leader");
+    paused.resume();
+    let reply = conn
+        .recv()
+        .unwrap_or_else(|e| panic!("GET on the resumed old leader: {e}"));
+    eprintln!(
+        "{read_consistency} read on the resumed old leader: {}",
+        show_value(&reply)
+    );
+    assert!(
+        reply == bulk("new") || error_text(&reply).is_some(),
+        "the resumed old leader (node {old_leader}) answered a {read_consistency} GET with {} \
+         after node {new_leader} acknowledged `k = new`",
+        show_value(&reply)
+    );
+
+    // It then rejoins as a follower and serves the new value.
+    cluster.wait_leader(&ids, ELECTION);
+    assert_eq!(get(&cluster, old_leader, "k"), bulk("new"));
+    cluster.wait_converged(&ids, CONVERGE);
+}
+
+#[test]
+fn a_deposed_leader_serves_no_stale_read() {
+    deposed_leader_story("deposed", "linearizable");
+}
+
+#[test]
+fn a_deposed_leader_serves_no_stale_lease_read() {
+    deposed_leader_story("deposed-lease", "lease");
+}
