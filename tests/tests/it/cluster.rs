@@ -170,7 +170,13 @@ fn acknowledged_writes_survive_killing_the_leader() {
 
 #[test]
 fn acknowledged_writes_survive_killing_every_node_at_once() {
-    let mut cluster = Cluster::start("kill-all", 3, Options::default());
+    // Snapshots every 50 entries: each node restarts from its last snapshot plus the log
+    // after it, and may be killed while it writes one.
+    let options = Options {
+        snapshot_logs: Some(50),
+        ..Options::default()
+    };
+    let mut cluster = Cluster::start("kill-all", 3, options);
     let ids = cluster.ids();
 
     // Six writers, two per node, get writes acknowledged.
@@ -182,9 +188,16 @@ fn acknowledged_writes_survive_killing_every_node_at_once() {
     let history = workload.finish();
     assert!(cluster.running().is_empty());
 
-    // All three restart from their disks and elect a leader.
+    // All three restart from their disks (snapshot and log) and elect a leader.
     cluster.restart_all(&ids);
     cluster.wait_leader(&ids, ELECTION);
+    for &id in &ids {
+        let i = info(&cluster, id);
+        assert!(
+            i.last_snapshot > 0,
+            "node {id} restarted without a snapshot: {i:?}"
+        );
+    }
 
     // Nothing acknowledged before the crash is lost, on any node, and the replicas converge.
     assert_no_acknowledged_write_lost(&cluster, &history, &ids);
