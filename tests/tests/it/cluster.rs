@@ -515,3 +515,42 @@ fn a_deposed_leader_serves_no_stale_read() {
 fn a_deposed_leader_serves_no_stale_lease_read() {
     deposed_leader_story("deposed-lease", "lease");
 }
+
+#[test]
+fn acknowledged_writes_survive_repeated_leader_failovers() {
+    const ROUNDS: usize = 3;
+    let options = Options {
+        snapshot_logs: Some(50),
+        ..Options::default()
+    };
+    let mut cluster = Cluster::start("failovers", 3, options);
+    let ids = cluster.ids();
+    let mut leader = cluster.wait_leader(&ids, ELECTION);
+
+    // Six writers, two per node, get writes acknowledged.
+    let workload = Workload::start(cluster.addrs(&ids), 6);
+    workload.wait_acked(100, PROGRESS, "before the first kill");
+
+    // Round after round, the leader is killed mid-stream, the two others elect another,
+    // writes are acknowledged again, and the killed node restarts and rejoins.
+    for round in 1..=ROUNDS {
+        cluster.kill9(leader);
+        let killed = leader;
+        let survivors = cluster.running();
+        leader = cluster.wait_leader(&survivors, ELECTION);
+        assert_ne!(leader, killed, "round {round}");
+        let acked = workload.acked();
+        workload.wait_acked(
+            acked + 100,
+            PROGRESS,
+            &format!("round {round}, new leader {leader}"),
+        );
+        cluster.restart(killed);
+        leader = cluster.wait_leader(&ids, ELECTION);
+    }
+    let history = workload.finish();
+
+    // Every acknowledged write is on every node, no INCR counted twice, and they converge.
+    assert_no_acknowledged_write_lost(&cluster, &history, &ids);
+    cluster.wait_converged(&ids, CONVERGE);
+}

@@ -101,7 +101,7 @@ impl History {
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         for op in &self.ops {
             if let Outcome::Unknown(why) = &op.outcome {
-                let short: String = why.chars().take(60).collect();
+                let short: String = why.chars().take(120).collect();
                 *reasons.entry(short).or_default() += 1;
             }
         }
