@@ -3,7 +3,7 @@ CARGO ?= cargo
 PORT ?= 6379
 DATA_DIR ?= ./data
 
-.PHONY: run build test test-unit fmt lint bench-node deps clean
+.PHONY: run build test fmt lint bench-node bench-raft cluster deps clean
 
 ## Build and start one node on 127.0.0.1:$(PORT) (data in $(DATA_DIR)).
 run:
@@ -33,6 +33,15 @@ fmt:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Three local nodes (RESP ports 6381-6383); Ctrl-C stops them.
+cluster: build
+	tools/cluster
+
+## Raft's cost: redis-server (appendfsync always), one-node and three-node redraft side by
+## side, and the time writes take to come back after kill -9 of the leader.
+bench-raft: deps build
+	tools/bench-raft
 
 ## redis-server and redraft side by side: throughput and memory ratios.
 bench-node: deps build

@@ -369,11 +369,13 @@ impl Node {
                     };
                     match self.pool.node(&addr) {
                         Ok(mut peer) => match peer.forward(forward).await {
-                            Ok(reply) => return Frame::from_wire(&reply).unwrap_or_else(|e| {
-                                Frame::error(format!(
+                            Ok(reply) => {
+                                return Frame::from_wire(&reply).unwrap_or_else(|e| {
+                                    Frame::error(format!(
                                     "ERR write outcome unknown (bad reply from the leader: {e})"
                                 ))
-                            }),
+                                })
+                            }
                             // Refused before anything was appended: safe to try again.
                             Err(s)
                                 if s.code() == tonic::Code::FailedPrecondition
@@ -381,10 +383,12 @@ impl Node {
                             {
                                 tracing::debug!(leader, error = %s.message(), "forward refused; retrying");
                             }
-                            Err(s) => return Frame::error(format!(
+                            Err(s) => {
+                                return Frame::error(format!(
                                 "ERR write outcome unknown (forwarding to the leader failed: {})",
                                 s.message().replace(['\r', '\n'], " ")
-                            )),
+                            ))
+                            }
                         },
                         Err(e) => tracing::debug!(error = %e, "no connection to the leader"),
                     }
@@ -396,6 +400,49 @@ impl Node {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Proposes several writes from one client's pipeline, replying in order. On the
+    /// leader they are submitted together (one batch to Raft, so they share appends and
+    /// flushes) and keep their order in the log; a write the leader refused as no longer
+    /// leading was not appended, so it and those after it go the one-by-one way.
+    pub async fn write_many(&self, proposals: &[kv::Proposal]) -> Vec<Frame> {
+        use futures_util::StreamExt;
+        let mut out = Vec::with_capacity(proposals.len());
+        if proposals.len() > 1 && self.is_leader() {
+            let requests: Vec<Request> = proposals
+                .iter()
+                .map(|p| Request {
+                    now_ms: self.stamp(),
+                    proposal: p.encode(),
+                })
+                .collect();
+            if let Ok(mut stream) = self.raft.client_write_many(requests).await {
+                while let Some(result) = stream.next().await {
+                    match result {
+                        Ok(Ok(written)) => out.push(written.response.0),
+                        Ok(Err(openraft::errors::ClientWriteError::ForwardToLeader(_))) => break,
+                        Ok(Err(e)) => out.push(Frame::error(format!(
+                            "ERR raft: {}",
+                            e.to_string().replace(['\r', '\n'], " ")
+                        ))),
+                        Err(fatal) => {
+                            out.push(Frame::error(format!(
+                                "ERR raft: {}",
+                                fatal.to_string().replace(['\r', '\n'], " ")
+                            )));
+                        }
+                    }
+                    if out.len() == proposals.len() {
+                        break;
+                    }
+                }
+            }
+        }
+        for proposal in &proposals[out.len()..] {
+            out.push(self.write(proposal).await);
+        }
+        out
     }
 
     /// Proposes on this node, which believes it leads.
@@ -421,7 +468,10 @@ impl Node {
         Ok(read(&self.db()))
     }
 
-    async fn read_barrier(&self) -> Result<(), Frame> {
+    /// Returns once a read served from this node's state now would be linearizable (at
+    /// the configured consistency): every write acknowledged before the call is applied
+    /// here. One barrier serves every read received before it started.
+    pub async fn read_barrier(&self) -> Result<(), Frame> {
         if self.config.read_mode == ReadMode::Stale {
             return Ok(());
         }

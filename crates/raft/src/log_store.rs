@@ -185,7 +185,15 @@ pub struct LogStore {
     log: sled::Tree,
     meta: sled::Tree,
     flusher: Arc<Flusher>,
+    /// The most recent entries, shared by the store and its readers, so the state
+    /// machine and the replication streams read what was just appended without going
+    /// back to sled and decoding it again. Always a suffix of the log: appends add at
+    /// the end, truncation and purging remove from it as from sled.
+    recent: Arc<std::sync::Mutex<std::collections::BTreeMap<LogIndex, Entry>>>,
 }
+
+/// Most entries kept in memory per group for readers.
+const RECENT_ENTRIES: usize = 4096;
 
 impl LogStore {
     /// Opens the trees of `group` in the node's database, removing any entries a crash
@@ -204,6 +212,7 @@ impl LogStore {
             log,
             meta,
             flusher: db.flusher.clone(),
+            recent: Arc::default(),
         };
         if let Some(purged) = store.last_purged()? {
             store.remove_range(..=purged.index)?;
@@ -220,7 +229,42 @@ impl LogStore {
         get_meta(&self.meta, LAST_PURGED)
     }
 
+    fn recent(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<LogIndex, Entry>> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The entries of `range` from memory, if the cache holds all of them.
+    fn cached(&self, range: &impl RangeBounds<LogIndex>) -> Option<Vec<Entry>> {
+        let recent = self.recent();
+        let (&first, _) = recent.first_key_value()?;
+        let (&last, _) = recent.last_key_value()?;
+        let start = match range.start_bound() {
+            Bound::Included(&i) => i,
+            Bound::Excluded(&i) => i.checked_add(1)?,
+            Bound::Unbounded => return None,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&i) => i,
+            Bound::Excluded(&i) => i.checked_sub(1)?,
+            Bound::Unbounded => last,
+        };
+        if start < first || end > last || start > end {
+            return None;
+        }
+        Some(recent.range(start..=end).map(|(_, e)| e.clone()).collect())
+    }
+
     fn remove_range(&self, range: impl RangeBounds<LogIndex>) -> io::Result<()> {
+        {
+            let mut recent = self.recent();
+            let doomed: Vec<LogIndex> = recent
+                .range((range.start_bound().cloned(), range.end_bound().cloned()))
+                .map(|(&i, _)| i)
+                .collect();
+            for i in doomed {
+                recent.remove(&i);
+            }
+        }
         let mut batch = sled::Batch::default();
         for key in self.log.range(key_range(range)).keys() {
             batch.remove(key.map_err(sled_err)?);
@@ -234,6 +278,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> io::Result<Vec<Entry>> {
+        if let Some(entries) = self.cached(&range) {
+            return Ok(entries);
+        }
         let purged = self.last_purged()?.map(|l| l.index);
         let mut entries = Vec::new();
         for item in self.log.range(key_range(range)) {
@@ -305,10 +352,30 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = sled::Batch::default();
+        let mut appended = Vec::new();
         for entry in entries {
             batch.insert(&entry.log_id.index.to_be_bytes(), encode(&entry)?);
+            appended.push(entry);
         }
         self.log.apply_batch(batch).map_err(sled_err)?;
+        {
+            let mut recent = self.recent();
+            // Keep the cache a suffix of the log: an append that does not follow it
+            // (after a truncation or at startup) starts it anew.
+            let follows = match (recent.last_key_value(), appended.first()) {
+                (Some((&last, _)), Some(e)) => e.log_id.index == last + 1,
+                _ => true,
+            };
+            if !follows {
+                recent.clear();
+            }
+            for entry in appended {
+                recent.insert(entry.log_id.index, entry);
+            }
+            while recent.len() > RECENT_ENTRIES {
+                recent.pop_first();
+            }
+        }
         self.flusher.submit(Job::Appended(callback));
         Ok(())
     }

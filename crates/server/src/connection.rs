@@ -22,6 +22,8 @@ use crate::Shared;
 const READ_CHUNK: usize = 16 * 1024;
 /// Most bytes reserved ahead for one large argument.
 const MAX_RESERVE: usize = 16 * 1024 * 1024;
+/// Most requests handled as one batch before replies are written.
+const MAX_BATCH: usize = 1024;
 
 pub async fn serve(
     mut stream: TcpStream,
@@ -43,18 +45,13 @@ pub async fn serve(
     'conn: loop {
         let mut close = false;
         session.begin_batch();
-        loop {
+        // Every complete request in the buffer (at most MAX_BATCH) is handled as one batch.
+        let mut requests = Vec::new();
+        let mut broken = None;
+        while requests.len() < MAX_BATCH {
             match request::check_resuming(&buf, &limits, &mut progress) {
                 Ok(Check::Complete(len)) => {
-                    let args = request::parse(buf.split_to(len).freeze());
-                    let (reply, after) = session.handle(args).await;
-                    if let Some(reply) = reply {
-                        reply.encode(session.proto, &mut out);
-                    }
-                    if after == After::Close {
-                        close = true;
-                        break;
-                    }
+                    requests.push(request::parse(buf.split_to(len).freeze()))
                 }
                 Ok(Check::Incomplete(need)) => {
                     if buf.len() > MAX_QUERY_BUFFER {
@@ -65,21 +62,33 @@ pub async fn serve(
                             "closing client that reached max query buffer length"
                         );
                         close = true;
-                        break;
-                    }
-                    if let Some(need) = need {
+                    } else if let Some(need) = need {
                         let more = need.saturating_sub(buf.len()).min(MAX_RESERVE);
                         buf.reserve(more);
                     }
                     break;
                 }
                 Err(e) => {
-                    debug!(client = id, error = %e, "protocol error");
-                    resp::Frame::Error(e.reply_text()).encode(session.proto, &mut out);
-                    close = true;
+                    broken = Some(e);
                     break;
                 }
             }
+        }
+        let more_ready = requests.len() == MAX_BATCH;
+        for (reply, after) in session.handle_batch(requests).await {
+            if let Some(reply) = reply {
+                reply.encode(session.proto, &mut out);
+            }
+            if after == After::Close {
+                close = true;
+                broken = None;
+                break;
+            }
+        }
+        if let Some(e) = broken {
+            debug!(client = id, error = %e, "protocol error");
+            resp::Frame::Error(e.reply_text()).encode(session.proto, &mut out);
+            close = true;
         }
         if !out.is_empty() {
             if stream.write_all(&out).await.is_err() {
@@ -87,7 +96,14 @@ pub async fn serve(
             }
             out.clear();
         }
-        if close || *shutdown.borrow() {
+        if close {
+            break;
+        }
+        // Requests already read are answered even when shutting down.
+        if more_ready {
+            continue;
+        }
+        if *shutdown.borrow() {
             break;
         }
         if buf.capacity() - buf.len() < 1024 {

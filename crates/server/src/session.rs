@@ -132,6 +132,71 @@ impl Session {
         (Some(self.data_command(&args).await), After::Continue)
     }
 
+    /// Handles requests that arrived together on one connection, in order, and returns
+    /// their replies in order (stopping after `QUIT`).
+    ///
+    /// With Raft, consecutive data writes are proposed together ([`cluster::Node::write_many`]:
+    /// one batch to the log, replies in order) and consecutive data reads share one read
+    /// barrier. A barrier serves the reads after it until this connection's next write: every
+    /// one of them was received before the barrier started, so each still sees every write
+    /// acknowledged before it was sent.
+    pub async fn handle_batch(&mut self, requests: Vec<Vec<Bytes>>) -> Vec<(Option<Frame>, After)> {
+        let mut out: Vec<(Option<Frame>, After)> = Vec::with_capacity(requests.len());
+        let Some(node) = self.shared.node.clone() else {
+            for args in requests {
+                let reply = self.handle(args).await;
+                let close = reply.1 == After::Close;
+                out.push(reply);
+                if close {
+                    break;
+                }
+            }
+            return out;
+        };
+        let mut pending: Vec<(usize, kv::Proposal)> = Vec::new();
+        let mut barrier = false;
+        for args in requests {
+            let plain =
+                self.multi.is_none() && !args.is_empty() && commands::lookup(&args[0]).is_none();
+            if plain {
+                self.note_command(&args[0]);
+                let mut ctx = self.ctx();
+                let seed = ctx.seed;
+                match kv::parse(&args, &mut ctx) {
+                    Err(e) => out.push((Some(e.to_frame()), After::Continue)),
+                    Ok(Cmd::Write(_)) => {
+                        pending.push((out.len(), kv::Proposal::Command { args, seed }));
+                        out.push((None, After::Continue));
+                        barrier = false;
+                    }
+                    Ok(Cmd::Read(read)) => {
+                        flush_writes(&node, &mut pending, &mut out).await;
+                        if !barrier {
+                            if let Err(e) = node.read_barrier().await {
+                                out.push((Some(e), After::Continue));
+                                continue;
+                            }
+                            barrier = true;
+                        }
+                        let frame = read.run(&node.db(), ctx.now_ms);
+                        out.push((Some(frame), After::Continue));
+                    }
+                }
+                continue;
+            }
+            flush_writes(&node, &mut pending, &mut out).await;
+            barrier = false;
+            let reply = self.handle(args).await;
+            let close = reply.1 == After::Close;
+            out.push(reply);
+            if close {
+                break;
+            }
+        }
+        flush_writes(&node, &mut pending, &mut out).await;
+        out
+    }
+
     fn note_command(&mut self, name: &[u8]) {
         self.handled += 1;
         if let Ok(mut last) = self.info.last_cmd.try_lock() {
@@ -402,5 +467,21 @@ impl Session {
             (Frame::bulk("role"), Frame::bulk("master")),
             (Frame::bulk("modules"), Frame::Array(vec![])),
         ])
+    }
+}
+
+/// Proposes the writes waiting in `pending` together and puts each reply in its slot.
+async fn flush_writes(
+    node: &cluster::Node,
+    pending: &mut Vec<(usize, kv::Proposal)>,
+    out: &mut [(Option<Frame>, After)],
+) {
+    if pending.is_empty() {
+        return;
+    }
+    let (slots, proposals): (Vec<usize>, Vec<kv::Proposal>) = pending.drain(..).unzip();
+    let replies = node.write_many(&proposals).await;
+    for (slot, reply) in slots.into_iter().zip(replies) {
+        out[slot].0 = Some(reply);
     }
 }
