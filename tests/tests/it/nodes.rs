@@ -98,9 +98,18 @@ pub struct RaftInfo {
     pub last_snapshot: u64,
     /// `raft_voters` (comma-separated ids), when the node reports it.
     pub voters: Option<Vec<u64>>,
+    /// `raft_last_log_index` and `raft_log_size`, when the node reports them.
+    pub last_log: Option<u64>,
+    pub log_size: Option<u64>,
 }
 
 impl RaftInfo {
+    /// The last index purged from the log (`raft_last_log_index - raft_log_size`), when the
+    /// node reports both.
+    pub fn purged(&self) -> Option<u64> {
+        Some(self.last_log?.saturating_sub(self.log_size?))
+    }
+
     /// Parses `INFO replication` text; says which field is missing or malformed.
     pub fn parse(text: &str) -> Result<RaftInfo, String> {
         let fields: BTreeMap<&str, &str> = text
@@ -135,6 +144,14 @@ impl RaftInfo {
             commit: num("raft_commit_index")?,
             applied: num("raft_applied_index")?,
             last_snapshot: num("raft_last_snapshot_index")?,
+            last_log: fields
+                .contains_key("raft_last_log_index")
+                .then(|| num("raft_last_log_index"))
+                .transpose()?,
+            log_size: fields
+                .contains_key("raft_log_size")
+                .then(|| num("raft_log_size"))
+                .transpose()?,
             voters: match fields.get("raft_voters") {
                 None => None,
                 Some(v) => Some(
