@@ -115,6 +115,8 @@ pub struct Node {
     pool: rpc::PeerPool,
     /// Latest time stamped into a proposal (Unix ms).
     last_stamp: AtomicI64,
+    /// Leader-side ReadIndex rounds shared by every read waiting when one starts.
+    rounds: ReadRounds,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -193,6 +195,7 @@ impl Node {
             kv,
             pool,
             last_stamp: AtomicI64::new(0),
+            rounds: ReadRounds::new(),
             stop,
             tasks: Mutex::new(Vec::new()),
         });
@@ -214,6 +217,11 @@ impl Node {
             })
         };
         node.tasks().push(server);
+        node.tasks().push(tokio::spawn(run_read_rounds(
+            node.raft.clone(),
+            node.rounds.clone(),
+            stop_rx.clone(),
+        )));
         node.bootstrap().await?;
         node.tasks().push(tokio::spawn(log_leader_changes(
             node.raft.clone(),
@@ -479,14 +487,18 @@ impl Node {
         loop {
             match self.leader() {
                 Some((leader, _)) if leader == self.id => {
-                    let policy = match self.config.read_mode {
-                        ReadMode::Lease => ReadPolicy::LeaseRead,
-                        _ => ReadPolicy::ReadIndex,
+                    let confirmed = match self.config.read_mode {
+                        ReadMode::Lease => self
+                            .raft
+                            .ensure_linearizable(ReadPolicy::LeaseRead)
+                            .await
+                            .is_ok(),
+                        _ => self.rounds.wait().await.is_some(),
                     };
-                    match self.raft.ensure_linearizable(policy).await {
-                        Ok(_) => return Ok(()),
-                        Err(e) => tracing::debug!(error = %e, "read index refused; retrying"),
+                    if confirmed {
+                        return Ok(());
                     }
+                    tracing::debug!("read index refused; retrying");
                 }
                 Some((_, addr)) => {
                     if let Ok(mut peer) = self.pool.node(&addr) {
@@ -696,6 +708,74 @@ impl Node {
     }
 }
 
+/// ReadIndex rounds shared by concurrent reads (the leader's side of "one round serves
+/// every read waiting at that moment"). A reader registers, then waits for the first
+/// round that *started* after it registered: that round confirmed leadership and applied
+/// the log at a moment after the reader arrived, which is what linearizability needs.
+#[derive(Clone)]
+struct ReadRounds {
+    /// (rounds started, readers waiting for the next round).
+    state: Arc<Mutex<(u64, usize)>>,
+    /// Wakes the round runner when a reader registers.
+    wake: Arc<tokio::sync::Notify>,
+    /// (last round finished, the read index it confirmed, or `None` if it failed).
+    done: watch::Sender<(u64, Option<u64>)>,
+}
+
+impl ReadRounds {
+    fn new() -> Self {
+        ReadRounds {
+            state: Arc::default(),
+            wake: Arc::default(),
+            done: watch::channel((0, None)).0,
+        }
+    }
+
+    /// Waits for a round that started after this call; its read index if it confirmed
+    /// leadership (the log is then applied at least that far on this node).
+    async fn wait(&self) -> Option<u64> {
+        let mut done = self.done.subscribe();
+        let target = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.1 += 1;
+            state.0 + 1
+        };
+        self.wake.notify_one();
+        let confirmed = done
+            .wait_for(|(round, _)| *round >= target)
+            .await
+            .map(|r| r.1);
+        confirmed.ok().flatten()
+    }
+}
+
+/// Runs ReadIndex rounds back to back while readers wait.
+async fn run_read_rounds(raft: Raft, rounds: ReadRounds, mut stop: watch::Receiver<bool>) {
+    loop {
+        let round = {
+            let mut state = rounds.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.1 == 0 {
+                None
+            } else {
+                state.0 += 1;
+                state.1 = 0;
+                Some(state.0)
+            }
+        };
+        let Some(round) = round else {
+            tokio::select! {
+                _ = rounds.wake.notified() => continue,
+                _ = stop.changed() => return,
+            }
+        };
+        let index = tokio::select! {
+            r = raft.ensure_linearizable(ReadPolicy::ReadIndex) => r.ok().map(|read| read.log_id().index()),
+            _ = stop.changed() => return,
+        };
+        rounds.done.send_replace((round, index));
+    }
+}
+
 enum Retry {
     /// Certainly not appended: try again (with whoever leads now).
     Yes,
@@ -764,14 +844,15 @@ impl rpc::NodeHandler for Handler {
         if group_id != DATA_GROUP {
             return Err(Status::not_found(format!("no group {group_id}")));
         }
-        let read = node
-            .raft
-            .ensure_linearizable(ReadPolicy::ReadIndex)
+        // One round serves every follower read (and local read) waiting when it starts.
+        let read_index = node
+            .rounds
+            .wait()
             .await
-            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+            .ok_or_else(|| Status::failed_precondition("not the leader"))?;
         let m = node.metrics();
         Ok(rpc::ReadIndex {
-            read_index: read.log_id().index(),
+            read_index,
             leader: node.id,
             term: m.current_term,
         })
