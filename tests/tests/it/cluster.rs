@@ -625,3 +625,82 @@ fn writes_pending_on_a_deposed_leader_are_applied_once() {
     assert_no_acknowledged_write_lost(&cluster, &history, &ids);
     cluster.wait_converged(&ids, CONVERGE);
 }
+
+#[test]
+fn expired_keys_are_reclaimed_on_every_replica() {
+    let cluster = Cluster::start("expiry", 3, Options::default());
+    let ids = cluster.ids();
+    let leader = cluster.wait_leader(&ids, ELECTION);
+    let follower = *ids.iter().find(|&&id| id != leader).expect("a follower");
+
+    // 200 keys that expire in 300 ms and 100 that do not, written through a follower.
+    let mut conn = cluster
+        .conn_with_timeout(follower, CALL_TIMEOUT)
+        .expect("connect to a follower");
+    let mut cmds: Vec<Vec<String>> = (0..200)
+        .map(|i| {
+            vec![
+                "SET".into(),
+                format!("tmp:{i}"),
+                "x".into(),
+                "PX".into(),
+                "300".into(),
+            ]
+        })
+        .collect();
+    cmds.extend((0..100).map(|i| vec!["SET".into(), format!("keep:{i}"), "y".into()]));
+    conn.send(&cmds).expect("send the SETs");
+    for c in &cmds {
+        let reply = conn.recv().expect("a SET reply");
+        assert_eq!(reply, Value::Okay, "{c:?} -> {}", show_value(&reply));
+    }
+
+    // The leader's active expiry deletes the expired keys through the log: every replica's
+    // key count drops to the 100 persistent keys, and their digests agree.
+    let mut last = String::new();
+    poll(CONVERGE, || {
+        let sizes: Vec<(u64, Value)> = ids
+            .iter()
+            .map(|&id| (id, cluster.call(id, &["DBSIZE"])))
+            .collect();
+        last = format!("{sizes:?}");
+        sizes
+            .iter()
+            .all(|(_, v)| *v == Value::Int(100))
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("expired keys were not reclaimed everywhere: DBSIZE {last}"));
+    cluster.wait_converged(&ids, CONVERGE);
+    for &id in &ids {
+        assert_eq!(get(&cluster, id, "tmp:7"), Value::Nil, "node {id}");
+        assert_eq!(get(&cluster, id, "keep:7"), bulk("y"), "node {id}");
+    }
+}
+
+#[test]
+fn the_leader_can_be_forgotten() {
+    let mut cluster = Cluster::start("forget-leader", 3, Options::default());
+    let ids = cluster.ids();
+    let leader = cluster.wait_leader(&ids, ELECTION);
+    let rest: Vec<u64> = ids.iter().copied().filter(|&id| id != leader).collect();
+
+    // Writers on the two other nodes get writes acknowledged.
+    let workload = Workload::start(cluster.addrs(&rest), 4);
+    workload.wait_acked(100, PROGRESS, "before the removal");
+
+    // CLUSTER FORGET sent to the leader removes the leader itself; the two others elect a
+    // leader between them and keep acknowledging writes.
+    assert_eq!(
+        cluster.call(leader, &["CLUSTER", "FORGET", &leader.to_string()]),
+        Value::Okay
+    );
+    cluster.discard(leader);
+    cluster.wait_leader(&rest, ELECTION);
+    let acked = workload.acked();
+    workload.wait_acked(acked + 100, PROGRESS, "after the leader left");
+    let history = workload.finish();
+
+    // Both hold every acknowledged write and converge.
+    assert_no_acknowledged_write_lost(&cluster, &history, &rest);
+    cluster.wait_converged(&rest, CONVERGE);
+}
