@@ -156,7 +156,8 @@ impl Redraft {
         // tests); REDRAFT_TEST_ENGINE=raft runs the same tests through a one-node Raft
         // group instead (every write a log entry, every read behind a read barrier).
         let raft = std::env::var("REDRAFT_TEST_ENGINE").is_ok_and(|e| e == "raft");
-        let data_dir = std::env::temp_dir().join(format!("redraft-it-{}-{}", std::process::id(), addr.port()));
+        let data_dir =
+            std::env::temp_dir().join(format!("redraft-it-{}-{}", std::process::id(), addr.port()));
         let grpc_port = free_port();
         let config = server::Config {
             bind: "127.0.0.1".into(),
