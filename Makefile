@@ -25,6 +25,8 @@ test: deps
 	else \
 	  $(CARGO) test --workspace --no-fail-fast; \
 	fi
+	# The integration suite again, through a one-node Raft group instead of memory.
+	REDRAFT_TEST_ENGINE=raft REDRAFT_DIFF_SEQUENCES=300 $(CARGO) test -p redraft-tests --test it -- --skip cluster::
 	$(CARGO) test --workspace --doc
 
 fmt:

@@ -12,12 +12,14 @@
 //! proposal is stamped with the leader's clock (never behind a time it stamped before)
 //! and submitted with `client_write`; the reply comes back once a majority has the entry
 //! on disk and the leader has applied it. On a follower the proposal is forwarded to the
-//! leader over gRPC (`Forward` with the encoded proposal) and the leader's reply, already
-//! encoded for the client's protocol, is passed through. A write is retried only when it
-//! was certainly not appended (no leader yet, or a leader that refused it as not leading);
-//! with no leader for [`NO_LEADER_WAIT`], it gets `-CLUSTERDOWN`. A forward that failed
-//! after it may have reached the leader is not retried: the client hears the outcome is
-//! unknown.
+//! leader over gRPC (`Forward` with the encoded proposal) and the leader's reply comes
+//! back in the lossless wire form of a frame. A write is retried only when it certainly never entered a log: no
+//! leader yet, a leader that refused it at its own check, or a leader that could not be
+//! connected to; with no leader for [`NO_LEADER_WAIT`] it gets `-CLUSTERDOWN`. Once a
+//! write was submitted, a change of leadership leaves its fate unknown (the entry may be
+//! committed by the next leader), so it is never proposed twice: the client gets
+//! [`UNKNOWN_OUTCOME`], as a Redis client gets a timeout. (Exactly-once retries would need
+//! request ids deduplicated by the state machine: not done yet.)
 //!
 //! # Reads
 //!
@@ -362,9 +364,7 @@ impl Node {
             match self.leader() {
                 Some((leader, _)) if leader == self.id => {
                     match self.propose_local(encoded.clone()).await {
-                        Ok(frame) => return frame,
-                        Err(Retry::Yes) => {}
-                        Err(Retry::No(frame)) => return frame,
+                        Ok(frame) | Err(Retry::No(frame)) => return frame,
                     }
                 }
                 Some((leader, addr)) => {
@@ -384,11 +384,9 @@ impl Node {
                                 ))
                                 })
                             }
-                            // Refused before anything was appended: safe to try again.
-                            Err(s)
-                                if s.code() == tonic::Code::FailedPrecondition
-                                    || s.code() == tonic::Code::Unavailable =>
-                            {
+                            // Certainly not appended (the leader refused it before proposing,
+                            // or no connection could be opened): safe to try again.
+                            Err(s) if never_reached_the_log(&s) => {
                                 tracing::debug!(leader, error = %s.message(), "forward refused; retrying");
                             }
                             Err(s) => {
@@ -412,8 +410,9 @@ impl Node {
 
     /// Proposes several writes from one client's pipeline, replying in order. On the
     /// leader they are submitted together (one batch to Raft, so they share appends and
-    /// flushes) and keep their order in the log; a write the leader refused as no longer
-    /// leading was not appended, so it and those after it go the one-by-one way.
+    /// flushes) and keep their order in the log. If leadership moves under the batch, the
+    /// writes not yet answered get an unknown-outcome error (they may be in the log);
+    /// when the batch could not be submitted at all, they go the one-by-one way.
     pub async fn write_many(&self, proposals: &[kv::Proposal]) -> Vec<Frame> {
         use futures_util::StreamExt;
         let mut out = Vec::with_capacity(proposals.len());
@@ -429,7 +428,14 @@ impl Node {
                 while let Some(result) = stream.next().await {
                     match result {
                         Ok(Ok(written)) => out.push(written.response.0),
-                        Ok(Err(openraft::errors::ClientWriteError::ForwardToLeader(_))) => break,
+                        Ok(Err(openraft::errors::ClientWriteError::ForwardToLeader(_))) => {
+                            // Leadership moved under the batch: this write and those after it
+                            // may be in the log already; none may be proposed again.
+                            while out.len() < proposals.len() {
+                                out.push(Frame::error(UNKNOWN_OUTCOME));
+                            }
+                            break;
+                        }
                         Ok(Err(e)) => out.push(Frame::error(format!(
                             "ERR raft: {}",
                             e.to_string().replace(['\r', '\n'], " ")
@@ -461,7 +467,11 @@ impl Node {
         };
         match self.raft.client_write(request).await {
             Ok(response) => Ok(response.data.0),
-            Err(e) if e.forward_to_leader().is_some() => Err(Retry::Yes),
+            // Leadership moved while the write was pending: it may already be in the log
+            // and be committed by the next leader, so it must not be proposed again.
+            Err(e) if e.forward_to_leader().is_some() => {
+                Err(Retry::No(Frame::error(UNKNOWN_OUTCOME)))
+            }
             Err(e) => Err(Retry::No(Frame::error(format!(
                 "ERR raft: {}",
                 e.to_string().replace(['\r', '\n'], " ")
@@ -776,11 +786,30 @@ async fn run_read_rounds(raft: Raft, rounds: ReadRounds, mut stop: watch::Receiv
     }
 }
 
+/// A final answer other than the write's own reply.
 enum Retry {
-    /// Certainly not appended: try again (with whoever leads now).
-    Yes,
-    /// Final: reply with this.
+    /// Reply with this (an error).
     No(Frame),
+}
+
+/// The reply when a write may or may not have been applied.
+pub const UNKNOWN_OUTCOME: &str =
+    "ERR write outcome unknown: leadership changed while it was pending (it may or may not have been applied)";
+
+/// True when a forwarded write certainly never reached the leader's log: the leader
+/// refused it at its own check (`FAILED_PRECONDITION`), or the connection could not be
+/// opened. Anything else (a timeout, a connection lost mid-call) leaves it unknown.
+fn never_reached_the_log(status: &Status) -> bool {
+    match status.code() {
+        tonic::Code::FailedPrecondition => true,
+        tonic::Code::Unavailable => {
+            let text = format!("{status:?}").to_ascii_lowercase();
+            text.contains("connection refused")
+                || text.contains("connect error")
+                || text.contains("error trying to connect")
+        }
+        _ => false,
+    }
 }
 
 /// Logs leader changes and membership changes as they happen.
@@ -835,7 +864,6 @@ impl rpc::NodeHandler for Handler {
         // merge it (an EXEC's array) and encode it for its client's protocol.
         match node.propose_local(encoded).await {
             Ok(frame) | Err(Retry::No(frame)) => Ok(frame.to_wire()),
-            Err(Retry::Yes) => Err(Status::failed_precondition("not the leader")),
         }
     }
 

@@ -152,11 +152,19 @@ impl Redraft {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
+        // The command layer under test, in memory by default (replication has its own
+        // tests); REDRAFT_TEST_ENGINE=raft runs the same tests through a one-node Raft
+        // group instead (every write a log entry, every read behind a read barrier).
+        let raft = std::env::var("REDRAFT_TEST_ENGINE").is_ok_and(|e| e == "raft");
+        let data_dir =
+            std::env::temp_dir().join(format!("redraft-it-{}-{}", std::process::id(), addr.port()));
+        let grpc_port = free_port();
         let config = server::Config {
             bind: "127.0.0.1".into(),
             port: addr.port(),
-            // The command layer under test; replication has its own tests.
-            in_memory: true,
+            in_memory: !raft,
+            data_dir,
+            grpc_port,
             ..Default::default()
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -347,15 +355,41 @@ impl Conn {
 
     /// Reads raw bytes until EOF (`true`) or until `idle` passes without any (`false`).
     pub fn read_raw_until_idle(&mut self, idle: Duration) -> (Vec<u8>, bool) {
+        self.read_raw_at_least(0, idle)
+    }
+
+    /// Reads until at least `want` bytes arrived or the peer closed (waiting up to
+    /// `REPLY_TIMEOUT` between reads), then until the connection stays idle for `idle`.
+    /// Comparing with a reference that sent `want` bytes, this waits for a slower server
+    /// instead of mistaking its pace for a missing reply.
+    pub fn read_raw_at_least(&mut self, want: usize, idle: Duration) -> (Vec<u8>, bool) {
         // What the BufReader holds already, then the socket.
         let mut out = self.reader.buffer().to_vec();
         let n = out.len();
         std::io::BufRead::consume(&mut self.reader, n);
         let stream = &mut self.reader.get_mut().stream;
-        let _ = stream.set_read_timeout(Some(idle));
         let mut buf = [0u8; 65536];
         let mut eof = false;
+        let _ = stream.set_read_timeout(Some(REPLY_TIMEOUT));
+        while out.len() < want {
+            match stream.read(&mut buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    eof = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = stream.set_read_timeout(Some(idle));
         loop {
+            if eof {
+                break;
+            }
             match stream.read(&mut buf) {
                 Ok(0) => {
                     eof = true;
