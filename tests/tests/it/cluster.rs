@@ -571,57 +571,73 @@ fn acknowledged_writes_survive_repeated_leader_failovers() {
 
 #[test]
 fn writes_pending_on_a_deposed_leader_are_applied_once() {
+    const ROUNDS: usize = 3;
     let options = Options {
         snapshot_logs: Some(50),
         ..Options::default()
     };
     let cluster = Cluster::start("applied-once", 3, options);
     let ids = cluster.ids();
-    let old_leader = cluster.wait_leader(&ids, ELECTION);
-    let others: Vec<u64> = ids.iter().copied().filter(|&id| id != old_leader).collect();
+    let mut leader = cluster.wait_leader(&ids, ELECTION);
 
-    // Six writers, all on the leader, keep SETs and INCRs in flight there.
-    let workload = Workload::start(vec![cluster.addr(old_leader)], 6);
-    workload.wait_acked(200, PROGRESS, "before the pause");
+    // Six writers, two per node: every write is in flight on the leader (directly or
+    // forwarded by a follower).
+    let workload = Workload::start(cluster.addrs(&ids), 6);
 
-    // The leader is paused mid-stream; the two others elect a new leader, which commits
-    // whatever of the old leader's entries reached them.
-    let paused = cluster.pause(&[old_leader]);
-    let started = Instant::now();
-    let new_leader = cluster.wait_leader(&others, ELECTION);
-    let old_log_end = info(&cluster, new_leader).last_log.unwrap_or(0) + 100;
-
-    // Writes through the new leader until it has purged its log past anything the old
-    // leader holds: the old leader can only catch up from a snapshot.
-    let mut conn = cluster
-        .conn_with_timeout(new_leader, CALL_TIMEOUT)
-        .expect("connect to the new leader");
-    let mut written = 0usize;
-    let mut purged = false;
-    for _ in 0..10 {
-        let cmds: Vec<Vec<String>> = (written..written + 300)
-            .map(|i| vec!["SET".to_string(), format!("bulk:{i}"), "x".to_string()])
-            .collect();
-        conn.send(&cmds).expect("send a batch of SETs");
-        for _ in &cmds {
-            let reply = conn.recv().expect("a SET reply");
-            assert_eq!(reply, Value::Okay, "{}", show_value(&reply));
+    // Round after round: the leader is paused mid-stream, the two others elect a leader
+    // (which commits whatever of the old leader's entries reached them) and take writes
+    // until it has purged its log past anything the old leader holds; the old leader
+    // resumes, steps down and can only catch up by installing a snapshot. Every write
+    // pending on it then must be applied at most once.
+    for round in 1..=ROUNDS {
+        let acked = workload.acked();
+        workload.wait_acked(
+            acked + 100,
+            PROGRESS,
+            &format!("round {round}, before the pause"),
+        );
+        let old_leader = leader;
+        let others: Vec<u64> = ids.iter().copied().filter(|&id| id != old_leader).collect();
+        let paused = cluster.pause(&[old_leader]);
+        let new_leader = cluster.wait_leader(&others, ELECTION);
+        let old_log_end = info(&cluster, new_leader).last_log.unwrap_or(0) + 100;
+        let mut conn = cluster
+            .conn_with_timeout(new_leader, CALL_TIMEOUT)
+            .expect("connect to the new leader");
+        let mut purged = false;
+        for batch in 0..10 {
+            let cmds: Vec<Vec<String>> = (0..300)
+                .map(|i| {
+                    vec![
+                        "SET".into(),
+                        format!("bulk:{round}:{batch}:{i}"),
+                        "x".into(),
+                    ]
+                })
+                .collect();
+            conn.send(&cmds).expect("send a batch of SETs");
+            for _ in &cmds {
+                let reply = conn.recv().expect("a SET reply");
+                assert_eq!(reply, Value::Okay, "{}", show_value(&reply));
+            }
+            if info(&cluster, new_leader)
+                .purged()
+                .is_some_and(|p| p > old_log_end)
+            {
+                purged = true;
+                break;
+            }
         }
-        written += cmds.len();
-        let i = info(&cluster, new_leader);
-        if i.purged().is_some_and(|p| p > old_log_end) {
-            purged = true;
-            break;
-        }
+        assert!(
+            purged,
+            "round {round}: node {new_leader} did not purge past {old_log_end}"
+        );
+        paused.resume();
+        leader = cluster.wait_leader(&ids, ELECTION);
     }
-    assert!(purged, "the new leader did not purge past {old_log_end}");
-    eprintln!("paused for {:?} before the resume", started.elapsed());
-
-    // The old leader resumes, steps down and installs the new leader's snapshot; every
-    // write that was pending there is applied at most once.
-    paused.resume();
     let history = workload.finish();
-    cluster.wait_leader(&ids, ELECTION);
+
+    // No acknowledged write is lost and none was applied twice, on any node.
     assert_no_acknowledged_write_lost(&cluster, &history, &ids);
     cluster.wait_converged(&ids, CONVERGE);
 }
