@@ -8,7 +8,7 @@
 //!
 //! Invariants the tests rely on:
 //! - Every process is ended by its PID: `SIGKILL` through [`std::process::Child::kill`],
-//!   `SIGSTOP`/`SIGCONT` through `kill -s SIG PID`. Never by name.
+//!   `SIGTERM`/`SIGSTOP`/`SIGCONT` through `kill -s SIG PID`. Never by name.
 //! - Dropping a [`Cluster`] kills and reaps every node it started. A [`Paused`] guard sends
 //!   `SIGCONT` to the nodes it stopped when dropped, on success and on panic alike.
 //! - Every wait polls with a deadline and fails with what it last saw; none sleeps to
@@ -272,7 +272,7 @@ impl Node {
         }
     }
 
-    /// Sends `SIGSTOP` or `SIGCONT` (`sig` is `STOP` or `CONT`) to the node's PID.
+    /// Sends a signal (`sig` is `STOP`, `CONT` or `TERM`) to a node's PID.
     fn signal(pid: u32, sig: &str) -> Result<(), String> {
         let out = Command::new("kill")
             .args(["-s", sig, &pid.to_string()])
@@ -469,6 +469,34 @@ impl Cluster {
             .unwrap_or_else(|| panic!("cluster `{name}` has no node {id}"));
         assert!(node.is_running(), "node {id} is not running");
         node.kill9();
+    }
+
+    /// SIGTERM node `id` by PID and waits (at most `timeout`) for it to exit; its status.
+    /// Past the timeout the node is killed and the test fails.
+    pub fn terminate(&mut self, id: u64, timeout: Duration) -> std::process::ExitStatus {
+        let name = self.name.clone();
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("cluster `{name}` has no node {id}"));
+        let pid = node
+            .pid()
+            .unwrap_or_else(|| panic!("node {id} is not running"));
+        if let Err(e) = Node::signal(pid, "TERM") {
+            panic!("terminate node {id}: {e}");
+        }
+        let child = node.child.as_mut().expect("running");
+        let status = poll(timeout, || child.try_wait().ok().flatten());
+        match status {
+            Some(status) => {
+                node.child = None;
+                status
+            }
+            None => {
+                node.kill9();
+                panic!("node {id} did not exit within {timeout:?} of SIGTERM");
+            }
+        }
     }
 
     /// SIGKILL every running node before reaping any, so they die within microseconds of
