@@ -231,37 +231,38 @@ impl Node {
 
     /// Polls PING until the node answers anything (a reply, even an error, means it is up).
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + START_TIMEOUT;
-        let mut last;
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    panic!(
-                        "node {} exited during start ({status}); its log ends:\n{}",
-                        self.id,
-                        log_tail(&self.log, 30)
-                    );
-                }
+        let mut last = String::from("nothing yet");
+        let (id, addr, log) = (self.id, self.addr(), self.log.clone());
+        let child = self.child.as_mut().expect("spawned");
+        let mut exited = None;
+        let ready = poll(START_TIMEOUT, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                exited = Some(status);
+                return Some(());
             }
-            match Conn::try_connect(self.addr()) {
+            match Conn::try_connect(addr) {
                 Ok(mut c) => {
                     let _ = c.writer().set_read_timeout(Some(Duration::from_secs(2)));
                     match c.call(&["PING"]) {
-                        Ok(_) => return,
+                        Ok(_) => return Some(()),
                         Err(e) => last = format!("PING: {e}"),
                     }
                 }
                 Err(e) => last = format!("connect: {e}"),
             }
-            assert!(
-                Instant::now() < deadline,
-                "node {} on {} did not answer PING within {START_TIMEOUT:?} (last: {last})",
-                self.id,
-                self.addr()
+            None
+        });
+        if let Some(status) = exited {
+            self.child = None;
+            panic!(
+                "node {id} exited during start ({status}); its log ends:\n{}",
+                log_tail(&log, 30)
             );
-            thread::sleep(POLL);
         }
+        assert!(
+            ready.is_some(),
+            "node {id} on {addr} did not answer PING within {START_TIMEOUT:?} (last: {last})"
+        );
     }
 
     /// SIGKILL by PID, then reap. Nothing happens if the node is down.
