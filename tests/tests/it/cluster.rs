@@ -752,3 +752,71 @@ fn a_rolling_restart_with_sigterm_loses_nothing() {
     assert_no_acknowledged_write_lost(&cluster, &history, &ids);
     cluster.wait_converged(&ids, CONVERGE);
 }
+
+#[test]
+fn no_read_misses_an_acknowledged_write_across_a_failover() {
+    let mut cluster = Cluster::start("fresh-reads", 3, Options::default());
+    let ids = cluster.ids();
+    let leader = cluster.wait_leader(&ids, ELECTION);
+    let addrs = cluster.addrs(&ids);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+
+    let register = std::thread::scope(|scope| {
+        let run = scope.spawn(|| crate::history::run_register(&addrs, "reg", &stop));
+        let stop_on_panic = StopOnDrop(&stop);
+        // One writer INCRs a counter while a reader on each node GETs it.
+        let value = |cluster: &Cluster, id| match cluster.try_call(id, &["GET", "reg"]) {
+            Ok(Value::BulkString(b)) => String::from_utf8_lossy(&b).parse::<i64>().ok(),
+            _ => None,
+        };
+        poll(PROGRESS, || value(&cluster, leader).filter(|&n| n >= 100))
+            .expect("the counter did not reach 100 before the kill");
+
+        // kill -9 of the leader; a new leader is elected and the counter moves on.
+        cluster.kill9(leader);
+        let survivors = cluster.running();
+        let new_leader = cluster.wait_leader(&survivors, ELECTION);
+        let at_kill = value(&cluster, new_leader).unwrap_or(0);
+        poll(PROGRESS, || {
+            value(&cluster, new_leader).filter(|&n| n >= at_kill + 100)
+        })
+        .expect("the counter did not move on under the new leader");
+        drop(stop_on_panic);
+        run.join().expect("the register threads panicked")
+    });
+
+    // No read, on any node, returned less than a value INCR had answered before it began.
+    assert!(
+        register.acks.len() >= 200,
+        "only {} INCRs acknowledged",
+        register.acks.len()
+    );
+    let stale = register.stale_reads();
+    assert!(
+        stale.is_empty(),
+        "{} stale reads of {}:\n{}",
+        stale.len(),
+        register.reads.len(),
+        stale
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    eprintln!(
+        "{} INCRs acknowledged, {} reads, none stale",
+        register.acks.len(),
+        register.reads.len()
+    );
+}
+
+/// Sets the flag when dropped: stops the register threads when the test body ends, on
+/// success and on panic alike.
+struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}

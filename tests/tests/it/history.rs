@@ -359,6 +359,121 @@ fn run_writer(w: usize, addrs: &[SocketAddr], stop: &AtomicBool, acked: &AtomicU
     ops
 }
 
+/// One counter `INCR`ed by a single writer while readers on every node `GET` it: the
+/// writer's acknowledgements and the readers' observations, each with the instant it
+/// happened (acknowledgement: reply received; read: request about to be sent).
+#[derive(Clone, Debug, Default)]
+pub struct Register {
+    pub acks: Vec<(Instant, i64)>,
+    pub reads: Vec<(Instant, u64, i64)>,
+}
+
+impl Register {
+    /// Reads that missed a write acknowledged before they began (stale reads). A
+    /// linearizable store has none.
+    pub fn stale_reads(&self) -> Vec<String> {
+        let mut acks = self.acks.clone();
+        acks.sort_by_key(|(at, _)| *at);
+        let mut bad = Vec::new();
+        for (began, node, value) in &self.reads {
+            let before = acks.partition_point(|(at, _)| at < began);
+            let newest = acks[..before].iter().map(|(_, n)| *n).max();
+            if let Some(newest) = newest {
+                if *value < newest {
+                    bad.push(format!(
+                        "a read on node {node} returned {value} after INCR had answered {newest}"
+                    ));
+                }
+            }
+        }
+        bad
+    }
+}
+
+/// Runs a single `INCR` writer and one `GET` reader per address until `stop`; at most
+/// [`MAX_OPS`] commands and [`MAX_RUN`] each.
+pub fn run_register(addrs: &[SocketAddr], key: &str, stop: &AtomicBool) -> Register {
+    let acks = thread::scope(|scope| {
+        let readers: Vec<_> = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, _)| {
+                scope.spawn(move || {
+                    let mut reads = Vec::new();
+                    client_loop(addrs, i, stop, |c| {
+                        let began = Instant::now();
+                        match c.call(&["GET", key]) {
+                            Ok(Value::Nil) => {
+                                reads.push((began, i as u64, 0));
+                                true
+                            }
+                            Ok(Value::BulkString(b)) => {
+                                let n = String::from_utf8_lossy(&b).parse().unwrap_or(-1);
+                                reads.push((began, i as u64, n));
+                                true
+                            }
+                            _ => false,
+                        }
+                    });
+                    reads
+                })
+            })
+            .collect();
+        let mut acks = Vec::new();
+        client_loop(addrs, 0, stop, |c| match c.call(&["INCR", key]) {
+            Ok(Value::Int(n)) => {
+                acks.push((Instant::now(), n));
+                true
+            }
+            _ => false,
+        });
+        let reads: Vec<(Instant, u64, i64)> = readers
+            .into_iter()
+            .flat_map(|r| r.join().expect("a reader thread panicked"))
+            .collect();
+        (acks, reads)
+    });
+    Register {
+        acks: acks.0,
+        reads: acks.1,
+    }
+}
+
+/// Calls `step` with a connection to `addrs[at]`, moving to the next address whenever a
+/// step fails (returns `false`) or a connection cannot be made; until `stop`, bounded.
+fn client_loop(
+    addrs: &[SocketAddr],
+    mut at: usize,
+    stop: &AtomicBool,
+    mut step: impl FnMut(&mut Conn) -> bool,
+) {
+    let started = Instant::now();
+    let mut conn: Option<Conn> = None;
+    for _ in 0..MAX_OPS {
+        if stop.load(Ordering::Relaxed) || started.elapsed() > MAX_RUN {
+            break;
+        }
+        if conn.is_none() {
+            match Conn::try_connect(addrs[at]) {
+                Ok(mut c) => {
+                    let _ = c.writer().set_read_timeout(Some(WRITE_TIMEOUT));
+                    conn = Some(c);
+                }
+                Err(_) => {
+                    at = (at + 1) % addrs.len();
+                    thread::sleep(RETRY_PAUSE);
+                    continue;
+                }
+            }
+        }
+        if !step(conn.as_mut().expect("connected above")) {
+            conn = None;
+            at = (at + 1) % addrs.len();
+            thread::sleep(RETRY_PAUSE);
+        }
+    }
+}
+
 mod checker_tests {
     //! The checker must be able to fail: hand-made histories and states with a lost write.
 
@@ -478,6 +593,23 @@ mod checker_tests {
         assert_eq!(h.check(&foreign).len(), 1);
         let unread = state(&[("k:0:0", Some("v0"))]);
         assert!(h.check(&unread).iter().any(|b| b.contains("not read back")));
+    }
+
+    #[test]
+    fn register_check_reports_a_stale_read() {
+        let t0 = Instant::now();
+        let t = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut r = Register {
+            acks: vec![(t(10), 1), (t(20), 2)],
+            // Concurrent with the second INCR: 1 is fine; after it: 2 is required.
+            reads: vec![(t(5), 0, 0), (t(15), 1, 1), (t(19), 2, 2), (t(25), 1, 2)],
+        };
+        assert_eq!(r.stale_reads(), Vec::<String>::new());
+        r.reads.push((t(30), 2, 1));
+        assert_eq!(
+            r.stale_reads(),
+            vec!["a read on node 2 returned 1 after INCR had answered 2".to_string()]
+        );
     }
 
     #[test]
