@@ -758,11 +758,11 @@ fn no_read_misses_an_acknowledged_write_across_a_failover() {
     let mut cluster = Cluster::start("fresh-reads", 3, Options::default());
     let ids = cluster.ids();
     let leader = cluster.wait_leader(&ids, ELECTION);
-    let addrs = cluster.addrs(&ids);
+    let nodes: Vec<_> = ids.iter().map(|&id| (id, cluster.addr(id))).collect();
     let stop = std::sync::atomic::AtomicBool::new(false);
 
     let register = std::thread::scope(|scope| {
-        let run = scope.spawn(|| crate::history::run_register(&addrs, "reg", &stop));
+        let run = scope.spawn(|| crate::history::run_register(&nodes, "reg", &stop));
         let stop_on_panic = StopOnDrop(&stop);
         // One writer INCRs a counter while a reader on each node GETs it.
         let value = |cluster: &Cluster, id| match cluster.try_call(id, &["GET", "reg"]) {

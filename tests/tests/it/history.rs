@@ -390,26 +390,27 @@ impl Register {
     }
 }
 
-/// Runs a single `INCR` writer and one `GET` reader per address until `stop`; at most
-/// [`MAX_OPS`] commands and [`MAX_RUN`] each.
-pub fn run_register(addrs: &[SocketAddr], key: &str, stop: &AtomicBool) -> Register {
+/// Runs a single `INCR` writer and one `GET` reader per node (`(id, address)`) until
+/// `stop`; at most [`MAX_OPS`] commands and [`MAX_RUN`] each.
+pub fn run_register(nodes: &[(u64, SocketAddr)], key: &str, stop: &AtomicBool) -> Register {
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|(_, a)| *a).collect();
+    let addrs = &addrs;
     let acks = thread::scope(|scope| {
-        let readers: Vec<_> = addrs
-            .iter()
-            .enumerate()
-            .map(|(i, _)| {
+        let readers: Vec<_> = (0..nodes.len())
+            .map(|i| {
                 scope.spawn(move || {
                     let mut reads = Vec::new();
-                    client_loop(addrs, i, stop, |c| {
+                    client_loop(addrs, i, stop, |c, at| {
                         let began = Instant::now();
+                        let node = nodes[at].0;
                         match c.call(&["GET", key]) {
                             Ok(Value::Nil) => {
-                                reads.push((began, i as u64, 0));
+                                reads.push((began, node, 0));
                                 true
                             }
                             Ok(Value::BulkString(b)) => {
                                 let n = String::from_utf8_lossy(&b).parse().unwrap_or(-1);
-                                reads.push((began, i as u64, n));
+                                reads.push((began, node, n));
                                 true
                             }
                             _ => false,
@@ -420,7 +421,7 @@ pub fn run_register(addrs: &[SocketAddr], key: &str, stop: &AtomicBool) -> Regis
             })
             .collect();
         let mut acks = Vec::new();
-        client_loop(addrs, 0, stop, |c| match c.call(&["INCR", key]) {
+        client_loop(addrs, 0, stop, |c, _| match c.call(&["INCR", key]) {
             Ok(Value::Int(n)) => {
                 acks.push((Instant::now(), n));
                 true
@@ -439,13 +440,13 @@ pub fn run_register(addrs: &[SocketAddr], key: &str, stop: &AtomicBool) -> Regis
     }
 }
 
-/// Calls `step` with a connection to `addrs[at]`, moving to the next address whenever a
+/// Calls `step` with a connection to `addrs[at]` (and `at`), moving to the next address whenever a
 /// step fails (returns `false`) or a connection cannot be made; until `stop`, bounded.
 fn client_loop(
     addrs: &[SocketAddr],
     mut at: usize,
     stop: &AtomicBool,
-    mut step: impl FnMut(&mut Conn) -> bool,
+    mut step: impl FnMut(&mut Conn, usize) -> bool,
 ) {
     let started = Instant::now();
     let mut conn: Option<Conn> = None;
@@ -466,7 +467,7 @@ fn client_loop(
                 }
             }
         }
-        if !step(conn.as_mut().expect("connected above")) {
+        if !step(conn.as_mut().expect("connected above"), at) {
             conn = None;
             at = (at + 1) % addrs.len();
             thread::sleep(RETRY_PAUSE);
