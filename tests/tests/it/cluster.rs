@@ -6,6 +6,16 @@
 //! What every story ends on: each acknowledged write is read back from every live node
 //! (reads are linearizable by default, so no waiting for replication), and the nodes'
 //! `DEBUG DIGEST`s converge.
+//!
+//! The stories: writes and reads on every node; kill -9 of the leader, of every node at
+//! once, of the leader three times over; a lagging node that can only catch up from a
+//! snapshot; a follower cut off (its peers SIGSTOPped) that refuses reads; a deposed leader
+//! (SIGSTOPped, replaced, resumed) that serves no stale read, linearizable or lease; writes
+//! pending on a deposed leader applied once; a node joining and another leaving, the
+//! leader itself leaving; a rolling restart with SIGTERM; expired keys reclaimed on every
+//! replica; and a single-register check that no read misses an acknowledged write across a
+//! failover. A failing story keeps its cluster's files and prints each node's last log
+//! lines; `REDRAFT_KEEP_CLUSTER=1` keeps them for a passing one too.
 
 use std::time::{Duration, Instant};
 

@@ -14,7 +14,12 @@
 //!   number of `INCR`s sent (more means an increment was applied twice); a writer's
 //!   acknowledged replies must rise strictly (each `INCR` follows the previous one).
 //!
-//! Writers are bounded: at most [`MAX_OPS`] commands and [`MAX_RUN`] of running each.
+//! [`Register`] is the read side: one writer `INCR`s a counter while a reader on every node
+//! `GET`s it; [`Register::stale_reads`] finds any read that returned less than a value an
+//! `INCR` had answered before the read began.
+//!
+//! Writers and readers are bounded: at most [`MAX_OPS`] commands and [`MAX_RUN`] of running
+//! each.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
