@@ -2,8 +2,8 @@
 //!
 //! A [`Cluster`] runs nodes of the `redraft` binary that `cargo build -p redraft` left in the
 //! workspace's `target/debug/` (the Makefile builds it before the tests; `REDRAFT_BIN`
-//! overrides the path). Each node listens on its own loopback address, `127.0.C.1N` for node
-//! `N` of cluster `C`, on ports the OS hands out, and keeps its data directory and its log
+//! overrides the path). Each node listens on its own loopback address, `127.P.C.1N` for node
+//! `N` of cluster `C` of a test process whose PID gives `P`, on ports the OS hands out, and keeps its data directory and its log
 //! (stdout and stderr of every start, appended) under one temporary directory per cluster.
 //!
 //! Invariants the tests rely on:
@@ -333,7 +333,7 @@ impl Cluster {
         let guard = ONE_CLUSTER_AT_A_TIME
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let net = NEXT_NET.fetch_add(1, Ordering::Relaxed).wrapping_add(100);
+        let net = NEXT_NET.fetch_add(1, Ordering::Relaxed);
         let root = std::env::temp_dir().join(format!(
             "redraft-cluster-{}-{}-{name}",
             std::process::id(),
@@ -342,8 +342,9 @@ impl Cluster {
         let _ = fs::remove_dir_all(&root);
         fs::create_dir_all(&root).unwrap_or_else(|e| panic!("create {}: {e}", root.display()));
         eprintln!(
-            "cluster `{name}`: {n} nodes of {} on 127.0.{net}.x, files in {}",
+            "cluster `{name}`: {n} nodes of {} on 127.{}.{net}.x, files in {}",
             bin.display(),
+            process_octet(),
             root.display()
         );
         let mut cluster = Cluster {
@@ -383,7 +384,7 @@ impl Cluster {
 
     fn ip_of(&self, id: u64) -> Ipv4Addr {
         assert!(id < 140, "node ids up to 139 fit the address plan");
-        Ipv4Addr::new(127, 0, self.net, 10 + id as u8)
+        Ipv4Addr::new(127, process_octet(), self.net, 10 + id as u8)
     }
 
     fn add_node(&mut self, id: u64, ip: Ipv4Addr, port: u16, grpc_port: u16, extra: Vec<String>) {
@@ -739,6 +740,12 @@ impl Drop for Cluster {
             let _ = fs::remove_dir_all(&self.root);
         }
     }
+}
+
+/// The second octet of this test process's node addresses, from its PID (1 to 250), so two
+/// test processes on one machine use different addresses.
+fn process_octet() -> u8 {
+    1 + (std::process::id() % 250) as u8
 }
 
 /// Calls `f` until it returns `Some`, at most until `timeout` has passed; `None` then.
