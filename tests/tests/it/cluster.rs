@@ -12,7 +12,7 @@
 //! snapshot; a follower cut off (its peers SIGSTOPped) that refuses reads; a deposed leader
 //! (SIGSTOPped, replaced, resumed) that serves no stale read, linearizable or lease; writes
 //! pending on a deposed leader applied once; a node joining and another leaving, the
-//! leader itself leaving; a rolling restart with SIGTERM; expired keys reclaimed on every
+//! leader itself leaving, a forgotten node left running; a rolling restart with SIGTERM; expired keys reclaimed on every
 //! replica; and a single-register check that no read misses an acknowledged write across a
 //! failover. A failing story keeps its cluster's files and prints each node's last log
 //! lines; `REDRAFT_KEEP_CLUSTER=1` keeps them for a passing one too.
@@ -829,4 +829,47 @@ impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
         self.0.store(true, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+#[test]
+fn a_forgotten_node_left_running_does_not_disturb_the_cluster() {
+    let cluster = Cluster::start("forgotten-running", 3, Options::default());
+    let ids = cluster.ids();
+    let leader = cluster.wait_leader(&ids, ELECTION);
+    let gone = *ids
+        .iter()
+        .rev()
+        .find(|&&id| id != leader)
+        .expect("a follower");
+    let members: Vec<u64> = ids.iter().copied().filter(|&id| id != gone).collect();
+
+    // Writers on the two remaining members get writes acknowledged.
+    let workload = Workload::start(cluster.addrs(&members), 4);
+    workload.wait_acked(100, PROGRESS, "before the removal");
+
+    // CLUSTER FORGET removes a follower, whose process keeps running (an operator's slip).
+    assert_eq!(
+        cluster.call(leader, &["CLUSTER", "FORGET", &gone.to_string()]),
+        Value::Okay
+    );
+    let settled = cluster.wait_leader(&members, ELECTION);
+    let term = info(&cluster, settled).term;
+
+    // The two members keep their leader and term and keep acknowledging writes, however
+    // long the forgotten node goes without hearing from a leader.
+    let acked = workload.acked();
+    workload.wait_acked(acked + 300, PROGRESS, "with the forgotten node running");
+    let history = workload.finish();
+    eprintln!("the forgotten node {gone}: {:?}", cluster.raft_info(gone));
+    for &id in &members {
+        let i = info(&cluster, id);
+        assert_eq!(
+            (i.leader, i.term),
+            (Some(settled), term),
+            "node {id} after the forgotten node ran alone: {i:?} (forgotten node: {:?})",
+            cluster.raft_info(gone)
+        );
+    }
+    assert_no_acknowledged_write_lost(&cluster, &history, &members);
+    cluster.wait_converged(&members, CONVERGE);
 }
