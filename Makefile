@@ -20,14 +20,16 @@ deps:
 ## clients and the short benchmark check.
 test: deps
 	$(CARGO) build -p redraft
+	$(CARGO) test --workspace --doc
+	# The integration suite through a one-node Raft group instead of memory (the main run
+	# below covers it in memory, plus the multi-process cluster stories).
+	REDRAFT_TEST_ENGINE=raft REDRAFT_DIFF_SEQUENCES=300 $(CARGO) test -p redraft-tests --test it -- --skip cluster::
+	# Last, so its summary closes the output.
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
 	  $(CARGO) test --workspace --no-fail-fast; \
 	fi
-	# The integration suite again, through a one-node Raft group instead of memory.
-	REDRAFT_TEST_ENGINE=raft REDRAFT_DIFF_SEQUENCES=300 $(CARGO) test -p redraft-tests --test it -- --skip cluster::
-	$(CARGO) test --workspace --doc
 
 fmt:
 	$(CARGO) fmt --all
