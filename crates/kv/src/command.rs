@@ -46,6 +46,16 @@ pub struct Ctx {
     pub seed: u64,
 }
 
+impl Ctx {
+    /// Takes a seed for one command and moves the context on, so that several random
+    /// commands parsed with one context (a `MULTI` block) do not repeat each other's picks.
+    pub fn draw_seed(&mut self) -> u64 {
+        let seed = self.seed;
+        self.seed = crate::rng::Rng::new(seed).next_u64();
+        seed
+    }
+}
+
 /// Parses the arguments of one command (`args[0]` is the command name).
 pub type ParseFn = fn(&[Bytes], &mut Ctx) -> Result<Cmd>;
 

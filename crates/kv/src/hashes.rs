@@ -212,16 +212,8 @@ fn parse_hrandfield(args: &[Bytes], ctx: &mut Ctx) -> Result<Cmd> {
         key: args[1].clone(),
         count,
         with_values,
-        seed: draw_seed(ctx),
+        seed: ctx.draw_seed(),
     })
-}
-
-/// Takes a seed for one command and moves `ctx` on, so that several random commands
-/// parsed with one context (a `MULTI` block) do not repeat each other's picks.
-fn draw_seed(ctx: &mut Ctx) -> u64 {
-    let seed = ctx.seed;
-    ctx.seed = Rng::new(seed).next_u64();
-    seed
 }
 
 fn parse_hscan(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {

@@ -253,17 +253,9 @@ fn parse_scan(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
     read(Read::Scan(ScanArgs::parse(args, 1, true)?))
 }
 
-/// Takes a seed for one command and moves `ctx` on, so that commands parsed with the
-/// same context (a `MULTI` block) draw differently.
-fn take_seed(ctx: &mut Ctx) -> u64 {
-    let seed = ctx.seed;
-    ctx.seed = Rng::new(seed).next_u64();
-    seed
-}
-
 fn parse_randomkey(_: &[Bytes], ctx: &mut Ctx) -> Result<Cmd> {
     read(Read::RandomKey {
-        seed: take_seed(ctx),
+        seed: ctx.draw_seed(),
     })
 }
 

@@ -122,14 +122,6 @@ fn write(w: Write) -> Result<Cmd> {
     Ok(Cmd::Write(crate::command::Write::Sets(w)))
 }
 
-/// Takes a seed for one command and moves `ctx` on, so that commands parsed with the
-/// same context (a `MULTI` block) do not repeat each other's picks.
-fn draw_seed(ctx: &mut Ctx) -> u64 {
-    let seed = ctx.seed;
-    ctx.seed = Rng::new(seed).next_u64();
-    seed
-}
-
 fn op_of(args: &[Bytes]) -> SetOp {
     let name = args::name(args);
     if name.starts_with("sinter") {
@@ -177,7 +169,7 @@ fn parse_spop(args: &[Bytes], ctx: &mut Ctx) -> Result<Cmd> {
     write(Write::Pop {
         key: args[1].clone(),
         count,
-        seed: draw_seed(ctx),
+        seed: ctx.draw_seed(),
     })
 }
 
@@ -200,7 +192,7 @@ fn parse_srandmember(args: &[Bytes], ctx: &mut Ctx) -> Result<Cmd> {
     read(Read::RandMember {
         key: args[1].clone(),
         count,
-        seed: draw_seed(ctx),
+        seed: ctx.draw_seed(),
     })
 }
 
