@@ -13,11 +13,13 @@
 //! and submitted with `client_write`; the reply comes back once a majority has the entry
 //! on disk and the leader has applied it. On a follower the proposal is forwarded to the
 //! leader over gRPC (`Forward` with the encoded proposal) and the leader's reply comes
-//! back in the lossless wire form of a frame. A write is retried only when it certainly never entered a log: no
-//! leader yet, a leader that refused it at its own check, or a leader that could not be
-//! connected to; with no leader for [`NO_LEADER_WAIT`] it gets `-CLUSTERDOWN`. Once a
-//! write was submitted, a change of leadership leaves its fate unknown (the entry may be
-//! committed by the next leader), so it is never proposed twice: the client gets
+//! back in the lossless wire form of a frame. A write is retried only when it certainly
+//! never entered a log: no leader yet, a leader that refused it before appending it
+//! (openraft's `ForwardToLeader`, also given by a new leader not yet acknowledged by a
+//! quorum), or a leader that could not be connected to; with no leader for
+//! [`NO_LEADER_WAIT`] it gets `-CLUSTERDOWN`. A write appended and then discarded on a
+//! change of leader (`LogEntryDiscarded`), or lost with a connection mid-call, may still be
+//! committed by the next leader, so it is never proposed twice: the client gets
 //! [`UNKNOWN_OUTCOME`], as a Redis client gets a timeout. (Exactly-once retries would need
 //! request ids deduplicated by the state machine: not done yet.)
 //!
@@ -49,6 +51,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use openraft::async_runtime::watch::WatchReceiver;
+use openraft::errors::ClientWriteError;
 use openraft::{ChangeMembers, ReadPolicy, ServerState, SnapshotPolicy};
 use raft::{NodeInfo, Request, TypeConfig};
 use resp::Frame;
@@ -365,6 +368,7 @@ impl Node {
                 Some((leader, _)) if leader == self.id => {
                     match self.propose_local(encoded.clone()).await {
                         Ok(frame) | Err(Retry::No(frame)) => return frame,
+                        Err(Retry::Yes) => {}
                     }
                 }
                 Some((leader, addr)) => {
@@ -410,9 +414,9 @@ impl Node {
 
     /// Proposes several writes from one client's pipeline, replying in order. On the
     /// leader they are submitted together (one batch to Raft, so they share appends and
-    /// flushes) and keep their order in the log. If leadership moves under the batch, the
-    /// writes not yet answered get an unknown-outcome error (they may be in the log);
-    /// when the batch could not be submitted at all, they go the one-by-one way.
+    /// flushes) and keep their order in the log. A write refused before it was appended
+    /// goes the one-by-one way; one discarded after it was appended gets the
+    /// unknown-outcome error (it may be in the log).
     pub async fn write_many(&self, proposals: &[kv::Proposal]) -> Vec<Frame> {
         use futures_util::StreamExt;
         let mut out = Vec::with_capacity(proposals.len());
@@ -425,31 +429,35 @@ impl Node {
                 })
                 .collect();
             if let Ok(mut stream) = self.raft.client_write_many(requests).await {
+                // `None`: refused before it was appended, to be sent again below.
+                let mut results: Vec<Option<Frame>> = Vec::with_capacity(proposals.len());
                 while let Some(result) = stream.next().await {
-                    match result {
-                        Ok(Ok(written)) => out.push(written.response.0),
-                        Ok(Err(openraft::errors::ClientWriteError::ForwardToLeader(_))) => {
-                            // Leadership moved under the batch: this write and those after it
-                            // may be in the log already; none may be proposed again.
-                            while out.len() < proposals.len() {
-                                out.push(Frame::error(UNKNOWN_OUTCOME));
-                            }
-                            break;
+                    results.push(match result {
+                        Ok(Ok(written)) => Some(written.response.0),
+                        Ok(Err(ClientWriteError::ForwardToLeader(_))) => None,
+                        Ok(Err(ClientWriteError::LogEntryDiscarded(_))) => {
+                            Some(Frame::error(UNKNOWN_OUTCOME))
                         }
-                        Ok(Err(e)) => out.push(Frame::error(format!(
+                        Ok(Err(e)) => Some(Frame::error(format!(
                             "ERR raft: {}",
                             e.to_string().replace(['\r', '\n'], " ")
                         ))),
-                        Err(fatal) => {
-                            out.push(Frame::error(format!(
-                                "ERR raft: {}",
-                                fatal.to_string().replace(['\r', '\n'], " ")
-                            )));
-                        }
-                    }
-                    if out.len() == proposals.len() {
+                        Err(fatal) => Some(Frame::error(format!(
+                            "ERR raft: {}",
+                            fatal.to_string().replace(['\r', '\n'], " ")
+                        ))),
+                    });
+                    if results.len() == proposals.len() {
                         break;
                     }
+                }
+                // Answered in order; the refused ones (a change of leader refuses every
+                // write after it too) and any never answered go the one-by-one way.
+                for (i, result) in results.into_iter().enumerate() {
+                    out.push(match result {
+                        Some(frame) => frame,
+                        None => self.write(&proposals[i]).await,
+                    });
                 }
             }
         }
@@ -467,9 +475,14 @@ impl Node {
         };
         match self.raft.client_write(request).await {
             Ok(response) => Ok(response.data.0),
-            // Leadership moved while the write was pending: it may already be in the log
-            // and be committed by the next leader, so it must not be proposed again.
-            Err(e) if e.forward_to_leader().is_some() => {
+            // Refused before it was appended (not leading, or a new leader not yet
+            // acknowledged by a quorum): safe to send again, to whoever leads.
+            Err(e) if matches!(e.api_error(), Some(ClientWriteError::ForwardToLeader(_))) => {
+                Err(Retry::Yes)
+            }
+            // Discarded on a change of leader after it was appended: it may still be
+            // committed by the next leader, so it must never be proposed again.
+            Err(e) if matches!(e.api_error(), Some(ClientWriteError::LogEntryDiscarded(_))) => {
                 Err(Retry::No(Frame::error(UNKNOWN_OUTCOME)))
             }
             Err(e) => Err(Retry::No(Frame::error(format!(
@@ -786,9 +799,11 @@ async fn run_read_rounds(raft: Raft, rounds: ReadRounds, mut stop: watch::Receiv
     }
 }
 
-/// A final answer other than the write's own reply.
+/// Why a proposal got no reply of its own.
 enum Retry {
-    /// Reply with this (an error).
+    /// Certainly not appended: send it again, to whoever leads now.
+    Yes,
+    /// Final: reply with this (an error).
     No(Frame),
 }
 
@@ -864,6 +879,8 @@ impl rpc::NodeHandler for Handler {
         // merge it (an EXEC's array) and encode it for its client's protocol.
         match node.propose_local(encoded).await {
             Ok(frame) | Err(Retry::No(frame)) => Ok(frame.to_wire()),
+            // Not appended: the forwarding node may send it again.
+            Err(Retry::Yes) => Err(Status::failed_precondition("not the leader")),
         }
     }
 
