@@ -331,18 +331,22 @@ impl Node {
         self.kv.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A copy of the metrics, for status and membership changes (not the per-command path:
+    /// see [`Node::leader`]).
     fn metrics(&self) -> openraft::RaftMetrics<TypeConfig> {
         self.raft.metrics().borrow_watched().clone()
     }
 
     /// True if this node believes it leads the data group.
     pub fn is_leader(&self) -> bool {
-        self.metrics().current_leader == Some(self.id)
+        self.raft.metrics().borrow_watched().current_leader == Some(self.id)
     }
 
-    /// The current leader and its gRPC address, if known.
+    /// The current leader and its gRPC address, if known. Asked for every write and read
+    /// barrier, so it reads the metrics in place instead of copying them.
     fn leader(&self) -> Option<(u64, String)> {
-        let m = self.metrics();
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
         let id = m.current_leader?;
         let addr = m
             .membership_config

@@ -81,6 +81,5 @@ fn render_into(frame: &Frame, prefix: &str, out: &mut String) {
                 render_into(item, &child_prefix, out);
             }
         }
-        Frame::Raw(b) => out.push_str(&String::from_utf8_lossy(b)),
     }
 }

@@ -46,8 +46,6 @@ pub enum Frame {
     Verbatim(&'static str, Bytes),
     /// RESP3 push frame; an array in RESP2.
     Push(Vec<Frame>),
-    /// Bytes that are already encoded (a pre-built reply).
-    Raw(Bytes),
 }
 
 impl Frame {
@@ -153,7 +151,6 @@ impl Frame {
                     out.put_slice(b"\r\n");
                 }
             },
-            Frame::Raw(bytes) => out.put_slice(bytes),
         }
     }
 

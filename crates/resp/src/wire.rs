@@ -26,7 +26,6 @@
 //! | 12 | `Boolean` | `0` or `1` |
 //! | 13 | `Verbatim` | format text, bytes |
 //! | 14 | `Push` | count, frames |
-//! | 15 | `Raw` | bytes |
 //!
 //! Invariants:
 //! - Decoding never panics and never allocates more than the input could describe: a
@@ -91,7 +90,6 @@ const DOUBLE: u8 = 11;
 const BOOLEAN: u8 = 12;
 const VERBATIM: u8 = 13;
 const PUSH: u8 = 14;
-const RAW: u8 = 15;
 
 impl Frame {
     /// The lossless binary encoding of this frame (see the module header).
@@ -132,7 +130,6 @@ impl Frame {
                 put_len(out, text.len());
                 out.extend_from_slice(text);
             }
-            Frame::Raw(b) => put_text(out, RAW, b),
         }
     }
 
@@ -279,7 +276,6 @@ impl Reader<'_> {
                 let format = intern(self.text()?).ok_or(WireError::BadVerbatimFormat)?;
                 Frame::Verbatim(format, Bytes::copy_from_slice(self.bytes()?))
             }
-            RAW => Frame::Raw(Bytes::copy_from_slice(self.bytes()?)),
             tag => return Err(WireError::UnknownTag(tag)),
         };
         Ok(frame)
@@ -340,7 +336,6 @@ mod tests {
             Frame::Boolean(false),
             Frame::Verbatim("txt", Bytes::from_static(b"hi\n")),
             Frame::Verbatim("abc", Bytes::new()),
-            Frame::Raw(Bytes::from_static(b"+OK\r\n")),
         ];
         let mut all = leaves.clone();
         all.push(Frame::Array(leaves.clone()));

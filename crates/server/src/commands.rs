@@ -436,6 +436,17 @@ fn command_entry(name: &str) -> Option<Frame> {
     ]))
 }
 
+/// The command names after `COMMAND INFO|DOCS`, lower case; every command when none.
+fn requested_names(args: &[Bytes]) -> Vec<String> {
+    if args.len() == 2 {
+        return all_names().into_iter().map(String::from).collect();
+    }
+    args[2..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect()
+}
+
 /// Every command name, `kv`'s and the connection's.
 pub fn all_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = kv::command::specs().map(|s| s.name).collect();
@@ -472,14 +483,7 @@ fn command(args: &[Bytes]) -> Frame {
             )
         }
         "info" => {
-            let names: Vec<String> = if args.len() == 2 {
-                all_names().into_iter().map(String::from).collect()
-            } else {
-                args[2..]
-                    .iter()
-                    .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
-                    .collect()
-            };
+            let names = requested_names(args);
             Frame::Array(
                 names
                     .iter()
@@ -488,14 +492,7 @@ fn command(args: &[Bytes]) -> Frame {
             )
         }
         "docs" => {
-            let names: Vec<String> = if args.len() == 2 {
-                all_names().into_iter().map(String::from).collect()
-            } else {
-                args[2..]
-                    .iter()
-                    .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
-                    .collect()
-            };
+            let names = requested_names(args);
             let mut pairs = Vec::new();
             for n in names {
                 let (summary, group) = if let Some(s) = kv::command::lookup(n.as_bytes()) {

@@ -370,26 +370,14 @@ impl Conn {
         let stream = &mut self.reader.get_mut().stream;
         let mut buf = [0u8; 65536];
         let mut eof = false;
-        let _ = stream.set_read_timeout(Some(REPLY_TIMEOUT));
-        while out.len() < want {
-            match stream.read(&mut buf) {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                    eof = true;
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
-        let _ = stream.set_read_timeout(Some(idle));
         loop {
-            if eof {
-                break;
-            }
+            // Patient until `want` bytes are in, then only until the line goes quiet.
+            let wait = if out.len() < want {
+                REPLY_TIMEOUT
+            } else {
+                idle
+            };
+            let _ = stream.set_read_timeout(Some(wait));
             match stream.read(&mut buf) {
                 Ok(0) => {
                     eof = true;
