@@ -116,6 +116,8 @@ pub struct Node {
     pub id: u64,
     config: ClusterConfig,
     raft: Raft,
+    /// The node's log database (for its counters; the log stores hold their own handles).
+    log_db: raft::LogDb,
     kv: Arc<Mutex<kv::Db>>,
     pool: rpc::PeerPool,
     /// Latest time stamped into a proposal (Unix ms).
@@ -182,8 +184,6 @@ impl Node {
         let raft = Raft::new(config.node_id, Arc::new(raft_config), network, log, sm)
             .await
             .map_err(raft_error)?;
-        // The log database lives as long as the log store openraft holds.
-        drop(log_db);
 
         let snapshot_dir = config.data_dir.join("snapshots");
         std::fs::create_dir_all(&snapshot_dir)?;
@@ -197,6 +197,7 @@ impl Node {
             id: config.node_id,
             config,
             raft,
+            log_db,
             kv,
             pool,
             last_stamp: AtomicI64::new(0),
@@ -665,6 +666,7 @@ impl Node {
         };
         let index = |l: &Option<raft::typ::LogId>| l.as_ref().map_or(0, |l| l.index());
         let membership = m.membership_config.membership();
+        let log = self.log_db.stats();
         let voters: Vec<String> = membership.voter_ids().map(|id| id.to_string()).collect();
         let learners: Vec<String> = membership.learner_ids().map(|id| id.to_string()).collect();
         vec![
@@ -691,6 +693,9 @@ impl Node {
                 .to_string(),
             ),
             ("raft_last_snapshot_index", index(&m.snapshot).to_string()),
+            ("raft_log_appends", log.appends.to_string()),
+            ("raft_log_entries_appended", log.entries.to_string()),
+            ("raft_log_flushes", log.flushes.to_string()),
             ("raft_voters", voters.join(",")),
             ("raft_learners", learners.join(",")),
             (

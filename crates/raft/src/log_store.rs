@@ -1,9 +1,17 @@
 //! The Raft log of one group in sled, with group commit.
 //!
 //! A node has one sled database ([`LogDb`]); each group has two trees in it:
-//! `group-<id>/log` (big-endian `u64` index → entry) and `group-<id>/meta` (the vote, the
-//! last committed log id, the last purged log id). Values are postcard-encoded openraft
-//! types.
+//! `group-<id>/log` and `group-<id>/meta` (the vote, the last committed log id, the last
+//! purged log id). Values are postcard-encoded openraft types.
+//!
+//! **Runs.** The log tree maps the big-endian index of a run's first entry to the run: the
+//! consecutive entries of one append (at most [`RUN_MAX_ENTRIES`] entries or
+//! [`RUN_MAX_BYTES`] bytes; a longer append is cut into several runs). Under load openraft
+//! appends tens to hundreds of entries at a time, and every sled insert or removal costs a
+//! copy-on-write update of a tree node, so one key per run rather than per entry is what
+//! keeps the log's CPU cost per write small (measured: 21.5 µs of CPU per pipelined SET
+//! with one key per entry, most of it in sled inserts and the purge's removals). A run
+//! covers the indexes from its key to the next run's key minus one.
 //!
 //! **Durability and group commit.** An append writes its entries to sled (readable at
 //! once) and hands the IO callback to the node's flusher. The flusher takes every
@@ -16,10 +24,13 @@
 //! Invariants:
 //! - A callback is completed only after a flush that started after its entries were
 //!   written; callbacks complete in the order their appends were made.
-//! - The log has no holes: entries are written in one atomic batch per append, a
-//!   truncation removes a suffix in one batch, a purge removes a prefix in one batch after
-//!   recording the purged log id. Entries at or below the purged id that survive a crash
-//!   between the two are ignored by every read and removed at open.
+//! - The log has no holes: runs are written in one atomic batch per append, a truncation
+//!   removes a suffix in one batch (rewriting the run it cuts), a purge removes the runs
+//!   wholly at or below the purged id in one batch after recording the purged log id.
+//!   Entries at or below the purged id (in a run that straddles it, or left by a crash
+//!   between the two steps) are ignored by every read; whole runs of them go at open.
+//! - A run's entries are consecutive and the first one's index is the run's key; a read
+//!   that finds otherwise reports `InvalidData`.
 //! - Nothing here panics on bytes read from disk: an entry that does not decode is an
 //!   `InvalidData` error.
 
@@ -76,6 +87,26 @@ impl LogDb {
     pub fn flush_count(&self) -> u64 {
         self.flusher.flushes.load(Ordering::Relaxed)
     }
+
+    /// Counters of the log's work since the database was opened, over every group.
+    pub fn stats(&self) -> LogStats {
+        LogStats {
+            flushes: self.flush_count(),
+            appends: self.flusher.appends.load(Ordering::Relaxed),
+            entries: self.flusher.entries.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What the log has done since the database was opened (every group together).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Flushes (fsyncs) run by the group-commit thread.
+    pub flushes: u64,
+    /// Calls to append, each one sled batch.
+    pub appends: u64,
+    /// Entries appended.
+    pub entries: u64,
 }
 
 /// What waits for the next flush.
@@ -91,6 +122,8 @@ struct Flusher {
     tx: Mutex<Option<Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     flushes: Arc<AtomicU64>,
+    appends: AtomicU64,
+    entries: AtomicU64,
 }
 
 impl Flusher {
@@ -113,6 +146,8 @@ impl Flusher {
             tx: Mutex::new(tx),
             thread: Mutex::new(thread),
             flushes,
+            appends: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
         }
     }
 
@@ -194,6 +229,10 @@ pub struct LogStore {
 
 /// Most entries kept in memory per group for readers.
 const RECENT_ENTRIES: usize = 4096;
+/// Most entries in one run (one sled value).
+pub const RUN_MAX_ENTRIES: usize = 1024;
+/// A run is closed once its encoded entries reach this many bytes.
+pub const RUN_MAX_BYTES: usize = 1 << 20;
 
 impl LogStore {
     /// Opens the trees of `group` in the node's database, removing any entries a crash
@@ -215,7 +254,7 @@ impl LogStore {
             recent: Arc::default(),
         };
         if let Some(purged) = store.last_purged()? {
-            store.remove_range(..=purged.index)?;
+            store.purge_through(purged.index)?;
         }
         Ok(store)
     }
@@ -254,20 +293,70 @@ impl LogStore {
         Some(recent.range(start..=end).map(|(_, e)| e.clone()).collect())
     }
 
-    fn remove_range(&self, range: impl RangeBounds<LogIndex>) -> io::Result<()> {
-        {
-            let mut recent = self.recent();
-            let doomed: Vec<LogIndex> = recent
-                .range((range.start_bound().cloned(), range.end_bound().cloned()))
-                .map(|(&i, _)| i)
-                .collect();
-            for i in doomed {
-                recent.remove(&i);
+    fn forget_recent(&self, range: impl RangeBounds<LogIndex>) {
+        let mut recent = self.recent();
+        let doomed: Vec<LogIndex> = recent
+            .range((range.start_bound().cloned(), range.end_bound().cloned()))
+            .map(|(&i, _)| i)
+            .collect();
+        for i in doomed {
+            recent.remove(&i);
+        }
+    }
+
+    /// The key of the run holding `index`, if the log has a run starting at or before it.
+    fn run_key_at(&self, index: LogIndex) -> io::Result<Option<LogIndex>> {
+        match self.log.range(..=index.to_be_bytes()).next_back() {
+            Some(item) => Ok(Some(index_of(&item.map_err(sled_err)?.0)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes every entry from `from` on: the runs starting there or later, and the tail
+    /// of the run that holds `from`, in one batch.
+    fn truncate_from(&self, from: LogIndex) -> io::Result<()> {
+        self.forget_recent(from..);
+        let mut batch = sled::Batch::default();
+        for key in self.log.range(from.to_be_bytes()..).keys() {
+            batch.remove(key.map_err(sled_err)?);
+        }
+        if let Some(key) = self.run_key_at(from)?.filter(|&k| k < from) {
+            if let Some(value) = self.log.get(key.to_be_bytes()).map_err(sled_err)? {
+                let mut run = decode_run(key, &value)?;
+                run.truncate((from - key) as usize);
+                batch.insert(&key.to_be_bytes(), encode(&run)?);
             }
         }
+        self.log.apply_batch(batch).map_err(sled_err)
+    }
+
+    /// Removes, in one batch, every run whose entries are all at or below `upto`. A run
+    /// that straddles `upto` stays; reads skip its purged entries.
+    fn purge_through(&self, upto: LogIndex) -> io::Result<()> {
+        self.forget_recent(..=upto);
+        // The runs starting at or below upto + 1: all but the last end at or below `upto`
+        // (each ends where the next begins); the last ends there only if its own last
+        // entry does.
+        let keys: Vec<LogIndex> = match upto.checked_add(1) {
+            Some(bound) => self.log.range(..=bound.to_be_bytes()).keys(),
+            None => self.log.iter().keys(),
+        }
+        .map(|k| index_of(&k.map_err(sled_err)?))
+        .collect::<io::Result<_>>()?;
+        let Some((&last, whole)) = keys.split_last() else {
+            return Ok(());
+        };
         let mut batch = sled::Batch::default();
-        for key in self.log.range(key_range(range)).keys() {
-            batch.remove(key.map_err(sled_err)?);
+        for key in whole {
+            batch.remove(&key.to_be_bytes());
+        }
+        if last <= upto {
+            if let Some(value) = self.log.get(last.to_be_bytes()).map_err(sled_err)? {
+                let run = decode_run(last, &value)?;
+                if run.last().is_none_or(|e| e.log_id.index <= upto) {
+                    batch.remove(&last.to_be_bytes());
+                }
+            }
         }
         self.log.apply_batch(batch).map_err(sled_err)
     }
@@ -281,18 +370,22 @@ impl RaftLogReader<TypeConfig> for LogStore {
         if let Some(entries) = self.cached(&range) {
             return Ok(entries);
         }
+        let Some((start, end)) = index_range(&range) else {
+            return Ok(Vec::new());
+        };
         let purged = self.last_purged()?.map(|l| l.index);
+        let first_key = self.run_key_at(start)?.unwrap_or(start);
         let mut entries = Vec::new();
-        for item in self.log.range(key_range(range)) {
+        for item in self.log.range(first_key.to_be_bytes()..) {
             let (key, value) = item.map_err(sled_err)?;
-            let entry: Entry = decode(&value)?;
-            if Some(index_of(&key)?) != Some(entry.log_id.index) {
-                return Err(invalid("log entry stored under another index"));
+            let key = index_of(&key)?;
+            if key > end {
+                break;
             }
-            if purged.is_some_and(|p| entry.log_id.index <= p) {
-                continue;
-            }
-            entries.push(entry);
+            entries.extend(decode_run(key, &value)?.into_iter().filter(|e| {
+                let i = e.log_id.index;
+                i >= start && i <= end && purged.is_none_or(|p| i > p)
+            }));
         }
         Ok(entries)
     }
@@ -308,7 +401,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> io::Result<LogState> {
         let last_purged_log_id = self.last_purged()?;
         let last = match self.log.last().map_err(sled_err)? {
-            Some((_, value)) => Some(decode::<Entry>(&value)?.log_id),
+            Some((key, value)) => decode_run(index_of(&key)?, &value)?.pop().map(|e| e.log_id),
             None => None,
         };
         let last_log_id = match (last, &last_purged_log_id) {
@@ -351,13 +444,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let appended: Vec<Entry> = entries.into_iter().collect();
         let mut batch = sled::Batch::default();
-        let mut appended = Vec::new();
-        for entry in entries {
-            batch.insert(&entry.log_id.index.to_be_bytes(), encode(&entry)?);
-            appended.push(entry);
+        let mut run_start = 0;
+        let mut run_bytes = 0;
+        for (i, entry) in appended.iter().enumerate() {
+            run_bytes += entry_size(entry);
+            let full = i + 1 - run_start >= RUN_MAX_ENTRIES || run_bytes >= RUN_MAX_BYTES;
+            if full || i + 1 == appended.len() {
+                let run = &appended[run_start..=i];
+                batch.insert(&run[0].log_id.index.to_be_bytes(), encode(&run)?);
+                run_start = i + 1;
+                run_bytes = 0;
+            }
         }
         self.log.apply_batch(batch).map_err(sled_err)?;
+        self.flusher.appends.fetch_add(1, Ordering::Relaxed);
+        self.flusher
+            .entries
+            .fetch_add(appended.len() as u64, Ordering::Relaxed);
         {
             let mut recent = self.recent();
             // Keep the cache a suffix of the log: an append that does not follow it
@@ -383,10 +488,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
         match last_log_id {
             Some(last) => match last.index.checked_add(1) {
-                Some(from) => self.remove_range(from..),
+                Some(from) => self.truncate_from(from),
                 None => Ok(()),
             },
-            None => self.remove_range(..),
+            None => self.truncate_from(0),
         }
     }
 
@@ -397,33 +502,47 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.meta
             .insert(LAST_PURGED, encode(&log_id)?)
             .map_err(sled_err)?;
-        self.remove_range(..=log_id.index)
+        self.purge_through(log_id.index)
     }
 }
 
-/// The sled key range of a range of log indexes (big-endian keys sort as the numbers).
-fn key_range(range: impl RangeBounds<LogIndex>) -> (Bound<[u8; 8]>, Bound<[u8; 8]>) {
-    let key = |b: Bound<&u64>| match b {
-        Bound::Included(i) => Bound::Included(i.to_be_bytes()),
-        Bound::Excluded(i) => Bound::Excluded(i.to_be_bytes()),
-        Bound::Unbounded => Bound::Unbounded,
+/// The inclusive bounds of a range of log indexes, or `None` when it holds none.
+fn index_range(range: &impl RangeBounds<LogIndex>) -> Option<(LogIndex, LogIndex)> {
+    let start = match range.start_bound() {
+        Bound::Included(&i) => i,
+        Bound::Excluded(&i) => i.checked_add(1)?,
+        Bound::Unbounded => 0,
     };
-    let (start, end) = (key(range.start_bound()), key(range.end_bound()));
-    // sled panics on a range whose start is after its end; an empty range is asked as
-    // one that contains nothing instead.
-    let empty = match (range.start_bound(), range.end_bound()) {
-        (Bound::Included(s), Bound::Included(e)) => s > e,
-        (Bound::Included(s), Bound::Excluded(e)) | (Bound::Excluded(s), Bound::Included(e)) => {
-            s >= e
-        }
-        (Bound::Excluded(s), Bound::Excluded(e)) => s.saturating_add(1) >= *e,
-        _ => false,
+    let end = match range.end_bound() {
+        Bound::Included(&i) => i,
+        Bound::Excluded(&i) => i.checked_sub(1)?,
+        Bound::Unbounded => LogIndex::MAX,
     };
-    if empty {
-        let zero = 0u64.to_be_bytes();
-        return (Bound::Included(zero), Bound::Excluded(zero));
+    (start <= end).then_some((start, end))
+}
+
+/// Decodes the run stored under `key`, checking that its entries are consecutive from
+/// `key`.
+fn decode_run(key: LogIndex, value: &[u8]) -> io::Result<Vec<Entry>> {
+    let run: Vec<Entry> = decode(value)?;
+    if run.is_empty() {
+        return Err(invalid("empty log run"));
     }
-    (start, end)
+    for (offset, entry) in run.iter().enumerate() {
+        if key.checked_add(offset as u64) != Some(entry.log_id.index) {
+            return Err(invalid("log entry stored under another index"));
+        }
+    }
+    Ok(run)
+}
+
+/// Roughly the bytes an entry takes encoded (its payload dominates).
+fn entry_size(entry: &Entry) -> usize {
+    use openraft::EntryPayload;
+    32 + match &entry.payload {
+        EntryPayload::Normal(request) => request.proposal.len(),
+        _ => 64,
+    }
 }
 
 fn index_of(key: &[u8]) -> io::Result<LogIndex> {

@@ -381,6 +381,58 @@ async fn log_reads_respect_purge_and_truncate() {
     assert!(other.try_get_log_entries(..).await.unwrap().is_empty());
 }
 
+/// The log stores each append as one or more runs; reads, truncation and purging cut
+/// through runs at any index, and what a fresh store reads back from sled (no cache) is
+/// exactly the log.
+#[tokio::test]
+async fn runs_are_cut_anywhere_by_truncate_and_purge() {
+    let dir = TempDir::new().unwrap();
+    let db = LogDb::open(&dir.path().join("sled")).unwrap();
+    let mut log = LogStore::open(&db, GroupId(3)).unwrap();
+    // Appends of 5, 1 and 2,494 entries: the last is cut into runs of at most
+    // RUN_MAX_ENTRIES.
+    for (from, to) in [(1, 5), (6, 6), (7, 2500)] {
+        let entries: Vec<Entry> = (from..=to).map(|i| write(1, i, 0, "SET k v")).collect();
+        append(&mut log, entries).await.await.unwrap().unwrap();
+    }
+    let ids = |es: Vec<Entry>| es.iter().map(|e| e.log_id().index).collect::<Vec<_>>();
+    let fresh = |db: &LogDb| LogStore::open(db, GroupId(3)).unwrap();
+    assert_eq!(
+        ids(fresh(&db).try_get_log_entries(1000..=1030).await.unwrap()),
+        (1000..=1030).collect::<Vec<_>>()
+    );
+    // Purge inside the first run, then truncate inside the run holding 1500.
+    log.purge(log_id(1, 3)).await.unwrap();
+    log.truncate_after(Some(log_id(1, 1500))).await.unwrap();
+    for reader in [&mut log, &mut fresh(&db)] {
+        assert_eq!(
+            ids(reader.try_get_log_entries(..).await.unwrap()),
+            (4..=1500).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            ids(reader.try_get_log_entries(1499..1600).await.unwrap()),
+            vec![1499, 1500]
+        );
+        let state = reader.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id, Some(log_id(1, 3)));
+        assert_eq!(state.last_log_id, Some(log_id(1, 1500)));
+    }
+    // Appending after the cut, then purging exactly at a run's end and past the last entry.
+    let entries: Vec<Entry> = (1501..=1510).map(|i| write(2, i, 0, "SET k v")).collect();
+    append(&mut log, entries).await.await.unwrap().unwrap();
+    log.purge(log_id(1, 6)).await.unwrap();
+    assert_eq!(
+        ids(fresh(&db).try_get_log_entries(..10).await.unwrap()),
+        vec![7, 8, 9]
+    );
+    log.purge(log_id(2, 1510)).await.unwrap();
+    let mut reopened = fresh(&db);
+    assert!(reopened.try_get_log_entries(..).await.unwrap().is_empty());
+    let state = reopened.get_log_state().await.unwrap();
+    assert_eq!(state.last_log_id, Some(log_id(2, 1510)));
+    assert_eq!(db.sled().open_tree("group-3/log").unwrap().len(), 0);
+}
+
 /// The longest pause applies see while a snapshot of a million keys is built: the time
 /// to clone the database under the lock. Run with
 /// `cargo test -p raft --release --test storage -- --ignored --nocapture snapshot_stall`
