@@ -164,33 +164,39 @@ fn anomaly(
         .cloned()
         .collect();
     events.sort_by_key(|e| e.index);
-    let mut explanation = format!(
-        "no order of these {} operations respects real time and register semantics",
-        sub.len()
-    );
+    let mut explanation = if sub.len() == 1 {
+        "this operation cannot be linearized".to_string()
+    } else {
+        format!(
+            "no order of these {} operations respects both real time and the register's \
+             semantics",
+            sub.len()
+        )
+    };
     // A small budget: the sub-history is small, and a failed explanation only loses words.
     let mut budget = Budget::with_limits(1_000_000, Some(std::time::Duration::from_secs(2)));
     if let Outcome::NotLinearizable(why) = wgl::explain(&Register, &sub, &mut budget) {
-        let order: Vec<String> = why
-            .longest
-            .iter()
-            .map(|&i| conflict[i].to_string())
-            .collect();
         let value = |v: Option<i64>| v.map_or("null".to_string(), |v| v.to_string());
-        if order.is_empty() {
-            explanation.push_str("; from the initial state (null)");
-        } else {
-            explanation.push_str(&format!(
-                "; the longest order that works is [{}], leaving {}",
-                order.join("; "),
-                value(why.state)
-            ));
-        }
         if let Some(stuck) = why.stuck {
-            explanation.push_str(&format!(
-                ", and then {} cannot take effect before it returns",
-                conflict[stuck]
-            ));
+            if why.longest.is_empty() {
+                explanation.push_str(&format!(
+                    ": {} cannot take effect in the initial state (null)",
+                    conflict[stuck]
+                ));
+            } else {
+                let order: Vec<String> = why
+                    .longest
+                    .iter()
+                    .map(|&i| conflict[i].to_string())
+                    .collect();
+                explanation.push_str(&format!(
+                    ": the longest order that works is [{}], leaving {}, and then {} cannot \
+                     take effect before it returns",
+                    order.join("; "),
+                    value(why.state),
+                    conflict[stuck]
+                ));
+            }
             if let (RegisterOp::Read, Some(Some(v))) = (sub[stuck].input, sub[stuck].output) {
                 let written = origin
                     .iter()
