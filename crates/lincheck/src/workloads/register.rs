@@ -51,7 +51,13 @@ pub fn check(history: &History, ops: &[Op], options: &Options) -> Result<Verdict
             Outcome::GaveUp(reason) => undecided.push(format!("key {key:?}: {reason}")),
             Outcome::NotLinearizable(failure) => {
                 let deadline = Instant::now() + options.shrink_time;
-                let needs = |i: usize| writers_needed(&operations, i);
+                let writes = writes_by_value(&operations);
+                let needs = |i: usize| match (operations[i].input, operations[i].output) {
+                    (RegisterOp::Read, Some(Some(v))) => {
+                        writes.get(&v).cloned().unwrap_or_default()
+                    }
+                    _ => Vec::new(),
+                };
                 let small = wgl::shrink(&Register, &operations, &failure, &needs, deadline);
                 anomalies.push(anomaly(history, key, &operations, &origin, &small));
             }
@@ -136,17 +142,16 @@ fn reduce<'o>(ops: &[&'o Op]) -> Result<(Vec<RegOperation>, Vec<&'o Op>), Histor
     Ok((operations, origin))
 }
 
-/// The writes a read cannot do without when shrinking: those of the value it returned.
-fn writers_needed(operations: &[RegOperation], i: usize) -> Vec<usize> {
-    match (operations[i].input, operations[i].output) {
-        (RegisterOp::Read, Some(Some(v))) => operations
-            .iter()
-            .enumerate()
-            .filter(|(_, op)| op.input == RegisterOp::Write(Some(v)))
-            .map(|(j, _)| j)
-            .collect(),
-        _ => Vec::new(),
+/// The writes of each value: when shrinking, a read of `v` cannot do without them (so that
+/// a stale read never shrinks into a read of a value never written).
+fn writes_by_value(operations: &[RegOperation]) -> HashMap<i64, Vec<usize>> {
+    let mut writes: HashMap<i64, Vec<usize>> = HashMap::new();
+    for (i, op) in operations.iter().enumerate() {
+        if let RegisterOp::Write(Some(v)) = op.input {
+            writes.entry(v).or_default().push(i);
+        }
     }
+    writes
 }
 
 fn anomaly(
