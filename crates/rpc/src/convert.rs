@@ -59,12 +59,23 @@ impl<C: RaftTypeConfig> TryFrom<rpb::VoteRequest> for Envelope<VoteCall<C>> {
 impl<C: RaftTypeConfig> TryFrom<Envelope<AppendEntriesRequest<C>>> for rpb::AppendEntriesRequest {
     type Error = ConvertError;
     fn try_from(m: Envelope<AppendEntriesRequest<C>>) -> Result<Self, ConvertError> {
+        rpb::AppendEntriesRequest::try_from(Envelope {
+            group_id: m.group_id,
+            target: m.target,
+            body: &m.body,
+        })
+    }
+}
+
+impl<C: RaftTypeConfig> TryFrom<Envelope<&AppendEntriesRequest<C>>> for rpb::AppendEntriesRequest {
+    type Error = ConvertError;
+    fn try_from(m: Envelope<&AppendEntriesRequest<C>>) -> Result<Self, ConvertError> {
         Ok(rpb::AppendEntriesRequest {
             group_id: m.group_id,
             target: m.target,
             term: term_of::<C>(&m.body.vote),
             entries: m.body.entries.len() as u64,
-            payload: encode("AppendEntriesRequest", &m.body)?.into(),
+            payload: encode("AppendEntriesRequest", m.body)?.into(),
         })
     }
 }

@@ -17,6 +17,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use bytes::Bytes;
+use openraft::entry::RaftEntry;
 use openraft::error::{
     NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
 };
@@ -200,19 +201,37 @@ where
 
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<C>,
+        mut rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
         let timeout = self.pool.config().append_timeout.min(option.soft_ttl());
-        let msg = rpb::AppendEntriesRequest::try_from(self.envelope(rpc))
-            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        self.unary(
-            RPCTypes::AppendEntries,
-            timeout,
-            msg,
-            |mut c, r| async move { c.append_entries(r).await },
-        )
-        .await
+        // A batch over the byte budget is halved until it fits (or is one entry); openraft
+        // then learns that only its first part arrived.
+        let budget = self.pool.config().max_append_bytes;
+        let wanted = rpc.entries.len();
+        let msg = loop {
+            let msg = rpb::AppendEntriesRequest::try_from(self.envelope(&rpc))
+                .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+            if msg.payload.len() <= budget || rpc.entries.len() <= 1 {
+                break msg;
+            }
+            rpc.entries.truncate(rpc.entries.len() / 2);
+        };
+        let sent_up_to = rpc.entries.last().map(|e| e.log_id());
+        let resp = self
+            .unary(
+                RPCTypes::AppendEntries,
+                timeout,
+                msg,
+                |mut c, r| async move { c.append_entries(r).await },
+            )
+            .await?;
+        Ok(match resp {
+            AppendEntriesResponse::Success if rpc.entries.len() < wanted => {
+                AppendEntriesResponse::PartialSuccess(sent_up_to)
+            }
+            other => other,
+        })
     }
 
     async fn vote(

@@ -52,7 +52,14 @@ pub struct PoolConfig {
     pub node_timeout: Duration,
     /// HTTP/2 keep-alive ping interval, which finds dead connections between calls.
     pub keepalive: Duration,
+    /// Most bytes of entries one AppendEntries carries: a longer batch is cut, its first
+    /// part sent, and openraft told how far it got (`PartialSuccess`), so it sends the rest
+    /// next. A single entry is always sent whole, up to [`crate::codec::MAX_PAYLOAD`].
+    pub max_append_bytes: usize,
 }
+
+/// Default [`PoolConfig::max_append_bytes`]: 16 MiB.
+pub const DEFAULT_MAX_APPEND_BYTES: usize = 16 << 20;
 
 impl Default for PoolConfig {
     fn default() -> Self {
@@ -65,6 +72,7 @@ impl Default for PoolConfig {
             snapshot_timeout: Duration::from_secs(600),
             node_timeout: Duration::from_secs(5),
             keepalive: Duration::from_secs(10),
+            max_append_bytes: DEFAULT_MAX_APPEND_BYTES,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! Nodes listen on distinct loopback addresses (127.0.0.1, .2, .3) on ephemeral ports and
 //! bind their outgoing connections to their own address.
 
+mod append;
 mod bad_input;
 mod cluster;
 mod snapshot;
