@@ -63,7 +63,7 @@ enum Cmd {
 
 #[derive(Args)]
 struct Common {
-    /// Seconds per run [default: 60 for run, 12 for short]
+    /// Seconds per run [default: 60 for run, 20 for short]
     #[arg(long)]
     seconds: Option<u64>,
     /// Nodes per cluster (3 or 5).
@@ -275,7 +275,7 @@ fn real_main() -> Result<bool> {
         }
         Cmd::Short { common } => {
             let combos = suite::short();
-            let settings = common.settings(12)?;
+            let settings = common.settings(20)?;
             if !need_root()? {
                 return Ok(true);
             }

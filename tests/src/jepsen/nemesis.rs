@@ -33,7 +33,8 @@ pub enum Kind {
     Kill,
     /// `SIGSTOP`, then `SIGCONT` (the leader or a random node).
     Pause,
-    /// `CLUSTER TRANSFER-LEADER` to a random other voter.
+    /// `CLUSTER TRANSFER-LEADER` to a random other voter, again every 0.8 s while the
+    /// step holds.
     Transfer,
     /// `CLUSTER FORGET` a node, wipe its disk, add it back with `--join`.
     Membership,

@@ -41,7 +41,7 @@ pub fn series(history: &History) -> Series {
     let secs = |ns: u64| ns as f64 / 1e9;
     let seconds = history.events.last().map_or(0.0, |e| secs(e.time)).max(1.0);
     let bucket = (seconds / 120.0).max(1.0);
-    let n = (seconds / bucket).ceil() as usize + 1;
+    let n = ((seconds / bucket).ceil() as usize).max(1);
     let mut out = Series {
         seconds,
         bucket,
@@ -55,10 +55,17 @@ pub fn series(history: &History) -> Series {
             continue;
         };
         let b = ((secs(e.time) / bucket) as usize).min(n - 1);
-        out.rates[s][b] += 1.0 / bucket;
+        out.rates[s][b] += 1.0;
         if let Some(t0) = open.remove(&e.process) {
             let ms = (e.time.saturating_sub(t0)) as f64 / 1e6;
             out.latencies[s].push((secs(t0), ms.max(0.01)));
+        }
+    }
+    // Counts to rates; the last bucket covers only what is left of the run.
+    for rates in &mut out.rates {
+        for (b, r) in rates.iter_mut().enumerate() {
+            let width = (seconds - b as f64 * bucket).clamp(0.05, bucket);
+            *r /= width;
         }
     }
     out
@@ -233,7 +240,8 @@ mod tests {
         assert_eq!(s.bucket, 1.0);
         assert_eq!(s.rates[0][0], 1.0);
         assert_eq!(s.rates[2][1], 1.0);
-        assert_eq!(s.rates[1][2], 1.0);
+        // The last bucket holds 0.5 s of the run: one completion in it is 2 per second.
+        assert_eq!(s.rates[1][2], 2.0);
     }
 
     #[test]

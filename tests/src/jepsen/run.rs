@@ -114,6 +114,9 @@ impl Log {
     }
 }
 
+/// How often leadership moves while a transfer step holds.
+const TRANSFER_EVERY: Duration = Duration::from_millis(800);
+
 /// Sleeps until `at` after `start`, in short naps; false if told to stop first.
 fn wait_until(start: Instant, at: Duration, stop: &Stop) -> bool {
     loop {
@@ -230,7 +233,22 @@ pub fn inner(spec_path: &Path) -> Result<bool> {
         nemesis.check_crashes();
         let t0 = recorder.now();
         let undo: Vec<(String, Undo)> = step.faults.iter().map(|&f| nemesis.apply(f)).collect();
-        let held = wait_until(start, step.start + step.hold, &stop);
+        // A leader transfer is over at once: while its step holds, leadership moves again
+        // every TRANSFER_EVERY.
+        let end = step.start + step.hold;
+        let repeat = step.faults.contains(&Fault::Transfer);
+        let mut tick = start.elapsed() + TRANSFER_EVERY;
+        let held = loop {
+            let until = if repeat { tick.min(end) } else { end };
+            if !wait_until(start, until, &stop) {
+                break false;
+            }
+            if until >= end {
+                break true;
+            }
+            nemesis.apply(Fault::Transfer);
+            tick += TRANSFER_EVERY;
+        };
         for (label, u) in undo.into_iter().rev() {
             nemesis.heal(u);
             nemesis.faults.windows.push(Window {
