@@ -56,17 +56,19 @@ bench-node: deps build
 
 ## The Jepsen-style suite: every nemesis and a mixed one x every workload, SECONDS each
 ## (default 60). One combination: make jepsen NEMESIS=partition WORKLOAD=register SECONDS=30;
-## UNSAFE=local-reads starts the nodes unsafe (the self-test); SEED=n replays a schedule.
+## UNSAFE=local-reads starts the nodes unsafe (the self-test); SEED=n replays a schedule;
+## NODES=5 for five nodes.
 ## Needs root (network namespace, iptables). Runs land in target/jepsen/.
 NEMESIS ?= all
 WORKLOAD ?= all
 SECONDS ?= 60
 UNSAFE ?=
 SEED ?=
+NODES ?= 3
 jepsen: deps
 	$(CARGO) build -p redraft -p redraft-tests --bin jepsen
 	target/debug/jepsen run --nemesis $(NEMESIS) --workload $(WORKLOAD) --seconds $(SECONDS) \
-	  $(if $(UNSAFE),--unsafe $(UNSAFE)) $(if $(SEED),--seed $(SEED))
+	  --nodes $(NODES) $(if $(UNSAFE),--unsafe $(UNSAFE)) $(if $(SEED),--seed $(SEED))
 
 ## The short suite `make test` runs (a few minutes): every nemesis, then the self-test.
 jepsen-short: deps

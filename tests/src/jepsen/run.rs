@@ -320,7 +320,10 @@ fn final_reads(
                 break;
             }
             let nodes = db.awake();
-            let id = nodes[attempt as usize % nodes.len().max(1)];
+            let Some(&id) = nodes.get(attempt as usize % nodes.len().max(1)) else {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            };
             let Ok(mut con) = db::connect(id, timeout) else {
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
