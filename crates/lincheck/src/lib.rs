@@ -8,6 +8,10 @@
 //! [`model`] (sequential specifications) and [`wgl`] (the linearizability search) →
 //! [`workloads`] (one checker per workload) → [`check`], which returns a [`Report`]: the
 //! counts of operations and a [`Verdict`] (valid, invalid with its anomalies, or unknown).
+//!
+//! The `lincheck` binary checks a history file from the command line:
+//! `cargo run -p lincheck --bin lincheck -- register history.jsonl [--json]` (exit 0 valid,
+//! 1 invalid, 2 unknown).
 
 pub mod history;
 pub mod model;

@@ -72,7 +72,13 @@ impl fmt::Display for Op {
             write!(f, " {}", self.input)?;
         }
         match self.status {
-            Status::Ok if self.output.is_null() && !self.input.is_null() => write!(f, " → ok")?,
+            // A write's or add's completion usually repeats its argument.
+            Status::Ok
+                if !self.input.is_null()
+                    && (self.output.is_null() || self.output == self.input) =>
+            {
+                write!(f, " → ok")?
+            }
             Status::Ok => write!(f, " → {}", self.output)?,
             Status::Fail => write!(f, " → fail")?,
             Status::Info => write!(f, " → info (unknown)")?,

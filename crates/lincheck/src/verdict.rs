@@ -13,6 +13,9 @@ use serde::Serialize;
 use crate::history::Event;
 use crate::ops::Op;
 
+/// The most sub-history events [`Anomaly`]'s `Display` shows (serde writes them all).
+const MAX_SHOWN: usize = 40;
+
 /// The kinds of anomaly the checkers report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -128,9 +131,16 @@ impl fmt::Display for Anomaly {
                 "  smallest failing sub-history ({} events):",
                 self.sub_history.len()
             )?;
-            for event in &self.sub_history {
+            for event in self.sub_history.iter().take(MAX_SHOWN) {
                 let line = serde_json::to_string(event).map_err(|_| fmt::Error)?;
                 writeln!(f, "    {line}")?;
+            }
+            if self.sub_history.len() > MAX_SHOWN {
+                writeln!(
+                    f,
+                    "    ... {} more events (all of them are in the JSON report)",
+                    self.sub_history.len() - MAX_SHOWN
+                )?;
             }
         }
         Ok(())
@@ -143,7 +153,12 @@ impl fmt::Display for Verdict {
             Verdict::Valid => writeln!(f, "valid"),
             Verdict::Unknown { reason } => writeln!(f, "unknown: {reason}"),
             Verdict::Invalid { anomalies } => {
-                writeln!(f, "INVALID: {} anomalies", anomalies.len())?;
+                let n = anomalies.len();
+                writeln!(
+                    f,
+                    "INVALID: {n} {}",
+                    if n == 1 { "anomaly" } else { "anomalies" }
+                )?;
                 for (n, anomaly) in anomalies.iter().enumerate() {
                     write!(f, "{}. {anomaly}", n + 1)?;
                 }

@@ -93,3 +93,41 @@ impl PrefixSums {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_sums_count_only_what_came_strictly_before() {
+        let sums = PrefixSums::new(vec![(5, 10), (1, 1), (3, -4)]);
+        assert_eq!(
+            [0, 1, 2, 4, 5, 6].map(|p| sums.before(p)),
+            [0, 0, 1, -3, -3, 7]
+        );
+        assert_eq!(PrefixSums::new(Vec::new()).before(9), 0);
+    }
+
+    #[test]
+    fn the_collector_keeps_a_few_of_each_kind_and_counts_the_rest() {
+        let mut found = Collector::default();
+        let anomaly = |n: usize, key: &str| Anomaly {
+            kind: AnomalyKind::Duplicate,
+            key: Some(key.to_string()),
+            explanation: format!("#{n}"),
+            ops: Vec::new(),
+            sub_history: Vec::new(),
+        };
+        for n in 0..MAX_PER_KIND + 3 {
+            found.push(anomaly(n, "a"));
+        }
+        found.push(anomaly(0, "b"));
+        let kept = found.finish();
+        assert_eq!(kept.len(), MAX_PER_KIND + 1);
+        assert_eq!(
+            kept[MAX_PER_KIND - 1].explanation,
+            format!("#{} (3 more like this not listed)", MAX_PER_KIND - 1)
+        );
+        assert_eq!(kept[MAX_PER_KIND].explanation, "#0");
+    }
+}

@@ -51,7 +51,13 @@ pub fn check(history: &History, ops: &[Op], options: &Options) -> Result<Verdict
             Outcome::GaveUp(reason) => undecided.push(format!("key {key:?}: {reason}")),
             Outcome::NotLinearizable(failure) => {
                 let deadline = Instant::now() + options.shrink_time;
-                let needs = |i: usize| writers_needed(&operations, i);
+                let writes = writes_by_value(&operations);
+                let needs = |i: usize| match (operations[i].input, operations[i].output) {
+                    (RegisterOp::Read, Some(Some(v))) => {
+                        writes.get(&v).cloned().unwrap_or_default()
+                    }
+                    _ => Vec::new(),
+                };
                 let small = wgl::shrink(&Register, &operations, &failure, &needs, deadline);
                 anomalies.push(anomaly(history, key, &operations, &origin, &small));
             }
@@ -136,17 +142,16 @@ fn reduce<'o>(ops: &[&'o Op]) -> Result<(Vec<RegOperation>, Vec<&'o Op>), Histor
     Ok((operations, origin))
 }
 
-/// The writes a read cannot do without when shrinking: those of the value it returned.
-fn writers_needed(operations: &[RegOperation], i: usize) -> Vec<usize> {
-    match (operations[i].input, operations[i].output) {
-        (RegisterOp::Read, Some(Some(v))) => operations
-            .iter()
-            .enumerate()
-            .filter(|(_, op)| op.input == RegisterOp::Write(Some(v)))
-            .map(|(j, _)| j)
-            .collect(),
-        _ => Vec::new(),
+/// The writes of each value: when shrinking, a read of `v` cannot do without them (so that
+/// a stale read never shrinks into a read of a value never written).
+fn writes_by_value(operations: &[RegOperation]) -> HashMap<i64, Vec<usize>> {
+    let mut writes: HashMap<i64, Vec<usize>> = HashMap::new();
+    for (i, op) in operations.iter().enumerate() {
+        if let RegisterOp::Write(Some(v)) = op.input {
+            writes.entry(v).or_default().push(i);
+        }
     }
+    writes
 }
 
 fn anomaly(
@@ -164,33 +169,39 @@ fn anomaly(
         .cloned()
         .collect();
     events.sort_by_key(|e| e.index);
-    let mut explanation = format!(
-        "no order of these {} operations respects real time and register semantics",
-        sub.len()
-    );
+    let mut explanation = if sub.len() == 1 {
+        "this operation cannot be linearized".to_string()
+    } else {
+        format!(
+            "no order of these {} operations respects both real time and the register's \
+             semantics",
+            sub.len()
+        )
+    };
     // A small budget: the sub-history is small, and a failed explanation only loses words.
     let mut budget = Budget::with_limits(1_000_000, Some(std::time::Duration::from_secs(2)));
     if let Outcome::NotLinearizable(why) = wgl::explain(&Register, &sub, &mut budget) {
-        let order: Vec<String> = why
-            .longest
-            .iter()
-            .map(|&i| conflict[i].to_string())
-            .collect();
         let value = |v: Option<i64>| v.map_or("null".to_string(), |v| v.to_string());
-        if order.is_empty() {
-            explanation.push_str("; from the initial state (null)");
-        } else {
-            explanation.push_str(&format!(
-                "; the longest order that works is [{}], leaving {}",
-                order.join("; "),
-                value(why.state)
-            ));
-        }
         if let Some(stuck) = why.stuck {
-            explanation.push_str(&format!(
-                ", and then {} cannot take effect before it returns",
-                conflict[stuck]
-            ));
+            if why.longest.is_empty() {
+                explanation.push_str(&format!(
+                    ": {} cannot take effect in the initial state (null)",
+                    conflict[stuck]
+                ));
+            } else {
+                let order: Vec<String> = why
+                    .longest
+                    .iter()
+                    .map(|&i| conflict[i].to_string())
+                    .collect();
+                explanation.push_str(&format!(
+                    ": the longest order that works is [{}], leaving {}, and then {} cannot \
+                     take effect before it returns",
+                    order.join("; "),
+                    value(why.state),
+                    conflict[stuck]
+                ));
+            }
             if let (RegisterOp::Read, Some(Some(v))) = (sub[stuck].input, sub[stuck].output) {
                 let written = origin
                     .iter()
