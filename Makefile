@@ -3,7 +3,7 @@ CARGO ?= cargo
 PORT ?= 6379
 DATA_DIR ?= ./data
 
-.PHONY: run build test fmt lint bench-node bench-raft cluster deps clean
+.PHONY: run build test fmt lint bench-node bench-raft cluster deps clean jepsen jepsen-short
 
 ## Build and start one node on 127.0.0.1:$(PORT) (data in $(DATA_DIR)).
 run:
@@ -24,6 +24,9 @@ test: deps
 	# The integration suite through a one-node Raft group instead of memory (the main run
 	# below covers it in memory, plus the multi-process cluster stories).
 	REDRAFT_TEST_ENGINE=raft REDRAFT_DIFF_SEQUENCES=300 $(CARGO) test -p redraft-tests --test it -- --skip cluster::
+	# The short Jepsen suite: every nemesis, then the UNSAFE self-test (needs root;
+	# REDRAFT_JEPSEN_SKIP=1 skips it, loudly).
+	$(MAKE) --no-print-directory jepsen-short
 	# Last, so its summary closes the output.
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --workspace --no-fail-fast; \
@@ -50,6 +53,27 @@ bench-raft: deps build
 ## redis-server and redraft side by side: throughput and memory ratios.
 bench-node: deps build
 	tools/bench-node
+
+## The Jepsen-style suite: every nemesis and a mixed one x every workload, SECONDS each
+## (default 60). One combination: make jepsen NEMESIS=partition WORKLOAD=register SECONDS=30;
+## UNSAFE=local-reads starts the nodes unsafe (the self-test); SEED=n replays a schedule;
+## NODES=5 for five nodes.
+## Needs root (network namespace, iptables). Runs land in target/jepsen/.
+NEMESIS ?= all
+WORKLOAD ?= all
+SECONDS ?= 60
+UNSAFE ?=
+SEED ?=
+NODES ?= 3
+jepsen: deps
+	$(CARGO) build -p redraft -p redraft-tests --bin jepsen
+	target/debug/jepsen run --nemesis $(NEMESIS) --workload $(WORKLOAD) --seconds $(SECONDS) \
+	  --nodes $(NODES) $(if $(UNSAFE),--unsafe $(UNSAFE)) $(if $(SEED),--seed $(SEED))
+
+## The short suite `make test` runs (a few minutes): every nemesis, then the self-test.
+jepsen-short: deps
+	$(CARGO) build -p redraft -p redraft-tests --bin jepsen
+	target/debug/jepsen short $(if $(SEED),--seed $(SEED))
 
 clean:
 	$(CARGO) clean

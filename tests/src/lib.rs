@@ -12,3 +12,8 @@
 //! "redraft" side at a second `redis-server`, which must pass and so proves the tests.
 //! The differential test's knobs (`REDRAFT_DIFF_SEED`, `REDRAFT_DIFF_SEQUENCES`, ...) are
 //! described at the top of `tests/it/diff.rs`.
+//!
+//! This library also holds the Jepsen-style fault-injection harness, [`jepsen`], run by
+//! the `jepsen` binary (`make jepsen`, `make jepsen-short`; see the README).
+
+pub mod jepsen;

@@ -32,6 +32,10 @@
 //! - `lease`: the leader skips the round while its lease holds (stale only if clocks drift
 //!   beyond the lease); followers still ask the leader.
 //! - `stale`: any node reads its own state at once; it may be behind.
+//! - UNSAFE `local-reads` ([`ClusterConfig::unsafe_local_reads`], for the fault-injection
+//!   suite's self-test only): every node, leader or follower, answers every read from its
+//!   own state at once, whatever the read mode says. Reads may be stale; the suite must
+//!   catch that.
 //!
 //! # Failover and membership
 //!
@@ -40,7 +44,8 @@
 //! to the new leader. The first start initializes the group from `initial-cluster` (every
 //! founding member proposes the same membership, which openraft allows); a node started
 //! with `--join` asks a member to add it as a learner and then a voter. `CLUSTER FORGET`
-//! removes a voter. At shutdown a leader hands leadership to another voter first.
+//! removes a voter. At shutdown a leader hands leadership to another voter first;
+//! `CLUSTER TRANSFER-LEADER <id>`, sent to the leader, does the same on demand.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -99,6 +104,10 @@ pub struct ClusterConfig {
     pub snapshot_logs: u64,
     /// Leader heartbeat, milliseconds; elections start after 3-6 heartbeats of silence.
     pub heartbeat_ms: u64,
+    /// UNSAFE: serve every read from this node's own state, with no ReadIndex and no
+    /// lease, whatever `read_mode` says. Only for proving that the fault-injection suite
+    /// catches stale reads; never in production.
+    pub unsafe_local_reads: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -508,7 +517,7 @@ impl Node {
     /// the configured consistency): every write acknowledged before the call is applied
     /// here. One barrier serves every read received before it started.
     pub async fn read_barrier(&self) -> Result<(), Frame> {
-        if self.config.read_mode == ReadMode::Stale {
+        if self.config.read_mode == ReadMode::Stale || self.config.unsafe_local_reads {
             return Ok(());
         }
         let deadline = Instant::now() + NO_LEADER_WAIT;
@@ -588,6 +597,46 @@ impl Node {
                 return Frame::error(CLUSTERDOWN);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Hands leadership to voter `to` (`CLUSTER TRANSFER-LEADER`): only on the leader,
+    /// which asks `to` to campaign at once; waits a little for `to` to take over. A
+    /// refusal says which node leads, so the caller can ask it instead.
+    pub async fn transfer_leader(&self, to: u64) -> Frame {
+        let m = self.metrics();
+        if m.current_leader != Some(self.id) {
+            return Frame::error(match m.current_leader {
+                Some(l) => format!("ERR not the leader; node {l} leads"),
+                None => "ERR not the leader; no leader is known".to_string(),
+            });
+        }
+        if to == self.id {
+            return Frame::OK;
+        }
+        if !m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == to)
+        {
+            return Frame::error(format!("ERR node {to} is not a voter"));
+        }
+        info!(to, "transferring leadership on request");
+        if let Err(e) = self.raft.trigger().transfer_leader(to).await {
+            return Frame::error(format!(
+                "ERR transfer failed: {}",
+                e.to_string().replace(['\r', '\n'], " ")
+            ));
+        }
+        let moved = self
+            .raft
+            .wait(Some(Duration::from_secs(2)))
+            .metrics(|m| m.current_leader == Some(to), "leadership transferred")
+            .await;
+        match moved {
+            Ok(_) => Frame::OK,
+            Err(_) => Frame::error(format!("ERR node {to} did not take over within 2 seconds")),
         }
     }
 
@@ -701,6 +750,15 @@ impl Node {
             (
                 "read_consistency",
                 format!("{:?}", self.config.read_mode).to_lowercase(),
+            ),
+            (
+                "unsafe_mode",
+                if self.config.unsafe_local_reads {
+                    "local-reads"
+                } else {
+                    "none"
+                }
+                .to_string(),
             ),
         ]
     }

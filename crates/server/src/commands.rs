@@ -73,7 +73,7 @@ pub const SPECS: &[ServerSpec] = &[
     ServerSpec { name: "watch", arity: -2, flags: &["noscript", "loading", "stale", "fast", "allow_busy"], group: "transactions", summary: "Watch the given keys to determine execution of the MULTI/EXEC block", cmd: ServerCmd::Watch, keys: (1, -1, 1) },
     ServerSpec { name: "unwatch", arity: 1, flags: &["noscript", "loading", "stale", "fast", "allow_busy"], group: "transactions", summary: "Forget about all watched keys", cmd: ServerCmd::Unwatch, keys: NO_KEYS },
     ServerSpec { name: "debug", arity: -2, flags: &["admin", "noscript", "loading", "stale"], group: "server", summary: "A container for debugging commands (DIGEST)", cmd: ServerCmd::Debug, keys: NO_KEYS },
-    ServerSpec { name: "cluster", arity: -2, flags: &[], group: "cluster", summary: "A container for Redis Cluster commands (FORGET)", cmd: ServerCmd::Cluster, keys: NO_KEYS },
+    ServerSpec { name: "cluster", arity: -2, flags: &[], group: "cluster", summary: "A container for Redis Cluster commands (FORGET, TRANSFER-LEADER)", cmd: ServerCmd::Cluster, keys: NO_KEYS },
 ];
 
 /// Finds a connection-level command by name, case-insensitively.

@@ -42,6 +42,25 @@ pub enum ReadConsistency {
     Stale,
 }
 
+/// A deliberately unsafe behaviour (`--unsafe`), only for proving that the fault-injection
+/// suite catches what it breaks. Not in `--help`; a node running one logs a loud warning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnsafeMode {
+    /// Every node answers reads from its own state with no ReadIndex and no lease: stale
+    /// reads on lagging followers and deposed leaders. NOT linearizable.
+    LocalReads,
+}
+
+impl UnsafeMode {
+    /// The name used on the command line and in `INFO replication`.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnsafeMode::LocalReads => "local-reads",
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -110,6 +129,10 @@ pub struct Cli {
     /// replaced [default: 50]
     #[arg(long, env = "REDRAFT_HEARTBEAT_MS")]
     pub heartbeat_ms: Option<u64>,
+    /// UNSAFE, for the fault-injection suite's self-test only: `local-reads` serves every
+    /// read from the node's own state (stale reads). Hidden from --help on purpose.
+    #[arg(long = "unsafe", env = "REDRAFT_UNSAFE", value_enum, hide = true)]
+    pub unsafe_mode: Option<UnsafeMode>,
 }
 
 /// The settings a node runs with.
@@ -144,6 +167,10 @@ pub struct Config {
     pub snapshot_logs: u64,
     /// Raft heartbeat interval, milliseconds.
     pub heartbeat_ms: u64,
+    /// UNSAFE behaviour for the fault-injection suite's self-test (`unsafe = "local-reads"`
+    /// in a file); none by default, and nothing else should ever set it.
+    #[serde(rename = "unsafe")]
+    pub unsafe_mode: Option<UnsafeMode>,
     /// Keep the data in memory only, without Raft (tests of the command layer). Not a
     /// flag: a node started by the binary always replicates through Raft.
     #[serde(skip)]
@@ -167,6 +194,7 @@ impl Default for Config {
             join: String::new(),
             snapshot_logs: DEFAULT_SNAPSHOT_LOGS,
             heartbeat_ms: DEFAULT_HEARTBEAT_MS,
+            unsafe_mode: None,
             in_memory: false,
         }
     }
@@ -226,6 +254,9 @@ impl Config {
         }
         if let Some(v) = cli.heartbeat_ms {
             config.heartbeat_ms = v;
+        }
+        if let Some(v) = cli.unsafe_mode {
+            config.unsafe_mode = Some(v);
         }
         config.validate()?;
         Ok(config)
@@ -338,6 +369,7 @@ impl Config {
             },
             snapshot_logs: self.snapshot_logs,
             heartbeat_ms: self.heartbeat_ms,
+            unsafe_local_reads: self.unsafe_mode == Some(UnsafeMode::LocalReads),
         })
     }
 
@@ -425,6 +457,19 @@ mod tests {
             c.validate().is_err(),
             "a node missing from its own initial cluster"
         );
+    }
+
+    #[test]
+    fn the_unsafe_mode_is_off_unless_named() {
+        assert_eq!(Config::default().unsafe_mode, None);
+        assert!(!Config::default().cluster().unwrap().unsafe_local_reads);
+        let c: Config = toml::from_str("unsafe = \"local-reads\"\n").unwrap();
+        assert_eq!(c.unsafe_mode, Some(UnsafeMode::LocalReads));
+        assert!(c.cluster().unwrap().unsafe_local_reads);
+        assert!(toml::from_str::<Config>("unsafe = \"fast\"\n").is_err());
+        let cli = Cli::try_parse_from(["redraft", "--unsafe", "local-reads"]).unwrap();
+        assert_eq!(cli.unsafe_mode, Some(UnsafeMode::LocalReads));
+        assert!(Cli::try_parse_from(["redraft", "--unsafe", "nope"]).is_err());
     }
 
     #[test]

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-pub use config::{Cli, Config, LogFormat, ReadConsistency};
+pub use config::{Cli, Config, LogFormat, ReadConsistency, UnsafeMode};
 pub use store::Store;
 
 /// The Redis version whose behaviour redraft follows (reported by `HELLO` and `INFO`).
@@ -91,6 +91,15 @@ pub async fn run(
 ) -> Result<(), Error> {
     config.validate()?;
     let local_port = listener.local_addr()?.port();
+    if let Some(mode) = config.unsafe_mode {
+        warn!(
+            unsafe_mode = mode.name(),
+            "UNSAFE MODE `{}`: reads are served from local state with no ReadIndex and no \
+             lease; they can be STALE. For the fault-injection suite's self-test only; \
+             never run this in production",
+            mode.name()
+        );
+    }
     let node = if config.in_memory {
         None
     } else {

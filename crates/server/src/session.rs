@@ -390,7 +390,24 @@ impl Session {
     }
 
     /// `CLUSTER FORGET <node-id>`: removes a node from the cluster.
+    /// `CLUSTER TRANSFER-LEADER <node-id>` (redraft's own; sent to the leader): hands
+    /// leadership to that voter.
     async fn cluster(&mut self, args: &[Bytes]) -> Frame {
+        if kv::args::is(&args[1], "transfer-leader") {
+            if args.len() != 3 {
+                return kv::Error::Arity("cluster|transfer-leader".into()).to_frame();
+            }
+            let Some(id) = resp::request::parse_int(&args[2]).filter(|&id| id > 0) else {
+                return Frame::error(format!(
+                    "ERR Unknown node {}",
+                    String::from_utf8_lossy(&args[2])
+                ));
+            };
+            return match &self.shared.node {
+                Some(node) => node.transfer_leader(id as u64).await,
+                None => Frame::error("ERR This instance has cluster support disabled"),
+            };
+        }
         if kv::args::is(&args[1], "forget") {
             if args.len() != 3 {
                 return kv::Error::Arity("cluster|forget".into()).to_frame();

@@ -1,0 +1,684 @@
+//! One run, inside the run's namespace: start the nodes, let the workers record a history
+//! while the nemesis applies its schedule, heal everything, make the final reads, stop.
+//!
+//! Files written in the run directory (the outer process judges them afterwards):
+//! `history.jsonl` (as it happens), `nemesis.log` (every fault and heal, with times),
+//! `faults.json` (the fault windows for the plot, and nodes that exited on their own),
+//! `nodes/nN.log` and `nodes/nN/` (each node's log and data).
+//!
+//! Invariants:
+//! - Every loop is bounded in time and count: workers stop at the run's end (an operation
+//!   in flight then ends within the client timeout), waits poll with deadlines.
+//! - A run stops early, healing and killing everything, on SIGINT/SIGTERM or when the
+//!   outer process (its parent) is gone.
+//! - `iptables` runs only inside the namespace: [`inner`] refuses to start elsewhere.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use lincheck::history::Type;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use super::db::{self, Db, DbOptions};
+use super::nemesis::{self, Fault, Kinds, Shape, Target, Timing};
+use super::netns;
+use super::record::{Entry, Processes, Recorder};
+use super::workload::{self, Generator, Op, Workload};
+
+/// Everything a run needs; written to `run.json` by the outer process.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// `register`, `counter`, `set` or `list-append`.
+    pub workload: String,
+    /// `none`, `mixed` or a comma-separated list of nemeses.
+    pub nemesis: String,
+    pub seconds: u64,
+    pub nodes: u64,
+    pub workers: usize,
+    pub seed: u64,
+    pub heartbeat_ms: u64,
+    pub snapshot_logs: u64,
+    /// `--unsafe` for the nodes (the self-test), if any.
+    pub unsafe_mode: Option<String>,
+    /// How long a client waits for a reply before the operation is unknown.
+    pub op_timeout_ms: u64,
+    /// Mean pause of a worker between two operations.
+    pub think_ms: u64,
+    pub bin: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl RunSpec {
+    pub fn workload(&self) -> Result<Workload> {
+        self.workload.parse().map_err(|e| anyhow!("{e}"))
+    }
+
+    pub fn kinds(&self) -> Result<Kinds> {
+        self.nemesis.parse().map_err(|e: String| anyhow!(e))
+    }
+}
+
+/// A time span in which a fault held (nanoseconds since the run's start).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Window {
+    pub label: String,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// What the nemesis leaves for the outer process.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Faults {
+    pub windows: Vec<Window>,
+    /// Nodes that exited without being killed (a crash), with their exit status.
+    pub crashes: Vec<String>,
+    /// Set when the run stopped early.
+    pub interrupted: bool,
+}
+
+/// Why a run should stop now.
+#[derive(Clone)]
+struct Stop {
+    signal: Arc<AtomicBool>,
+    parent: u32,
+}
+
+impl Stop {
+    fn now(&self) -> bool {
+        self.signal.load(Ordering::SeqCst) || std::os::unix::process::parent_id() != self.parent
+    }
+}
+
+/// The nemesis log: one line per event, to `nemesis.log` and stdout.
+struct Log {
+    start: Instant,
+    file: Mutex<fs::File>,
+}
+
+impl Log {
+    fn line(&self, text: impl AsRef<str>) {
+        let t = self.start.elapsed().as_secs_f64();
+        let line = format!("[{t:8.3}s] {}", text.as_ref());
+        println!("{line}");
+        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// How often leadership moves while a transfer step holds.
+const TRANSFER_EVERY: Duration = Duration::from_millis(800);
+
+/// Sleeps until `at` after `start`, in short naps; false if told to stop first.
+fn wait_until(start: Instant, at: Duration, stop: &Stop) -> bool {
+    loop {
+        if stop.now() {
+            return false;
+        }
+        let now = start.elapsed();
+        if now >= at {
+            return true;
+        }
+        std::thread::sleep((at - now).min(Duration::from_millis(50)));
+    }
+}
+
+/// The inner process's main: runs the spec in `dir/run.json`. Ok(true) when the run
+/// went to the end, Ok(false) when it was interrupted.
+pub fn inner(spec_path: &Path) -> Result<bool> {
+    let spec: RunSpec = serde_json::from_slice(
+        &fs::read(spec_path).with_context(|| format!("read {}", spec_path.display()))?,
+    )
+    .with_context(|| format!("parse {}", spec_path.display()))?;
+    let workload = spec.workload()?;
+    let kinds = spec.kinds()?;
+    let stop = Stop {
+        signal: netns::stop_on_signals(),
+        parent: std::os::unix::process::parent_id(),
+    };
+    // iptables rules and fixed ports are only safe inside the harness's own namespace.
+    let here = netns::run(
+        "ip",
+        &["netns", "identify", &std::process::id().to_string()],
+    )?;
+    if !here.trim().starts_with(netns::PREFIX) {
+        bail!(
+            "`jepsen inner` must run inside a {}* network namespace (it is in `{}`); run `jepsen run`",
+            netns::PREFIX,
+            here.trim()
+        );
+    }
+    netns::run("iptables", &["-w", "-F", "INPUT"])?;
+    let log = Log {
+        start: Instant::now(),
+        file: Mutex::new(fs::File::create(spec.dir.join("nemesis.log"))?),
+    };
+    log.line(format!(
+        "run: workload {workload}, nemesis {}, {} s, {} nodes, {} workers, seed {}{}",
+        kinds.name(),
+        spec.seconds,
+        spec.nodes,
+        spec.workers,
+        spec.seed,
+        spec.unsafe_mode
+            .as_deref()
+            .map(|u| format!(", UNSAFE {u}"))
+            .unwrap_or_default()
+    ));
+    let db = Db::start(DbOptions {
+        bin: spec.bin.clone(),
+        nodes: spec.nodes,
+        heartbeat_ms: spec.heartbeat_ms,
+        snapshot_logs: spec.snapshot_logs,
+        unsafe_mode: spec.unsafe_mode.clone(),
+        dir: spec.dir.clone(),
+    })?;
+    let leader = db.leader();
+    // Times in the history, the nemesis log and the windows all count from here.
+    let start = Instant::now();
+    let log = Log {
+        start,
+        file: log.file,
+    };
+    log.line(format!("cluster up; leader n{}", leader.unwrap_or(0)));
+
+    let recorder = Arc::new(Recorder::create(&spec.dir.join("history.jsonl"), start)?);
+    let generator = Arc::new(Generator::new(workload));
+    let processes = Arc::new(Processes::new(spec.workers as u64));
+    let total = Duration::from_secs(spec.seconds);
+    let workers_stop = Arc::new(AtomicBool::new(false));
+    let ids = db.ids();
+    let op_timeout = Duration::from_millis(spec.op_timeout_ms.max(100));
+    let workers: Vec<_> = (0..spec.workers)
+        .map(|w| {
+            let ctx = Worker {
+                process: w as u64,
+                rng: StdRng::seed_from_u64(spec.seed.wrapping_add(1 + w as u64)),
+                ids: ids.clone(),
+                generator: generator.clone(),
+                recorder: recorder.clone(),
+                processes: processes.clone(),
+                stop: workers_stop.clone(),
+                deadline: start + total,
+                op_timeout,
+                think: Duration::from_millis(spec.think_ms),
+            };
+            std::thread::spawn(move || ctx.run())
+        })
+        .collect();
+
+    let mut nemesis = Nemesis {
+        db,
+        rng: StdRng::seed_from_u64(spec.seed),
+        log: &log,
+        faults: Faults::default(),
+        removed: BTreeSet::new(),
+    };
+    let steps = nemesis::schedule(&kinds, total, Timing::for_run(total), &mut nemesis.rng);
+    log.line(format!("{} nemesis steps scheduled", steps.len()));
+    let mut completed = true;
+    for step in &steps {
+        if !wait_until(start, step.start, &stop) {
+            completed = false;
+            break;
+        }
+        nemesis.check_crashes();
+        // A slow heal or a slow fault (a membership change waits for its commit) may eat
+        // into the schedule: a step holds for its full length once its faults are in
+        // place, as far as the run has room, and is skipped when it has none.
+        let last_end = total.saturating_sub(nemesis::TAIL);
+        if start.elapsed() + Duration::from_millis(500) >= last_end {
+            log.line("no time left for the remaining steps");
+            break;
+        }
+        let t0 = recorder.now();
+        let undo: Vec<(String, Undo)> = step.faults.iter().map(|&f| nemesis.apply(f)).collect();
+        let end = (start.elapsed() + step.hold).min(last_end);
+        // A leader transfer is over at once: while its step holds, leadership moves again
+        // every TRANSFER_EVERY.
+        let repeat = step.faults.contains(&Fault::Transfer);
+        let mut tick = start.elapsed() + TRANSFER_EVERY;
+        let held = loop {
+            let until = if repeat { tick.min(end) } else { end };
+            if !wait_until(start, until, &stop) {
+                break false;
+            }
+            if until >= end {
+                break true;
+            }
+            nemesis.apply(Fault::Transfer);
+            tick += TRANSFER_EVERY;
+        };
+        for (label, u) in undo.into_iter().rev() {
+            nemesis.heal(u);
+            nemesis.faults.windows.push(Window {
+                label,
+                start: t0,
+                end: recorder.now(),
+            });
+        }
+        if !held {
+            completed = false;
+            break;
+        }
+    }
+    if completed {
+        completed = wait_until(start, total, &stop);
+    }
+    workers_stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        if w.join().is_err() {
+            log.line("a worker panicked");
+        }
+    }
+    nemesis.check_crashes();
+    log.line(format!("workers done: {} events recorded", recorder.len()));
+
+    if completed {
+        nemesis.heal_all()?;
+        let ops = generator.final_reads();
+        if !ops.is_empty() {
+            final_reads(
+                &nemesis.db,
+                &recorder,
+                &processes,
+                &ops,
+                op_timeout,
+                &log,
+                &stop,
+            );
+        }
+    }
+    nemesis.check_crashes();
+    nemesis.db.stop_all();
+    recorder.flush().context("write history.jsonl")?;
+    nemesis.faults.interrupted = !completed;
+    fs::write(
+        spec.dir.join("faults.json"),
+        serde_json::to_vec_pretty(&nemesis.faults)?,
+    )?;
+    log.line(if completed { "done" } else { "interrupted" });
+    Ok(completed)
+}
+
+/// Reads the whole state once per final op, through any node that answers (bounded).
+fn final_reads(
+    db: &Db,
+    recorder: &Recorder,
+    processes: &Processes,
+    ops: &[Op],
+    timeout: Duration,
+    log: &Log,
+    stop: &Stop,
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for op in ops {
+        let process = processes.fresh();
+        let mut done = false;
+        for attempt in 0..100u32 {
+            if done || Instant::now() >= deadline || stop.now() {
+                break;
+            }
+            let nodes = db.awake();
+            let Some(&id) = nodes.get(attempt as usize % nodes.len().max(1)) else {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            };
+            let Ok(mut con) = db::connect(id, timeout) else {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            };
+            recorder.record(invoke(process, op));
+            let outcome = workload::execute(&mut con, op);
+            done = outcome.kind == Type::Ok;
+            recorder.record(complete(process, op, outcome, id));
+        }
+        log.line(format!(
+            "final read {} {}",
+            op.key.as_deref().unwrap_or("(all keys)"),
+            if done {
+                "done"
+            } else {
+                "FAILED: no node answered in time"
+            }
+        ));
+    }
+}
+
+fn invoke(process: u64, op: &Op) -> Entry {
+    Entry {
+        process,
+        kind: Type::Invoke,
+        f: op.f.to_string(),
+        key: op.key.clone(),
+        value: op.value.clone(),
+        error: None,
+        node: None,
+    }
+}
+
+fn complete(process: u64, op: &Op, outcome: workload::Outcome, node: u64) -> Entry {
+    Entry {
+        process,
+        kind: outcome.kind,
+        f: op.f.to_string(),
+        key: op.key.clone(),
+        value: outcome.value,
+        error: outcome.error,
+        node: Some(format!("n{node}")),
+    }
+}
+
+/// One client thread.
+struct Worker {
+    process: u64,
+    rng: StdRng,
+    ids: Vec<u64>,
+    generator: Arc<Generator>,
+    recorder: Arc<Recorder>,
+    processes: Arc<Processes>,
+    stop: Arc<AtomicBool>,
+    deadline: Instant,
+    op_timeout: Duration,
+    think: Duration,
+}
+
+/// The most operations one worker invokes in a run (a bound besides the clock).
+const MAX_OPS_PER_WORKER: u32 = 200_000;
+
+impl Worker {
+    fn run(mut self) {
+        let mut con: Option<(u64, redis::Connection)> = None;
+        for _ in 0..MAX_OPS_PER_WORKER {
+            if self.stop.load(Ordering::SeqCst) || Instant::now() >= self.deadline {
+                return;
+            }
+            if con.is_none() {
+                let id = *self.ids.choose(&mut self.rng).expect("nodes");
+                match db::connect(id, self.op_timeout) {
+                    Ok(c) => con = Some((id, c)),
+                    Err(_) => {
+                        // A killed node: try another after a short pause.
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    }
+                }
+            }
+            let Some((id, c)) = con.as_mut() else {
+                continue;
+            };
+            let id = *id;
+            let op = self.generator.next(&mut self.rng);
+            self.recorder.record(invoke(self.process, &op));
+            let outcome = workload::execute(c, &op);
+            let kind = outcome.kind;
+            self.recorder
+                .record(complete(self.process, &op, outcome, id));
+            match kind {
+                Type::Info => {
+                    self.process = self.processes.fresh();
+                    con = None;
+                }
+                Type::Fail => con = None,
+                _ => {}
+            }
+            if !self.think.is_zero() {
+                let ms = self.rng.gen_range(0..=2 * self.think.as_millis() as u64);
+                std::thread::sleep(Duration::from_millis(ms));
+            }
+        }
+    }
+}
+
+/// What heals an applied fault.
+enum Undo {
+    Nothing,
+    Heal,
+    Restart(Vec<u64>),
+    Resume(Vec<u64>),
+    Rejoin(u64),
+}
+
+struct Nemesis<'a> {
+    db: Db,
+    rng: StdRng,
+    log: &'a Log,
+    faults: Faults,
+    /// Nodes removed from the cluster and not yet back.
+    removed: BTreeSet<u64>,
+}
+
+impl Nemesis<'_> {
+    fn check_crashes(&mut self) {
+        for (id, status) in self.db.reap_exited() {
+            let text = format!("NODE n{id} EXITED ON ITS OWN ({status}); see nodes/n{id}.log");
+            self.log.line(&text);
+            self.faults.crashes.push(text);
+        }
+    }
+
+    fn leader_or_random(&mut self) -> Option<u64> {
+        self.db
+            .leader()
+            .or_else(|| self.db.awake().choose(&mut self.rng).copied())
+    }
+
+    /// Applies one fault; its label (for the plot) and how to heal it.
+    fn apply(&mut self, fault: Fault) -> (String, Undo) {
+        match self.try_apply(fault) {
+            Ok((label, undo)) => {
+                self.log.line(format!("start {label}"));
+                (label, undo)
+            }
+            Err(e) => {
+                let label = format!("{fault} (not applied)");
+                self.log.line(format!("could not {fault}: {e:#}"));
+                (label, Undo::Nothing)
+            }
+        }
+    }
+
+    fn try_apply(&mut self, fault: Fault) -> Result<(String, Undo)> {
+        match fault {
+            Fault::Partition(shape) => {
+                let ids = self.db.ids();
+                let leader = match shape {
+                    Shape::IsolateLeader | Shape::MajorityMinority => self.db.leader(),
+                    _ => None,
+                };
+                let pairs = nemesis::cut(shape, &ids, leader, &mut self.rng);
+                for rule in nemesis::rules(&pairs, db::ip_of) {
+                    let args: Vec<&str> = rule.iter().map(String::as_str).collect();
+                    netns::run("iptables", &args)?;
+                }
+                Ok((
+                    format!(
+                        "partition {} {}",
+                        shape.name(),
+                        nemesis::describe(&pairs, &ids)
+                    ),
+                    Undo::Heal,
+                ))
+            }
+            Fault::Kill(target) => {
+                let running = self.db.running();
+                let victims: Vec<u64> = match target {
+                    Target::Leader => self.leader_or_random().into_iter().collect(),
+                    Target::Random => running.choose(&mut self.rng).copied().into_iter().collect(),
+                    Target::Majority => {
+                        let n = self.db.ids().len() / 2 + 1;
+                        running.choose_multiple(&mut self.rng, n).copied().collect()
+                    }
+                };
+                if victims.is_empty() {
+                    bail!("no running node to kill");
+                }
+                for &v in &victims {
+                    self.db.kill(v)?;
+                }
+                Ok((
+                    format!("kill -9 {} {}", target.name(), names(&victims)),
+                    Undo::Restart(victims),
+                ))
+            }
+            Fault::Pause(target) => {
+                let victim = match target {
+                    Target::Leader => self.leader_or_random(),
+                    _ => self.db.awake().choose(&mut self.rng).copied(),
+                }
+                .ok_or_else(|| anyhow!("no awake node to pause"))?;
+                self.db.pause(victim)?;
+                Ok((
+                    format!("pause {} n{victim}", target.name()),
+                    Undo::Resume(vec![victim]),
+                ))
+            }
+            Fault::Transfer => {
+                let leader = self
+                    .db
+                    .leader()
+                    .ok_or_else(|| anyhow!("no leader to transfer from"))?;
+                let voters = self.db.info(leader)?.voters;
+                let awake = self.db.awake();
+                let others: Vec<u64> = voters
+                    .into_iter()
+                    .filter(|&v| v != leader && awake.contains(&v))
+                    .collect();
+                let to = *others
+                    .choose(&mut self.rng)
+                    .ok_or_else(|| anyhow!("no other awake voter"))?;
+                self.db.transfer(leader, to)?;
+                Ok((
+                    format!("transfer leadership n{leader} -> n{to}"),
+                    Undo::Nothing,
+                ))
+            }
+            Fault::Membership { leader } => {
+                let current = self.db.leader();
+                let victim = if leader {
+                    current
+                } else {
+                    let others: Vec<u64> = self
+                        .db
+                        .awake()
+                        .into_iter()
+                        .filter(|&i| Some(i) != current && !self.removed.contains(&i))
+                        .collect();
+                    others.choose(&mut self.rng).copied()
+                }
+                .ok_or_else(|| anyhow!("no node to remove"))?;
+                self.db.forget(victim)?;
+                self.removed.insert(victim);
+                self.db.kill(victim)?;
+                Ok((
+                    format!(
+                        "remove n{victim}{}, wipe it, re-add it",
+                        if leader { " (leader)" } else { "" }
+                    ),
+                    Undo::Rejoin(victim),
+                ))
+            }
+        }
+    }
+
+    fn heal(&mut self, undo: Undo) {
+        let result = match undo {
+            Undo::Nothing => return,
+            Undo::Heal => netns::run("iptables", &["-w", "-F", "INPUT"])
+                .map(|_| "healed the network".to_string()),
+            Undo::Resume(ids) => ids
+                .iter()
+                .try_for_each(|&id| self.db.resume(id))
+                .map(|()| format!("resumed {}", names(&ids))),
+            Undo::Restart(ids) => self
+                .restart(&ids)
+                .map(|()| format!("restarted {}", names(&ids))),
+            Undo::Rejoin(id) => self.rejoin(id).map(|()| format!("n{id} is a voter again")),
+        };
+        match result {
+            Ok(text) => self.log.line(format!("heal: {text}")),
+            Err(e) => self.log.line(format!("heal failed: {e:#}")),
+        }
+    }
+
+    fn restart(&mut self, ids: &[u64]) -> Result<()> {
+        for &id in ids {
+            if !self.db.running().contains(&id) {
+                self.db.spawn(id)?;
+            }
+        }
+        for &id in ids {
+            self.db.wait_ready(id, Duration::from_secs(30))?;
+        }
+        Ok(())
+    }
+
+    /// Starts removed node `id` with an empty disk and `--join`, and waits until the
+    /// leader counts it as a voter.
+    fn rejoin(&mut self, id: u64) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let via = loop {
+            if let Some(l) = self.db.leader().filter(|&l| l != id) {
+                break l;
+            }
+            if Instant::now() >= deadline {
+                bail!("no leader to re-add n{id} through");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        self.db.rejoin(id, via)?;
+        loop {
+            let voter = self
+                .db
+                .leader()
+                .and_then(|l| self.db.info(l).ok())
+                .is_some_and(|i| i.voters.contains(&id));
+            if voter {
+                self.removed.remove(&id);
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("n{id} did not become a voter again within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Heals everything before the final reads: every node awake and running, the network
+    /// whole, removed nodes back, one leader agreed on.
+    fn heal_all(&mut self) -> Result<()> {
+        for id in self.db.paused() {
+            self.db.resume(id)?;
+        }
+        netns::run("iptables", &["-w", "-F", "INPUT"])?;
+        let down: Vec<u64> = self
+            .db
+            .ids()
+            .into_iter()
+            .filter(|id| !self.db.running().contains(id) && !self.removed.contains(id))
+            .collect();
+        self.restart(&down)?;
+        for id in self.removed.clone() {
+            self.rejoin(id)?;
+        }
+        let leader = self.db.wait_leader(Duration::from_secs(30))?;
+        self.log
+            .line(format!("healed everything; leader n{leader}"));
+        Ok(())
+    }
+}
+
+fn names(ids: &[u64]) -> String {
+    ids.iter()
+        .map(|i| format!("n{i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}

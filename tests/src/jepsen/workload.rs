@@ -1,0 +1,513 @@
+//! Workloads: which operations clients invoke, how each runs against redraft through the
+//! `redis` crate, and how a reply or an error becomes `ok`, `fail` or `info`.
+//!
+//! - register: `SET`/`GET` of integers on [`REGISTER_KEYS`] keys; written values are
+//!   unique per key (a counter per key), which keeps the linearizability search small.
+//! - counter: `INCRBY counter n` (n in 1..=5) and `GET counter` (a missing key reads 0).
+//! - set: `SADD set n` of unique integers, a few `SMEMBERS` reads along the way.
+//! - list-append: `MULTI` of 1-3 `RPUSH`/`LRANGE` on [`LIST_KEYS`] keys sharing the `{la}`
+//!   hash tag, then `EXEC`; appended values are unique per key.
+//!
+//! Outcomes (see `cluster`'s module header for redraft's error semantics): a read that
+//! fails in any way is `fail` (reads change nothing). A write refused with `-CLUSTERDOWN`
+//! never reached a log: `fail`. Any other error on a write (`write outcome unknown`, a
+//! timeout, a lost connection, an error text we do not know) is `info`: it may or may not
+//! take effect.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use lincheck::history::Type;
+pub use lincheck::Workload;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde_json::{json, Value};
+
+/// Keys of the register workload.
+pub const REGISTER_KEYS: usize = 3;
+/// Keys of the list-append workload (one hash slot thanks to the `{la}` tag).
+pub const LIST_KEYS: usize = 4;
+/// The counter workload's key.
+pub const COUNTER_KEY: &str = "counter";
+/// The set workload's key.
+pub const SET_KEY: &str = "set";
+
+/// One operation as invoked (the `f`, `key` and `value` of its invoke event).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Op {
+    pub f: &'static str,
+    pub key: Option<String>,
+    pub value: Value,
+}
+
+impl Op {
+    /// True if the operation may change state (its unknown outcomes are `info`).
+    pub fn is_write(&self) -> bool {
+        match self.f {
+            "write" | "add" => true,
+            "txn" => self
+                .value
+                .as_array()
+                .is_some_and(|mops| mops.iter().any(|m| m[0] == "append")),
+            _ => false,
+        }
+    }
+}
+
+/// The register key `i`.
+pub fn register_key(i: usize) -> String {
+    format!("r{i}")
+}
+
+/// The list-append key `i`.
+pub fn list_key(i: usize) -> String {
+    format!("{{la}}k{i}")
+}
+
+/// Draws operations for one workload; shared by every worker (values are unique across
+/// workers).
+#[derive(Debug)]
+pub struct Generator {
+    workload: Workload,
+    /// Next value per key (register: per register key; list-append: per list key; set:
+    /// slot 0).
+    next: Vec<AtomicI64>,
+}
+
+impl Generator {
+    pub fn new(workload: Workload) -> Self {
+        let keys = match workload {
+            Workload::Register => REGISTER_KEYS,
+            Workload::ListAppend => LIST_KEYS,
+            Workload::Counter | Workload::Set => 1,
+        };
+        Generator {
+            workload,
+            next: (0..keys).map(|_| AtomicI64::new(1)).collect(),
+        }
+    }
+
+    fn value(&self, key: usize) -> i64 {
+        self.next[key].fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The next operation of a worker.
+    pub fn next(&self, rng: &mut impl Rng) -> Op {
+        match self.workload {
+            Workload::Register => {
+                let k = rng.gen_range(0..REGISTER_KEYS);
+                if rng.gen_bool(0.5) {
+                    Op {
+                        f: "read",
+                        key: Some(register_key(k)),
+                        value: Value::Null,
+                    }
+                } else {
+                    Op {
+                        f: "write",
+                        key: Some(register_key(k)),
+                        value: json!(self.value(k)),
+                    }
+                }
+            }
+            Workload::Counter => {
+                if rng.gen_bool(0.25) {
+                    read_op(COUNTER_KEY)
+                } else {
+                    Op {
+                        f: "add",
+                        key: Some(COUNTER_KEY.into()),
+                        value: json!(rng.gen_range(1..=5)),
+                    }
+                }
+            }
+            Workload::Set => {
+                if rng.gen_bool(0.05) {
+                    read_op(SET_KEY)
+                } else {
+                    Op {
+                        f: "add",
+                        key: Some(SET_KEY.into()),
+                        value: json!(self.value(0)),
+                    }
+                }
+            }
+            Workload::ListAppend => {
+                let n = rng.gen_range(1..=3);
+                let mut keys: Vec<usize> = (0..LIST_KEYS).collect();
+                keys.shuffle(rng);
+                let mops: Vec<Value> = keys[..n]
+                    .iter()
+                    .map(|&k| {
+                        if rng.gen_bool(0.5) {
+                            json!(["append", list_key(k), self.value(k)])
+                        } else {
+                            json!(["r", list_key(k), null])
+                        }
+                    })
+                    .collect();
+                Op {
+                    f: "txn",
+                    key: None,
+                    value: Value::Array(mops),
+                }
+            }
+        }
+    }
+
+    /// The reads made after every fault is healed: nothing for the register (every read
+    /// along the way is checked), one read of the whole state for the others.
+    pub fn final_reads(&self) -> Vec<Op> {
+        match self.workload {
+            Workload::Register => Vec::new(),
+            Workload::Counter => vec![read_op(COUNTER_KEY)],
+            Workload::Set => vec![read_op(SET_KEY)],
+            Workload::ListAppend => vec![Op {
+                f: "txn",
+                key: None,
+                value: Value::Array(
+                    (0..LIST_KEYS)
+                        .map(|k| json!(["r", list_key(k), null]))
+                        .collect(),
+                ),
+            }],
+        }
+    }
+}
+
+fn read_op(key: &str) -> Op {
+    Op {
+        f: "read",
+        key: Some(key.into()),
+        value: Value::Null,
+    }
+}
+
+/// How an operation ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub kind: Type,
+    /// The value of the completion event (see `lincheck::history`).
+    pub value: Value,
+    pub error: Option<String>,
+}
+
+/// What went wrong with a request, reduced to what decides its outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The server answered with an error reply: its code (`CLUSTERDOWN`, `ERR`, ...) and
+    /// whole text.
+    Reply { code: String, text: String },
+    /// No reply: a timeout, a connection lost or refused mid-call.
+    Transport(String),
+    /// A reply of a shape the workload does not expect (reported as an `info`/`fail` with
+    /// this text, never a panic).
+    Unexpected(String),
+}
+
+impl Failure {
+    pub fn from_redis(e: &redis::RedisError) -> Failure {
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+        {
+            return Failure::Transport(e.to_string());
+        }
+        match e.code() {
+            Some(code) => Failure::Reply {
+                code: code.to_string(),
+                text: match e.detail() {
+                    Some(d) => format!("{code} {d}"),
+                    None => code.to_string(),
+                },
+            },
+            None => Failure::Transport(e.to_string()),
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Failure::Reply { text, .. } => text.clone(),
+            Failure::Transport(t) => format!("no reply: {t}"),
+            Failure::Unexpected(t) => format!("unexpected reply: {t}"),
+        }
+    }
+
+    /// True when the connection can no longer be trusted (a reply may still be on its way).
+    pub fn breaks_connection(&self) -> bool {
+        !matches!(self, Failure::Reply { .. })
+    }
+}
+
+/// The outcome of an operation that failed with `failure` (see the module header).
+pub fn classify(op: &Op, failure: &Failure) -> Outcome {
+    let kind = if !op.is_write() {
+        Type::Fail
+    } else {
+        match failure {
+            Failure::Reply { code, .. } if code == "CLUSTERDOWN" => Type::Fail,
+            _ => Type::Info,
+        }
+    };
+    let value = if kind == Type::Info {
+        op.value.clone()
+    } else {
+        Value::Null
+    };
+    Outcome {
+        kind,
+        value,
+        error: Some(failure.text()),
+    }
+}
+
+fn ok(value: Value) -> Outcome {
+    Outcome {
+        kind: Type::Ok,
+        value,
+        error: None,
+    }
+}
+
+/// An integer reply or bulk string holding one, or nil.
+fn int_or_nil(v: &redis::Value) -> Result<Value, Failure> {
+    match v {
+        redis::Value::Nil => Ok(Value::Null),
+        redis::Value::Int(i) => Ok(json!(i)),
+        redis::Value::BulkString(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+            .map(|i| json!(i))
+            .ok_or_else(|| {
+                Failure::Unexpected(format!(
+                    "`{}` is not an integer",
+                    String::from_utf8_lossy(b)
+                ))
+            }),
+        other => Err(Failure::Unexpected(format!("{other:?}"))),
+    }
+}
+
+/// A list of integers (`SMEMBERS`, `LRANGE`); sorted when `sort`.
+fn int_list(v: &redis::Value, sort: bool) -> Result<Value, Failure> {
+    let items = match v {
+        redis::Value::Array(items) | redis::Value::Set(items) => items,
+        other => return Err(Failure::Unexpected(format!("{other:?} is not a list"))),
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        match int_or_nil(item)? {
+            Value::Number(n) => out.push(n.as_i64().unwrap_or_default()),
+            other => return Err(Failure::Unexpected(format!("list element {other}"))),
+        }
+    }
+    if sort {
+        out.sort_unstable();
+    }
+    Ok(json!(out))
+}
+
+/// Runs `op` on `con` and says how it ended.
+pub fn execute(con: &mut redis::Connection, op: &Op) -> Outcome {
+    match run(con, op) {
+        Ok(outcome) => outcome,
+        Err(failure) => classify(op, &failure),
+    }
+}
+
+fn run(con: &mut redis::Connection, op: &Op) -> Result<Outcome, Failure> {
+    let q = |cmd: &mut redis::Cmd, con: &mut redis::Connection| -> Result<redis::Value, Failure> {
+        cmd.query::<redis::Value>(con)
+            .map_err(|e| Failure::from_redis(&e))
+    };
+    let key = op.key.clone().unwrap_or_default();
+    match op.f {
+        "write" => {
+            let reply = q(redis::cmd("SET").arg(&key).arg(op.value.to_string()), con)?;
+            match reply {
+                redis::Value::Okay => Ok(ok(op.value.clone())),
+                redis::Value::SimpleString(s) if s == "OK" => Ok(ok(op.value.clone())),
+                other => Err(Failure::Unexpected(format!("SET -> {other:?}"))),
+            }
+        }
+        "add" if key == COUNTER_KEY => {
+            q(
+                redis::cmd("INCRBY").arg(&key).arg(op.value.to_string()),
+                con,
+            )?;
+            Ok(ok(op.value.clone()))
+        }
+        "add" => {
+            q(redis::cmd("SADD").arg(&key).arg(op.value.to_string()), con)?;
+            Ok(ok(op.value.clone()))
+        }
+        "read" if key == SET_KEY => {
+            let reply = q(redis::cmd("SMEMBERS").arg(&key), con)?;
+            Ok(ok(int_list(&reply, true)?))
+        }
+        "read" => {
+            let reply = q(redis::cmd("GET").arg(&key), con)?;
+            let v = int_or_nil(&reply)?;
+            // A counter never written reads as 0, as INCRBY would see it.
+            Ok(ok(if key == COUNTER_KEY && v.is_null() {
+                json!(0)
+            } else {
+                v
+            }))
+        }
+        "txn" => txn(con, op),
+        other => Err(Failure::Unexpected(format!("no such operation `{other}`"))),
+    }
+}
+
+/// A list-append transaction: `MULTI`, one `RPUSH` or `LRANGE` per micro-operation, `EXEC`.
+fn txn(con: &mut redis::Connection, op: &Op) -> Result<Outcome, Failure> {
+    let mops = op
+        .value
+        .as_array()
+        .ok_or_else(|| Failure::Unexpected("txn value is not a list".into()))?;
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for m in mops {
+        let key = m[1].as_str().unwrap_or_default();
+        if m[0] == "append" {
+            pipe.cmd("RPUSH").arg(key).arg(m[2].to_string());
+        } else {
+            pipe.cmd("LRANGE").arg(key).arg(0).arg(-1);
+        }
+    }
+    let replies: Vec<redis::Value> = pipe.query(con).map_err(|e| Failure::from_redis(&e))?;
+    if replies.len() != mops.len() {
+        return Err(Failure::Unexpected(format!(
+            "EXEC returned {} replies for {} commands",
+            replies.len(),
+            mops.len()
+        )));
+    }
+    let mut done = Vec::with_capacity(mops.len());
+    for (m, reply) in mops.iter().zip(&replies) {
+        if let redis::Value::ServerError(e) = reply {
+            return Err(Failure::Reply {
+                code: e.code().to_string(),
+                text: format!("{} {}", e.code(), e.details().unwrap_or_default()),
+            });
+        }
+        if m[0] == "append" {
+            done.push(m.clone());
+        } else {
+            done.push(json!(["r", m[1], int_list(reply, false)?]));
+        }
+    }
+    Ok(ok(Value::Array(done)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    fn reply(code: &str) -> Failure {
+        Failure::Reply {
+            code: code.into(),
+            text: format!("{code} something"),
+        }
+    }
+
+    #[test]
+    fn write_errors_are_info_unless_they_never_reached_a_log() {
+        let g = Generator::new(Workload::Register);
+        let mut rng = StdRng::seed_from_u64(1);
+        let write = loop {
+            let op = g.next(&mut rng);
+            if op.is_write() {
+                break op;
+            }
+        };
+        assert_eq!(classify(&write, &reply("CLUSTERDOWN")).kind, Type::Fail);
+        let unknown = classify(&write, &reply("ERR"));
+        assert_eq!(unknown.kind, Type::Info);
+        assert_eq!(
+            unknown.value, write.value,
+            "an info keeps the written value"
+        );
+        assert_eq!(
+            classify(&write, &Failure::Transport("timed out".into())).kind,
+            Type::Info
+        );
+        let read = Op {
+            f: "read",
+            key: Some("r0".into()),
+            value: Value::Null,
+        };
+        for f in [
+            reply("CLUSTERDOWN"),
+            reply("ERR"),
+            Failure::Transport("reset".into()),
+        ] {
+            let o = classify(&read, &f);
+            assert_eq!(o.kind, Type::Fail, "{f:?}");
+            assert!(o.error.is_some());
+        }
+    }
+
+    #[test]
+    fn a_transaction_is_a_write_only_if_it_appends() {
+        let read_only = Op {
+            f: "txn",
+            key: None,
+            value: json!([["r", "{la}k0", null]]),
+        };
+        let appends = Op {
+            f: "txn",
+            key: None,
+            value: json!([["r", "{la}k0", null], ["append", "{la}k1", 3]]),
+        };
+        assert!(!read_only.is_write());
+        assert!(appends.is_write());
+        assert_eq!(
+            classify(&read_only, &Failure::Transport("x".into())).kind,
+            Type::Fail
+        );
+        assert_eq!(
+            classify(&appends, &Failure::Transport("x".into())).kind,
+            Type::Info
+        );
+    }
+
+    #[test]
+    fn written_values_are_unique_per_key() {
+        let g = Generator::new(Workload::ListAppend);
+        let mut rng = StdRng::seed_from_u64(9);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..500 {
+            for m in g.next(&mut rng).value.as_array().unwrap() {
+                if m[0] == "append" {
+                    assert!(
+                        seen.insert((m[1].to_string(), m[2].as_i64().unwrap())),
+                        "{m}"
+                    );
+                }
+            }
+        }
+        let g = Generator::new(Workload::Set);
+        assert_eq!(g.final_reads(), vec![read_op(SET_KEY)]);
+    }
+
+    #[test]
+    fn replies_of_an_unexpected_shape_are_errors_not_panics() {
+        assert_eq!(int_or_nil(&redis::Value::Nil).unwrap(), Value::Null);
+        assert_eq!(
+            int_or_nil(&redis::Value::BulkString(b"42".to_vec())).unwrap(),
+            json!(42)
+        );
+        assert!(int_or_nil(&redis::Value::BulkString(b"x".to_vec())).is_err());
+        let list = redis::Value::Array(vec![
+            redis::Value::BulkString(b"3".to_vec()),
+            redis::Value::BulkString(b"1".to_vec()),
+        ]);
+        assert_eq!(int_list(&list, true).unwrap(), json!([1, 3]));
+        assert_eq!(int_list(&list, false).unwrap(), json!([3, 1]));
+        assert!(int_list(&redis::Value::Okay, false).is_err());
+    }
+}
