@@ -71,9 +71,10 @@ jepsen: deps
 	  --nodes $(NODES) $(if $(UNSAFE),--unsafe $(UNSAFE)) $(if $(SEED),--seed $(SEED))
 
 ## The short suite `make test` runs (a few minutes): every nemesis, then the self-test.
+## A fixed seed (SEED=1 unless given) keeps its schedule the same from run to run.
 jepsen-short: deps
 	$(CARGO) build -p redraft -p redraft-tests --bin jepsen
-	target/debug/jepsen short $(if $(SEED),--seed $(SEED))
+	target/debug/jepsen short --seed $(or $(SEED),1)
 
 clean:
 	$(CARGO) clean
