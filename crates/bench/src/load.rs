@@ -34,15 +34,48 @@ pub struct Spec {
 /// How long one batch may wait for its replies before the connection is given up.
 const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
-struct Tally {
+/// The raw outcome of one or more runs of the same workload.
+pub struct Tally {
     lat: Latencies,
     ok: u64,
     misses: u64,
     errors: u64,
+    seconds: f64,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            lat: Latencies::new(),
+            ok: 0,
+            misses: 0,
+            errors: 0,
+            seconds: 0.0,
+        }
+    }
+
+    /// Adds another run's requests, latencies and time (runs one after the other).
+    pub fn merge(&mut self, other: &Tally) {
+        self.lat.merge(&other.lat);
+        self.ok += other.ok;
+        self.misses += other.misses;
+        self.errors += other.errors;
+        self.seconds += other.seconds;
+    }
+
+    pub fn summary(&self) -> Summary {
+        self.lat
+            .summary(self.ok, self.errors, self.misses, self.seconds)
+    }
 }
 
 /// Runs `spec` against `target`.
 pub async fn run(target: &Target, spec: &Spec) -> Result<Summary> {
+    Ok(run_raw(target, spec).await?.summary())
+}
+
+/// Runs `spec` against `target`, keeping the histogram so runs can be merged.
+pub async fn run_raw(target: &Target, spec: &Spec) -> Result<Tally> {
     let w = spec.workload;
     let mut conns = Vec::with_capacity(w.clients);
     for _ in 0..w.clients {
@@ -61,23 +94,12 @@ pub async fn run(target: &Target, spec: &Spec) -> Result<Summary> {
             worker(conn, &spec, i as u64, &issued, &value, deadline).await
         }));
     }
-    let mut total = Tally {
-        lat: Latencies::new(),
-        ok: 0,
-        misses: 0,
-        errors: 0,
-    };
+    let mut total = Tally::new();
     for t in tasks {
-        let t = t.await?;
-        total.lat.merge(&t.lat);
-        total.ok += t.ok;
-        total.misses += t.misses;
-        total.errors += t.errors;
+        total.merge(&t.await?);
     }
-    let seconds = start.elapsed().as_secs_f64();
-    Ok(total
-        .lat
-        .summary(total.ok, total.errors, total.misses, seconds))
+    total.seconds = start.elapsed().as_secs_f64();
+    Ok(total)
 }
 
 async fn worker(
@@ -90,12 +112,7 @@ async fn worker(
 ) -> Tally {
     let w = spec.workload;
     let mut rng = Rng::new(spec.seed ^ (index.wrapping_mul(0x2545_f491_4f6c_dd1d)) ^ 1);
-    let mut t = Tally {
-        lat: Latencies::new(),
-        ok: 0,
-        misses: 0,
-        errors: 0,
-    };
+    let mut t = Tally::new();
     let mut reqs = Vec::with_capacity(w.pipeline);
     while Instant::now() < deadline {
         let first = issued.fetch_add(w.pipeline as u64, Ordering::Relaxed);

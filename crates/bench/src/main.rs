@@ -135,7 +135,7 @@ fn main() -> Result<()> {
                         .collect::<Result<_>>()?;
                 }
                 if let Some(s) = seconds {
-                    if !(s > 0.0 && s <= 600.0) {
+                    if !(s.is_finite() && s > 0.0 && s <= 600.0) {
                         bail!("--seconds must be in (0, 600], got {s}");
                     }
                     p.seconds = s;
@@ -184,7 +184,7 @@ fn main() -> Result<()> {
                     (None, Some(u)) => client::Target::Etcd(u),
                     _ => bail!("give one of --resp host:port or --etcd URL"),
                 };
-                if clients == 0 || pipeline == 0 || keys == 0 || !(seconds > 0.0) {
+                if clients == 0 || pipeline == 0 || keys == 0 || !seconds.is_finite() || seconds <= 0.0 {
                     bail!("--clients, --pipeline, --keys and --seconds must be positive");
                 }
                 let op = match op {

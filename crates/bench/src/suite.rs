@@ -13,7 +13,7 @@ use crate::load::{self, Spec};
 use crate::procs::{self, MemberSpec, Proc};
 use anyhow::{bail, Context, Result};
 use redraft_bench::redis_benchmark;
-use redraft_bench::report::{Figure, Op, Point, Report, System, Workload};
+use redraft_bench::report::{Crosscheck, Figure, Op, Point, Report, System, Workload};
 use redraft_bench::stats::median;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -139,7 +139,7 @@ impl Plan {
             phases: vec![(16, small), (256, sized(256)), (4096, sized(4096))],
             keys: 100_000,
             max_requests: 2_000_000,
-            seconds: 3.0,
+            seconds: 2.0,
             crosscheck: true,
             figures: true,
             big_keys: 1_000_000,
@@ -606,7 +606,7 @@ impl Programs {
 fn notes(plan: &Plan) -> Vec<String> {
     vec![
         format!(
-            "Method ({} plan): systems run one at a time on loopback. Each point runs up to {} requests or {} s, whichever comes first, over {} random keys `key:%012d` loaded beforehand with values of the point's size; redis-benchmark then runs the same workload (`-c -P -d -r`) for as many requests as the load generator completed. Latency is from sending a batch to its reply (HDR histogram, 3 significant digits). Clients talk to the leader. etcd has no pipelining: its `P16` rows run 16 concurrent unary gRPC calls per connection (HTTP/2 streams), its reads are linearizable Range calls (`serializable=false`), as redraft's default reads are.",
+            "Method ({} plan): systems run one at a time on loopback. Each point runs twice, up to {} requests or {} s each, whichever comes first, after half a second of warm-up (for Redis-protocol systems interleaved with two redis-benchmark runs: ours, redis-benchmark, redis-benchmark, ours; each redis-benchmark run as many requests as the first run of ours completed), over {} random keys `key:%012d` loaded beforehand with values of the point's size; redis-benchmark runs the same workload (`-c -P -d -r 100000`). Latency is from sending a batch to its reply (HDR histogram, 3 significant digits). Clients talk to the leader. etcd has no pipelining: its `P16` rows run 16 concurrent unary gRPC calls per connection (HTTP/2 streams), its reads are linearizable Range calls (`serializable=false`), as redraft's default reads are.",
             plan.name, plan.max_requests, plan.seconds, plan.keys
         ),
         "Memory is VmRSS summed over a system's processes after loading the keys (three processes for etcd-3 and redraft-3). Restart: kill -9 of one member (a follower in a cluster), then the time from starting it again until it answers a GET of a loaded key. Failover: kill -9 of the leader, then the time until a write through a surviving member succeeds (each system with its default timing: etcd heartbeat 100 ms / election 1000 ms, redraft heartbeat 50 ms, election after 3-6 missed heartbeats).".into(),
@@ -663,19 +663,57 @@ async fn load_points(
                 sequential: false,
                 seed: 7,
             };
-            let ours = load::run(&target, &spec).await?;
-            let mut point = Point {
+            // Half a second of the same workload first, not counted: connections, caches and
+            // the disk settle after the load.
+            let warm = Spec {
+                max_time: Duration::from_millis(500),
+                ..spec.clone()
+            };
+            load::run(&target, &warm).await?;
+            let rb_program = programs
+                .redis_benchmark
+                .as_ref()
+                .filter(|_| sys.kind.system().resp && redis_benchmark::test_name(wl.op).is_some());
+            let (ours, crosscheck) = match rb_program {
+                // Interleaved A B B A: the load generator, redis-benchmark for as many
+                // requests, redis-benchmark again, the load generator again; drift on a
+                // shared machine then hits both alike.
+                Some(rb) => {
+                    let mut ours = load::run_raw(&target, &spec).await?;
+                    let n = (ours.summary().requests + ours.summary().errors).max(1000);
+                    let first = run_redis_benchmark(rb, &target, wl, plan.keys, n);
+                    let second = run_redis_benchmark(rb, &target, wl, plan.keys, n);
+                    ours.merge(&load::run_raw(&target, &spec).await?);
+                    let crosscheck = match (first, second) {
+                        (Ok(Some(a)), Ok(Some(b))) => Some(Crosscheck {
+                            rps: (a.rps + b.rps) / 2.0,
+                            p50_ms: (a.p50_ms + b.p50_ms) / 2.0,
+                            p99_ms: (a.p99_ms + b.p99_ms) / 2.0,
+                        }),
+                        (Err(e), _) | (_, Err(e)) => {
+                            report.notes.push(format!(
+                                "redis-benchmark failed on {} {}: {e:#}",
+                                sys.kind.id(),
+                                wl.label()
+                            ));
+                            None
+                        }
+                        _ => None,
+                    };
+                    (ours.summary(), crosscheck)
+                }
+                None => {
+                    let mut ours = load::run_raw(&target, &spec).await?;
+                    ours.merge(&load::run_raw(&target, &spec).await?);
+                    (ours.summary(), None)
+                }
+            };
+            let point = Point {
                 system: sys.kind.id().into(),
                 workload: *wl,
                 ours,
-                redis_benchmark: None,
+                redis_benchmark: crosscheck,
             };
-            if sys.kind.system().resp {
-                if let Some(rb) = &programs.redis_benchmark {
-                    let n = (point.ours.requests + point.ours.errors).max(1000);
-                    point.redis_benchmark = run_redis_benchmark(rb, &target, wl, plan.keys, n)?;
-                }
-            }
             eprintln!(
                 "{}: {}: {:.0} req/s (p50 {:.3} ms, p99 {:.3} ms, {} errors){}",
                 sys.kind.id(),
