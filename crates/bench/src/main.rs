@@ -184,7 +184,12 @@ fn main() -> Result<()> {
                     (None, Some(u)) => client::Target::Etcd(u),
                     _ => bail!("give one of --resp host:port or --etcd URL"),
                 };
-                if clients == 0 || pipeline == 0 || keys == 0 || !seconds.is_finite() || seconds <= 0.0 {
+                if clients == 0
+                    || pipeline == 0
+                    || keys == 0
+                    || !seconds.is_finite()
+                    || seconds <= 0.0
+                {
                     bail!("--clients, --pipeline, --keys and --seconds must be positive");
                 }
                 let op = match op {
