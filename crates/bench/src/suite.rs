@@ -591,7 +591,9 @@ impl Programs {
             v.push(("redis-server".into(), procs::first_line(p, &["--version"])));
         }
         if let Some(p) = &self.etcd {
-            v.push(("etcd".into(), procs::first_line(p, &["--version"])));
+            let line = procs::first_line(p, &["--version"]);
+            let version = line.strip_prefix("etcd Version:").unwrap_or(&line).trim();
+            v.push(("etcd".into(), version.to_string()));
         }
         if let Some(p) = &self.redraft {
             v.push((
