@@ -3,7 +3,7 @@ CARGO ?= cargo
 PORT ?= 6379
 DATA_DIR ?= ./data
 
-.PHONY: run build test fmt lint bench-node bench-raft cluster deps clean jepsen jepsen-short
+.PHONY: run build test fmt lint bench bench-quick bench-node bench-raft cluster deps bench-deps clean jepsen jepsen-short
 
 ## Build and start one node on 127.0.0.1:$(PORT) (data in $(DATA_DIR)).
 run:
@@ -16,6 +16,10 @@ build:
 deps:
 	tools/ensure-deps
 
+## Also etcd-server and etcd-client, for the benchmarks.
+bench-deps:
+	tools/ensure-deps bench
+
 ## Every test: unit, data-driven scripts, differential against redis-server, protocol,
 ## clients and the short benchmark check.
 test: deps
@@ -24,6 +28,9 @@ test: deps
 	# The integration suite through a one-node Raft group instead of memory (the main run
 	# below covers it in memory, plus the multi-process cluster stories).
 	REDRAFT_TEST_ENGINE=raft REDRAFT_DIFF_SEQUENCES=300 $(CARGO) test -p redraft-tests --test it -- --skip cluster::
+	# The benchmark suite end to end for a second per point (redis-server and a one-node
+	# redraft): fails unless the table comes out with a ratio.
+	$(CARGO) run -q -p redraft-bench -- suite --plan smoke --redraft target/debug/redraft --out target/bench/smoke
 	# The short Jepsen suite: every nemesis, then the UNSAFE self-test (needs root;
 	# REDRAFT_JEPSEN_SKIP=1 skips it, loudly).
 	$(MAKE) --no-print-directory jepsen-short
@@ -44,6 +51,17 @@ lint:
 ## Three local nodes (RESP ports 6381-6383); Ctrl-C stops them.
 cluster: build
 	tools/cluster
+
+## The side-by-side suite (BENCHMARKS.md): redis-server (no persistence, everysec,
+## always), a three-member etcd, redraft with one and three nodes, in turn on loopback;
+## Markdown table with ratios, JSON and SVG plots in target/bench/<time>-full. ~30 min.
+bench: bench-deps build
+	$(CARGO) run --release -q -p redraft-bench -- suite --plan full $(BENCH_ARGS)
+
+## The headline rows only (redraft three nodes vs Redis always vs etcd, SET and GET at 50
+## clients, pipeline 1 and 16): a few minutes.
+bench-quick: bench-deps build
+	$(CARGO) run --release -q -p redraft-bench -- suite --plan quick $(BENCH_ARGS)
 
 ## Raft's cost: redis-server (appendfsync always), one-node and three-node redraft side by
 ## side, and the time writes take to come back after kill -9 of the leader.
