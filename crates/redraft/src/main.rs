@@ -6,6 +6,13 @@ use clap::Parser;
 use server::{Cli, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc instead of glibc's malloc: glibc keeps freed memory in its per-thread arenas
+/// (a snapshot's copy of the key table, once dropped, for one), so a one-node redraft held
+/// 194 MiB after 1,000,000 keys with glibc and 142 MiB with jemalloc (redis-server: 119-135
+/// MiB). mimalloc was tried too: 322 MiB.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(&cli)?;
