@@ -46,6 +46,14 @@
 //! with `--join` asks a member to add it as a learner and then a voter. `CLUSTER FORGET`
 //! removes a voter. At shutdown a leader hands leadership to another voter first;
 //! `CLUSTER TRANSFER-LEADER <id>`, sent to the leader, does the same on demand.
+//!
+//! # Caveats
+//!
+//! - A very large write (measured: a 100 MB `SET` on three nodes) cannot reach the
+//!   followers within the AppendEntries deadline, which openraft derives from the election
+//!   timeout; the followers elect another leader, the entry is discarded and the client
+//!   gets [`UNKNOWN_OUTCOME`]. Nothing acknowledged is lost, but such writes never succeed.
+//!   Batches of many smaller entries are cut to 16 MiB per message by `rpc`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
