@@ -19,29 +19,9 @@ pub fn value(size: usize) -> Vec<u8> {
     vec![b'x'; size]
 }
 
-/// splitmix64: a tiny, seedable random number generator for key choice (the benchmark's
-/// keys need spread, not cryptographic quality).
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform below `n` (n > 0; the modulo bias is negligible for key spaces far below 2^64).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-}
+/// The seedable generator for key choice: `kv`'s SplitMix64 (the benchmark's keys need
+/// spread, not cryptographic quality).
+pub use kv::rng::Rng;
 
 #[cfg(test)]
 mod tests {
