@@ -141,6 +141,12 @@ pub struct Node {
     last_stamp: AtomicI64,
     /// Leader-side ReadIndex rounds shared by every read waiting when one starts.
     rounds: ReadRounds,
+    /// (term, last log index) when this node started. A node restarted as the leader of
+    /// the term it had (openraft restores a committed vote without an election) has no
+    /// new entry of its own to commit first, and its committed index on disk may lag what
+    /// it acknowledged before the crash; reads it serves in that term wait until it has
+    /// applied its whole startup log (see [`Node::read_floor`]).
+    started_with: (u64, u64),
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -198,6 +204,18 @@ impl Node {
         }
         .validate()
         .map_err(raft_error)?;
+        // What the node starts with: the term of its saved vote and its last log index.
+        let started_with = {
+            use openraft::storage::{RaftLogReader, RaftLogStorage};
+            use openraft::vote::RaftLeaderId;
+            let mut log = log.clone();
+            let state = log.get_log_state().await?;
+            let vote = log.read_vote().await?;
+            (
+                vote.map_or(0, |v| v.leader_id().term()),
+                state.last_log_id.map_or(0, |l| l.index()),
+            )
+        };
         let raft = Raft::new(config.node_id, Arc::new(raft_config), network, log, sm)
             .await
             .map_err(raft_error)?;
@@ -213,6 +231,7 @@ impl Node {
         let node = Arc::new(Node {
             id: config.node_id,
             config,
+            started_with,
             raft,
             log_db,
             kv,
@@ -540,7 +559,7 @@ impl Node {
                             .is_ok(),
                         _ => self.rounds.wait().await.is_some(),
                     };
-                    if confirmed {
+                    if confirmed && self.wait_applied(self.read_floor(), deadline).await {
                         return Ok(());
                     }
                     tracing::debug!("read index refused; retrying");
@@ -572,6 +591,35 @@ impl Node {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The least index a read served by this node as leader must see applied: its last
+    /// log index at startup while it leads the term it started in, else 0.
+    fn read_floor(&self) -> u64 {
+        let (term, last) = self.started_with;
+        if self.metrics().current_term == term {
+            last
+        } else {
+            0
+        }
+    }
+
+    /// Waits until this node has applied `index` (true), or `deadline` passes (false).
+    async fn wait_applied(&self, index: u64, deadline: Instant) -> bool {
+        if index == 0
+            || self
+                .metrics()
+                .last_applied
+                .is_some_and(|l| l.index() >= index)
+        {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.raft
+            .wait(Some(left.max(Duration::from_millis(1))))
+            .applied_index_at_least(Some(index), "the startup log applied")
+            .await
+            .is_ok()
     }
 
     /// `CLUSTER FORGET <node-id>`: removes a node from the group (on the leader, or
@@ -972,7 +1020,7 @@ impl rpc::NodeHandler for Handler {
             .ok_or_else(|| Status::failed_precondition("not the leader"))?;
         let m = node.metrics();
         Ok(rpc::ReadIndex {
-            read_index,
+            read_index: read_index.max(node.read_floor()),
             leader: node.id,
             term: m.current_term,
         })
