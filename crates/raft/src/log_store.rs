@@ -13,18 +13,32 @@
 //! with one key per entry, most of it in sled inserts and the purge's removals). A run
 //! covers the indexes from its key to the next run's key minus one.
 //!
-//! **Durability and group commit.** An append writes its entries to sled (readable at
-//! once) and hands the IO callback to the node's flusher. The flusher takes every
-//! callback waiting at that moment, runs one `flush` of the whole database (which covers
-//! every tree, so every group), and only then reports them all persisted. Appends that
-//! arrive during a flush wait for the next one: under load one fsync serves many
-//! appends, of one group or of many. A vote is saved the same way, and `save_vote` returns
+//! **Durability and group commit.** An append puts its entries in the store's in-memory
+//! tail (readable at once) and queues their encoded runs, with the IO callback, for the
+//! node's flusher thread. The flusher takes every job waiting at that moment, writes the
+//! runs of each group's log in one sled batch, runs one `flush` of the whole database
+//! (which covers every tree, so every group), and only then reports the appends
+//! persisted. Appends that arrive during a flush wait for the next one: under load one
+//! fsync serves many appends, of one group or of many. The committed log id goes the same
+//! way (durable with the next flush). A vote is written at once and `save_vote` returns
 //! only after a flush that covers it.
+//!
+//! Why the flusher writes to sled rather than the appending task: sled writes its log
+//! buffer out on its own thread pool, and every hand-off there wakes all of the pool's
+//! idle threads. A `flush` racing with a batch written on another thread makes sled write
+//! two or three buffers instead of one, so one writer thread measured about a third fewer
+//! context switches per SET and fewer, larger batches.
 //!
 //! Invariants:
 //! - A callback is completed only after a flush that started after its entries were
-//!   written; callbacks complete in the order their appends were made.
-//! - The log has no holes: runs are written in one atomic batch per append, a truncation
+//!   written to sled; callbacks complete in the order their appends were made.
+//! - Every entry not yet written to sled is in the in-memory tail, and the tail is a
+//!   contiguous suffix of the log: appends extend it, the flusher trims from its front
+//!   only entries it has written, and truncation and purging cut it as they cut sled.
+//!   Reads take the tail's part of a range from memory and the rest from sled.
+//! - Truncation and purging run on the flusher thread, after every write queued before
+//!   them, and their callers wait for them: sled never lags behind them.
+//! - The log has no holes: runs are written in one atomic batch per flush, a truncation
 //!   removes a suffix in one batch (rewriting the run it cuts), a purge removes the runs
 //!   wholly at or below the purged id in one batch after recording the purged log id.
 //!   Entries at or below the purged id (in a run that straddles it, or left by a crash
@@ -103,19 +117,48 @@ impl LogDb {
 pub struct LogStats {
     /// Flushes (fsyncs) run by the group-commit thread.
     pub flushes: u64,
-    /// Calls to append, each one sled batch.
+    /// Calls to append (the flusher writes all those of one flush in one sled batch
+    /// per group).
     pub appends: u64,
     /// Entries appended.
     pub entries: u64,
 }
 
-/// What waits for the next flush.
+/// The work queued for the flusher thread, done in the order it was queued.
 enum Job {
-    /// An append's callback, for openraft.
-    Appended(IOFlushed),
-    /// Someone awaiting durability (a vote).
-    Wait(oneshot::Sender<io::Result<()>>),
+    /// Entries `first..=last` of a group's log, in its in-memory tail, to write; the
+    /// callback (openraft's) once they are flushed.
+    Append {
+        store: Tail,
+        first: LogIndex,
+        last: LogIndex,
+        callback: IOFlushed,
+    },
+    /// A value to write in a group's meta tree (`None` removes it), durable with the
+    /// next flush.
+    Meta {
+        tree: sled::Tree,
+        key: &'static [u8],
+        value: Option<Vec<u8>>,
+    },
+    /// Work on the log that must follow every write queued before it (truncation,
+    /// purging); its result goes back at once, without waiting for a flush.
+    Run {
+        work: Box<dyn FnOnce() -> io::Result<()> + Send>,
+        done: oneshot::Sender<io::Result<()>>,
+    },
+    /// Someone awaiting the next flush (a vote, an empty append).
+    Wait(Waiter),
 }
+
+/// What an append job needs of its store on the flusher thread.
+struct Tail {
+    log: sled::Tree,
+    recent: Arc<Mutex<Recent>>,
+}
+
+/// A group's in-memory tail of the log, by index.
+type Recent = std::collections::BTreeMap<LogIndex, Entry>;
 
 /// The group-commit thread: one `flush` for every job that is waiting when it starts.
 struct Flusher {
@@ -165,7 +208,18 @@ impl Flusher {
     /// Returns once a flush that started after this call has finished.
     async fn wait(&self) -> io::Result<()> {
         let (tx, rx) = oneshot::channel();
-        self.submit(Job::Wait(tx));
+        self.submit(Job::Wait(Waiter::Wait(tx)));
+        rx.await
+            .unwrap_or_else(|_| Err(io::Error::other("the log flusher has stopped")))
+    }
+
+    /// Runs `work` on the flusher thread after every job queued before it.
+    async fn run(&self, work: impl FnOnce() -> io::Result<()> + Send + 'static) -> io::Result<()> {
+        let (done, rx) = oneshot::channel();
+        self.submit(Job::Run {
+            work: Box::new(work),
+            done,
+        });
         rx.await
             .unwrap_or_else(|_| Err(io::Error::other("the log flusher has stopped")))
     }
@@ -184,33 +238,175 @@ impl Drop for Flusher {
 }
 
 impl Job {
+    /// Fails a job that no flusher will run.
     fn complete(self, result: io::Result<()>) {
         match self {
-            Job::Appended(callback) => callback.io_completed(result),
-            Job::Wait(tx) => {
+            Job::Append { callback, .. } => Waiter::Append(callback).complete(result),
+            Job::Run { done, .. } => Waiter::Wait(done).complete(result),
+            Job::Wait(waiter) => waiter.complete(result),
+            Job::Meta { .. } => {}
+        }
+    }
+}
+
+/// Who hears how the next flush went.
+enum Waiter {
+    Append(IOFlushed),
+    Wait(oneshot::Sender<io::Result<()>>),
+}
+
+impl Waiter {
+    fn complete(self, result: io::Result<()>) {
+        match self {
+            Waiter::Append(callback) => callback.io_completed(result),
+            Waiter::Wait(tx) => {
                 let _ = tx.send(result);
             }
         }
     }
 }
 
+/// Consecutive entries gathered for one group's log, written as one sled batch.
+struct Pending {
+    tail: Tail,
+    first: LogIndex,
+    last: LogIndex,
+}
+
 fn flush_loop(db: sled::Db, rx: Receiver<Job>, flushes: Arc<AtomicU64>) {
     let mut jobs = Vec::new();
+    let mut waiting = Vec::new();
     while let Ok(first) = rx.recv() {
         jobs.push(first);
         jobs.extend(rx.try_iter());
-        let result = db.flush();
+        // Written in queue order; appends are gathered per group until something else
+        // (a truncation, a purge) must see them in sled first.
+        let mut written: Result<(), String> = Ok(());
+        let mut pending: Vec<Pending> = Vec::new();
+        for job in jobs.drain(..) {
+            match job {
+                Job::Append {
+                    store,
+                    first,
+                    last,
+                    callback,
+                } => {
+                    let same = pending
+                        .iter()
+                        .position(|p| p.tail.log.name() == store.log.name());
+                    match same {
+                        Some(at) if pending[at].last.checked_add(1) == Some(first) => {
+                            pending[at].last = last;
+                        }
+                        _ => {
+                            if same.is_some() {
+                                // Not a continuation (cannot happen without a truncation
+                                // between, which writes what is pending): write it apart.
+                                if let Err(e) = write_pending(&mut pending) {
+                                    written = Err(e);
+                                }
+                            }
+                            pending.push(Pending {
+                                tail: store,
+                                first,
+                                last,
+                            });
+                        }
+                    }
+                    waiting.push(Waiter::Append(callback));
+                }
+                Job::Meta { tree, key, value } => {
+                    let result = match value {
+                        Some(value) => tree.insert(key, value).map(|_| ()),
+                        None => tree.remove(key).map(|_| ()),
+                    };
+                    if let Err(e) = result {
+                        written = Err(format!("log metadata write failed: {e}"));
+                    }
+                }
+                Job::Run { work, done } => {
+                    if let Err(e) = write_pending(&mut pending) {
+                        written = Err(e);
+                    }
+                    let result = match &written {
+                        Ok(()) => work(),
+                        Err(e) => Err(io::Error::other(e.clone())),
+                    };
+                    let _ = done.send(result);
+                }
+                Job::Wait(waiter) => waiting.push(waiter),
+            }
+        }
+        if let Err(e) = write_pending(&mut pending) {
+            written = Err(e);
+        }
+        let result = written.and_then(|()| {
+            db.flush()
+                .map(|_| ())
+                .map_err(|e| format!("log flush failed: {e}"))
+        });
         flushes.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = &result {
-            tracing::error!(cause = %e, "log flush failed");
+            tracing::error!(cause = %e, "log write failed");
         }
-        for job in jobs.drain(..) {
-            job.complete(match &result {
-                Ok(_) => Ok(()),
-                Err(e) => Err(io::Error::other(format!("log flush failed: {e}"))),
-            });
+        for waiter in waiting.drain(..) {
+            waiter.complete(result.clone().map_err(io::Error::other));
         }
     }
+}
+
+/// Writes the gathered appends, one batch per group, and trims each group's in-memory
+/// tail of what is now in sled.
+fn write_pending(pending: &mut Vec<Pending>) -> Result<(), String> {
+    let mut result = Ok(());
+    for Pending { tail, first, last } in pending.drain(..) {
+        let written = {
+            let recent = tail.recent.lock().unwrap_or_else(|p| p.into_inner());
+            encode_runs(&recent, first, last).and_then(|batch| {
+                tail.log
+                    .apply_batch(batch)
+                    .map_err(|e| format!("log write failed: {e}"))
+            })
+        };
+        if let Err(e) = written {
+            result = Err(e);
+            continue;
+        }
+        let mut recent = tail.recent.lock().unwrap_or_else(|p| p.into_inner());
+        while recent.len() > RECENT_ENTRIES {
+            match recent.first_key_value() {
+                Some((&first, _)) if first <= last => recent.pop_first(),
+                _ => break,
+            };
+        }
+    }
+    result
+}
+
+/// The entries `first..=last` of a tail as runs in one batch: at most
+/// [`RUN_MAX_ENTRIES`] entries or about [`RUN_MAX_BYTES`] bytes each.
+fn encode_runs(recent: &Recent, first: LogIndex, last: LogIndex) -> Result<sled::Batch, String> {
+    let entries: Vec<&Entry> = recent.range(first..=last).map(|(_, e)| e).collect();
+    if entries.len() as u64 != last - first + 1 {
+        return Err(format!(
+            "log entries {first}..={last} left memory before they were written"
+        ));
+    }
+    let mut batch = sled::Batch::default();
+    let mut run_start = 0;
+    let mut run_bytes = 0;
+    for (i, entry) in entries.iter().enumerate() {
+        run_bytes += entry_size(entry);
+        let full = i + 1 - run_start >= RUN_MAX_ENTRIES || run_bytes >= RUN_MAX_BYTES;
+        if full || i + 1 == entries.len() {
+            let run = &entries[run_start..=i];
+            let bytes = encode(&run).map_err(|e| format!("log entry encoding failed: {e}"))?;
+            batch.insert(&run[0].log_id.index.to_be_bytes(), bytes);
+            run_start = i + 1;
+            run_bytes = 0;
+        }
+    }
+    Ok(batch)
 }
 
 /// One group's log: the [`RaftLogStorage`] and, cloned, its [`RaftLogReader`].
@@ -220,14 +416,14 @@ pub struct LogStore {
     log: sled::Tree,
     meta: sled::Tree,
     flusher: Arc<Flusher>,
-    /// The most recent entries, shared by the store and its readers, so the state
+    /// The log's tail in memory, shared by the store, its readers and the flusher: every
+    /// entry not yet written to sled, and the most recent ones after that, so the state
     /// machine and the replication streams read what was just appended without going
-    /// back to sled and decoding it again. Always a suffix of the log: appends add at
-    /// the end, truncation and purging remove from it as from sled.
-    recent: Arc<std::sync::Mutex<std::collections::BTreeMap<LogIndex, Entry>>>,
+    /// back to sled and decoding it again. Always a contiguous suffix of the log.
+    recent: Arc<Mutex<Recent>>,
 }
 
-/// Most entries kept in memory per group for readers.
+/// Most entries kept in memory per group for readers once they are in sled.
 const RECENT_ENTRIES: usize = 4096;
 /// Most entries in one run (one sled value).
 pub const RUN_MAX_ENTRIES: usize = 1024;
@@ -268,7 +464,7 @@ impl LogStore {
         get_meta(&self.meta, LAST_PURGED)
     }
 
-    fn recent(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<LogIndex, Entry>> {
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
         self.recent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -373,20 +569,41 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let Some((start, end)) = index_range(&range) else {
             return Ok(Vec::new());
         };
-        let purged = self.last_purged()?.map(|l| l.index);
-        let first_key = self.run_key_at(start)?.unwrap_or(start);
+        // The tail's part of the range comes from memory (it may not be in sled yet),
+        // the part below the tail from sled, where everything below the tail is.
+        let (tail_first, tail) = {
+            let recent = self.recent();
+            let first = recent.first_key_value().map(|(&i, _)| i);
+            let tail: Vec<Entry> = match first {
+                Some(first) if first <= end => recent
+                    .range(start.max(first)..=end)
+                    .map(|(_, e)| e.clone())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            (first, tail)
+        };
+        let sled_end = match tail_first {
+            Some(first) => end.min(first.saturating_sub(1)),
+            None => end,
+        };
         let mut entries = Vec::new();
-        for item in self.log.range(first_key.to_be_bytes()..) {
-            let (key, value) = item.map_err(sled_err)?;
-            let key = index_of(&key)?;
-            if key > end {
-                break;
+        if tail_first.is_none_or(|first| first > start) {
+            let purged = self.last_purged()?.map(|l| l.index);
+            let first_key = self.run_key_at(start)?.unwrap_or(start);
+            for item in self.log.range(first_key.to_be_bytes()..) {
+                let (key, value) = item.map_err(sled_err)?;
+                let key = index_of(&key)?;
+                if key > sled_end {
+                    break;
+                }
+                entries.extend(decode_run(key, &value)?.into_iter().filter(|e| {
+                    let i = e.log_id.index;
+                    i >= start && i <= sled_end && purged.is_none_or(|p| i > p)
+                }));
             }
-            entries.extend(decode_run(key, &value)?.into_iter().filter(|e| {
-                let i = e.log_id.index;
-                i >= start && i <= end && purged.is_none_or(|p| i > p)
-            }));
         }
+        entries.extend(tail);
         Ok(entries)
     }
 
@@ -400,9 +617,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> io::Result<LogState> {
         let last_purged_log_id = self.last_purged()?;
-        let last = match self.log.last().map_err(sled_err)? {
-            Some((key, value)) => decode_run(index_of(&key)?, &value)?.pop().map(|e| e.log_id),
-            None => None,
+        let in_memory = self.recent().last_key_value().map(|(_, e)| e.log_id);
+        let last = match in_memory {
+            Some(last) => Some(last),
+            None => match self.log.last().map_err(sled_err)? {
+                Some((key, value)) => decode_run(index_of(&key)?, &value)?.pop().map(|e| e.log_id),
+                None => None,
+            },
         };
         let last_log_id = match (last, &last_purged_log_id) {
             (Some(last), Some(purged)) if last.index > purged.index => Some(last),
@@ -427,12 +648,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
         // Durable with the next flush; losing it in a crash only delays the replay to
         // the committed index until the cluster confirms it again.
-        match committed {
-            Some(c) => self.meta.insert(COMMITTED, encode(&c)?),
-            None => self.meta.remove(COMMITTED),
-        }
-        .map(|_| ())
-        .map_err(sled_err)
+        self.flusher.submit(Job::Meta {
+            tree: self.meta.clone(),
+            key: COMMITTED,
+            value: committed.map(|c| encode(&c)).transpose()?,
+        });
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
@@ -445,20 +666,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let appended: Vec<Entry> = entries.into_iter().collect();
-        let mut batch = sled::Batch::default();
-        let mut run_start = 0;
-        let mut run_bytes = 0;
-        for (i, entry) in appended.iter().enumerate() {
-            run_bytes += entry_size(entry);
-            let full = i + 1 - run_start >= RUN_MAX_ENTRIES || run_bytes >= RUN_MAX_BYTES;
-            if full || i + 1 == appended.len() {
-                let run = &appended[run_start..=i];
-                batch.insert(&run[0].log_id.index.to_be_bytes(), encode(&run)?);
-                run_start = i + 1;
-                run_bytes = 0;
-            }
-        }
-        self.log.apply_batch(batch).map_err(sled_err)?;
+        let (Some(first), Some(last)) = (appended.first(), appended.last()) else {
+            // Nothing to write, but the callback still waits its turn.
+            self.flusher.submit(Job::Wait(Waiter::Append(callback)));
+            return Ok(());
+        };
+        let (first, last) = (first.log_id.index, last.log_id.index);
         self.flusher.appends.fetch_add(1, Ordering::Relaxed);
         self.flusher
             .entries
@@ -471,38 +684,53 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 (Some((&last, _)), Some(e)) => e.log_id.index == last + 1,
                 _ => true,
             };
+            // (Only after a truncation or a purge, which the flusher ran after writing
+            // everything queued before them: nothing dropped here is missing from sled.)
             if !follows {
                 recent.clear();
             }
             for entry in appended {
                 recent.insert(entry.log_id.index, entry);
             }
-            while recent.len() > RECENT_ENTRIES {
-                recent.pop_first();
-            }
         }
-        self.flusher.submit(Job::Appended(callback));
+        self.flusher.submit(Job::Append {
+            store: Tail {
+                log: self.log.clone(),
+                recent: self.recent.clone(),
+            },
+            first,
+            last,
+            callback,
+        });
         Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
-        match last_log_id {
+        let from = match last_log_id {
             Some(last) => match last.index.checked_add(1) {
-                Some(from) => self.truncate_from(from),
-                None => Ok(()),
+                Some(from) => from,
+                None => return Ok(()),
             },
-            None => self.truncate_from(0),
-        }
+            None => 0,
+        };
+        let store = self.clone();
+        self.flusher.run(move || store.truncate_from(from)).await
     }
 
     async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
-        if self.last_purged()?.is_some_and(|p| p >= log_id) {
-            return Ok(());
-        }
-        self.meta
-            .insert(LAST_PURGED, encode(&log_id)?)
-            .map_err(sled_err)?;
-        self.purge_through(log_id.index)
+        let store = self.clone();
+        self.flusher
+            .run(move || {
+                if store.last_purged()?.is_some_and(|p| p >= log_id) {
+                    return Ok(());
+                }
+                store
+                    .meta
+                    .insert(LAST_PURGED, encode(&log_id)?)
+                    .map_err(sled_err)?;
+                store.purge_through(log_id.index)
+            })
+            .await
     }
 }
 

@@ -433,6 +433,54 @@ async fn runs_are_cut_anywhere_by_truncate_and_purge() {
     assert_eq!(db.sled().open_tree("group-3/log").unwrap().len(), 0);
 }
 
+/// Appended entries are readable at once, before the flusher has written them to sled,
+/// even past the in-memory tail's usual size, and reads that straddle sled and memory
+/// see one contiguous log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_are_readable_before_they_reach_sled() {
+    let dir = TempDir::new().unwrap();
+    let db = LogDb::open(&dir.path().join("sled")).unwrap();
+    let mut log = LogStore::open(&db, GroupId(4)).unwrap();
+    let ids = |es: Vec<Entry>| es.iter().map(|e| e.log_id().index).collect::<Vec<_>>();
+    let mut flushed = Vec::new();
+    for chunk in 0..10u64 {
+        let entries = (chunk * 1000 + 1..=chunk * 1000 + 1000)
+            .map(|i| write(1, i, 0, "SET k v"))
+            .collect();
+        flushed.push(append(&mut log, entries).await);
+        assert_eq!(
+            ids(log.try_get_log_entries(1..).await.unwrap()),
+            (1..=chunk * 1000 + 1000).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            log.get_log_state().await.unwrap().last_log_id,
+            Some(log_id(1, chunk * 1000 + 1000))
+        );
+    }
+    for rx in flushed {
+        rx.await.unwrap().unwrap();
+    }
+    // Everything is in sled now: a store opened afresh reads it all from there.
+    let mut fresh = LogStore::open(&db, GroupId(4)).unwrap();
+    assert_eq!(
+        ids(fresh.try_get_log_entries(..).await.unwrap()),
+        (1..=10_000).collect::<Vec<_>>()
+    );
+    // A read across what sled holds and what is only in memory.
+    let pending = append(
+        &mut log,
+        (10_001..=10_010)
+            .map(|i| write(1, i, 0, "SET k v"))
+            .collect(),
+    )
+    .await;
+    assert_eq!(
+        ids(log.try_get_log_entries(2_000..=10_010).await.unwrap()),
+        (2_000..=10_010).collect::<Vec<_>>()
+    );
+    pending.await.unwrap().unwrap();
+}
+
 /// The longest pause applies see while a snapshot of a million keys is built: the time
 /// to clone the database under the lock. Run with
 /// `cargo test -p raft --release --test storage -- --ignored --nocapture snapshot_stall`
