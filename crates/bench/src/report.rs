@@ -78,6 +78,20 @@ pub struct Crosscheck {
     pub rps: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// How many cores redis-benchmark kept busy (its CPU time over its wall time). It runs
+    /// one thread: near 1.0 it was the bottleneck and measured itself, not the server.
+    #[serde(default)]
+    pub cpu: Option<f64>,
+}
+
+/// redis-benchmark at or above this many cores was the bottleneck of its run.
+pub const CLIENT_BOUND_CPU: f64 = 0.9;
+
+impl Crosscheck {
+    /// Whether redis-benchmark's one thread was saturated.
+    pub fn client_bound(&self) -> bool {
+        self.cpu.is_some_and(|c| c >= CLIENT_BOUND_CPU)
+    }
 }
 
 /// One system under one workload.
@@ -215,7 +229,13 @@ impl Report {
                     Some(c) => {
                         let r = ratio(p.ours.rps, c.rps);
                         let mark = match r {
-                            Some(r) if (r - 1.0).abs() > CROSS_CHECK_TOLERANCE => " (>15 %)",
+                            Some(r) if (r - 1.0).abs() > CROSS_CHECK_TOLERANCE => {
+                                if c.client_bound() {
+                                    " (>15 %, r-b CPU-bound)"
+                                } else {
+                                    " (>15 %)"
+                                }
+                            }
                             _ => "",
                         };
                         (format!("{:.0}", c.rps), format!("{}{mark}", fmt_ratio(r)))
@@ -291,8 +311,15 @@ impl Report {
                 let c = p.redis_benchmark.as_ref()?;
                 let r = ratio(p.ours.rps, c.rps)?;
                 ((r - 1.0).abs() > CROSS_CHECK_TOLERANCE).then(|| {
+                    let cpu = match c.cpu {
+                        Some(cpu) if c.client_bound() => format!(
+                            "; redis-benchmark kept {cpu:.2} of a core busy: it was the bottleneck"
+                        ),
+                        Some(cpu) => format!("; redis-benchmark used {cpu:.2} of a core"),
+                        None => String::new(),
+                    };
                     format!(
-                        "{} {}: load generator {:.0} req/s, redis-benchmark {:.0} req/s (ratio {r:.2})",
+                        "{} {}: load generator {:.0} req/s, redis-benchmark {:.0} req/s (ratio {r:.2}){cpu}",
                         p.system,
                         p.workload.label(),
                         p.ours.rps,
@@ -301,6 +328,39 @@ impl Report {
                 })
             })
             .collect()
+    }
+
+    /// One line on the cross-check: how many points agree, and how many of the others had
+    /// redis-benchmark saturating its one thread. `None` without cross-checked points.
+    pub fn crosscheck_summary(&self) -> Option<String> {
+        let checked: Vec<(f64, &Crosscheck)> = self
+            .points
+            .iter()
+            .filter_map(|p| {
+                let c = p.redis_benchmark.as_ref()?;
+                Some((ratio(p.ours.rps, c.rps)?, c))
+            })
+            .collect();
+        if checked.is_empty() {
+            return None;
+        }
+        let off: Vec<&Crosscheck> = checked
+            .iter()
+            .filter(|(r, _)| (r - 1.0).abs() > CROSS_CHECK_TOLERANCE)
+            .map(|(_, c)| *c)
+            .collect();
+        let bound = off.iter().filter(|c| c.client_bound()).count();
+        let fair = checked.iter().filter(|(_, c)| !c.client_bound()).count();
+        Some(format!(
+            "The load generator and redis-benchmark agree within 15 % on {} of {} points. \
+             Of the {} that do not, {bound} had redis-benchmark at {CLIENT_BOUND_CPU} of a core \
+             or more (its one thread was the bottleneck); where it was not ({fair} points), \
+             they agree on {}.",
+            checked.len() - off.len(),
+            checked.len(),
+            off.len(),
+            fair - (off.len() - bound),
+        ))
     }
 
     /// The whole report in Markdown: machine, tables, skipped systems, notes.
@@ -335,6 +395,9 @@ impl Report {
         }
         for s in &self.skipped {
             let _ = writeln!(out, "\nSkipped: {s}");
+        }
+        if let Some(summary) = self.crosscheck_summary() {
+            let _ = writeln!(out, "\n{summary}");
         }
         let failures = self.crosscheck_failures();
         if !failures.is_empty() {
@@ -399,6 +462,7 @@ mod tests {
                         rps: 9800.0,
                         p50_ms: 0.2,
                         p99_ms: 1.0,
+                        cpu: Some(0.5),
                     }),
                 },
                 Point {
@@ -415,6 +479,7 @@ mod tests {
                         rps: 4000.0,
                         p50_ms: 0.2,
                         p99_ms: 1.0,
+                        cpu: None,
                     }),
                 },
             ],
@@ -474,6 +539,28 @@ mod tests {
             "| SET 16 B c50 P1 | redraft-3 | 5000 | 0.250 | 1.50 | 12.3 | 0 | 4000 | 1.25 (>15 %) | 0.50 | 1.25 |"
         );
         assert_eq!(report().crosscheck_failures().len(), 1);
+    }
+
+    #[test]
+    fn a_saturated_redis_benchmark_is_named_as_the_bottleneck() {
+        let mut r = report();
+        assert_eq!(
+            r.crosscheck_summary().unwrap(),
+            "The load generator and redis-benchmark agree within 15 % on 1 of 2 points. Of the 1 \
+             that do not, 0 had redis-benchmark at 0.9 of a core or more (its one thread was the \
+             bottleneck); where it was not (2 points), they agree on 1."
+        );
+        r.points[2].redis_benchmark.as_mut().unwrap().cpu = Some(0.97);
+        assert!(r.crosscheck_failures()[0].ends_with(
+            "(ratio 1.25); redis-benchmark kept 0.97 of a core busy: it was the bottleneck"
+        ));
+        assert!(r
+            .points_table(|_| true)
+            .contains("| 1.25 (>15 %, r-b CPU-bound) |"));
+        assert!(r.crosscheck_summary().unwrap().ends_with(
+            "Of the 1 that do not, 1 had redis-benchmark at 0.9 of a core or more (its one \
+             thread was the bottleneck); where it was not (1 points), they agree on 1."
+        ));
     }
 
     #[test]

@@ -513,17 +513,22 @@ fn run_redis_benchmark(
         return Ok(None);
     };
     // A hung server must not hang the suite: coreutils' timeout bounds it.
+    let cpu_before = redis_benchmark::children_cpu_seconds();
+    let started = Instant::now();
     let out = std::process::Command::new("timeout")
         .arg("300")
         .arg(program)
         .args(&args)
         .output()
         .context("running redis-benchmark")?;
+    let wall = started.elapsed().as_secs_f64();
     let test = redis_benchmark::test_name(wl.op).unwrap_or("set");
-    Ok(Some(redis_benchmark::parse_csv(
-        &String::from_utf8_lossy(&out.stdout),
-        test,
-    )?))
+    let mut check = redis_benchmark::parse_csv(&String::from_utf8_lossy(&out.stdout), test)?;
+    check.cpu = match (cpu_before, redis_benchmark::children_cpu_seconds()) {
+        (Some(before), Some(after)) if wall > 0.0 => Some((after - before) / wall),
+        _ => None,
+    };
+    Ok(Some(check))
 }
 
 /// Runs the plan; returns the report (also written into `env.out`).
@@ -691,6 +696,7 @@ async fn load_points(
                             rps: (a.rps + b.rps) / 2.0,
                             p50_ms: (a.p50_ms + b.p50_ms) / 2.0,
                             p99_ms: (a.p99_ms + b.p99_ms) / 2.0,
+                            cpu: a.cpu.zip(b.cpu).map(|(a, b)| (a + b) / 2.0),
                         }),
                         (Err(e), _) | (_, Err(e)) => {
                             report.notes.push(format!(
