@@ -248,7 +248,19 @@ impl Node {
         let server = {
             let handler = Handler(node.clone());
             let mut stop = stop_rx.clone();
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            // Peers' calls are small request/reply exchanges: without TCP_NODELAY a
+            // reply written while the previous one is unacknowledged waits for the ACK.
+            // (tonic sets it only on listeners it binds itself.)
+            let incoming = tokio_stream::StreamExt::map(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                |accepted| {
+                    accepted.inspect(|stream| {
+                        if let Err(e) = stream.set_nodelay(true) {
+                            warn!(error = %e, "cannot set TCP_NODELAY on a peer connection");
+                        }
+                    })
+                },
+            );
             tokio::spawn(async move {
                 let result = tonic::transport::Server::builder()
                     .add_service(rpc::RaftService::new(groups).into_server())
@@ -956,7 +968,10 @@ fn never_reached_the_log(status: &Status) -> bool {
 
 /// Logs leader changes and membership changes as they happen.
 async fn log_leader_changes(raft: Raft, id: u64, mut stop: watch::Receiver<bool>) {
-    let mut metrics = raft.metrics();
+    // The server metrics change only with the vote, the role, the leader or the
+    // membership; the full metrics change with every commit and would wake this task for
+    // each write.
+    let mut metrics = raft.server_metrics();
     let mut last = (None, 0u64, String::new());
     loop {
         let (leader, term, voters) = {
@@ -967,7 +982,7 @@ async fn log_leader_changes(raft: Raft, id: u64, mut stop: watch::Receiver<bool>
                 .voter_ids()
                 .map(|v| v.to_string())
                 .collect();
-            (m.current_leader, m.current_term, voters.join(","))
+            (m.current_leader, m.vote.leader_id().term, voters.join(","))
         };
         if (leader, term) != (last.0, last.1) {
             match leader {
