@@ -3,6 +3,7 @@
 //! they are unit-tested without a server. The binary (`redraft-bench`) adds the network
 //! clients, the processes under test and the suite that drives them.
 
+pub mod cpu;
 pub mod plot;
 pub mod redis_benchmark;
 pub mod report;

@@ -435,6 +435,7 @@ mod tests {
                         p99_ms: 1.0,
                         p999_ms: 5.0,
                     },
+                    ours_cpu: None,
                     redis_benchmark: None,
                 });
             }

@@ -101,6 +101,10 @@ pub struct Point {
     pub workload: Workload,
     /// The workspace's load generator.
     pub ours: Summary,
+    /// How many cores the load generator's process kept busy over its runs, where it was
+    /// cross-checked (with [`Crosscheck::cpu`], CPU per request of the two clients).
+    #[serde(default)]
+    pub ours_cpu: Option<f64>,
     /// redis-benchmark with the same clients, pipeline, value size, key space and request
     /// count, where it applies.
     pub redis_benchmark: Option<Crosscheck>,
@@ -311,11 +315,19 @@ impl Report {
                 let c = p.redis_benchmark.as_ref()?;
                 let r = ratio(p.ours.rps, c.rps)?;
                 ((r - 1.0).abs() > CROSS_CHECK_TOLERANCE).then(|| {
+                    let per_request = |cores: Option<f64>, rps: f64| {
+                        cores
+                            .filter(|_| rps > 0.0)
+                            .map_or("?".to_string(), |c| format!("{:.1} µs", c / rps * 1e6))
+                    };
                     let cpu = match c.cpu {
-                        Some(cpu) if c.client_bound() => format!(
-                            "; redis-benchmark kept {cpu:.2} of a core busy: it was the bottleneck"
+                        Some(cpu) => format!(
+                            "; CPU per request: load generator {}, redis-benchmark {} ({cpu:.2} \
+                             of a core{})",
+                            per_request(p.ours_cpu, p.ours.rps),
+                            per_request(c.cpu, c.rps),
+                            if c.client_bound() { ": the bottleneck" } else { "" }
                         ),
-                        Some(cpu) => format!("; redis-benchmark used {cpu:.2} of a core"),
                         None => String::new(),
                     };
                     format!(
@@ -458,6 +470,7 @@ mod tests {
                     system: "redis-always".into(),
                     workload: SET50,
                     ours: summary(10000.0),
+                    ours_cpu: Some(0.5),
                     redis_benchmark: Some(Crosscheck {
                         rps: 9800.0,
                         p50_ms: 0.2,
@@ -469,12 +482,14 @@ mod tests {
                     system: "etcd-3".into(),
                     workload: SET50,
                     ours: summary(4000.0),
+                    ours_cpu: None,
                     redis_benchmark: None,
                 },
                 Point {
                     system: "redraft-3".into(),
                     workload: SET50,
                     ours: summary(5000.0),
+                    ours_cpu: Some(0.5),
                     redis_benchmark: Some(Crosscheck {
                         rps: 4000.0,
                         p50_ms: 0.2,
@@ -551,9 +566,14 @@ mod tests {
              bottleneck); where it was not (2 points), they agree on 1."
         );
         r.points[2].redis_benchmark.as_mut().unwrap().cpu = Some(0.97);
-        assert!(r.crosscheck_failures()[0].ends_with(
-            "(ratio 1.25); redis-benchmark kept 0.97 of a core busy: it was the bottleneck"
-        ));
+        assert!(
+            r.crosscheck_failures()[0].ends_with(
+                "(ratio 1.25); CPU per request: load generator 100.0 µs, redis-benchmark \
+                 242.5 µs (0.97 of a core: the bottleneck)"
+            ),
+            "{}",
+            r.crosscheck_failures()[0]
+        );
         assert!(r
             .points_table(|_| true)
             .contains("| 1.25 (>15 %, r-b CPU-bound) |"));

@@ -12,6 +12,7 @@ use crate::client::{self, Target};
 use crate::load::{self, Spec};
 use crate::procs::{self, MemberSpec, Proc};
 use anyhow::{bail, Context, Result};
+use redraft_bench::cpu::{self, Whose};
 use redraft_bench::redis_benchmark;
 use redraft_bench::report::{Crosscheck, Figure, Op, Point, Report, System, Workload};
 use redraft_bench::stats::median;
@@ -513,7 +514,7 @@ fn run_redis_benchmark(
         return Ok(None);
     };
     // A hung server must not hang the suite: coreutils' timeout bounds it.
-    let cpu_before = redis_benchmark::children_cpu_seconds();
+    let cpu_before = cpu::seconds(Whose::Children);
     let started = Instant::now();
     let out = std::process::Command::new("timeout")
         .arg("300")
@@ -524,11 +525,24 @@ fn run_redis_benchmark(
     let wall = started.elapsed().as_secs_f64();
     let test = redis_benchmark::test_name(wl.op).unwrap_or("set");
     let mut check = redis_benchmark::parse_csv(&String::from_utf8_lossy(&out.stdout), test)?;
-    check.cpu = match (cpu_before, redis_benchmark::children_cpu_seconds()) {
+    check.cpu = match (cpu_before, cpu::seconds(Whose::Children)) {
         (Some(before), Some(after)) if wall > 0.0 => Some((after - before) / wall),
         _ => None,
     };
     Ok(Some(check))
+}
+
+/// Awaits `run` and returns its output with this process's CPU seconds and the wall
+/// seconds it took (`None` if `/proc` cannot tell).
+async fn measure_cpu<T>(run: impl std::future::Future<Output = T>) -> (T, Option<(f64, f64)>) {
+    let before = cpu::seconds(Whose::Own);
+    let started = Instant::now();
+    let out = run.await;
+    let wall = started.elapsed().as_secs_f64();
+    let spent = before
+        .zip(cpu::seconds(Whose::Own))
+        .map(|(b, a)| (a - b, wall));
+    (out, spent)
 }
 
 /// Runs the plan; returns the report (also written into `env.out`).
@@ -681,16 +695,23 @@ async fn load_points(
                 .redis_benchmark
                 .as_ref()
                 .filter(|_| sys.kind.system().resp && redis_benchmark::test_name(wl.op).is_some());
+            // Cores the load generator kept busy over its runs (when cross-checked).
+            let mut ours_cpu = None;
             let (ours, crosscheck) = match rb_program {
                 // Interleaved A B B A: the load generator, redis-benchmark for as many
                 // requests, redis-benchmark again, the load generator again; drift on a
                 // shared machine then hits both alike.
                 Some(rb) => {
-                    let mut ours = load::run_raw(&target, &spec).await?;
+                    let (ours, cpu_a) = measure_cpu(load::run_raw(&target, &spec)).await;
+                    let mut ours = ours?;
                     let n = (ours.summary().requests + ours.summary().errors).max(1000);
                     let first = run_redis_benchmark(rb, &target, wl, plan.keys, n);
                     let second = run_redis_benchmark(rb, &target, wl, plan.keys, n);
-                    ours.merge(&load::run_raw(&target, &spec).await?);
+                    let (again, cpu_b) = measure_cpu(load::run_raw(&target, &spec)).await;
+                    ours.merge(&again?);
+                    ours_cpu = cpu_a
+                        .zip(cpu_b)
+                        .map(|((c1, w1), (c2, w2))| (c1 + c2) / (w1 + w2));
                     let crosscheck = match (first, second) {
                         (Ok(Some(a)), Ok(Some(b))) => Some(Crosscheck {
                             rps: (a.rps + b.rps) / 2.0,
@@ -720,6 +741,7 @@ async fn load_points(
                 system: sys.kind.id().into(),
                 workload: *wl,
                 ours,
+                ours_cpu,
                 redis_benchmark: crosscheck,
             };
             eprintln!(
