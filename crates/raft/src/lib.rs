@@ -22,7 +22,7 @@ pub mod typ;
 use std::path::PathBuf;
 
 pub use ids::{GroupId, LogIndex, NodeId};
-pub use log_store::{LogDb, LogStats, LogStore};
+pub use log_store::{LogDb, LogStats, LogStore, LOG_FORMAT};
 pub use state_machine::{open, SnapshotBuilder, StateMachine};
 pub use typ::{NodeInfo, Request, Response, TypeConfig};
 

@@ -66,6 +66,11 @@ use crate::ids::{GroupId, LogIndex};
 use crate::typ::{Entry, IOFlushed, LogId, LogState, TypeConfig, Vote};
 
 const VOTE: &[u8] = b"vote";
+/// Key, in the database's default tree, of the log's on-disk format.
+const FORMAT_KEY: &[u8] = b"redraft-log-format";
+/// The format this code writes and reads: runs of entries under big-endian index keys,
+/// postcard-encoded openraft types. A change to either needs a new number.
+pub const LOG_FORMAT: u32 = 2;
 const COMMITTED: &[u8] = b"committed";
 const LAST_PURGED: &[u8] = b"last_purged";
 
@@ -82,8 +87,15 @@ impl LogDb {
     /// Opens (or creates) the node's database at `path`. sled locks the directory; after
     /// the last handle of a database is dropped its background threads release the lock a
     /// moment later, so reopening within the same process may need a short retry.
-    pub fn open(path: &std::path::Path) -> Result<LogDb, sled::Error> {
-        Ok(LogDb::new(sled::open(path)?))
+    ///
+    /// A new database is marked with [`LOG_FORMAT`]; one marked with another format, or
+    /// holding logs but no mark (written before the mark existed), is refused with an
+    /// `InvalidData` error that says so, instead of failing later on entries that do not
+    /// decode.
+    pub fn open(path: &std::path::Path) -> io::Result<LogDb> {
+        let db = sled::open(path).map_err(sled_err)?;
+        check_format(&db, path)?;
+        Ok(LogDb::new(db))
     }
 
     /// Uses an already open database.
@@ -108,6 +120,48 @@ impl LogDb {
             flushes: self.flush_count(),
             appends: self.flusher.appends.load(Ordering::Relaxed),
             entries: self.flusher.entries.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Checks the database's format mark, writing it (durably) into a database with no logs.
+fn check_format(db: &sled::Db, path: &std::path::Path) -> io::Result<()> {
+    match db.get(FORMAT_KEY).map_err(sled_err)? {
+        Some(mark) => {
+            let found = <[u8; 4]>::try_from(mark.as_ref()).map(u32::from_be_bytes);
+            match found {
+                Ok(LOG_FORMAT) => Ok(()),
+                Ok(other) => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the Raft log in {} is in format {other}; this redraft reads format \
+                         {LOG_FORMAT}",
+                        path.display()
+                    ),
+                )),
+                Err(_) => Err(invalid("the Raft log's format mark is not 4 bytes")),
+            }
+        }
+        None => {
+            let has_logs = db
+                .tree_names()
+                .iter()
+                .any(|name| name.starts_with(b"group-"));
+            if has_logs {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the Raft log in {} has no format mark: it was written by a redraft \
+                         older than format {LOG_FORMAT}; move the data directory away to \
+                         start this node afresh (it rejoins from the others)",
+                        path.display()
+                    ),
+                ));
+            }
+            db.insert(FORMAT_KEY, &LOG_FORMAT.to_be_bytes())
+                .map_err(sled_err)?;
+            db.flush().map_err(sled_err)?;
+            Ok(())
         }
     }
 }

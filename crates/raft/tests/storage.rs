@@ -433,6 +433,63 @@ async fn runs_are_cut_anywhere_by_truncate_and_purge() {
     assert_eq!(db.sled().open_tree("group-3/log").unwrap().len(), 0);
 }
 
+/// The database carries its log format: a database marked with another format, or with
+/// logs but no mark, is refused with an error that names the problem.
+#[tokio::test]
+async fn a_log_in_another_format_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("sled");
+    {
+        let db = LogDb::open(&path).unwrap();
+        let mut log = LogStore::open(&db, GroupId(1)).unwrap();
+        append(&mut log, vec![write(1, 1, 0, "SET k v")])
+            .await
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // Reopening the same format works (after sled lets go of its lock).
+    drop(open_sled(dir.path()));
+    let marked = |value: Option<&[u8]>| {
+        let started = Instant::now();
+        let db = loop {
+            match sled::open(&path) {
+                Ok(db) => break db,
+                Err(e) if started.elapsed() > Duration::from_secs(10) => panic!("{e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        match value {
+            Some(v) => db.insert(b"redraft-log-format", v).map(|_| ()),
+            None => db.remove(b"redraft-log-format").map(|_| ()),
+        }
+        .unwrap();
+        db.flush().unwrap();
+    };
+    let refused = || {
+        let started = Instant::now();
+        loop {
+            match LogDb::open(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => break e.to_string(),
+                Err(e) if started.elapsed() > Duration::from_secs(10) => panic!("{e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                Ok(_) => panic!("a log in another format was opened"),
+            }
+        }
+    };
+    marked(Some(&1u32.to_be_bytes()));
+    let e = refused();
+    assert!(
+        e.contains("is in format 1; this redraft reads format 2"),
+        "{e}"
+    );
+    marked(None);
+    let e = refused();
+    assert!(e.contains("has no format mark"), "{e}");
+    marked(Some(&raft::LOG_FORMAT.to_be_bytes()));
+    drop(open_sled(dir.path()));
+}
+
 /// Appended entries are readable at once, before the flusher has written them to sled,
 /// even past the in-memory tail's usual size, and reads that straddle sled and memory
 /// see one contiguous log.
