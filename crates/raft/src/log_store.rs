@@ -14,9 +14,10 @@
 //! covers the indexes from its key to the next run's key minus one.
 //!
 //! **Durability and group commit.** An append puts its entries in the store's in-memory
-//! tail (readable at once) and queues their encoded runs, with the IO callback, for the
-//! node's flusher thread. The flusher takes every job waiting at that moment, writes the
-//! runs of each group's log in one sled batch, runs one `flush` of the whole database
+//! tail (readable at once) and queues their index range, with the IO callback, for the
+//! node's flusher thread. The flusher takes every job waiting at that moment, encodes the
+//! new entries of each group's log as runs and writes them in one sled batch (holding the
+//! tail's lock meanwhile, so readers wait that long), runs one `flush` of the whole database
 //! (which covers every tree, so every group), and only then reports the appends
 //! persisted. Appends that arrive during a flush wait for the next one: under load one
 //! fsync serves many appends, of one group or of many. The committed log id goes the same
