@@ -17,8 +17,8 @@
 //! tail (readable at once) and queues their index range, with the IO callback, for the
 //! node's flusher thread. The flusher takes every job waiting at that moment, encodes the
 //! new entries of each group's log as runs and writes them in one sled batch (holding the
-//! tail's lock meanwhile, so readers wait that long), runs one `flush` of the whole database
-//! (which covers every tree, so every group), and only then reports the appends
+//! tail's lock meanwhile, so readers wait that long), runs one `flush` of the whole
+//! database (which covers every tree, so every group), and only then reports the appends
 //! persisted. Appends that arrive during a flush wait for the next one: under load one
 //! fsync serves many appends, of one group or of many. The committed log id goes the same
 //! way (durable with the next flush). A vote is written at once and `save_vote` returns
@@ -27,8 +27,8 @@
 //! Why the flusher writes to sled rather than the appending task: sled writes its log
 //! buffer out on its own thread pool, and every hand-off there wakes all of the pool's
 //! idle threads. A `flush` racing with a batch written on another thread makes sled write
-//! two or three buffers instead of one, so one writer thread measured about a third fewer
-//! context switches per SET and fewer, larger batches.
+//! two or three buffers instead of one. One writer thread took a one-node `SET -P 1` from
+//! 52 to 40 µs of CPU per write.
 //!
 //! Invariants:
 //! - A callback is completed only after a flush that started after its entries were
