@@ -327,25 +327,17 @@ fn search_segment<M: Model>(
         let mut remaining = required;
         let mut entry = entries.first();
         loop {
-            if remaining == 0 {
-                ends.insert(state.clone());
-                if !exhaustive {
-                    break;
-                }
-                // Record this ending and look for others: undo the last choice.
-                match stack.pop() {
-                    None => break,
-                    Some((op, before)) => {
-                        entry = undo(&mut entries, &mut linearized, op, ops, &mut remaining);
-                        state = before;
+            // All linearized: record this ending and (exhaustive) look for others. Or only
+            // operations that never return are left, none linearizable here: unreachable
+            // while `remaining > 0` (a return would come first), but backtracking is the
+            // safe answer. Either way: undo the last choice.
+            if remaining == 0 || entry == TAIL {
+                if remaining == 0 {
+                    ends.insert(state.clone());
+                    if !exhaustive {
+                        break;
                     }
                 }
-                continue;
-            }
-            if entry == TAIL {
-                // Only operations that never return are left, none linearizable here:
-                // unreachable while `remaining > 0` (a return would come first), but
-                // backtracking is the safe answer.
                 match stack.pop() {
                     None => break,
                     Some((op, before)) => {

@@ -173,6 +173,25 @@ fn need_root() -> Result<bool> {
     bail!("not root")
 }
 
+/// Runs `combos` and prints the table of runs: the summaries, and false if a run is
+/// missing or the suite was interrupted. `None` when not root (`need_root` said why).
+fn run_suite(
+    combos: &[suite::Combo],
+    settings: &suite::Settings,
+) -> Result<Option<(Vec<report::Summary>, bool)>> {
+    if !need_root()? {
+        return Ok(None);
+    }
+    let stop = netns::stop_on_signals();
+    let summaries = suite::run_all(combos, settings, &stop)?;
+    let ok = report_all(
+        &summaries,
+        combos.len(),
+        stop.load(std::sync::atomic::Ordering::SeqCst),
+    );
+    Ok(Some((summaries, ok)))
+}
+
 fn report_all(summaries: &[report::Summary], expected: usize, interrupted: bool) -> bool {
     let mut ok = true;
     println!("\njepsen: {} run(s):", summaries.len());
@@ -232,17 +251,9 @@ fn real_main() -> Result<bool> {
             common,
         } => {
             let combos = suite::matrix(&nemesis, &workload, unsafe_mode.as_deref())?;
-            let settings = common.settings(60)?;
-            if !need_root()? {
+            let Some((summaries, mut ok)) = run_suite(&combos, &common.settings(60)?)? else {
                 return Ok(true);
-            }
-            let stop = netns::stop_on_signals();
-            let summaries = suite::run_all(&combos, &settings, &stop)?;
-            let mut ok = report_all(
-                &summaries,
-                combos.len(),
-                stop.load(std::sync::atomic::Ordering::SeqCst),
-            );
+            };
             for s in &summaries {
                 match s.valid {
                     Some(true) => {}
@@ -275,17 +286,9 @@ fn real_main() -> Result<bool> {
         }
         Cmd::Short { common } => {
             let combos = suite::short();
-            let settings = common.settings(20)?;
-            if !need_root()? {
+            let Some((summaries, mut ok)) = run_suite(&combos, &common.settings(20)?)? else {
                 return Ok(true);
-            }
-            let stop = netns::stop_on_signals();
-            let summaries = suite::run_all(&combos, &settings, &stop)?;
-            let mut ok = report_all(
-                &summaries,
-                combos.len(),
-                stop.load(std::sync::atomic::Ordering::SeqCst),
-            );
+            };
             for s in &summaries {
                 match (s.unsafe_mode.is_some(), s.valid) {
                     (false, Some(true)) => {}

@@ -91,18 +91,7 @@ pub fn judge(dir: &Path) -> Result<Summary> {
         dir.join("verdict.json"),
         serde_json::to_vec_pretty(&report)?,
     )?;
-    let mut text = format!(
-        "{report}\n\nnemesis {}, {} s, {} nodes, {} workers, seed {}{}\n",
-        kinds.name(),
-        spec.seconds,
-        spec.nodes,
-        spec.workers,
-        spec.seed,
-        spec.unsafe_mode
-            .as_deref()
-            .map(|u| format!(", UNSAFE {u}"))
-            .unwrap_or_default()
-    );
+    let mut text = format!("{report}\n\n{}\n", spec.describe(&kinds));
     text.push_str(&format!(
         "replay: make jepsen NEMESIS={} WORKLOAD={workload} SECONDS={} SEED={}{}\n",
         spec.nemesis,

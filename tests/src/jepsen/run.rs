@@ -65,6 +65,23 @@ impl RunSpec {
     pub fn kinds(&self) -> Result<Kinds> {
         self.nemesis.parse().map_err(|e: String| anyhow!(e))
     }
+
+    /// The run's settings in one line: `nemesis kill, 20 s, 3 nodes, 8 workers, seed 2`
+    /// (and the UNSAFE mode, if any), for the nemesis log and the verdict.
+    pub fn describe(&self, kinds: &Kinds) -> String {
+        format!(
+            "nemesis {}, {} s, {} nodes, {} workers, seed {}{}",
+            kinds.name(),
+            self.seconds,
+            self.nodes,
+            self.workers,
+            self.seed,
+            self.unsafe_mode
+                .as_deref()
+                .map(|u| format!(", UNSAFE {u}"))
+                .unwrap_or_default()
+        )
+    }
 }
 
 /// A time span in which a fault held (nanoseconds since the run's start).
@@ -162,16 +179,8 @@ pub fn inner(spec_path: &Path) -> Result<bool> {
         file: Mutex::new(fs::File::create(spec.dir.join("nemesis.log"))?),
     };
     log.line(format!(
-        "run: workload {workload}, nemesis {}, {} s, {} nodes, {} workers, seed {}{}",
-        kinds.name(),
-        spec.seconds,
-        spec.nodes,
-        spec.workers,
-        spec.seed,
-        spec.unsafe_mode
-            .as_deref()
-            .map(|u| format!(", UNSAFE {u}"))
-            .unwrap_or_default()
+        "run: workload {workload}, {}",
+        spec.describe(&kinds)
     ));
     let db = Db::start(DbOptions {
         bin: spec.bin.clone(),

@@ -18,6 +18,7 @@
 //! - Only one cluster runs at a time in this test binary ([`Cluster::start`] takes a lock):
 //!   elections on two shared cores are timing-sensitive enough without a second cluster.
 
+use redraft_tests::jepsen::db::tail;
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
@@ -256,7 +257,7 @@ impl Node {
             self.child = None;
             panic!(
                 "node {id} exited during start ({status}); its log ends:\n{}",
-                log_tail(&log, 30)
+                tail(&log, 30)
             );
         }
         assert!(
@@ -724,11 +725,7 @@ impl Drop for Cluster {
             logs.retain(|p| p.extension().is_some_and(|e| e == "log"));
             logs.sort();
             for log in logs {
-                eprintln!(
-                    "----- end of {} -----\n{}",
-                    log.display(),
-                    log_tail(&log, 40)
-                );
+                eprintln!("----- end of {} -----\n{}", log.display(), tail(&log, 40));
             }
         } else if std::env::var_os("REDRAFT_KEEP_CLUSTER").is_some() {
             eprintln!(
@@ -771,16 +768,4 @@ fn free_ports(ip: Ipv4Addr) -> (u16, u16) {
     let (a, b) = (bind(), bind());
     let port = |l: &TcpListener| l.local_addr().expect("local addr").port();
     (port(&a), port(&b))
-}
-
-/// The last `n` lines of a log file.
-pub fn log_tail(path: &Path, n: usize) -> String {
-    match fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(n)..].join("\n")
-        }
-        Err(e) => format!("(cannot read {}: {e})", path.display()),
-    }
 }
