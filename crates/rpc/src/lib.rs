@@ -39,6 +39,15 @@ pub mod pb {
 /// Largest snapshot data chunk sent or accepted: 1 MiB.
 pub const MAX_CHUNK: usize = 1 << 20;
 
+/// Largest term a peer may name. A group that elected a leader every millisecond would take
+/// 8,900 years to get there; a term near `u64::MAX` can only come from a forged or corrupt
+/// message, and openraft panics on a vote whose term it cannot increment (after saving it,
+/// so the node would panic again at every restart).
+pub const MAX_TERM: u64 = 1 << 48;
+
+/// Largest log index a peer may name (a million entries a second for 9,000 years).
+pub const MAX_INDEX: u64 = 1 << 48;
+
 pub use error::{ConvertError, PoolError};
 pub use message::{Envelope, Forward, GroupStatus, Join, Leave, NodeStatus, ReadIndex, Role};
 pub use network::{GrpcAddr, GrpcNetwork, GrpcNetworkFactory};

@@ -5,7 +5,9 @@
 //! Both are thin: decode (through `convert`), find the group, call, encode.
 //!
 //! Invariants: no input makes a handler panic. An unknown group is `NOT_FOUND`, bytes that do
-//! not decode are `INVALID_ARGUMENT`, a request meant for another node id is
+//! not decode are `INVALID_ARGUMENT`, and so is a term beyond [`crate::MAX_TERM`] or a log index
+//! beyond [`crate::MAX_INDEX`] (checked before openraft sees the request, which would save such
+//! a vote and then panic incrementing it, at every restart), a request meant for another node id is
 //! `FAILED_PRECONDITION`, a stopped group is `UNAVAILABLE`. A snapshot is only handed to
 //! openraft after the chunk marked `last` arrived, within the size limit, and after the
 //! checks openraft would otherwise assert (and panic on) passed.
@@ -17,7 +19,8 @@ use std::marker::PhantomData;
 use openraft::async_runtime::WatchReceiver;
 use openraft::entry::RaftEntry;
 use openraft::storage::{RaftStateMachine, Snapshot};
-use openraft::vote::{RaftLeaderId, RaftVote};
+use openraft::type_config::alias::{LogIdOf, VoteOf};
+use openraft::vote::{RaftLeaderId, RaftTerm, RaftVote};
 use openraft::{Raft, RaftTypeConfig};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -120,6 +123,8 @@ where
     ) -> Result<Response<rpb::RaftReply>, Status> {
         let m: Envelope<VoteCall<C>> = request.into_inner().try_into()?;
         let raft = self.group(m.group_id, m.target)?;
+        check_vote::<C>(&m.body.req.vote)?;
+        check_index::<C>("last_log_id", m.body.req.last_log_id.as_ref())?;
         let resp = if m.body.pre_vote {
             raft.pre_vote(m.body.req).await
         } else {
@@ -135,6 +140,9 @@ where
         let m: Envelope<openraft::raft::AppendEntriesRequest<C>> =
             request.into_inner().try_into()?;
         let raft = self.group(m.group_id, m.target)?;
+        check_vote::<C>(&m.body.vote)?;
+        check_index::<C>("prev_log_id", m.body.prev_log_id.as_ref())?;
+        check_index::<C>("leader_commit", m.body.leader_commit.as_ref())?;
         check_append(&m.body)?;
         reply(raft.append_entries(m.body).await.map_err(stopped)?)
     }
@@ -151,6 +159,12 @@ where
         let head: Envelope<SnapshotHeader<C>> = (&first).try_into()?;
         let (group_id, target) = (head.group_id, head.target);
         let raft = self.group(group_id, target)?;
+        check_vote::<C>(&head.body.vote)?;
+        check_index::<C>("snapshot last_log_id", head.body.meta.last_log_id.as_ref())?;
+        check_index::<C>(
+            "snapshot membership log id",
+            head.body.meta.last_membership.log_id().as_ref(),
+        )?;
         check_snapshot(&raft, &head.body)?;
 
         let buffer = self.registry.snapshot_buffer(group_id);
@@ -221,7 +235,34 @@ where
         let m: Envelope<openraft::raft::TransferLeaderRequest<C>> =
             request.into_inner().try_into()?;
         let raft = self.group(m.group_id, m.target)?;
+        check_vote::<C>(m.body.from_leader())?;
+        check_index::<C>("last_log_id", m.body.last_log_id())?;
         reply(raft.handle_transfer_leader(m.body).await.map_err(stopped)?)
+    }
+}
+
+/// Refuses a vote whose term is beyond [`crate::MAX_TERM`]: openraft increments terms without
+/// checking for overflow, and saves a vote before acting on it.
+fn check_vote<C: RaftTypeConfig>(vote: &VoteOf<C>) -> Result<(), Status> {
+    match vote.leader_id().term().as_u64() {
+        Some(term) if term <= crate::MAX_TERM => Ok(()),
+        Some(term) => Err(Status::invalid_argument(format!(
+            "term {term} is beyond the largest term a peer may send ({})",
+            crate::MAX_TERM
+        ))),
+        None => Err(Status::invalid_argument("a term that is not a number")),
+    }
+}
+
+/// Refuses a log id whose index is beyond [`crate::MAX_INDEX`] (openraft adds to indexes
+/// without checking for overflow).
+fn check_index<C: RaftTypeConfig>(field: &str, log_id: Option<&LogIdOf<C>>) -> Result<(), Status> {
+    match log_id.map(|l| l.index()) {
+        Some(index) if index > crate::MAX_INDEX => Err(Status::invalid_argument(format!(
+            "{field}: index {index} is beyond the largest index a peer may send ({})",
+            crate::MAX_INDEX
+        ))),
+        _ => Ok(()),
     }
 }
 

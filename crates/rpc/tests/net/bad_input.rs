@@ -371,3 +371,136 @@ async fn malformed_snapshot_streams_are_refused() -> anyhow::Result<()> {
     n.stop().await;
     Ok(())
 }
+
+/// Every request with a term, an index or a size no correct peer can send: refused at the
+/// boundary with `INVALID_ARGUMENT`, and the node keeps leading (openraft itself panics on a
+/// vote whose term cannot be incremented, and would save it first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_terms_indexes_and_sizes_are_refused() -> anyhow::Result<()> {
+    let (n, mut c) = single().await?;
+    let terms = [u64::MAX, u64::MAX - 1, rpc::MAX_TERM + 1];
+    let indexes = [u64::MAX, u64::MAX - 1, rpc::MAX_INDEX + 1];
+
+    for (i, &term) in terms.iter().enumerate() {
+        for pre_vote in [false, true] {
+            let msg = rpb::VoteRequest::try_from(Envelope {
+                group_id: GROUP,
+                target: 1,
+                body: VoteCall::<Tc> {
+                    pre_vote,
+                    req: VoteRequest::new(vote(term, 9), None),
+                },
+            })?;
+            let e = c.vote(msg).await.unwrap_err();
+            assert_eq!(e.code(), Code::InvalidArgument, "vote term {term}: {e}");
+            assert!(e.message().contains("term"), "{e}");
+        }
+        // A vote whose last log id names an absurd index.
+        let msg = rpb::VoteRequest::try_from(Envelope {
+            group_id: GROUP,
+            target: 1,
+            body: VoteCall::<Tc> {
+                pre_vote: false,
+                req: VoteRequest::new(vote(2, 9), Some(log_id(1, 9, indexes[i]))),
+            },
+        })?;
+        let e = c.vote(msg).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "vote index: {e}");
+
+        // AppendEntries: the term, then prev_log_id, then leader_commit.
+        let appends = [
+            openraft::raft::AppendEntriesRequest::<Tc> {
+                vote: Vote::new_committed(term, 9),
+                prev_log_id: None,
+                entries: vec![],
+                leader_commit: None,
+            },
+            openraft::raft::AppendEntriesRequest::<Tc> {
+                vote: Vote::new_committed(3, 9),
+                prev_log_id: Some(log_id(3, 9, indexes[i])),
+                entries: vec![],
+                leader_commit: None,
+            },
+            openraft::raft::AppendEntriesRequest::<Tc> {
+                vote: Vote::new_committed(3, 9),
+                prev_log_id: None,
+                entries: vec![],
+                leader_commit: Some(log_id(3, 9, indexes[i])),
+            },
+        ];
+        for (k, body) in appends.into_iter().enumerate() {
+            let msg = rpb::AppendEntriesRequest::try_from(Envelope {
+                group_id: GROUP,
+                target: 1,
+                body,
+            })?;
+            let e = c.append_entries(msg).await.unwrap_err();
+            assert_eq!(e.code(), Code::InvalidArgument, "append {k}, {term}: {e}");
+        }
+
+        // TransferLeader from a leader with an absurd term.
+        let msg = rpb::TransferLeaderRequest::try_from(Envelope {
+            group_id: GROUP,
+            target: 1,
+            body: openraft::raft::TransferLeaderRequest::<Tc>::new(
+                Vote::new_committed(term, 9),
+                1,
+                None,
+            ),
+        })?;
+        let e = c.transfer_leader(msg).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "transfer {term}: {e}");
+
+        // A snapshot from such a leader, or covering such an index.
+        for (v, last) in [
+            (Vote::new_committed(term, 9), log_id(1, 9, 5)),
+            (Vote::new_committed(3, 9), log_id(3, 9, indexes[i])),
+        ] {
+            let header = rpb::SnapshotChunk::try_from(Envelope {
+                group_id: GROUP,
+                target: 1,
+                body: SnapshotHeader::<Tc> {
+                    vote: v,
+                    meta: openraft::SnapshotMeta {
+                        last_log_id: Some(last),
+                        last_membership: Default::default(),
+                    },
+                },
+            })?;
+            let e = c
+                .install_snapshot(tokio_stream::iter(vec![header]))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), Code::InvalidArgument, "snapshot: {e}");
+        }
+    }
+
+    // A message claiming far more bytes than any node sends: refused by the transport before
+    // anything is allocated for it.
+    let huge = rpb::AppendEntriesRequest {
+        group_id: GROUP,
+        target: 1,
+        term: 0,
+        entries: 0,
+        payload: Bytes::from(vec![0u8; rpc::server::MAX_MESSAGE + 1]),
+    };
+    let e = c
+        .clone()
+        .max_encoding_message_size(usize::MAX)
+        .append_entries(huge)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.code(), Code::ResourceExhausted | Code::OutOfRange | Code::Internal),
+        "{e}"
+    );
+
+    // Node 1 still leads, in a sane term, and still takes a real request.
+    assert_alive(&n);
+    let m = n.raft.metrics().borrow_watched().clone();
+    assert_eq!(m.current_leader, Some(1));
+    assert!(m.vote.leader_id().term < 100, "{:?}", m.vote);
+    c.append_entries(append(GROUP, 1, valid_append(0))).await?;
+    n.stop().await;
+    Ok(())
+}
