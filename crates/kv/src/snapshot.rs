@@ -102,6 +102,17 @@ impl Db {
     /// the database that wrote it. Reads `r` to its end (trailing bytes are an error).
     /// Buffer `r` if it is a file.
     pub fn read_snapshot(r: &mut impl Read) -> Result<Db, SnapshotError> {
+        let db = Db::read_snapshot_prefix(r)?;
+        let mut rest = [0u8; 1];
+        if r.read(&mut rest)? != 0 {
+            return Err(SnapshotError::Corrupt("trailing bytes"));
+        }
+        Ok(db)
+    }
+
+    /// Reads a snapshot written by [`Db::write_snapshot`] and stops after its checksum,
+    /// leaving whatever follows in `r` (a file may hold more sections after it).
+    pub fn read_snapshot_prefix(r: &mut impl Read) -> Result<Db, SnapshotError> {
         let mut r = Hashing::new(r);
         if &r.array::<9>()? != MAGIC {
             return Err(SnapshotError::BadMagic);
@@ -156,10 +167,6 @@ impl Db {
         let sum = r.hash;
         if u64::from_le_bytes(r.array_unhashed()?) != sum {
             return Err(SnapshotError::Checksum);
-        }
-        let mut rest = [0u8; 1];
-        if r.inner.read(&mut rest)? != 0 {
-            return Err(SnapshotError::Corrupt("trailing bytes"));
         }
         Ok(db)
     }

@@ -18,13 +18,17 @@ pub mod log_store;
 pub mod snapshot_files;
 pub mod state_machine;
 pub mod typ;
+pub mod uploads;
+pub mod watermark;
 
 use std::path::PathBuf;
 
 pub use ids::{GroupId, LogIndex, NodeId};
-pub use log_store::{LogDb, LogStats, LogStore, LOG_FORMAT};
-pub use state_machine::{open, SnapshotBuilder, StateMachine};
-pub use typ::{NodeInfo, Request, Response, TypeConfig};
+pub use log_store::{
+    Behind, Health, LogDb, LogOptions, LogStats, LogStore, VerifyError, LOG_FORMAT,
+};
+pub use state_machine::{is_transient, open, Opened, SnapshotBuilder, StateMachine};
+pub use typ::{Blob, NodeInfo, Payload, Request, Response, TypeConfig};
 
 /// Why a group's storage could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -39,4 +43,7 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The log failed its checks at start (a damaged record in its acknowledged part).
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
 }

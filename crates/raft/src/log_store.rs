@@ -1,8 +1,10 @@
-//! The Raft log of one group in sled, with group commit.
+//! The Raft log of every group on a node, in one sled database, with group commit,
+//! checksummed records, a watermark, and recovery from write errors.
 //!
 //! A node has one sled database ([`LogDb`]); each group has two trees in it:
 //! `group-<id>/log` and `group-<id>/meta` (the vote, the last committed log id, the last
-//! purged log id). Values are postcard-encoded openraft types.
+//! purged log id). Every value is a *record*: a CRC-32 of its bytes, then the bytes
+//! (postcard-encoded openraft types), checked on every read.
 //!
 //! **Runs.** The log tree maps the big-endian index of a run's first entry to the run: the
 //! consecutive entries of one append (at most [`RUN_MAX_ENTRIES`] entries or
@@ -13,78 +15,232 @@
 //! with one key per entry, most of it in sled inserts and the purge's removals). A run
 //! covers the indexes from its key to the next run's key minus one.
 //!
-//! **Durability and group commit.** An append puts its entries in the store's in-memory
+//! **Durability and group commit.** An append puts its entries in the group's in-memory
 //! tail (readable at once) and queues their index range, with the IO callback, for the
 //! node's flusher thread. The flusher takes every job waiting at that moment, encodes the
-//! new entries of each group's log as runs and writes them in one sled batch (holding the
-//! tail's lock meanwhile, so readers wait that long), runs one `flush` of the whole
-//! database (which covers every tree, so every group), and only then reports the appends
-//! persisted. Appends that arrive during a flush wait for the next one: under load one
-//! fsync serves many appends, of one group or of many. The committed log id goes the same
-//! way (durable with the next flush). A vote is written at once and `save_vote` returns
-//! only after a flush that covers it.
+//! new entries of each group's log as runs and writes them in one sled batch, runs one
+//! `flush` of the whole database (which covers every tree, so every group), and only then
+//! reports the appends persisted. Appends that arrive during a flush wait for the next
+//! one: under load one fsync serves many appends, of one group or of many. The committed
+//! log id goes the same way (durable with the next flush); a vote is reported saved only
+//! after a flush that covers it. Only the flusher writes to sled: sled writes its log
+//! buffer out on its own thread pool, waking all of the pool's idle threads at each
+//! hand-off, and a `flush` racing a batch written on another thread made sled write two
+//! or three buffers instead of one (one writer thread took a one-node `SET -P 1` from 52
+//! to 40 µs of CPU per write).
 //!
-//! Why the flusher writes to sled rather than the appending task: sled writes its log
-//! buffer out on its own thread pool, and every hand-off there wakes all of the pool's
-//! idle threads. A `flush` racing with a batch written on another thread makes sled write
-//! two or three buffers instead of one. One writer thread took a one-node `SET -P 1` from
-//! 52 to 40 µs of CPU per write.
+//! **The watermark** ([`crate::watermark`]): after every successful flush the flusher
+//! records, in a small file beside the database, each group's flushed vote and last
+//! flushed index. sled drops everything after damage it finds in its own log without a
+//! word; [`LogStore::verify`] compares what sled holds with the watermark at start, so a
+//! node never silently starts with less than it acknowledged.
+//!
+//! **Write errors are a state, not a death.** sled refuses every write after one failed
+//! (a full disk, a quota, an I/O error), until the database is opened again. When a write
+//! or a flush fails, the flusher *stalls*: nothing is reported to openraft (its callbacks
+//! simply wait, so it never sees a storage error that would stop the group), the node's
+//! [`Health`] says why (the server refuses writes with `-MISCONF` meanwhile), and every
+//! job that arrives is recorded without being written. Every so often the flusher checks
+//! the free space, drops its handles, opens the database again, rewrites what was not
+//! flushed (entries from the in-memory tail, votes, committed and purged ids) and flushes;
+//! once that succeeds the waiting callbacks complete and writes resume. Reads keep
+//! working throughout: sled serves reads after a failed write, and the tail holds
+//! everything not yet flushed.
 //!
 //! Invariants:
 //! - A callback is completed only after a flush that started after its entries were
 //!   written to sled; callbacks complete in the order their appends were made.
-//! - Every entry not yet written to sled is in the in-memory tail, and the tail is a
-//!   contiguous suffix of the log: appends extend it, the flusher trims from its front
-//!   only entries it has written, and truncation and purging cut it as they cut sled.
-//!   Reads take the tail's part of a range from memory and the rest from sled.
+//! - Every entry not yet flushed is in the group's in-memory tail, and the tail is a
+//!   contiguous suffix of the log: appends extend it, the flusher trims from its front only
+//!   entries that are flushed, and truncation and purging cut it as they cut sled. Reads
+//!   take the tail's part of a range from memory and the rest from sled.
 //! - Truncation and purging run on the flusher thread, after every write queued before
-//!   them, and their callers wait for them: sled never lags behind them.
+//!   them. A truncation lowers the watermark (synced) before it cuts the log.
 //! - The log has no holes: runs are written in one atomic batch per flush, a truncation
 //!   removes a suffix in one batch (rewriting the run it cuts), a purge removes the runs
 //!   wholly at or below the purged id in one batch after recording the purged log id.
 //!   Entries at or below the purged id (in a run that straddles it, or left by a crash
 //!   between the two steps) are ignored by every read; whole runs of them go at open.
-//! - A run's entries are consecutive and the first one's index is the run's key; a read
-//!   that finds otherwise reports `InvalidData`.
-//! - Nothing here panics on bytes read from disk: an entry that does not decode is an
-//!   `InvalidData` error.
+//! - A run's entries are consecutive and the first one's index is the run's key; a record
+//!   that fails its checksum or breaks this is an `InvalidData` error naming the group and
+//!   the index, never a panic and never skipped.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use openraft::storage::{RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::ids::{GroupId, LogIndex};
 use crate::typ::{Entry, IOFlushed, LogId, LogState, TypeConfig, Vote};
+use crate::watermark::{Found, GroupMarks, Marks, Watermark};
 
 const VOTE: &[u8] = b"vote";
 /// Key, in the database's default tree, of the log's on-disk format.
 const FORMAT_KEY: &[u8] = b"redraft-log-format";
 /// The format this code writes and reads: runs of entries under big-endian index keys,
-/// postcard-encoded openraft types. A change to either needs a new number.
-pub const LOG_FORMAT: u32 = 2;
+/// each value a CRC-32 then postcard-encoded openraft types. A change to either needs a
+/// new number.
+pub const LOG_FORMAT: u32 = 3;
 const COMMITTED: &[u8] = b"committed";
 const LAST_PURGED: &[u8] = b"last_purged";
+/// The watermark's file name, inside the database's directory.
+pub const WATERMARK_FILE: &str = "redraft-watermark";
+
+/// Most entries kept in memory per group for readers once they are flushed.
+const RECENT_ENTRIES: usize = 4096;
+/// Most bytes of flushed entries kept in memory per group.
+const RECENT_BYTES: usize = 64 << 20;
+/// Most entries in one run (one sled value).
+pub const RUN_MAX_ENTRIES: usize = 1024;
+/// A run is closed once its encoded entries reach this many bytes.
+pub const RUN_MAX_BYTES: usize = 1 << 20;
+/// Free space below which the log stops writing (it stalls, as on a write error, before
+/// it hands sled anything): sled does not always survive running out of space in the
+/// middle of a write (its flush can wait for ever), so the log stops short of that.
+pub const LOW_WATER: u64 = 16 << 20;
+/// A flush that has not returned after this long is taken to be stuck for good.
+const FLUSH_HANG: Duration = Duration::from_secs(20);
+/// First and longest pause between two recovery attempts.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Whether the log can write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Writes and flushes succeed.
+    Ok,
+    /// A write or flush failed, or the disk is nearly full; the flusher retries until it
+    /// succeeds. Appends, votes and flushes wait meanwhile.
+    Stalled {
+        /// The error, as the OS or sled gave it (`No space left on device (os error 28)`).
+        cause: String,
+    },
+    /// A flush has not returned for [`FLUSH_HANG`]: sled is stuck (seen when a disk filled
+    /// up in the middle of its write) and only a new process can open the log again. The
+    /// binary restarts itself once the disk has room.
+    Wedged { cause: String },
+}
+
+impl Health {
+    /// Why the log cannot write, if it cannot.
+    pub fn cause(&self) -> Option<&str> {
+        match self {
+            Health::Ok => None,
+            Health::Stalled { cause } | Health::Wedged { cause } => Some(cause),
+        }
+    }
+}
+
+/// How a [`LogDb`] checks what it reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Verify each record's checksum on read, and compare the log with the watermark at
+    /// start. Off only in the unsafe self-test mode that proves the damaged-log tests
+    /// catch what these checks prevent.
+    pub verify: bool,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions { verify: true }
+    }
+}
+
+/// What [`LogStore::verify`] found: the node's log holds less than it had flushed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Behind {
+    pub group: GroupId,
+    /// The index this node had flushed (and perhaps acknowledged) before.
+    pub floor: LogIndex,
+    /// The last index its log (or snapshot) covers now.
+    pub has: Option<LogIndex>,
+    /// The saved vote was lost too and was restored from the watermark.
+    pub vote_restored: bool,
+}
+
+impl std::fmt::Display for Behind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "group {}: the log ends at index {} but this node had flushed up to index {}{}",
+            self.group,
+            self.has.map_or("none".to_string(), |i| i.to_string()),
+            self.floor,
+            if self.vote_restored {
+                "; its saved vote was lost too and is restored from the watermark"
+            } else {
+                ""
+            }
+        )
+    }
+}
 
 /// The node's sled database and its flusher, shared by the log stores of every group.
 /// Cheap to clone. Dropping the last clone (and every [`LogStore`] made from it) finishes
 /// the pending flushes and stops the flusher thread.
 #[derive(Clone)]
 pub struct LogDb {
-    db: sled::Db,
+    core: Arc<Core>,
     flusher: Arc<Flusher>,
 }
 
+/// What the flusher thread and the stores share.
+struct Core {
+    path: PathBuf,
+    handles: RwLock<Handles>,
+    options: LogOptions,
+    flushes: AtomicU64,
+    appends: AtomicU64,
+    entries: AtomicU64,
+    health: watch::Sender<Health>,
+    marks: Mutex<MarkState>,
+    /// When the flush in progress started (milliseconds since `epoch`), 0 when none is.
+    flushing_since: AtomicU64,
+    epoch: Instant,
+    /// Each group's in-memory tail, shared by every store opened for the group.
+    tails: Mutex<HashMap<GroupId, Arc<Mutex<Tail>>>>,
+}
+
+/// The open database and the trees of every group opened so far. Replaced as a whole
+/// when the flusher reopens the database after a write error; `None` only if that failed
+/// (reads then fail until a later attempt succeeds).
+struct Handles {
+    db: Option<sled::Db>,
+    trees: BTreeMap<GroupId, Trees>,
+}
+
+#[derive(Clone)]
+struct Trees {
+    log: sled::Tree,
+    meta: sled::Tree,
+}
+
+/// The watermark: the file, what it says now, and what it said when the node started.
+struct MarkState {
+    file: Option<Watermark>,
+    current: Marks,
+    at_open: Option<Marks>,
+}
+
 impl LogDb {
+    /// Opens (or creates) the node's database at `path`, checking records and the
+    /// watermark. See [`LogDb::open_with`].
+    pub fn open(path: &Path) -> io::Result<LogDb> {
+        LogDb::open_with(path, LogOptions::default())
+    }
+
     /// Opens (or creates) the node's database at `path`. sled locks the directory; after
     /// the last handle of a database is dropped its background threads release the lock a
     /// moment later, so reopening within the same process may need a short retry.
@@ -93,40 +249,195 @@ impl LogDb {
     /// holding logs but no mark (written before the mark existed), is refused with an
     /// `InvalidData` error that says so, instead of failing later on entries that do not
     /// decode.
-    pub fn open(path: &std::path::Path) -> io::Result<LogDb> {
-        let db = sled::open(path).map_err(sled_err)?;
+    pub fn open_with(path: &Path, options: LogOptions) -> io::Result<LogDb> {
+        let db = sled::open(path).map_err(|e| {
+            io::Error::new(
+                sled_err_kind(&e),
+                format!(
+                    "opening the Raft log in {}: {e} (if it is damaged: remove this node from \
+                     the cluster with CLUSTER FORGET on another node, move its data directory \
+                     aside, and add it back with --join)",
+                    path.display()
+                ),
+            )
+        })?;
         check_format(&db, path)?;
-        Ok(LogDb::new(db))
+        let (file, found) = Watermark::open(&path.join(WATERMARK_FILE))?;
+        let at_open = match found {
+            Found::New => None,
+            Found::Marks(m) => Some(m),
+            Found::Damaged(why) => {
+                tracing::warn!(path = %path.join(WATERMARK_FILE).display(), %why,
+                    "the log's watermark is damaged; the log cannot be cross-checked this time");
+                None
+            }
+        };
+        let core = Arc::new(Core {
+            path: path.to_path_buf(),
+            handles: RwLock::new(Handles {
+                db: Some(db),
+                trees: BTreeMap::new(),
+            }),
+            options,
+            flushes: AtomicU64::new(0),
+            appends: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+            health: watch::channel(Health::Ok).0,
+            marks: Mutex::new(MarkState {
+                file: Some(file),
+                current: at_open.clone().unwrap_or_default(),
+                at_open,
+            }),
+            flushing_since: AtomicU64::new(0),
+            epoch: Instant::now(),
+            tails: Mutex::default(),
+        });
+        let flusher = Arc::new(Flusher::start(core.clone()));
+        watch_for_hung_flushes(Arc::downgrade(&core));
+        Ok(LogDb { core, flusher })
     }
 
-    /// Uses an already open database.
-    pub fn new(db: sled::Db) -> LogDb {
-        let flusher = Arc::new(Flusher::start(db.clone()));
-        LogDb { db, flusher }
+    /// The sled database (a handle: it changes if the flusher reopens the database).
+    pub fn sled(&self) -> io::Result<sled::Db> {
+        self.core.db()
     }
 
-    /// The sled database.
-    pub fn sled(&self) -> &sled::Db {
-        &self.db
+    /// The database's directory.
+    pub fn path(&self) -> &Path {
+        &self.core.path
     }
 
     /// How many flushes the flusher has run so far (for tests and metrics).
     pub fn flush_count(&self) -> u64 {
-        self.flusher.flushes.load(Ordering::Relaxed)
+        self.core.flushes.load(Ordering::Relaxed)
     }
 
     /// Counters of the log's work since the database was opened, over every group.
     pub fn stats(&self) -> LogStats {
         LogStats {
             flushes: self.flush_count(),
-            appends: self.flusher.appends.load(Ordering::Relaxed),
-            entries: self.flusher.entries.load(Ordering::Relaxed),
+            appends: self.core.appends.load(Ordering::Relaxed),
+            entries: self.core.entries.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the log can write now, and a way to watch it change.
+    pub fn health(&self) -> watch::Receiver<Health> {
+        self.core.health.subscribe()
+    }
+
+    /// True when the disk holding the log has room enough for the log to write again
+    /// (twice the low-water mark free): what a process whose log is wedged waits for
+    /// before it restarts.
+    pub fn has_room(&self) -> bool {
+        free_space(&self.core.path).is_ok_and(|free| free >= 2 * LOW_WATER)
+    }
+
+    /// The current floor of `group` (see [`crate::watermark::GroupMarks::floor`]): set while
+    /// the node is catching up after its log was found behind its watermark.
+    pub fn floor(&self, group: GroupId) -> Option<LogIndex> {
+        self.core
+            .marks()
+            .current
+            .groups
+            .get(&group)
+            .and_then(|g| g.floor)
+    }
+}
+
+impl Core {
+    fn handles(&self) -> std::sync::RwLockReadGuard<'_, Handles> {
+        self.handles.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn marks(&self) -> MutexGuard<'_, MarkState> {
+        self.marks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The trees of `group`, opened on first use.
+    fn trees(&self, group: GroupId) -> io::Result<Trees> {
+        if let Some(t) = self.handles().trees.get(&group) {
+            return Ok(t.clone());
+        }
+        let mut h = self.handles.write().unwrap_or_else(|p| p.into_inner());
+        let db = h.db.clone().ok_or_else(closed)?;
+        let trees = open_trees(&db, group)?;
+        h.trees.insert(group, trees.clone());
+        Ok(trees)
+    }
+
+    fn db(&self) -> io::Result<sled::Db> {
+        self.handles().db.clone().ok_or_else(closed)
+    }
+
+    /// Writes the watermark if `update` changed it; `sync` waits for the disk. A failure
+    /// is logged: the watermark may lag, which only weakens the check at start.
+    fn update_marks(&self, sync: bool, update: impl FnOnce(&mut Marks)) {
+        let mut m = self.marks();
+        let before = m.current.clone();
+        update(&mut m.current);
+        if m.current == before && !sync {
+            return;
+        }
+        let MarkState { file, current, .. } = &mut *m;
+        if let Some(file) = file {
+            if let Err(e) = file.write(current, sync) {
+                tracing::warn!(path = %file.path().display(), cause = %e,
+                    "cannot write the log's watermark");
+            }
         }
     }
 }
 
+/// Watches the flusher from a thread of its own: a flush stuck for [`FLUSH_HANG`] turns
+/// the health to [`Health::Wedged`]. Ends when the database is gone.
+fn watch_for_hung_flushes(core: std::sync::Weak<Core>) {
+    let spawned = std::thread::Builder::new()
+        .name("log-watchdog".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let Some(core) = core.upgrade() else {
+                return;
+            };
+            let since = core.flushing_since.load(Ordering::Relaxed);
+            if since == 0 {
+                continue;
+            }
+            let now = core.epoch.elapsed().as_millis() as u64;
+            let stuck = Duration::from_millis(now.saturating_sub(since));
+            if stuck >= FLUSH_HANG && !matches!(*core.health.borrow(), Health::Wedged { .. }) {
+                let cause = format!(
+                    "a flush of the Raft log in {} has not returned for {} s (the disk filled \
+                     up during a write?); the process must restart to open the log again",
+                    core.path.display(),
+                    stuck.as_secs()
+                );
+                tracing::error!(%cause, "the Raft log is stuck");
+                core.health.send_replace(Health::Wedged { cause });
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(cause = %e, "cannot start the log watchdog thread");
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::other("the Raft log could not be reopened after a write error")
+}
+
+fn open_trees(db: &sled::Db, group: GroupId) -> io::Result<Trees> {
+    Ok(Trees {
+        log: db
+            .open_tree(format!("group-{group}/log"))
+            .map_err(sled_err)?,
+        meta: db
+            .open_tree(format!("group-{group}/meta"))
+            .map_err(sled_err)?,
+    })
+}
+
 /// Checks the database's format mark, writing it (durably) into a database with no logs.
-fn check_format(db: &sled::Db, path: &std::path::Path) -> io::Result<()> {
+fn check_format(db: &sled::Db, path: &Path) -> io::Result<()> {
     match db.get(FORMAT_KEY).map_err(sled_err)? {
         Some(mark) => {
             let found = <[u8; 4]>::try_from(mark.as_ref()).map(u32::from_be_bytes);
@@ -140,7 +451,7 @@ fn check_format(db: &sled::Db, path: &std::path::Path) -> io::Result<()> {
                         path.display()
                     ),
                 )),
-                Err(_) => Err(invalid("the Raft log's format mark is not 4 bytes")),
+                Err(_) => Err(invalid("the Raft log's format mark is not 4 bytes".into())),
             }
         }
         None => {
@@ -179,59 +490,115 @@ pub struct LogStats {
     pub entries: u64,
 }
 
+/// A group's in-memory tail of the log: every entry not yet flushed, and the most recent
+/// flushed ones (at most [`RECENT_ENTRIES`] and [`RECENT_BYTES`] of those).
+#[derive(Default)]
+struct Tail {
+    entries: BTreeMap<LogIndex, Entry>,
+    /// Bytes of the entries held (as [`entry_size`] counts them).
+    bytes: usize,
+}
+
+impl Tail {
+    fn insert(&mut self, entry: Entry) {
+        self.bytes += entry_size(&entry);
+        if let Some(old) = self.entries.insert(entry.log_id.index, entry) {
+            self.bytes -= entry_size(&old);
+        }
+    }
+
+    fn pop_first(&mut self) {
+        if let Some((_, e)) = self.entries.pop_first() {
+            self.bytes -= entry_size(&e);
+        }
+    }
+
+    /// Removes the entries in `range`.
+    fn forget(&mut self, range: impl RangeBounds<LogIndex>) {
+        let doomed: Vec<LogIndex> = self
+            .entries
+            .range((range.start_bound().cloned(), range.end_bound().cloned()))
+            .map(|(&i, _)| i)
+            .collect();
+        for i in doomed {
+            if let Some(e) = self.entries.remove(&i) {
+                self.bytes -= entry_size(&e);
+            }
+        }
+    }
+
+    /// Drops flushed entries (at or below `durable`) beyond the size the tail keeps.
+    fn trim(&mut self, durable: LogIndex) {
+        while self.entries.len() > RECENT_ENTRIES || self.bytes > RECENT_BYTES {
+            match self.entries.first_key_value() {
+                Some((&first, _)) if first <= durable => self.pop_first(),
+                _ => break,
+            }
+        }
+    }
+}
+
 /// The work queued for the flusher thread, done in the order it was queued.
 enum Job {
-    /// Entries `first..=last` of a group's log, in its in-memory tail, to write; the
-    /// callback (openraft's) once they are flushed.
+    /// A store was opened: the flusher learns its tail and what sled holds.
+    Open {
+        group: GroupId,
+        tail: Arc<Mutex<Tail>>,
+        last: Option<LogIndex>,
+    },
+    /// Entries `first..=last` of a group's log, in its tail, to write; the callback
+    /// (openraft's) once they are flushed.
     Append {
-        store: Tail,
+        group: GroupId,
         first: LogIndex,
         last: LogIndex,
         callback: IOFlushed,
     },
-    /// A value to write in a group's meta tree (`None` removes it), durable with the
-    /// next flush.
-    Meta {
-        tree: sled::Tree,
-        key: &'static [u8],
-        value: Option<Vec<u8>>,
+    /// The committed log id, durable with the next flush.
+    Committed {
+        group: GroupId,
+        value: Option<LogId>,
     },
-    /// Work on the log that must follow every write queued before it (truncation,
-    /// purging); its result goes back at once, without waiting for a flush.
-    Run {
-        work: Box<dyn FnOnce() -> io::Result<()> + Send>,
+    /// A vote, reported saved after the next flush.
+    Vote {
+        group: GroupId,
+        vote: Vote,
         done: oneshot::Sender<io::Result<()>>,
     },
-    /// Someone awaiting the next flush (a vote, an empty append).
-    Wait(Waiter),
+    /// Removes every entry from `from` on.
+    Truncate {
+        group: GroupId,
+        from: LogIndex,
+        done: oneshot::Sender<io::Result<()>>,
+    },
+    /// Removes the entries at or below `upto`.
+    Purge {
+        group: GroupId,
+        upto: LogId,
+        done: oneshot::Sender<io::Result<()>>,
+    },
+    /// Someone awaiting the next flush (an empty append).
+    Wait(IOFlushed),
 }
-
-/// What an append job needs of its store on the flusher thread.
-struct Tail {
-    log: sled::Tree,
-    recent: Arc<Mutex<Recent>>,
-}
-
-/// A group's in-memory tail of the log, by index.
-type Recent = std::collections::BTreeMap<LogIndex, Entry>;
 
 /// The group-commit thread: one `flush` for every job that is waiting when it starts.
 struct Flusher {
     tx: Mutex<Option<Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    flushes: Arc<AtomicU64>,
-    appends: AtomicU64,
-    entries: AtomicU64,
+    /// Closed when the thread ends.
+    ended: Mutex<Option<Receiver<()>>>,
 }
 
 impl Flusher {
-    fn start(db: sled::Db) -> Flusher {
+    fn start(core: Arc<Core>) -> Flusher {
         let (tx, rx) = mpsc::channel();
-        let flushes = Arc::new(AtomicU64::new(0));
-        let counter = flushes.clone();
+        let (ending, ended) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("sled-flusher".into())
-            .spawn(move || flush_loop(db, rx, counter));
+            .spawn(move || {
+                let _ending = ending;
+                Io::new(core).run(rx)
+            });
         let (tx, thread) = match thread {
             Ok(handle) => (Some(tx), Some(handle)),
             Err(e) => {
@@ -243,38 +610,28 @@ impl Flusher {
         Flusher {
             tx: Mutex::new(tx),
             thread: Mutex::new(thread),
-            flushes,
-            appends: AtomicU64::new(0),
-            entries: AtomicU64::new(0),
+            ended: Mutex::new(Some(ended)),
         }
     }
 
-    /// Queues a job for the next flush; if the flusher is gone, fails it at once.
+    /// Queues a job; if the flusher is gone, fails it at once.
     fn submit(&self, job: Job) {
         let sent = match &*self.tx.lock().unwrap_or_else(|p| p.into_inner()) {
             Some(tx) => tx.send(job).map_err(|e| e.0),
             None => Err(job),
         };
         if let Err(job) = sent {
-            job.complete(Err(io::Error::other("the log flusher has stopped")));
+            job.fail(io::Error::other("the log flusher has stopped"));
         }
     }
 
-    /// Returns once a flush that started after this call has finished.
-    async fn wait(&self) -> io::Result<()> {
-        let (tx, rx) = oneshot::channel();
-        self.submit(Job::Wait(Waiter::Wait(tx)));
-        rx.await
-            .unwrap_or_else(|_| Err(io::Error::other("the log flusher has stopped")))
-    }
-
-    /// Runs `work` on the flusher thread after every job queued before it.
-    async fn run(&self, work: impl FnOnce() -> io::Result<()> + Send + 'static) -> io::Result<()> {
+    /// Queues a job that answers on a oneshot, and awaits the answer.
+    async fn call(
+        &self,
+        make: impl FnOnce(oneshot::Sender<io::Result<()>>) -> Job,
+    ) -> io::Result<()> {
         let (done, rx) = oneshot::channel();
-        self.submit(Job::Run {
-            work: Box::new(work),
-            done,
-        });
+        self.submit(make(done));
         rx.await
             .unwrap_or_else(|_| Err(io::Error::other("the log flusher has stopped")))
     }
@@ -284,6 +641,15 @@ impl Drop for Flusher {
     fn drop(&mut self) {
         // Closing the channel ends the loop after the jobs already queued.
         self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        // A flusher stuck in sled (see Health::Wedged) would never end: wait a while, then
+        // leave it behind rather than hang whoever drops the last store.
+        let ended = self.ended.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(ended) = ended {
+            if ended.recv_timeout(Duration::from_secs(10)) == Err(RecvTimeoutError::Timeout) {
+                tracing::error!("the log flusher did not stop within 10 s; leaving it");
+                return;
+            }
+        }
         if let Some(handle) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             if handle.join().is_err() {
                 tracing::error!("the log flusher thread panicked");
@@ -294,12 +660,13 @@ impl Drop for Flusher {
 
 impl Job {
     /// Fails a job that no flusher will run.
-    fn complete(self, result: io::Result<()>) {
+    fn fail(self, e: io::Error) {
         match self {
-            Job::Append { callback, .. } => Waiter::Append(callback).complete(result),
-            Job::Run { done, .. } => Waiter::Wait(done).complete(result),
-            Job::Wait(waiter) => waiter.complete(result),
-            Job::Meta { .. } => {}
+            Job::Append { callback, .. } | Job::Wait(callback) => callback.io_completed(Err(e)),
+            Job::Vote { done, .. } | Job::Truncate { done, .. } | Job::Purge { done, .. } => {
+                let _ = done.send(Err(e));
+            }
+            Job::Open { .. } | Job::Committed { .. } => {}
         }
     }
 }
@@ -307,152 +674,548 @@ impl Job {
 /// Who hears how the next flush went.
 enum Waiter {
     Append(IOFlushed),
-    Wait(oneshot::Sender<io::Result<()>>),
+    Done(oneshot::Sender<io::Result<()>>),
 }
 
 impl Waiter {
     fn complete(self, result: io::Result<()>) {
         match self {
             Waiter::Append(callback) => callback.io_completed(result),
-            Waiter::Wait(tx) => {
+            Waiter::Done(tx) => {
                 let _ = tx.send(result);
             }
         }
     }
 }
 
-/// Consecutive entries gathered for one group's log, written as one sled batch.
-struct Pending {
-    tail: Tail,
-    first: LogIndex,
-    last: LogIndex,
+/// What the flusher knows of one group: enough to rewrite everything not yet flushed
+/// after the database is reopened.
+struct GroupIo {
+    tail: Arc<Mutex<Tail>>,
+    /// Highest index written to sled (or recorded, while stalled).
+    written: Option<LogIndex>,
+    /// Highest index flushed.
+    durable: Option<LogIndex>,
+    /// Appended but not yet written to sled, this round.
+    pending: Option<(LogIndex, LogIndex)>,
+    vote: Option<Vote>,
+    vote_durable: Option<Vote>,
+    committed: Option<Option<LogId>>,
+    purged: Option<LogId>,
 }
 
-fn flush_loop(db: sled::Db, rx: Receiver<Job>, flushes: Arc<AtomicU64>) {
-    let mut jobs = Vec::new();
-    let mut waiting = Vec::new();
-    while let Ok(first) = rx.recv() {
-        jobs.push(first);
-        jobs.extend(rx.try_iter());
-        // Written in queue order; appends are gathered per group until something else
-        // (a truncation, a purge) must see them in sled first.
-        let mut written: Result<(), String> = Ok(());
-        let mut pending: Vec<Pending> = Vec::new();
-        for job in jobs.drain(..) {
-            match job {
-                Job::Append {
-                    store,
-                    first,
-                    last,
-                    callback,
-                } => {
-                    let same = pending
-                        .iter()
-                        .position(|p| p.tail.log.name() == store.log.name());
-                    match same {
-                        Some(at) if pending[at].last.checked_add(1) == Some(first) => {
-                            pending[at].last = last;
-                        }
-                        _ => {
-                            if same.is_some() {
-                                // Not a continuation (cannot happen without a truncation
-                                // between, which writes what is pending): write it apart.
-                                if let Err(e) = write_pending(&mut pending) {
-                                    written = Err(e);
-                                }
-                            }
-                            pending.push(Pending {
-                                tail: store,
-                                first,
-                                last,
-                            });
-                        }
-                    }
-                    waiting.push(Waiter::Append(callback));
-                }
-                Job::Meta { tree, key, value } => {
-                    let result = match value {
-                        Some(value) => tree.insert(key, value).map(|_| ()),
-                        None => tree.remove(key).map(|_| ()),
-                    };
-                    if let Err(e) = result {
-                        written = Err(format!("log metadata write failed: {e}"));
-                    }
-                }
-                Job::Run { work, done } => {
-                    if let Err(e) = write_pending(&mut pending) {
-                        written = Err(e);
-                    }
-                    let result = match &written {
-                        Ok(()) => work(),
-                        Err(e) => Err(io::Error::other(e.clone())),
-                    };
-                    let _ = done.send(result);
-                }
-                Job::Wait(waiter) => waiting.push(waiter),
-            }
-        }
-        if let Err(e) = write_pending(&mut pending) {
-            written = Err(e);
-        }
-        if waiting.is_empty() {
-            // Only the committed id, a truncation or a purge: none needs a flush of its
-            // own; the next one covers them.
-            if let Err(e) = &written {
-                tracing::error!(cause = %e, "log write failed");
-            }
-            continue;
-        }
-        let result = written.and_then(|()| {
-            db.flush()
-                .map(|_| ())
-                .map_err(|e| format!("log flush failed: {e}"))
-        });
-        flushes.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = &result {
-            tracing::error!(cause = %e, "log write failed");
-        }
-        for waiter in waiting.drain(..) {
-            waiter.complete(result.clone().map_err(io::Error::other));
+/// The flusher thread's state.
+struct Io {
+    core: Arc<Core>,
+    groups: HashMap<GroupId, GroupIo>,
+    /// Completed after the next successful flush.
+    waiting: Vec<Waiter>,
+    /// Set while stalled: the first error, and when it happened.
+    stalled: Option<(io::Error, Instant)>,
+}
+
+impl Io {
+    fn new(core: Arc<Core>) -> Io {
+        Io {
+            core,
+            groups: HashMap::new(),
+            waiting: Vec::new(),
+            stalled: None,
         }
     }
-}
 
-/// Writes the gathered appends, one batch per group, and trims each group's in-memory
-/// tail of what is now in sled.
-fn write_pending(pending: &mut Vec<Pending>) -> Result<(), String> {
-    let mut result = Ok(());
-    for Pending { tail, first, last } in pending.drain(..) {
-        let written = {
-            let recent = tail.recent.lock().unwrap_or_else(|p| p.into_inner());
-            encode_runs(&recent, first, last).and_then(|batch| {
-                tail.log
-                    .apply_batch(batch)
-                    .map_err(|e| format!("log write failed: {e}"))
-            })
-        };
-        if let Err(e) = written {
-            result = Err(e);
-            continue;
+    fn run(mut self, rx: Receiver<Job>) {
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            jobs.extend(rx.try_iter());
+            if self.stalled.is_none() {
+                let needed = self.bytes_to_write(&jobs);
+                if let Err(e) = self.check_space(needed) {
+                    self.stall(e);
+                }
+            }
+            for job in jobs {
+                self.take(job);
+            }
+            if self.stalled.is_none() {
+                if let Err(e) = self.write_pending() {
+                    self.stall(e);
+                }
+            }
+            if self.stalled.is_none() && !self.waiting.is_empty() {
+                let result = self.flush();
+                match result {
+                    Ok(()) => self.flushed(),
+                    Err(e) => self.stall(e),
+                }
+            }
+            if self.stalled.is_some() && !self.recover_until_written(&rx) {
+                break;
+            }
         }
-        let mut recent = tail.recent.lock().unwrap_or_else(|p| p.into_inner());
-        while recent.len() > RECENT_ENTRIES {
-            match recent.first_key_value() {
-                Some((&first, _)) if first <= last => recent.pop_first(),
-                _ => break,
+        // The channel is closed (the last store is gone) or recovery gave up.
+        let e = match &self.stalled {
+            Some((e, _)) => format!("the log flusher stopped while stalled: {e}"),
+            None => "the log flusher has stopped".into(),
+        };
+        for w in self.waiting.drain(..) {
+            w.complete(Err(io::Error::other(e.clone())));
+        }
+    }
+
+    /// Flushes the database, letting the watchdog see how long it takes.
+    fn flush(&self) -> io::Result<()> {
+        let now = self.core.epoch.elapsed().as_millis() as u64;
+        self.core
+            .flushing_since
+            .store(now.max(1), Ordering::Relaxed);
+        let result = self
+            .core
+            .db()
+            .and_then(|db| db.flush().map(|_| ()).map_err(sled_err));
+        self.core.flushing_since.store(0, Ordering::Relaxed);
+        result
+    }
+
+    /// About the bytes the appends among `jobs` will write.
+    fn bytes_to_write(&self, jobs: &[Job]) -> u64 {
+        let mut bytes = 0u64;
+        for job in jobs {
+            if let Job::Append {
+                group, first, last, ..
+            } = job
+            {
+                if let Some(g) = self.groups.get(group) {
+                    let tail = g.tail.lock().unwrap_or_else(|p| p.into_inner());
+                    bytes += tail
+                        .entries
+                        .range(*first..=*last)
+                        .map(|(_, e)| entry_size(e) as u64)
+                        .sum::<u64>();
+                }
+            }
+        }
+        bytes
+    }
+
+    /// An error unless the disk has [`LOW_WATER`] bytes free beyond twice `bytes`.
+    fn check_space(&self, bytes: u64) -> io::Result<()> {
+        let needed = LOW_WATER.saturating_add(bytes.saturating_mul(2));
+        let free = free_space(&self.core.path)?;
+        if free >= needed {
+            return Ok(());
+        }
+        Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!(
+                "No space left on device: {free} bytes free in {}, the log needs {needed} to \
+                 write",
+                self.core.path.display()
+            ),
+        ))
+    }
+
+    fn group(&mut self, group: GroupId) -> &mut GroupIo {
+        self.groups.entry(group).or_insert_with(|| GroupIo {
+            tail: Arc::default(),
+            written: None,
+            durable: None,
+            pending: None,
+            vote: None,
+            vote_durable: None,
+            committed: None,
+            purged: None,
+        })
+    }
+
+    /// Takes one job: records its effect (so a rewrite after an error reproduces it) and,
+    /// unless stalled, writes it to sled.
+    fn take(&mut self, job: Job) {
+        let writing = self.stalled.is_none();
+        let result = match job {
+            Job::Open { group, tail, last } => {
+                if !self.groups.contains_key(&group) {
+                    let g = self.group(group);
+                    g.tail = tail;
+                    g.written = last;
+                    g.durable = last;
+                }
+                Ok(())
+            }
+            Job::Append {
+                group,
+                first,
+                last,
+                callback,
+            } => {
+                let g = self.group(group);
+                g.pending = match g.pending {
+                    Some((start, end)) if end.checked_add(1) == Some(first) => Some((start, last)),
+                    Some(_) => {
+                        // Not a continuation (a truncation in between writes what is
+                        // pending first, so this cannot happen): keep the earliest start.
+                        g.pending.map(|(start, _)| (start.min(first), last))
+                    }
+                    None => Some((first, last)),
+                };
+                g.written = Some(last);
+                self.waiting.push(Waiter::Append(callback));
+                Ok(())
+            }
+            Job::Committed { group, value } => {
+                self.group(group).committed = Some(value);
+                if writing {
+                    self.write_meta(group, COMMITTED, value.as_ref())
+                } else {
+                    Ok(())
+                }
+            }
+            Job::Vote { group, vote, done } => {
+                self.group(group).vote = Some(vote);
+                self.waiting.push(Waiter::Done(done));
+                if writing {
+                    self.write_meta(group, VOTE, Some(&vote))
+                } else {
+                    Ok(())
+                }
+            }
+            Job::Truncate { group, from, done } => self.truncate(group, from, done, writing),
+            Job::Purge { group, upto, done } => {
+                let g = self.group(group);
+                if g.purged.is_some_and(|p| p >= upto) {
+                    let _ = done.send(Ok(()));
+                    return;
+                }
+                g.purged = Some(upto);
+                g.tail
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .forget(..=upto.index);
+                let result = if writing {
+                    self.write_pending()
+                        .and_then(|()| self.write_purge(group, upto))
+                } else {
+                    Ok(())
+                };
+                // A purge only drops what openraft no longer reads: while stalled it is
+                // recorded now and written with the rest once the log can write again.
+                let _ = done.send(Ok(()));
+                result
+            }
+            Job::Wait(callback) => {
+                self.waiting.push(Waiter::Append(callback));
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            self.stall(e);
+        }
+    }
+
+    fn truncate(
+        &mut self,
+        group: GroupId,
+        from: LogIndex,
+        done: oneshot::Sender<io::Result<()>>,
+        writing: bool,
+    ) -> io::Result<()> {
+        let below = from.checked_sub(1);
+        {
+            let g = self.group(group);
+            g.tail
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .forget(from..);
+            g.written = g.written.min(below);
+            g.durable = g.durable.min(below);
+            g.pending = match g.pending {
+                Some((start, end)) if start < from => Some((start, end.min(from - 1))),
+                _ => None,
             };
         }
+        // The watermark must never claim more than the log holds: lower it (synced)
+        // before the log is cut.
+        self.core.update_marks(true, |m| {
+            let e = m.groups.entry(group).or_default();
+            e.flushed = e.flushed.min(below);
+        });
+        if !writing {
+            // Answered once the log can write again (openraft waits for it).
+            self.waiting.push(Waiter::Done(done));
+            return Ok(());
+        }
+        let result = self.write_pending().and_then(|()| {
+            let trees = self.core.trees(group)?;
+            truncate_from(&trees.log, from)
+        });
+        match result {
+            Ok(()) => {
+                let _ = done.send(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                self.waiting.push(Waiter::Done(done));
+                Err(e)
+            }
+        }
     }
-    result
+
+    fn write_meta<T: Serialize>(
+        &mut self,
+        group: GroupId,
+        key: &'static [u8],
+        value: Option<&T>,
+    ) -> io::Result<()> {
+        let trees = self.core.trees(group)?;
+        match value {
+            Some(v) => trees.meta.insert(key, record(v)?).map(|_| ()),
+            None => trees.meta.remove(key).map(|_| ()),
+        }
+        .map_err(sled_err)
+    }
+
+    fn write_purge(&mut self, group: GroupId, upto: LogId) -> io::Result<()> {
+        let trees = self.core.trees(group)?;
+        let purged: Option<LogId> = get_meta(&trees.meta, LAST_PURGED, self.core.options)?;
+        if purged.is_some_and(|p| p >= upto) {
+            return Ok(());
+        }
+        trees
+            .meta
+            .insert(LAST_PURGED, record(&upto)?)
+            .map_err(sled_err)?;
+        purge_through(&trees.log, upto.index, self.core.options)
+    }
+
+    /// Writes each group's pending appends as runs, one sled batch per group.
+    fn write_pending(&mut self) -> io::Result<()> {
+        let ids: Vec<GroupId> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.pending.is_some())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            let trees = self.core.trees(id)?;
+            let g = self.groups.get_mut(&id).expect("listed above");
+            let Some((first, last)) = g.pending else {
+                continue;
+            };
+            let batch = {
+                let tail = g.tail.lock().unwrap_or_else(|p| p.into_inner());
+                encode_runs(&tail, first, last)?
+            };
+            trees.log.apply_batch(batch).map_err(sled_err)?;
+            g.pending = None;
+        }
+        Ok(())
+    }
+
+    /// After a successful flush: everything written is durable.
+    fn flushed(&mut self) {
+        let mut changes: Vec<(GroupId, Option<Vote>, Option<LogIndex>)> = Vec::new();
+        for (&id, g) in &mut self.groups {
+            g.vote_durable = g.vote;
+            g.durable = g.written;
+            if let Some(d) = g.durable {
+                g.tail.lock().unwrap_or_else(|p| p.into_inner()).trim(d);
+            }
+            changes.push((id, g.vote_durable, g.durable));
+        }
+        self.core.update_marks(false, |m| {
+            for (id, vote, durable) in changes {
+                let e = m.groups.entry(id).or_default();
+                if vote.is_some() {
+                    e.vote = vote;
+                }
+                if durable.is_some() || e.flushed.is_none() {
+                    e.flushed = durable.or(e.flushed);
+                }
+                if e.floor.is_some() && durable.is_some_and(|d| Some(d) >= e.floor) {
+                    tracing::info!(group = %id, floor = ?e.floor, "the log holds again everything \
+                        this node had flushed before its damage; it votes again");
+                    e.floor = None;
+                }
+            }
+        });
+        for w in self.waiting.drain(..) {
+            w.complete(Ok(()));
+        }
+    }
+
+    fn stall(&mut self, e: io::Error) {
+        if e.kind() == io::ErrorKind::InvalidInput {
+            // A broken invariant of this module, not the disk: no retry can cure it, so
+            // openraft hears of it (and stops the group) instead of waiting for ever.
+            tracing::error!(cause = %e, "the Raft log is inconsistent");
+            for w in self.waiting.drain(..) {
+                w.complete(Err(io::Error::new(e.kind(), e.to_string())));
+            }
+            for g in self.groups.values_mut() {
+                g.pending = None;
+            }
+            return;
+        }
+        if self.stalled.is_none() {
+            tracing::error!(cause = %e, path = %self.core.path.display(),
+                "writing the Raft log failed; writes wait (and clients get -MISCONF) until it \
+                 succeeds again");
+            let cause = e.to_string();
+            self.core.health.send_replace(Health::Stalled {
+                cause: cause.clone(),
+            });
+            self.stalled = Some((e, Instant::now()));
+        }
+    }
+
+    /// While stalled: records the jobs that arrive and tries, with growing pauses, to
+    /// reopen the database and rewrite what is not flushed. True once that succeeded;
+    /// false if the channel closed first.
+    fn recover_until_written(&mut self, rx: &Receiver<Job>) -> bool {
+        let mut pause = RETRY_FIRST;
+        let mut last_report = Instant::now();
+        loop {
+            let until = Instant::now() + pause;
+            loop {
+                let left = until.saturating_duration_since(Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(job) => self.take(job),
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => return false,
+                }
+            }
+            match self.recover() {
+                Ok(()) => {
+                    let since = self.stalled.take().map(|(_, t)| t.elapsed());
+                    tracing::info!(
+                        stalled_ms = since.map_or(0, |d| d.as_millis() as u64),
+                        "the Raft log writes again; writes resume"
+                    );
+                    self.core.health.send_replace(Health::Ok);
+                    self.flushed();
+                    return true;
+                }
+                Err(e) => {
+                    if last_report.elapsed() >= Duration::from_secs(10) {
+                        tracing::warn!(cause = %e, "the Raft log still cannot write");
+                        last_report = Instant::now();
+                    }
+                    self.core.health.send_if_modified(|h| match h {
+                        Health::Stalled { cause } if *cause != e.to_string() => {
+                            *cause = e.to_string();
+                            true
+                        }
+                        _ => false,
+                    });
+                    pause = (pause * 2).min(RETRY_MAX);
+                }
+            }
+        }
+    }
+
+    /// Reopens the database and rewrites everything not flushed, then flushes.
+    fn recover(&mut self) -> io::Result<()> {
+        let unflushed: u64 = self
+            .groups
+            .values()
+            .map(|g| g.tail.lock().unwrap_or_else(|p| p.into_inner()).bytes as u64)
+            .sum();
+        self.check_space(unflushed)?;
+        self.reopen()?;
+        let ids: Vec<GroupId> = self.groups.keys().copied().collect();
+        for id in ids {
+            self.rewrite(id)?;
+        }
+        let flushed = self.flush();
+        self.core.flushes.fetch_add(1, Ordering::Relaxed);
+        flushed
+    }
+
+    /// Drops every handle of the database and opens it again (sled refuses every write
+    /// after one failed, until it is reopened).
+    fn reopen(&mut self) -> io::Result<()> {
+        let mut h = self.core.handles.write().unwrap_or_else(|p| p.into_inner());
+        let names: Vec<GroupId> = h.trees.keys().copied().collect();
+        h.trees.clear();
+        // sled releases its file lock once every handle is gone and its threads stop;
+        // readers hold handles for a moment only.
+        drop(h.db.take());
+        let started = Instant::now();
+        let db = loop {
+            match sled::open(&self.core.path) {
+                Ok(db) => break db,
+                Err(e) if started.elapsed() < Duration::from_secs(5) => {
+                    tracing::debug!(cause = %e, "waiting for sled to release the log");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(sled_err(e)),
+            }
+        };
+        let mut trees = BTreeMap::new();
+        for id in names {
+            trees.insert(id, open_trees(&db, id)?);
+        }
+        h.db = Some(db);
+        h.trees = trees;
+        Ok(())
+    }
+
+    /// Rewrites what sled may have lost of `group`: entries after the last flush (from the
+    /// tail), the vote, the committed and purged ids.
+    fn rewrite(&mut self, id: GroupId) -> io::Result<()> {
+        let trees = self.core.trees(id)?;
+        let options = self.core.options;
+        let g = self.groups.get_mut(&id).expect("known group");
+        truncate_from(&trees.log, g.durable.map_or(0, |d| d + 1))?;
+        if let Some(written) = g.written {
+            let start = g
+                .durable
+                .max(g.purged.map(|p| p.index))
+                .map_or(0, |i| i + 1);
+            if start <= written {
+                let tail = g.tail.lock().unwrap_or_else(|p| p.into_inner());
+                let first = tail.entries.first_key_value().map(|(&i, _)| i);
+                let start = start.max(first.unwrap_or(start));
+                let batch = encode_runs(&tail, start, written)?;
+                trees.log.apply_batch(batch).map_err(sled_err)?;
+            }
+        }
+        g.pending = None;
+        if let Some(v) = &g.vote {
+            trees.meta.insert(VOTE, record(v)?).map_err(sled_err)?;
+        }
+        if let Some(c) = &g.committed {
+            match c {
+                Some(c) => trees.meta.insert(COMMITTED, record(c)?).map(|_| ()),
+                None => trees.meta.remove(COMMITTED).map(|_| ()),
+            }
+            .map_err(sled_err)?;
+        }
+        if let Some(p) = g.purged {
+            trees
+                .meta
+                .insert(LAST_PURGED, record(&p)?)
+                .map_err(sled_err)?;
+            purge_through(&trees.log, p.index, options)?;
+        }
+        Ok(())
+    }
+}
+
+/// Bytes available to this process on the file system holding `path`.
+fn free_space(path: &Path) -> io::Result<u64> {
+    let s = rustix::fs::statvfs(path).map_err(io::Error::from)?;
+    Ok(s.f_bavail.saturating_mul(s.f_frsize))
 }
 
 /// The entries `first..=last` of a tail as runs in one batch: at most
 /// [`RUN_MAX_ENTRIES`] entries or about [`RUN_MAX_BYTES`] bytes each.
-fn encode_runs(recent: &Recent, first: LogIndex, last: LogIndex) -> Result<sled::Batch, String> {
-    let entries: Vec<&Entry> = recent.range(first..=last).map(|(_, e)| e).collect();
+fn encode_runs(tail: &Tail, first: LogIndex, last: LogIndex) -> io::Result<sled::Batch> {
+    let entries: Vec<&Entry> = tail.entries.range(first..=last).map(|(_, e)| e).collect();
     if entries.len() as u64 != last - first + 1 {
-        return Err(format!(
-            "log entries {first}..={last} left memory before they were written"
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("log entries {first}..={last} left memory before they were written"),
         ));
     }
     let mut batch = sled::Batch::default();
@@ -463,8 +1226,7 @@ fn encode_runs(recent: &Recent, first: LogIndex, last: LogIndex) -> Result<sled:
         let full = i + 1 - run_start >= RUN_MAX_ENTRIES || run_bytes >= RUN_MAX_BYTES;
         if full || i + 1 == entries.len() {
             let run = &entries[run_start..=i];
-            let bytes = encode(&run).map_err(|e| format!("log entry encoding failed: {e}"))?;
-            batch.insert(&run[0].log_id.index.to_be_bytes(), bytes);
+            batch.insert(&run[0].log_id.index.to_be_bytes(), record(&run)?);
             run_start = i + 1;
             run_bytes = 0;
         }
@@ -472,50 +1234,174 @@ fn encode_runs(recent: &Recent, first: LogIndex, last: LogIndex) -> Result<sled:
     Ok(batch)
 }
 
+/// Removes every entry from `from` on: the runs starting there or later, and the tail of
+/// the run that holds `from`, in one batch.
+fn truncate_from(log: &sled::Tree, from: LogIndex) -> io::Result<()> {
+    let mut batch = sled::Batch::default();
+    for key in log.range(from.to_be_bytes()..).keys() {
+        batch.remove(key.map_err(sled_err)?);
+    }
+    if let Some(key) = run_key_at(log, from)?.filter(|&k| k < from) {
+        if let Some(value) = log.get(key.to_be_bytes()).map_err(sled_err)? {
+            // A run being rewritten is verified whatever the options say: a damaged
+            // run must not be written back under a fresh checksum.
+            let mut run = decode_run(key, &value, LogOptions::default())?;
+            run.truncate((from - key) as usize);
+            batch.insert(&key.to_be_bytes(), record(&run)?);
+        }
+    }
+    log.apply_batch(batch).map_err(sled_err)
+}
+
+/// Removes, in one batch, every run whose entries are all at or below `upto`. A run that
+/// straddles `upto` stays; reads skip its purged entries.
+fn purge_through(log: &sled::Tree, upto: LogIndex, options: LogOptions) -> io::Result<()> {
+    // The runs starting at or below upto + 1: all but the last end at or below `upto`
+    // (each ends where the next begins); the last ends there only if its own last entry
+    // does.
+    let keys: Vec<LogIndex> = match upto.checked_add(1) {
+        Some(bound) => log.range(..=bound.to_be_bytes()).keys(),
+        None => log.iter().keys(),
+    }
+    .map(|k| index_of(&k.map_err(sled_err)?))
+    .collect::<io::Result<_>>()?;
+    let Some((&last, whole)) = keys.split_last() else {
+        return Ok(());
+    };
+    let mut batch = sled::Batch::default();
+    for key in whole {
+        batch.remove(&key.to_be_bytes());
+    }
+    if last <= upto {
+        if let Some(value) = log.get(last.to_be_bytes()).map_err(sled_err)? {
+            let run = decode_run(last, &value, options)?;
+            if run.last().is_none_or(|e| e.log_id.index <= upto) {
+                batch.remove(&last.to_be_bytes());
+            }
+        }
+    }
+    log.apply_batch(batch).map_err(sled_err)
+}
+
+/// The key of the run holding `index`, if the log has a run starting at or before it.
+fn run_key_at(log: &sled::Tree, index: LogIndex) -> io::Result<Option<LogIndex>> {
+    match log.range(..=index.to_be_bytes()).next_back() {
+        Some(item) => Ok(Some(index_of(&item.map_err(sled_err)?.0)?)),
+        None => Ok(None),
+    }
+}
+
 /// One group's log: the [`RaftLogStorage`] and, cloned, its [`RaftLogReader`].
 #[derive(Clone)]
 pub struct LogStore {
     group: GroupId,
-    log: sled::Tree,
-    meta: sled::Tree,
+    core: Arc<Core>,
     flusher: Arc<Flusher>,
     /// The log's tail in memory, shared by the store, its readers and the flusher: every
-    /// entry not yet written to sled, and the most recent ones after that, so the state
-    /// machine and the replication streams read what was just appended without going
-    /// back to sled and decoding it again. Always a contiguous suffix of the log.
-    recent: Arc<Mutex<Recent>>,
+    /// entry not yet flushed, and the most recent ones after that, so the state machine
+    /// and the replication streams read what was just appended without going back to
+    /// sled and decoding it again. Always a contiguous suffix of the log.
+    tail: Arc<Mutex<Tail>>,
 }
-
-/// Most entries kept in memory per group for readers once they are in sled.
-const RECENT_ENTRIES: usize = 4096;
-/// Most entries in one run (one sled value).
-pub const RUN_MAX_ENTRIES: usize = 1024;
-/// A run is closed once its encoded entries reach this many bytes.
-pub const RUN_MAX_BYTES: usize = 1 << 20;
 
 impl LogStore {
     /// Opens the trees of `group` in the node's database, removing any entries a crash
-    /// left below the purged log id.
-    pub fn open(db: &LogDb, group: GroupId) -> io::Result<LogStore> {
-        let log = db
-            .db
-            .open_tree(format!("group-{group}/log"))
-            .map_err(sled_err)?;
-        let meta = db
-            .db
-            .open_tree(format!("group-{group}/meta"))
-            .map_err(sled_err)?;
+    /// left below the purged log id, and checks every record's checksum (unless the
+    /// database was opened without checks):
+    ///
+    /// - a damaged record at or below the last flushed index the watermark knows of is an
+    ///   error ([`VerifyError::Damaged`]): it holds acknowledged writes;
+    /// - one beyond it (written, never reported flushed) is cut with the rest of the log
+    ///   after it, and the cut is logged.
+    ///
+    /// Blocking (it reads the whole log).
+    pub fn open(db: &LogDb, group: GroupId) -> Result<LogStore, VerifyError> {
+        let tail = db
+            .core
+            .tails
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(group)
+            .or_default()
+            .clone();
         let store = LogStore {
             group,
-            log,
-            meta,
+            core: db.core.clone(),
             flusher: db.flusher.clone(),
-            recent: Arc::default(),
+            tail,
         };
-        if let Some(purged) = store.last_purged()? {
-            store.purge_through(purged.index)?;
+        let trees = store.trees().map_err(VerifyError::Io)?;
+        if let Some(purged) = store.last_purged().map_err(VerifyError::Io)? {
+            purge_through(&trees.log, purged.index, store.core.options).map_err(VerifyError::Io)?;
         }
+        if store.core.options.verify {
+            store.check_records(&trees)?;
+        }
+        let last = store
+            .last_in_sled()
+            .map_err(VerifyError::Io)?
+            .map(|l| l.index);
+        store.flusher.submit(Job::Open {
+            group,
+            tail: store.tail.clone(),
+            last,
+        });
         Ok(store)
+    }
+
+    /// Decodes every record of the group (see [`LogStore::open`]).
+    fn check_records(&self, trees: &Trees) -> Result<(), VerifyError> {
+        let flushed = self
+            .core
+            .marks()
+            .at_open
+            .as_ref()
+            .and_then(|m| m.groups.get(&self.group))
+            .and_then(|m| m.flushed);
+        let mut damaged = None;
+        for item in trees.log.iter() {
+            let (key, value) = item.map_err(|e| VerifyError::Io(sled_err(e)))?;
+            let key = index_of(&key).map_err(VerifyError::Io)?;
+            if let Err(e) = decode_run(key, &value, self.core.options) {
+                damaged = Some((key, e));
+                break;
+            }
+        }
+        if let Some((key, e)) = damaged {
+            if flushed.is_none_or(|f| key <= f) {
+                return Err(VerifyError::Damaged {
+                    path: self.core.path.clone(),
+                    group: self.group,
+                    index: key,
+                    cause: e.to_string(),
+                });
+            }
+            tracing::warn!(group = %self.group, index = key, cause = %e,
+                "cutting a damaged record written after the last flush, and the log after it");
+            truncate_from(&trees.log, key).map_err(VerifyError::Io)?;
+            self.flush_now().map_err(VerifyError::Io)?;
+        }
+        for (key, what) in [
+            (VOTE, "vote"),
+            (COMMITTED, "committed id"),
+            (LAST_PURGED, "purged id"),
+        ] {
+            if let Some(v) = trees
+                .meta
+                .get(key)
+                .map_err(|e| VerifyError::Io(sled_err(e)))?
+            {
+                if let Err(e) = open_record(&v, self.core.options) {
+                    return Err(VerifyError::Damaged {
+                        path: self.core.path.clone(),
+                        group: self.group,
+                        index: 0,
+                        cause: format!("the saved {what}: {e}"),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The group this log belongs to.
@@ -523,19 +1409,52 @@ impl LogStore {
         self.group
     }
 
+    fn trees(&self) -> io::Result<Trees> {
+        self.core.trees(self.group)
+    }
+
+    /// A flush from this thread (only at start, before the group runs).
+    fn flush_now(&self) -> io::Result<()> {
+        self.core.db()?.flush().map(|_| ()).map_err(sled_err)
+    }
+
     fn last_purged(&self) -> io::Result<Option<LogId>> {
-        get_meta(&self.meta, LAST_PURGED)
+        get_meta(&self.trees()?.meta, LAST_PURGED, self.core.options)
     }
 
-    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
-        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    fn tail(&self) -> MutexGuard<'_, Tail> {
+        self.tail.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The entries of `range` from memory, if the cache holds all of them.
+    /// The last entry's log id in sled.
+    fn last_in_sled(&self) -> io::Result<Option<LogId>> {
+        match self.trees()?.log.last().map_err(sled_err)? {
+            Some((key, value)) => Ok(self
+                .decode_run(index_of(&key)?, &value)?
+                .pop()
+                .map(|e| e.log_id)),
+            None => Ok(None),
+        }
+    }
+
+    fn decode_run(&self, key: LogIndex, value: &[u8]) -> io::Result<Vec<Entry>> {
+        decode_run(key, value, self.core.options).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "the Raft log in {} is damaged: group {}, the run at index {key}: {e}",
+                    self.core.path.display(),
+                    self.group
+                ),
+            )
+        })
+    }
+
+    /// The entries of `range` from memory, if the tail holds all of them.
     fn cached(&self, range: &impl RangeBounds<LogIndex>) -> Option<Vec<Entry>> {
-        let recent = self.recent();
-        let (&first, _) = recent.first_key_value()?;
-        let (&last, _) = recent.last_key_value()?;
+        let tail = self.tail();
+        let (&first, _) = tail.entries.first_key_value()?;
+        let (&last, _) = tail.entries.last_key_value()?;
         let start = match range.start_bound() {
             Bound::Included(&i) => i,
             Bound::Excluded(&i) => i.checked_add(1)?,
@@ -549,76 +1468,103 @@ impl LogStore {
         if start < first || end > last || start > end {
             return None;
         }
-        Some(recent.range(start..=end).map(|(_, e)| e.clone()).collect())
+        Some(
+            tail.entries
+                .range(start..=end)
+                .map(|(_, e)| e.clone())
+                .collect(),
+        )
     }
 
-    fn forget_recent(&self, range: impl RangeBounds<LogIndex>) {
-        let mut recent = self.recent();
-        let doomed: Vec<LogIndex> = recent
-            .range((range.start_bound().cloned(), range.end_bound().cloned()))
-            .map(|(&i, _)| i)
-            .collect();
-        for i in doomed {
-            recent.remove(&i);
+    /// Compares what this group's log holds with the watermark, when the node starts
+    /// (`snapshot_last` is the last index the group's snapshot covers):
+    ///
+    /// - a saved vote older than the watermark's is restored from it (a node must never
+    ///   vote twice in a term);
+    /// - a log (with the snapshot) that ends before the last flushed index is reported as
+    ///   [`Behind`]: the caller must keep this member from voting or leading until it has
+    ///   caught up (the floor is kept in the watermark until then), or refuse to start it
+    ///   when it is alone.
+    pub fn verify(&self, snapshot_last: Option<LogIndex>) -> Result<Option<Behind>, VerifyError> {
+        if !self.core.options.verify {
+            return Ok(None);
         }
-    }
-
-    /// The key of the run holding `index`, if the log has a run starting at or before it.
-    fn run_key_at(&self, index: LogIndex) -> io::Result<Option<LogIndex>> {
-        match self.log.range(..=index.to_be_bytes()).next_back() {
-            Some(item) => Ok(Some(index_of(&item.map_err(sled_err)?.0)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Removes every entry from `from` on: the runs starting there or later, and the tail
-    /// of the run that holds `from`, in one batch.
-    fn truncate_from(&self, from: LogIndex) -> io::Result<()> {
-        self.forget_recent(from..);
-        let mut batch = sled::Batch::default();
-        for key in self.log.range(from.to_be_bytes()..).keys() {
-            batch.remove(key.map_err(sled_err)?);
-        }
-        if let Some(key) = self.run_key_at(from)?.filter(|&k| k < from) {
-            if let Some(value) = self.log.get(key.to_be_bytes()).map_err(sled_err)? {
-                let mut run = decode_run(key, &value)?;
-                run.truncate((from - key) as usize);
-                batch.insert(&key.to_be_bytes(), encode(&run)?);
-            }
-        }
-        self.log.apply_batch(batch).map_err(sled_err)
-    }
-
-    /// Removes, in one batch, every run whose entries are all at or below `upto`. A run
-    /// that straddles `upto` stays; reads skip its purged entries.
-    fn purge_through(&self, upto: LogIndex) -> io::Result<()> {
-        self.forget_recent(..=upto);
-        // The runs starting at or below upto + 1: all but the last end at or below `upto`
-        // (each ends where the next begins); the last ends there only if its own last
-        // entry does.
-        let keys: Vec<LogIndex> = match upto.checked_add(1) {
-            Some(bound) => self.log.range(..=bound.to_be_bytes()).keys(),
-            None => self.log.iter().keys(),
-        }
-        .map(|k| index_of(&k.map_err(sled_err)?))
-        .collect::<io::Result<_>>()?;
-        let Some((&last, whole)) = keys.split_last() else {
-            return Ok(());
+        let marks: Option<GroupMarks> = self
+            .core
+            .marks()
+            .at_open
+            .as_ref()
+            .and_then(|m| m.groups.get(&self.group).cloned());
+        let trees = self.trees().map_err(VerifyError::Io)?;
+        let Some(marks) = marks else {
+            return Ok(None);
         };
-        let mut batch = sled::Batch::default();
-        for key in whole {
-            batch.remove(&key.to_be_bytes());
-        }
-        if last <= upto {
-            if let Some(value) = self.log.get(last.to_be_bytes()).map_err(sled_err)? {
-                let run = decode_run(last, &value)?;
-                if run.last().is_none_or(|e| e.log_id.index <= upto) {
-                    batch.remove(&last.to_be_bytes());
-                }
+        // The vote.
+        let saved: Option<Vote> =
+            get_meta(&trees.meta, VOTE, self.core.options).map_err(VerifyError::Io)?;
+        let mut vote_restored = false;
+        if let Some(wanted) = marks.vote {
+            if !saved.is_some_and(|s| s >= wanted) {
+                tracing::warn!(group = %self.group, saved = ?saved, watermark = ?wanted,
+                    "the saved vote is older than the watermark's; restoring it");
+                trees
+                    .meta
+                    .insert(VOTE, record(&wanted).map_err(VerifyError::Io)?)
+                    .map_err(|e| VerifyError::Io(sled_err(e)))?;
+                self.flush_now().map_err(VerifyError::Io)?;
+                vote_restored = true;
             }
         }
-        self.log.apply_batch(batch).map_err(sled_err)
+        // The entries.
+        let purged = self
+            .last_purged()
+            .map_err(VerifyError::Io)?
+            .map(|p| p.index);
+        let last = self
+            .last_in_sled()
+            .map_err(VerifyError::Io)?
+            .map(|l| l.index);
+        let has = last.max(purged).max(snapshot_last);
+        let floor = marks.flushed.max(marks.floor);
+        let Some(floor) = floor.filter(|&f| has.is_none_or(|h| h < f)) else {
+            if marks.floor.is_some() {
+                self.core.update_marks(true, |m| {
+                    m.groups.entry(self.group).or_default().floor = None;
+                });
+            }
+            return Ok(None);
+        };
+        let behind = Behind {
+            group: self.group,
+            floor,
+            has,
+            vote_restored,
+        };
+        self.core.update_marks(true, |m| {
+            m.groups.entry(self.group).or_default().floor = Some(floor);
+        });
+        Ok(Some(behind))
     }
+}
+
+/// Why [`LogStore::verify`] refuses a log.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(
+        "the Raft log in {path} is damaged at index {index} of group {group} ({cause}). \
+             It holds writes this node acknowledged, so the node will not start with it. \
+             Remove this node from the cluster (CLUSTER FORGET on another member), move its \
+             data directory aside, and add it back with --join: it copies everything from \
+             the others. A one-member cluster needs its data restored from a backup."
+    )]
+    Damaged {
+        path: PathBuf,
+        group: GroupId,
+        index: LogIndex,
+        cause: String,
+    },
+    #[error("reading the Raft log: {0}")]
+    Io(io::Error),
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -634,17 +1580,18 @@ impl RaftLogReader<TypeConfig> for LogStore {
         };
         // The tail's part of the range comes from memory (it may not be in sled yet),
         // the part below the tail from sled, where everything below the tail is.
-        let (tail_first, tail) = {
-            let recent = self.recent();
-            let first = recent.first_key_value().map(|(&i, _)| i);
-            let tail: Vec<Entry> = match first {
-                Some(first) if first <= end => recent
+        let (tail_first, from_tail) = {
+            let tail = self.tail();
+            let first = tail.entries.first_key_value().map(|(&i, _)| i);
+            let part: Vec<Entry> = match first {
+                Some(first) if first <= end => tail
+                    .entries
                     .range(start.max(first)..=end)
                     .map(|(_, e)| e.clone())
                     .collect(),
                 _ => Vec::new(),
             };
-            (first, tail)
+            (first, part)
         };
         let sled_end = match tail_first {
             Some(first) => end.min(first.saturating_sub(1)),
@@ -652,26 +1599,27 @@ impl RaftLogReader<TypeConfig> for LogStore {
         };
         let mut entries = Vec::new();
         if tail_first.is_none_or(|first| first > start) {
+            let log = self.trees()?.log;
             let purged = self.last_purged()?.map(|l| l.index);
-            let first_key = self.run_key_at(start)?.unwrap_or(start);
-            for item in self.log.range(first_key.to_be_bytes()..) {
+            let first_key = run_key_at(&log, start)?.unwrap_or(start);
+            for item in log.range(first_key.to_be_bytes()..) {
                 let (key, value) = item.map_err(sled_err)?;
                 let key = index_of(&key)?;
                 if key > sled_end {
                     break;
                 }
-                entries.extend(decode_run(key, &value)?.into_iter().filter(|e| {
+                entries.extend(self.decode_run(key, &value)?.into_iter().filter(|e| {
                     let i = e.log_id.index;
                     i >= start && i <= sled_end && purged.is_none_or(|p| i > p)
                 }));
             }
         }
-        entries.extend(tail);
+        entries.extend(from_tail);
         Ok(entries)
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
-        get_meta(&self.meta, VOTE)
+        get_meta(&self.trees()?.meta, VOTE, self.core.options)
     }
 }
 
@@ -680,13 +1628,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> io::Result<LogState> {
         let last_purged_log_id = self.last_purged()?;
-        let in_memory = self.recent().last_key_value().map(|(_, e)| e.log_id);
+        let in_memory = self.tail().entries.last_key_value().map(|(_, e)| e.log_id);
         let last = match in_memory {
             Some(last) => Some(last),
-            None => match self.log.last().map_err(sled_err)? {
-                Some((key, value)) => decode_run(index_of(&key)?, &value)?.pop().map(|e| e.log_id),
-                None => None,
-            },
+            None => self.last_in_sled()?,
         };
         let last_log_id = match (last, &last_purged_log_id) {
             (Some(last), Some(purged)) if last.index > purged.index => Some(last),
@@ -704,23 +1649,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
-        self.meta.insert(VOTE, encode(vote)?).map_err(sled_err)?;
-        self.flusher.wait().await
+        let (group, vote) = (self.group, *vote);
+        self.flusher
+            .call(|done| Job::Vote { group, vote, done })
+            .await
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
         // Durable with the next flush; losing it in a crash only delays the replay to
         // the committed index until the cluster confirms it again.
-        self.flusher.submit(Job::Meta {
-            tree: self.meta.clone(),
-            key: COMMITTED,
-            value: committed.map(|c| encode(&c)).transpose()?,
+        self.flusher.submit(Job::Committed {
+            group: self.group,
+            value: committed,
         });
         Ok(())
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
-        get_meta(&self.meta, COMMITTED)
+        get_meta(&self.trees()?.meta, COMMITTED, self.core.options)
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed) -> io::Result<()>
@@ -731,36 +1677,34 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let appended: Vec<Entry> = entries.into_iter().collect();
         let (Some(first), Some(last)) = (appended.first(), appended.last()) else {
             // Nothing to write, but the callback still waits its turn.
-            self.flusher.submit(Job::Wait(Waiter::Append(callback)));
+            self.flusher.submit(Job::Wait(callback));
             return Ok(());
         };
         let (first, last) = (first.log_id.index, last.log_id.index);
-        self.flusher.appends.fetch_add(1, Ordering::Relaxed);
-        self.flusher
+        self.core.appends.fetch_add(1, Ordering::Relaxed);
+        self.core
             .entries
             .fetch_add(appended.len() as u64, Ordering::Relaxed);
         {
-            let mut recent = self.recent();
-            // Keep the cache a suffix of the log: an append that does not follow it
-            // (after a truncation or at startup) starts it anew.
-            let follows = match (recent.last_key_value(), appended.first()) {
-                (Some((&last, _)), Some(e)) => e.log_id.index == last + 1,
-                _ => true,
-            };
-            // (Only after a truncation or a purge, which the flusher ran after writing
-            // everything queued before them: nothing dropped here is missing from sled.)
-            if !follows {
-                recent.clear();
+            let mut tail = self.tail();
+            // The tail stays a suffix of the log. openraft truncates before it appends
+            // over existing entries, so an append always follows the tail (or the tail is
+            // empty); anything else would drop entries not yet flushed.
+            if let Some((&end, _)) = tail.entries.last_key_value() {
+                if end.checked_add(1) != Some(first) {
+                    return Err(io::Error::other(format!(
+                        "group {}: append of {first}..={last} does not follow the log's \
+                         last entry {end}",
+                        self.group
+                    )));
+                }
             }
             for entry in appended {
-                recent.insert(entry.log_id.index, entry);
+                tail.insert(entry);
             }
         }
         self.flusher.submit(Job::Append {
-            store: Tail {
-                log: self.log.clone(),
-                recent: self.recent.clone(),
-            },
+            group: self.group,
             first,
             last,
             callback,
@@ -776,22 +1720,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             },
             None => 0,
         };
-        let store = self.clone();
-        self.flusher.run(move || store.truncate_from(from)).await
+        let group = self.group;
+        self.flusher
+            .call(|done| Job::Truncate { group, from, done })
+            .await
     }
 
     async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
-        let store = self.clone();
+        let group = self.group;
         self.flusher
-            .run(move || {
-                if store.last_purged()?.is_some_and(|p| p >= log_id) {
-                    return Ok(());
-                }
-                store
-                    .meta
-                    .insert(LAST_PURGED, encode(&log_id)?)
-                    .map_err(sled_err)?;
-                store.purge_through(log_id.index)
+            .call(|done| Job::Purge {
+                group,
+                upto: log_id,
+                done,
             })
             .await
     }
@@ -812,16 +1753,20 @@ fn index_range(range: &impl RangeBounds<LogIndex>) -> Option<(LogIndex, LogIndex
     (start <= end).then_some((start, end))
 }
 
-/// Decodes the run stored under `key`, checking that its entries are consecutive from
-/// `key`.
-fn decode_run(key: LogIndex, value: &[u8]) -> io::Result<Vec<Entry>> {
-    let run: Vec<Entry> = decode(value)?;
+/// Decodes the run stored under `key`, checking its checksum (unless `options` say not
+/// to) and that its entries are consecutive from `key`.
+fn decode_run(key: LogIndex, value: &[u8], options: LogOptions) -> io::Result<Vec<Entry>> {
+    let run: Vec<Entry> = decode(open_record(value, options)?)?;
     if run.is_empty() {
-        return Err(invalid("empty log run"));
+        return Err(invalid("empty log run".into()));
     }
     for (offset, entry) in run.iter().enumerate() {
         if key.checked_add(offset as u64) != Some(entry.log_id.index) {
-            return Err(invalid("log entry stored under another index"));
+            return Err(invalid(format!(
+                "entry {} stored under index {}",
+                entry.log_id.index,
+                key.saturating_add(offset as u64)
+            )));
         }
     }
     Ok(run)
@@ -831,7 +1776,7 @@ fn decode_run(key: LogIndex, value: &[u8]) -> io::Result<Vec<Entry>> {
 fn entry_size(entry: &Entry) -> usize {
     use openraft::EntryPayload;
     32 + match &entry.payload {
-        EntryPayload::Normal(request) => request.proposal.len(),
+        EntryPayload::Normal(request) => request.size(),
         _ => 64,
     }
 }
@@ -839,15 +1784,39 @@ fn entry_size(entry: &Entry) -> usize {
 fn index_of(key: &[u8]) -> io::Result<LogIndex> {
     let bytes: [u8; 8] = key
         .try_into()
-        .map_err(|_| invalid("log key is not 8 bytes"))?;
+        .map_err(|_| invalid("log key is not 8 bytes".into()))?;
     Ok(u64::from_be_bytes(bytes))
 }
 
-fn get_meta<T: DeserializeOwned>(meta: &sled::Tree, key: &[u8]) -> io::Result<Option<T>> {
+fn get_meta<T: DeserializeOwned>(
+    meta: &sled::Tree,
+    key: &[u8],
+    options: LogOptions,
+) -> io::Result<Option<T>> {
     match meta.get(key).map_err(sled_err)? {
-        Some(bytes) => decode(&bytes).map(Some),
+        Some(bytes) => decode(open_record(&bytes, options)?).map(Some),
         None => Ok(None),
     }
+}
+
+/// A record: the CRC-32 of the encoded value (little-endian), then the value.
+fn record<T: Serialize + ?Sized>(value: &T) -> io::Result<Vec<u8>> {
+    let mut out = vec![0u8; 4];
+    postcard::to_io(value, &mut out).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let sum = crc32fast::hash(&out[4..]);
+    out[..4].copy_from_slice(&sum.to_le_bytes());
+    Ok(out)
+}
+
+/// The value of a record, after checking its checksum.
+fn open_record(bytes: &[u8], options: LogOptions) -> io::Result<&[u8]> {
+    let (sum, body) = bytes
+        .split_first_chunk::<4>()
+        .ok_or_else(|| invalid("record shorter than its checksum".into()))?;
+    if options.verify && crc32fast::hash(body) != u32::from_le_bytes(*sum) {
+        return Err(invalid("record fails its checksum".into()));
+    }
+    Ok(body)
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
@@ -858,13 +1827,46 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
     postcard::from_bytes(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-fn invalid(what: &'static str) -> io::Error {
+fn invalid(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
 }
 
 fn sled_err(e: sled::Error) -> io::Error {
     match e {
         sled::Error::Io(e) => e,
-        other => io::Error::other(other),
+        other => io::Error::new(sled_err_kind(&other), other.to_string()),
+    }
+}
+
+fn sled_err_kind(e: &sled::Error) -> io::ErrorKind {
+    match e {
+        sled::Error::Io(e) => e.kind(),
+        sled::Error::Corruption { .. } => io::ErrorKind::InvalidData,
+        _ => io::ErrorKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_catch_a_flipped_bit() {
+        let r = record(&(7u64, "value".to_string())).unwrap();
+        let on = LogOptions { verify: true };
+        let off = LogOptions { verify: false };
+        assert!(open_record(&r, on).is_ok());
+        for i in 0..r.len() {
+            for bit in 0..8 {
+                let mut bad = r.clone();
+                bad[i] ^= 1 << bit;
+                assert!(open_record(&bad, on).is_err(), "byte {i} bit {bit}");
+                // Without checks, a flip in the value is read as another value.
+                if i >= 4 {
+                    assert!(open_record(&bad, off).is_ok());
+                }
+            }
+        }
+        assert!(open_record(&r[..3], on).is_err());
     }
 }

@@ -1,11 +1,14 @@
 //! A group's snapshot files: `<data_dir>/snapshots/group-<id>/snap-<position>.snap`.
 //!
-//! A file is a header (the snapshot's Raft meta and the last applied `now_ms`) followed
-//! by the key space in [`kv::Db::write_snapshot`]'s format. The file is the unit sent to a
-//! follower: whoever receives one installs exactly these bytes.
+//! A file is a header (the snapshot's Raft meta and the last applied `now_ms`), the key
+//! space in [`kv::Db::write_snapshot`]'s format, and (from version 2) the large writes in
+//! progress ([`Uploads::write`]). The file is the unit sent to a follower: whoever
+//! receives one installs exactly these bytes.
 //!
 //! Header: the magic `REDRAFTSNAP`, a `u32` version, a `u32` length, that many bytes of
-//! postcard-encoded [`Header`], and their 64-bit FNV-1a checksum (little-endian).
+//! postcard-encoded [`Header`], and their 64-bit FNV-1a checksum (little-endian). The key
+//! space and the uploads carry checksums of their own. Version 1 files (no uploads) are
+//! still read.
 //!
 //! Invariants:
 //! - A snapshot file exists under its final name only when complete and durable: it is
@@ -28,9 +31,11 @@ use serde::{Deserialize, Serialize};
 use crate::ids::GroupId;
 use crate::log_store::{decode, encode};
 use crate::typ::SnapshotMeta;
+use crate::uploads::Uploads;
 
 const MAGIC: &[u8; 11] = b"REDRAFTSNAP";
-const VERSION: u32 = 1;
+/// The version written; 1 (without the uploads section) is read too.
+const VERSION: u32 = 2;
 /// Largest header accepted: a membership config is a few kilobytes at most.
 const MAX_HEADER: usize = 16 << 20;
 /// How many snapshot files are kept.
@@ -86,14 +91,15 @@ impl SnapshotFiles {
         &self.inner.dir
     }
 
-    /// Writes a snapshot of `db` durably and returns its path. Blocking: run it on a
-    /// blocking thread.
-    pub fn write(&self, header: &Header, db: &kv::Db) -> io::Result<PathBuf> {
+    /// Writes a snapshot of `db` and `uploads` durably and returns its path. Blocking: run
+    /// it on a blocking thread.
+    pub fn write(&self, header: &Header, db: &kv::Db, uploads: &Uploads) -> io::Result<PathBuf> {
         let tmp = self.tmp_path();
         let result = (|| {
             let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
             write_header(&mut w, header)?;
             db.write_snapshot(&mut w)?;
+            uploads.write(&mut w)?;
             let file = w.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
             self.publish(&tmp, position(&header.meta), false)
@@ -106,24 +112,27 @@ impl SnapshotFiles {
 
     /// Installs a snapshot file received from the leader: copies it, checks that it is a
     /// whole snapshot for `meta`, and makes it the current one (newer files are removed).
-    /// Returns the loaded header and database. Blocking.
-    pub fn install(&self, meta: &SnapshotMeta, mut data: File) -> io::Result<(Header, kv::Db)> {
+    /// Returns what it holds. Blocking.
+    pub fn install(&self, meta: &SnapshotMeta, data: &mut File) -> io::Result<Loaded> {
         let tmp = self.tmp_path();
         let result = (|| {
             data.rewind()?;
             let mut copy = File::create(&tmp)?;
-            io::copy(&mut BufReader::with_capacity(1 << 20, &mut data), &mut copy)?;
+            io::copy(
+                &mut BufReader::with_capacity(1 << 20, &mut *data),
+                &mut copy,
+            )?;
             copy.sync_all()?;
             drop(copy);
-            let (header, db) = load(&tmp)?;
-            if &header.meta != meta {
+            let loaded = load(&tmp)?;
+            if &loaded.header.meta != meta {
                 return Err(invalid(format!(
                     "snapshot file is for {} but was installed as {}",
-                    header.meta, meta
+                    loaded.header.meta, meta
                 )));
             }
             self.publish(&tmp, position(meta), true)?;
-            Ok((header, db))
+            Ok(loaded)
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -195,15 +204,38 @@ impl SnapshotFiles {
     }
 }
 
-/// Reads a whole snapshot file: its header and its database. Blocking.
-pub fn load(path: &Path) -> io::Result<(Header, kv::Db)> {
+/// What a snapshot file holds.
+pub struct Loaded {
+    pub header: Header,
+    pub db: kv::Db,
+    pub uploads: Uploads,
+}
+
+/// Reads a whole snapshot file. Blocking.
+pub fn load(path: &Path) -> io::Result<Loaded> {
     let mut r = BufReader::with_capacity(1 << 20, File::open(path)?);
-    let header = read_header(&mut r)?;
-    let db = kv::Db::read_snapshot(&mut r).map_err(|e| match e {
+    let (version, header) = read_versioned_header(&mut r)?;
+    let db = kv::Db::read_snapshot_prefix(&mut r).map_err(|e| match e {
         kv::SnapshotError::Io(e) => e,
         other => invalid(format!("{}: {other}", path.display())),
     })?;
-    Ok((header, db))
+    let uploads = if version >= 2 {
+        Uploads::read(&mut r).map_err(|e| invalid(format!("{}: {e}", path.display())))?
+    } else {
+        Uploads::default()
+    };
+    let mut rest = [0u8; 1];
+    if r.read(&mut rest)? != 0 {
+        return Err(invalid(format!(
+            "{}: bytes after the end of the snapshot",
+            path.display()
+        )));
+    }
+    Ok(Loaded {
+        header,
+        db,
+        uploads,
+    })
 }
 
 /// The position a snapshot file is named by: last index + 1, or 0 when empty.
@@ -224,6 +256,10 @@ fn write_header(w: &mut impl Write, header: &Header) -> io::Result<()> {
 
 /// Reads and checks a header, leaving `r` at the start of the key space.
 pub fn read_header(r: &mut impl Read) -> io::Result<Header> {
+    read_versioned_header(r).map(|(_, h)| h)
+}
+
+fn read_versioned_header(r: &mut impl Read) -> io::Result<(u32, Header)> {
     let mut magic = [0u8; 11];
     r.read_exact(&mut magic)?;
     if &magic != MAGIC {
@@ -232,7 +268,7 @@ pub fn read_header(r: &mut impl Read) -> io::Result<Header> {
     let mut word = [0u8; 4];
     r.read_exact(&mut word)?;
     let version = u32::from_le_bytes(word);
-    if version != VERSION {
+    if !(1..=VERSION).contains(&version) {
         return Err(invalid(format!("unsupported snapshot version {version}")));
     }
     r.read_exact(&mut word)?;
@@ -247,7 +283,7 @@ pub fn read_header(r: &mut impl Read) -> io::Result<Header> {
     if u64::from_le_bytes(sum) != fnv(&body) {
         return Err(invalid("snapshot header checksum mismatch".into()));
     }
-    decode(&body)
+    Ok((version, decode(&body)?))
 }
 
 fn fnv(bytes: &[u8]) -> u64 {

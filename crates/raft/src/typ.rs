@@ -2,7 +2,8 @@
 //! openraft's long generic ones.
 //!
 //! A log entry's application data is a [`Request`]: the leader's clock when it proposed
-//! the write, and a [`kv::Proposal`] in its byte encoding. Applying it yields a
+//! the write, and a [`Payload`]: a [`kv::Proposal`] in its byte encoding, or one part of a
+//! large one. Applying it yields a
 //! [`Response`]: the reply frame. Openraft serializes both (with its `serde` feature) when
 //! they cross the network; [`Response`] goes through [`resp::Frame::to_wire`], which keeps
 //! every frame variant exactly.
@@ -12,6 +13,7 @@
 
 use std::fmt;
 
+use bytes::Bytes;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
@@ -44,16 +46,58 @@ pub struct Request {
     /// The leader's clock when it proposed the entry, Unix milliseconds. Applying uses
     /// `max(now_ms, the last applied now_ms)`, so time never goes back in apply order.
     pub now_ms: i64,
-    /// [`kv::Proposal::encode`].
-    pub proposal: Vec<u8>,
+    /// What to apply.
+    pub payload: Payload,
+}
+
+/// What a log entry asks the state machine to do.
+///
+/// A write whose encoding is larger than a part ([`crate::uploads::PART_BYTES`]) is not
+/// proposed as one entry: its bytes travel as numbered `Part`s of one upload, then an
+/// `Assemble` entry applies them joined, as if they had been one `Proposal`. Every log
+/// entry stays small, so a 500 MB `SET` replicates as a stream of small AppendEntries
+/// that other clients' writes interleave with (see [`crate::uploads`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// A [`kv::Proposal`] in its byte encoding.
+    Proposal(Blob),
+    /// Part `seq` (from 0) of upload `upload`.
+    Part { upload: u64, seq: u32, bytes: Blob },
+    /// The end of upload `upload`: its `parts` parts hold `len` bytes with CRC-32 `crc`;
+    /// joined, they are a [`kv::Proposal`] to apply now.
+    Assemble {
+        upload: u64,
+        parts: u32,
+        len: u64,
+        crc: u32,
+    },
+}
+
+impl Default for Payload {
+    fn default() -> Self {
+        Payload::Proposal(Blob::default())
+    }
 }
 
 impl Request {
     /// A request for `proposal` stamped with `now_ms`.
     pub fn new(now_ms: i64, proposal: &kv::Proposal) -> Self {
+        Request::encoded(now_ms, proposal.encode().into())
+    }
+
+    /// A request for an already encoded [`kv::Proposal`].
+    pub fn encoded(now_ms: i64, proposal: Bytes) -> Self {
         Request {
             now_ms,
-            proposal: proposal.encode(),
+            payload: Payload::Proposal(Blob(proposal)),
+        }
+    }
+
+    /// Roughly the bytes this request takes in a log entry.
+    pub fn size(&self) -> usize {
+        16 + match &self.payload {
+            Payload::Proposal(b) | Payload::Part { bytes: b, .. } => b.0.len(),
+            Payload::Assemble { .. } => 24,
         }
     }
 }
@@ -61,12 +105,81 @@ impl Request {
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never the contents: keys and values stay out of logs.
-        write!(
-            f,
-            "Request(now_ms={}, {} bytes)",
-            self.now_ms,
-            self.proposal.len()
-        )
+        match &self.payload {
+            Payload::Proposal(b) => {
+                write!(f, "Request(now_ms={}, {} bytes)", self.now_ms, b.0.len())
+            }
+            Payload::Part { upload, seq, bytes } => write!(
+                f,
+                "Part(now_ms={}, upload={upload:x}, seq={seq}, {} bytes)",
+                self.now_ms,
+                bytes.0.len()
+            ),
+            Payload::Assemble {
+                upload, parts, len, ..
+            } => write!(
+                f,
+                "Assemble(now_ms={}, upload={upload:x}, {parts} parts, {len} bytes)",
+                self.now_ms
+            ),
+        }
+    }
+}
+
+/// Bytes that serialize as one byte string (a length and the bytes, which postcard and
+/// bincode copy in one go) rather than as a sequence of numbers, and that clone without
+/// copying (a large write's parts are slices of one buffer).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Blob(pub Bytes);
+
+impl fmt::Debug for Blob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Blob({} bytes)", self.0.len())
+    }
+}
+
+impl From<Vec<u8>> for Blob {
+    fn from(v: Vec<u8>) -> Self {
+        Blob(v.into())
+    }
+}
+
+impl Serialize for Blob {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_byte_buf(BlobVisitor)
+    }
+}
+
+struct BlobVisitor;
+
+impl<'de> Visitor<'de> for BlobVisitor {
+    type Value = Blob;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a byte string")
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Blob, E> {
+        Ok(Blob(Bytes::copy_from_slice(v)))
+    }
+
+    fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Blob, E> {
+        Ok(Blob(v.into()))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Blob, A::Error> {
+        // Self-describing formats (JSON) write bytes as a sequence of numbers.
+        let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(b) = seq.next_element::<u8>()? {
+            bytes.push(b);
+        }
+        Ok(Blob(bytes.into()))
     }
 }
 
@@ -166,10 +279,26 @@ mod tests {
         let bytes = postcard::to_stdvec(&entry).unwrap();
         let back: Entry = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(back, entry);
-        let EntryPayload::Normal(request) = back.payload else {
+        let EntryPayload::Normal(Request {
+            payload: Payload::Proposal(bytes),
+            ..
+        }) = back.payload
+        else {
             panic!("not a normal entry")
         };
-        assert_eq!(kv::Proposal::decode(&request.proposal).unwrap(), proposal);
+        assert_eq!(kv::Proposal::decode(&bytes.0).unwrap(), proposal);
+        // Bytes travel as one byte string: a 1 MiB part encodes in about 1 MiB.
+        let part = Request {
+            now_ms: 1,
+            payload: Payload::Part {
+                upload: 7,
+                seq: 3,
+                bytes: Blob(Bytes::from(vec![5u8; 1 << 20])),
+            },
+        };
+        let bytes = postcard::to_stdvec(&part).unwrap();
+        assert!(bytes.len() < (1 << 20) + 32, "{}", bytes.len());
+        assert_eq!(postcard::from_bytes::<Request>(&bytes).unwrap(), part);
 
         let reply = Response(Frame::Array(vec![
             Frame::OK,
@@ -183,10 +312,7 @@ mod tests {
 
     #[test]
     fn request_display_hides_contents() {
-        let r = Request {
-            now_ms: 5,
-            proposal: b"secret".to_vec(),
-        };
+        let r = Request::encoded(5, Bytes::from_static(b"secret"));
         assert_eq!(r.to_string(), "Request(now_ms=5, 6 bytes)");
     }
 }

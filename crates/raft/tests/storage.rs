@@ -35,7 +35,9 @@ fn new_kv() -> Arc<Mutex<kv::Db>> {
 }
 
 fn open_group(dir: &Path, group: GroupId, kv: Arc<Mutex<kv::Db>>) -> (LogStore, StateMachine) {
-    raft::open(&open_sled(dir), group, dir, kv).expect("open group")
+    let opened = raft::open(&open_sled(dir), group, dir, kv).expect("open group");
+    assert_eq!(opened.behind, None, "a fresh or intact log is not behind");
+    (opened.log, opened.sm)
 }
 
 /// Opens the node's sled database; after a restart in the same process, sled may still
@@ -168,10 +170,7 @@ async fn apply_uses_monotonic_entry_time() {
 
     let garbage = Entry::new_normal(
         log_id(1, 5),
-        Request {
-            now_ms: 0,
-            proposal: vec![0xff, 1, 2],
-        },
+        Request::encoded(0, Bytes::from_static(&[0xff, 1, 2])),
     );
     let replies = apply_each(&mut sm, vec![garbage]);
     assert!(
@@ -430,7 +429,10 @@ async fn runs_are_cut_anywhere_by_truncate_and_purge() {
     assert!(reopened.try_get_log_entries(..).await.unwrap().is_empty());
     let state = reopened.get_log_state().await.unwrap();
     assert_eq!(state.last_log_id, Some(log_id(2, 1510)));
-    assert_eq!(db.sled().open_tree("group-3/log").unwrap().len(), 0);
+    assert_eq!(
+        db.sled().unwrap().open_tree("group-3/log").unwrap().len(),
+        0
+    );
 }
 
 /// The database carries its log format: a database marked with another format, or with
@@ -480,7 +482,7 @@ async fn a_log_in_another_format_is_refused() {
     marked(Some(&1u32.to_be_bytes()));
     let e = refused();
     assert!(
-        e.contains("is in format 1; this redraft reads format 2"),
+        e.contains("is in format 1; this redraft reads format 3"),
         "{e}"
     );
     marked(None);
@@ -793,4 +795,377 @@ async fn single_node_group_writes_snapshots_and_restarts() {
         "same database after restart"
     );
     raft.shutdown().await.unwrap();
+}
+
+/// Opens the database's sled directly (after the store let go of it) and runs `f` on it,
+/// flushing afterwards: how the tests damage or remove what the log wrote.
+fn raw_sled(dir: &Path, f: impl FnOnce(&sled::Db)) {
+    let path = dir.join("sled");
+    let started = Instant::now();
+    let db = loop {
+        match sled::open(&path) {
+            Ok(db) => break db,
+            Err(e) if started.elapsed() > Duration::from_secs(10) => panic!("{e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    f(&db);
+    db.flush().unwrap();
+}
+
+/// Writes entries 1..=n (runs of 10) to group `group`'s log, with a vote, all flushed.
+async fn write_log(dir: &Path, group: GroupId, n: u64) {
+    let (mut log, _sm) = open_group(dir, group, new_kv());
+    log.save_vote(&raft::typ::Vote::new_committed(3, 1))
+        .await
+        .unwrap();
+    for start in (1..=n).step_by(10) {
+        let entries = (start..(start + 10).min(n + 1))
+            .map(|i| write(3, i, 0, "SET k v"))
+            .collect();
+        append(&mut log, entries).await.await.unwrap().unwrap();
+    }
+}
+
+/// Opens group `group` again, waiting for sled to let go of the directory.
+fn reopen(
+    dir: &Path,
+    group: GroupId,
+    options: raft::LogOptions,
+) -> Result<raft::Opened, raft::Error> {
+    let started = Instant::now();
+    let db = loop {
+        match LogDb::open_with(&dir.join("sled"), options) {
+            Ok(db) => break db,
+            Err(e) if started.elapsed() < Duration::from_secs(10) => {
+                eprintln!("sled not released yet: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("open sled: {e}"),
+        }
+    };
+    raft::open(&db, group, dir, new_kv())
+}
+
+const CHECKED: raft::LogOptions = raft::LogOptions { verify: true };
+const UNCHECKED: raft::LogOptions = raft::LogOptions { verify: false };
+
+/// What sled does with damage it finds in its own files: it drops what follows, silently.
+/// The watermark notices that the log ends before what the node had flushed, and that the
+/// vote went back; the vote is restored and the group reported behind, and stays behind
+/// (the floor survives a restart) until the log reaches the floor again. Without checks
+/// the loss goes unnoticed, which is what the unsafe self-test relies on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_lost_flushed_entries_is_reported_behind() {
+    let dir = TempDir::new().unwrap();
+    let group = GroupId(6);
+    write_log(dir.path(), group, 100).await;
+    raw_sled(dir.path(), |db| {
+        let log = db.open_tree("group-6/log").unwrap();
+        for i in 51..=100u64 {
+            log.remove(i.to_be_bytes()).unwrap();
+        }
+        db.open_tree("group-6/meta")
+            .unwrap()
+            .remove("vote")
+            .unwrap();
+    });
+
+    // Unchecked, the node would start as if nothing happened.
+    let opened = reopen(dir.path(), group, UNCHECKED).unwrap();
+    assert_eq!(opened.behind, None);
+    drop(opened);
+
+    let mut opened = reopen(dir.path(), group, CHECKED).unwrap();
+    let behind = opened.behind.clone().expect("reported behind");
+    assert_eq!((behind.floor, behind.has), (100, Some(50)), "{behind}");
+    assert!(behind.vote_restored, "{behind}");
+    assert_eq!(
+        opened.log.read_vote().await.unwrap(),
+        Some(raft::typ::Vote::new_committed(3, 1)),
+        "the vote is back"
+    );
+    drop(opened);
+
+    // Still behind after a restart, until the log holds index 100 again.
+    let mut opened = reopen(dir.path(), group, CHECKED).unwrap();
+    assert_eq!(opened.behind.as_ref().map(|b| b.floor), Some(100));
+    let entries = (51..=100).map(|i| write(4, i, 0, "SET k w")).collect();
+    append(&mut opened.log, entries)
+        .await
+        .await
+        .unwrap()
+        .unwrap();
+    drop(opened);
+    let opened = reopen(dir.path(), group, CHECKED).unwrap();
+    assert_eq!(opened.behind, None, "caught up: the floor is cleared");
+}
+
+/// A record that fails its checksum in the flushed part of the log stops the group from
+/// opening, with an error that names the index and says what to do; one written after the
+/// last flush the watermark knows of is cut, and the group opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_record_is_refused_or_cut() {
+    let dir = TempDir::new().unwrap();
+    let group = GroupId(8);
+    write_log(dir.path(), group, 40).await;
+    let flip = |key: u64| {
+        raw_sled(dir.path(), |db| {
+            let log = db.open_tree("group-8/log").unwrap();
+            let mut v = log.get(key.to_be_bytes()).unwrap().unwrap().to_vec();
+            let at = v.len() - 3;
+            v[at] ^= 0x01;
+            log.insert(key.to_be_bytes(), v).unwrap();
+        })
+    };
+    flip(21);
+    let err = reopen(dir.path(), group, CHECKED).err().expect("refused");
+    let text = err.to_string();
+    assert!(text.contains("damaged at index 21 of group 8"), "{text}");
+    assert!(
+        text.contains("CLUSTER FORGET") && text.contains("--join"),
+        "{text}"
+    );
+    // Unchecked, it opens (and would serve whatever the flipped bit says).
+    assert!(reopen(dir.path(), group, UNCHECKED).is_ok());
+    flip(21);
+
+    // A damaged run past index 40 (the last flush the watermark knows): cut.
+    raw_sled(dir.path(), |db| {
+        let log = db.open_tree("group-8/log").unwrap();
+        let mut v = log.get(31u64.to_be_bytes()).unwrap().unwrap().to_vec();
+        v[10] ^= 0x40;
+        log.insert(41u64.to_be_bytes(), v).unwrap();
+    });
+    let mut opened = reopen(dir.path(), group, CHECKED).unwrap();
+    assert_eq!(opened.behind, None);
+    let state = opened.log.get_log_state().await.unwrap();
+    assert_eq!(state.last_log_id.map(|l| l.index), Some(40));
+}
+
+/// Large writes arrive as parts: the parts in progress are in snapshots, so a follower
+/// that installs a snapshot taken between two parts assembles the same write; a change of
+/// term loses an unfinished upload on every replica alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_write_assembles_across_a_snapshot_install() {
+    use raft::{Blob, Payload};
+    let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let (kv_a, kv_b) = (new_kv(), new_kv());
+    let (_la, mut a) = open_group(dir_a.path(), GroupId(2), kv_a.clone());
+    let (_lb, mut b) = open_group(dir_b.path(), GroupId(2), kv_b.clone());
+    let value = vec![b'x'; raft::uploads::PART_BYTES * 2 + 100];
+    let proposal = kv::Proposal::Command {
+        args: vec!["SET".into(), "big".into(), Bytes::from(value.clone())],
+        seed: 0,
+    };
+    let encoded = Bytes::from(proposal.encode());
+    let parts = raft::uploads::split(&encoded);
+    assert_eq!(parts.len(), 3);
+    let entry = |index: u64, term: u64, payload: Payload| {
+        Entry::new_normal(
+            log_id(term, index),
+            Request {
+                now_ms: 10,
+                payload,
+            },
+        )
+    };
+    let part = |index: u64, seq: u32, term: u64| {
+        entry(
+            index,
+            term,
+            Payload::Part {
+                upload: 77,
+                seq,
+                bytes: Blob(parts[seq as usize].clone()),
+            },
+        )
+    };
+    let assemble = |index: u64, term: u64| {
+        entry(
+            index,
+            term,
+            Payload::Assemble {
+                upload: 77,
+                parts: 3,
+                len: encoded.len() as u64,
+                crc: crc32fast::hash(&encoded),
+            },
+        )
+    };
+    assert_eq!(
+        apply_each(&mut a, vec![part(1, 0, 2), part(2, 1, 2)]),
+        vec![Frame::OK; 2]
+    );
+    let snap = a
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    b.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
+    for sm in [&mut a, &mut b] {
+        let replies = apply_each(sm, vec![part(3, 2, 2), assemble(4, 2)]);
+        assert_eq!(replies, vec![Frame::OK, Frame::OK]);
+    }
+    assert_eq!(get(&kv_a, "big", 10), Some(value.clone()));
+    assert_eq!(snapshot_bytes(&kv_a), snapshot_bytes(&kv_b));
+
+    // An upload cut short by a new term is lost everywhere, with the same reply.
+    for sm in [&mut a, &mut b] {
+        apply_each(sm, vec![part(5, 0, 2), part(6, 1, 2)]);
+        let replies = apply_each(
+            sm,
+            vec![
+                Entry::new_blank(log_id(3, 7)),
+                part(8, 2, 2),
+                assemble(9, 2),
+            ],
+        );
+        assert_eq!(replies[2], Frame::error(raft::uploads::LOST));
+        assert_eq!(sm.upload_bytes(), 0);
+    }
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped. Mounting needs root: without it
+/// the test fails and says so, unless `REDRAFT_JEPSEN_SKIP=1` (which skips every test that
+/// needs root) is set.
+struct Tmpfs {
+    dir: TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = TempDir::new().unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        if out.status.success() {
+            return Some(Tmpfs { dir });
+        }
+        let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if std::env::var_os("REDRAFT_JEPSEN_SKIP").is_some() {
+            eprintln!("SKIPPED: cannot mount a tmpfs ({why}) and REDRAFT_JEPSEN_SKIP is set");
+            return None;
+        }
+        panic!("mounting a tmpfs needs root ({why}); set REDRAFT_JEPSEN_SKIP=1 to skip");
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Fills the file system holding `dir` with a ballast file until `leave` bytes are free.
+fn fill(dir: &Path, leave: u64) -> std::fs::File {
+    use std::io::Write;
+    let s = rustix::fs::statvfs(dir).unwrap();
+    let free = s.f_bavail * s.f_frsize;
+    let mut f = std::fs::File::create(dir.join("ballast")).unwrap();
+    let chunk = vec![7u8; 64 << 10];
+    let mut left = free.saturating_sub(leave);
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        f.write_all(&chunk[..n]).unwrap();
+        left -= n as u64;
+    }
+    f.sync_all().unwrap();
+    f
+}
+
+/// A full disk is a state, not a death: below its low-water mark of free space the log
+/// stops handing sled anything, appends wait (openraft never sees an error), the log says
+/// why, reads go on, and once space is freed the flusher reopens the database, rewrites
+/// what it had not flushed, and every waiting append completes. Nothing written before,
+/// during or after is lost, and nothing is reported behind at the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stalls_the_log_until_space_is_freed() {
+    let Some(fs) = Tmpfs::mount("48m") else {
+        return;
+    };
+    let dir = fs.path().to_path_buf();
+    let group = GroupId(1);
+    let payload = "x".repeat(2000);
+    let line = format!("SET k {payload}");
+    let batch =
+        |from: u64, to: u64| -> Vec<Entry> { (from..=to).map(|i| write(1, i, 0, &line)).collect() };
+    {
+        let db = LogDb::open(&dir.join("sled")).unwrap();
+        let opened = raft::open(&db, group, &dir, new_kv()).unwrap();
+        let (mut log, _sm) = (opened.log, opened.sm);
+        let watch = db.health();
+        let health = || watch.borrow().clone();
+        append(&mut log, batch(1, 100))
+            .await
+            .await
+            .unwrap()
+            .unwrap();
+
+        let ballast = fill(&dir, raft::log_store::LOW_WATER / 4);
+        // Enough to need new space whatever sled had in hand.
+        let mut pending = Vec::new();
+        for start in (101..=1100).step_by(100) {
+            pending.push(append(&mut log, batch(start, start + 99)).await);
+        }
+        let started = Instant::now();
+        let stalled = loop {
+            if matches!(health(), raft::Health::Stalled { .. }) {
+                break true;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(stalled, "the log never reported the full disk");
+        let raft::Health::Stalled { cause } = health() else {
+            unreachable!()
+        };
+        assert!(cause.contains("No space left on device"), "{cause}");
+        // Nothing was reported flushed, and nothing failed.
+        for rx in &mut pending {
+            assert!(rx.try_recv().is_err(), "an append completed on a full disk");
+        }
+        // Reads go on, from sled and from memory.
+        assert_eq!(log.try_get_log_entries(1..=1100).await.unwrap().len(), 1100);
+        assert_eq!(
+            log.get_log_state().await.unwrap().last_log_id,
+            Some(log_id(1, 1100))
+        );
+
+        drop(ballast);
+        std::fs::remove_file(dir.join("ballast")).unwrap();
+        for rx in pending {
+            let done = tokio::time::timeout(Duration::from_secs(20), rx)
+                .await
+                .expect("appends complete once space is freed");
+            done.unwrap().unwrap();
+        }
+        assert_eq!(health(), raft::Health::Ok);
+        append(&mut log, batch(1101, 1200))
+            .await
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let opened = reopen(&dir, group, CHECKED).unwrap();
+    assert_eq!(opened.behind, None);
+    let mut log = opened.log;
+    let entries = log.try_get_log_entries(1..=1200).await.unwrap();
+    assert_eq!(entries.len(), 1200);
+    assert!(entries
+        .iter()
+        .enumerate()
+        .all(|(i, e)| e.log_id.index == i as u64 + 1));
 }
