@@ -204,7 +204,7 @@ where
         mut rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
-        let timeout = self.pool.config().append_timeout.min(option.soft_ttl());
+        let base = self.pool.config().append_timeout.min(option.soft_ttl());
         // A batch over the byte budget is halved until it fits (or is one entry); openraft
         // then learns that only its first part arrived.
         let budget = self.pool.config().max_append_bytes;
@@ -218,6 +218,10 @@ where
             rpc.entries.truncate(rpc.entries.len() / 2);
         };
         let sent_up_to = rpc.entries.last().map(|e| e.log_id());
+        // The deadline grows with the bytes: openraft's (a fraction of the heartbeat) is
+        // sized for heartbeats, and a message that can never arrive within it would be
+        // resent for ever while every later entry waits behind it.
+        let timeout = self.pool.config().deadline_for(base, msg.payload.len());
         let resp = self
             .unary(
                 RPCTypes::AppendEntries,

@@ -56,10 +56,19 @@ pub struct PoolConfig {
     /// part sent, and openraft told how far it got (`PartialSuccess`), so it sends the rest
     /// next. A single entry is always sent whole, up to [`crate::codec::MAX_PAYLOAD`].
     pub max_append_bytes: usize,
+    /// The slowest transfer rate a peer is allowed, bytes per second: a call carrying `n`
+    /// bytes gets `n / min_bytes_per_sec` on top of its deadline, so a large message is not
+    /// cut off (and resent for ever) by a deadline sized for heartbeats.
+    pub min_bytes_per_sec: u64,
+    /// Largest Node service message (a forwarded write) sent or accepted.
+    pub max_forward_bytes: usize,
 }
 
-/// Default [`PoolConfig::max_append_bytes`]: 16 MiB.
-pub const DEFAULT_MAX_APPEND_BYTES: usize = 16 << 20;
+/// Default [`PoolConfig::max_append_bytes`]: 4 MiB (a large write's parts are 1 MiB each,
+/// so other writes wait behind at most a few of them).
+pub const DEFAULT_MAX_APPEND_BYTES: usize = 4 << 20;
+/// Default [`PoolConfig::min_bytes_per_sec`]: 8 MiB/s.
+pub const DEFAULT_MIN_BYTES_PER_SEC: u64 = 8 << 20;
 
 impl Default for PoolConfig {
     fn default() -> Self {
@@ -73,7 +82,18 @@ impl Default for PoolConfig {
             node_timeout: Duration::from_secs(5),
             keepalive: Duration::from_secs(10),
             max_append_bytes: DEFAULT_MAX_APPEND_BYTES,
+            min_bytes_per_sec: DEFAULT_MIN_BYTES_PER_SEC,
+            max_forward_bytes: MAX_MESSAGE,
         }
+    }
+}
+
+impl PoolConfig {
+    /// The deadline of a call that carries `bytes`: `base` plus the time to move them at
+    /// [`PoolConfig::min_bytes_per_sec`].
+    pub fn deadline_for(&self, base: Duration, bytes: usize) -> Duration {
+        let rate = self.min_bytes_per_sec.max(1) as f64;
+        base + Duration::from_secs_f64(bytes as f64 / rate)
     }
 }
 
@@ -157,11 +177,14 @@ impl PeerPool {
 
     /// A client of the peer's `Node` service.
     pub fn node(&self, addr: &str) -> Result<NodePeer, PoolError> {
+        let c = &self.inner.config;
+        let max = c.max_forward_bytes.max(MAX_MESSAGE);
         Ok(NodePeer {
             client: NodeClient::new(self.channel(addr)?)
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE),
-            timeout: self.inner.config.node_timeout,
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            timeout: c.node_timeout,
+            config: c.clone(),
         })
     }
 }
@@ -197,12 +220,17 @@ pub(crate) fn timed<T>(msg: T, timeout: Duration) -> Request<T> {
 pub struct NodePeer {
     client: NodeClient<Channel>,
     timeout: Duration,
+    config: PoolConfig,
 }
 
 impl NodePeer {
-    /// Runs `req` on the peer (its group's leader); the encoded reply frame.
+    /// Runs `req` on the peer (its group's leader); the encoded reply frame. The deadline
+    /// grows with the size of the write (see [`PoolConfig::deadline_for`]): the leader
+    /// replies once the write is replicated.
     pub async fn forward(&mut self, req: Forward) -> Result<Bytes, Status> {
-        let t = self.timeout;
+        let size = req.proposal.as_ref().map_or(0, |p| p.len())
+            + req.args.iter().map(|a| a.len()).sum::<usize>();
+        let t = self.config.deadline_for(self.timeout, size * 2);
         let r = deadline(
             t,
             self.client

@@ -24,6 +24,13 @@ where
     /// [`Raft::install_full_snapshot`]. For file-backed snapshots this is a fresh temporary
     /// file opened for reading and writing.
     fn snapshot_buffer(&self, group_id: u64) -> io::Result<SM::SnapshotData>;
+
+    /// Why the local replica of `group_id` must not grant votes or take over leadership
+    /// now (its log is catching up after damage, or cannot write), if it must not.
+    fn vote_refusal(&self, group_id: u64) -> Option<String> {
+        let _ = group_id;
+        None
+    }
 }
 
 type BufferFn<D> = dyn Fn(u64) -> io::Result<D> + Send + Sync;
@@ -37,6 +44,7 @@ where
 {
     map: Arc<RwLock<HashMap<u64, Raft<C, SM>>>>,
     buffer: Arc<BufferFn<SM::SnapshotData>>,
+    refusals: Arc<RwLock<HashMap<u64, String>>>,
 }
 
 impl<C, SM> Clone for Groups<C, SM>
@@ -48,6 +56,7 @@ where
         Groups {
             map: self.map.clone(),
             buffer: self.buffer.clone(),
+            refusals: self.refusals.clone(),
         }
     }
 }
@@ -64,7 +73,18 @@ where
         Groups {
             map: Arc::default(),
             buffer: Arc::new(buffer),
+            refusals: Arc::default(),
         }
+    }
+
+    /// Makes the local replica of `group_id` refuse votes and leadership transfers (with
+    /// `Some(why)`), or accept them again (`None`).
+    pub fn set_vote_refusal(&self, group_id: u64, why: Option<String>) {
+        let mut r = self.refusals.write().unwrap_or_else(|e| e.into_inner());
+        match why {
+            Some(why) => r.insert(group_id, why),
+            None => r.remove(&group_id),
+        };
     }
 
     /// Adds (or replaces) a group.
@@ -123,5 +143,13 @@ where
 
     fn snapshot_buffer(&self, group_id: u64) -> io::Result<SM::SnapshotData> {
         (self.buffer)(group_id)
+    }
+
+    fn vote_refusal(&self, group_id: u64) -> Option<String> {
+        self.refusals
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&group_id)
+            .cloned()
     }
 }

@@ -90,6 +90,24 @@ where
     }
 }
 
+impl<C, SM, R> RaftService<C, SM, R>
+where
+    C: RaftTypeConfig<NodeId = u64>,
+    SM: RaftStateMachine<C>,
+    R: GroupRegistry<C, SM>,
+{
+    /// `UNAVAILABLE` while the registry says this replica must not vote or take over (a
+    /// candidate counts that as no vote).
+    fn check_votes_allowed(&self, group_id: u64) -> Result<(), Status> {
+        match self.registry.vote_refusal(group_id) {
+            Some(why) => Err(Status::unavailable(format!(
+                "group {group_id}: this replica does not vote or take leadership now: {why}"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 fn stopped(e: impl std::fmt::Display) -> Status {
     Status::unavailable(format!("raft group stopped: {e}"))
 }
@@ -124,6 +142,7 @@ where
         let m: Envelope<VoteCall<C>> = request.into_inner().try_into()?;
         let raft = self.group(m.group_id, m.target)?;
         check_vote::<C>(&m.body.req.vote)?;
+        self.check_votes_allowed(m.group_id)?;
         check_index::<C>("last_log_id", m.body.req.last_log_id.as_ref())?;
         let resp = if m.body.pre_vote {
             raft.pre_vote(m.body.req).await
@@ -236,6 +255,7 @@ where
             request.into_inner().try_into()?;
         let raft = self.group(m.group_id, m.target)?;
         check_vote::<C>(m.body.from_leader())?;
+        self.check_votes_allowed(m.group_id)?;
         check_index::<C>("last_log_id", m.body.last_log_id())?;
         reply(raft.handle_transfer_leader(m.body).await.map_err(stopped)?)
     }
@@ -347,19 +367,30 @@ pub trait NodeHandler: Send + Sync + 'static {
 /// Serves the `Node` service through a [`NodeHandler`].
 pub struct NodeService<H> {
     handler: H,
+    max_message: usize,
 }
 
 impl<H: NodeHandler> NodeService<H> {
     /// A service over `handler`.
     pub fn new(handler: H) -> Self {
-        NodeService { handler }
+        NodeService {
+            handler,
+            max_message: MAX_MESSAGE,
+        }
+    }
+
+    /// Accept messages (forwarded writes) of up to `bytes` (at least [`MAX_MESSAGE`]).
+    pub fn with_max_message(mut self, bytes: usize) -> Self {
+        self.max_message = bytes.max(MAX_MESSAGE);
+        self
     }
 
     /// The tonic server to add to a `tonic::transport::Server`, with message limits set.
     pub fn into_server(self) -> npb::node_server::NodeServer<Self> {
+        let max = self.max_message;
         npb::node_server::NodeServer::new(self)
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max)
     }
 }
 

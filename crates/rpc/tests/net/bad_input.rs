@@ -491,7 +491,10 @@ async fn extreme_terms_indexes_and_sizes_are_refused() -> anyhow::Result<()> {
         .await
         .unwrap_err();
     assert!(
-        matches!(e.code(), Code::ResourceExhausted | Code::OutOfRange | Code::Internal),
+        matches!(
+            e.code(),
+            Code::ResourceExhausted | Code::OutOfRange | Code::Internal
+        ),
         "{e}"
     );
 
