@@ -62,7 +62,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -76,6 +76,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::Status;
 use tracing::{info, warn};
+
+pub use raft::Health as LogHealth;
 
 /// The data group that owns every slot.
 pub const DATA_GROUP: u64 = 1;
@@ -120,12 +122,27 @@ pub struct ClusterConfig {
     /// lease, whatever `read_mode` says. Only for proving that the fault-injection suite
     /// catches stale reads; never in production.
     pub unsafe_local_reads: bool,
+    /// UNSAFE: skip the log's checksums and its comparison with the watermark at start, so
+    /// a damaged log loses acknowledged writes silently. Only for proving that the
+    /// damaged-log tests catch that; never in production.
+    pub unsafe_skip_log_checks: bool,
+    /// Largest write (its encoded proposal) accepted; larger ones are refused before
+    /// anything is proposed.
+    pub max_request_bytes: usize,
 }
+
+/// Default [`ClusterConfig::max_request_bytes`]: 600 MiB, room for one value of Redis's
+/// largest bulk string (`proto-max-bulk-len`, 512 MB) with its command around it.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 600 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("storage: {0}")]
     Storage(#[from] raft::Error),
+    /// The log holds less than this node had flushed, and no other member can bring it
+    /// back.
+    #[error("{0}")]
+    Behind(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("raft: {0}")]
@@ -137,8 +154,13 @@ pub struct Node {
     pub id: u64,
     config: ClusterConfig,
     raft: Raft,
-    /// The node's log database (for its counters; the log stores hold their own handles).
+    /// The node's log database (for its counters and health; the log stores hold their own
+    /// handles).
     log_db: raft::LogDb,
+    /// The Raft service's view of the groups (and of which replicas may vote).
+    groups: rpc::Groups<TypeConfig, raft::StateMachine>,
+    /// Makes upload ids unique across restarts of the node.
+    upload_ids: AtomicU64,
     kv: Arc<Mutex<kv::Db>>,
     pool: rpc::PeerPool,
     /// Latest time stamped into a proposal (Unix ms).
@@ -171,24 +193,35 @@ impl Node {
     pub async fn start(config: ClusterConfig) -> Result<Arc<Node>, Error> {
         std::fs::create_dir_all(&config.data_dir)?;
         let kv = Arc::new(Mutex::new(kv::Db::new()));
-        let (log_db, log, sm) = {
+        let options = raft::LogOptions {
+            verify: !config.unsafe_skip_log_checks,
+        };
+        let (log_db, opened) = {
             let dir = config.data_dir.clone();
             let kv = kv.clone();
             tokio::task::spawn_blocking(move || -> Result<_, Error> {
-                let log_db = raft::LogDb::open(&dir.join("raft"))
+                let log_db = raft::LogDb::open_with(&dir.join("raft"), options)
                     .map_err(|e| Error::Raft(format!("opening the log: {e}")))?;
-                let (log, sm) = raft::open(&log_db, raft::GroupId(DATA_GROUP), &dir, kv)?;
-                Ok((log_db, log, sm))
+                let opened = raft::open(&log_db, raft::GroupId(DATA_GROUP), &dir, kv)?;
+                Ok((log_db, opened))
             })
             .await
             .map_err(raft_error)??
         };
+        let raft::Opened { log, sm, behind } = opened;
+        if let Some(b) = &behind {
+            warn!(group = DATA_GROUP, behind = %b,
+                "the Raft log holds less than this node had flushed (damaged?); it will not \
+                 vote or lead until it has caught up from the others");
+        }
         let local_address = config
             .advertise
             .rsplit_once(':')
             .and_then(|(host, _)| host.trim_matches(['[', ']']).parse::<IpAddr>().ok());
+        let max_forward = config.max_request_bytes + (1 << 20);
         let pool = rpc::PeerPool::new(rpc::PoolConfig {
             local_address,
+            max_forward_bytes: max_forward,
             ..rpc::PoolConfig::default()
         });
         let network = rpc::GrpcNetworkFactory::<TypeConfig, std::fs::File>::new(
@@ -223,6 +256,26 @@ impl Node {
         let raft = Raft::new(config.node_id, Arc::new(raft_config), network, log, sm)
             .await
             .map_err(raft_error)?;
+        if let Some(b) = &behind {
+            let voters: BTreeSet<u64> = raft
+                .metrics()
+                .borrow_watched()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .collect();
+            if voters.iter().all(|&v| v == config.node_id) {
+                let _ = raft.shutdown().await;
+                return Err(Error::Behind(format!(
+                    "the Raft log in {} holds less than this node acknowledged ({b}), and \
+                     no other member can bring it back: it will not start. Restore the data \
+                     directory from a backup, or move it aside to start an empty node.",
+                    config.data_dir.join("raft").display()
+                )));
+            }
+            // Not a voter, nor a candidate, until the log is whole again.
+            raft.runtime_config().elect(false);
+        }
 
         let snapshot_dir = config.data_dir.join("snapshots");
         std::fs::create_dir_all(&snapshot_dir)?;
@@ -230,6 +283,9 @@ impl Node {
             tempfile::tempfile_in(&snapshot_dir)
         });
         groups.insert(DATA_GROUP, raft.clone());
+        if let Some(b) = &behind {
+            groups.set_vote_refusal(DATA_GROUP, Some(format!("catching up after damage: {b}")));
+        }
         let listener = tokio::net::TcpListener::bind(&config.grpc_listen).await?;
         let (stop, stop_rx) = watch::channel(false);
         let node = Arc::new(Node {
@@ -238,6 +294,8 @@ impl Node {
             started_with,
             raft,
             log_db,
+            groups: groups.clone(),
+            upload_ids: AtomicU64::new(wall_ms() as u64 ^ (std::process::id() as u64) << 40),
             kv,
             pool,
             last_stamp: AtomicI64::new(0),
@@ -248,23 +306,15 @@ impl Node {
         let server = {
             let handler = Handler(node.clone());
             let mut stop = stop_rx.clone();
-            // Peers' calls are small request/reply exchanges: without TCP_NODELAY a
-            // reply written while the previous one is unacknowledged waits for the ACK.
-            // (tonic sets it only on listeners it binds itself.)
-            let incoming = tokio_stream::StreamExt::map(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                |accepted| {
-                    accepted.inspect(|stream| {
-                        if let Err(e) = stream.set_nodelay(true) {
-                            warn!(error = %e, "cannot set TCP_NODELAY on a peer connection");
-                        }
-                    })
-                },
-            );
+            let incoming = accept_peers(listener);
             tokio::spawn(async move {
                 let result = tonic::transport::Server::builder()
                     .add_service(rpc::RaftService::new(groups).into_server())
-                    .add_service(rpc::NodeService::new(handler).into_server())
+                    .add_service(
+                        rpc::NodeService::new(handler)
+                            .with_max_message(max_forward)
+                            .into_server(),
+                    )
                     .serve_with_incoming_shutdown(incoming, async move {
                         let _ = stop.wait_for(|s| *s).await;
                     })
@@ -281,6 +331,11 @@ impl Node {
             stop_rx.clone(),
         )));
         node.bootstrap().await?;
+        node.tasks().push(tokio::spawn(guard_votes(
+            node.clone(),
+            behind.map(|b| b.floor),
+            stop_rx.clone(),
+        )));
         node.tasks().push(tokio::spawn(log_leader_changes(
             node.raft.clone(),
             node.id,
@@ -415,10 +470,48 @@ impl Node {
         self.last_stamp.fetch_max(now, Ordering::AcqRel).max(now)
     }
 
+    /// Why this node refuses writes now, as the reply to give: a write larger than
+    /// `max-request-bytes`, or a log that cannot write (`-MISCONF`, as Redis answers when it
+    /// cannot write its AOF).
+    fn refuse_write(&self, size: usize) -> Option<Frame> {
+        if size > self.config.max_request_bytes {
+            return Some(Frame::error(format!(
+                "ERR write of {size} bytes exceeds max-request-bytes ({})",
+                self.config.max_request_bytes
+            )));
+        }
+        let health = self.log_db.health();
+        let cause = health.borrow().cause().map(str::to_string);
+        cause.map(|cause| {
+            Frame::error(format!(
+                "MISCONF Errors writing to the Raft log: {}",
+                cause.replace(['\r', '\n'], " ")
+            ))
+        })
+    }
+
+    /// Whether this node's log can write now, and why not.
+    pub fn log_health(&self) -> raft::Health {
+        self.log_db.health().borrow().clone()
+    }
+
+    /// A way to watch the log's health change.
+    pub fn watch_log_health(&self) -> watch::Receiver<raft::Health> {
+        self.log_db.health()
+    }
+
+    /// True when the disk holding the log has room for it to write again.
+    pub fn log_has_room(&self) -> bool {
+        self.log_db.has_room()
+    }
+
     /// Proposes a write; returns the reply (see the module header for forwarding and
     /// retries).
     pub async fn write(&self, proposal: &kv::Proposal) -> Frame {
         let encoded = Bytes::from(proposal.encode());
+        if let Some(refused) = self.refuse_write(encoded.len()) {
+            return refused;
+        }
         let deadline = Instant::now() + NO_LEADER_WAIT;
         loop {
             match self.leader() {
@@ -477,13 +570,17 @@ impl Node {
     pub async fn write_many(&self, proposals: &[kv::Proposal]) -> Vec<Frame> {
         use futures_util::StreamExt;
         let mut out = Vec::with_capacity(proposals.len());
-        if proposals.len() > 1 && self.is_leader() {
-            let requests: Vec<Request> = proposals
+        let encoded: Vec<Bytes> = proposals.iter().map(|p| p.encode().into()).collect();
+        let small = encoded.iter().all(|e| e.len() <= raft::uploads::PART_BYTES);
+        let refused = encoded
+            .iter()
+            .map(|e| e.len())
+            .max()
+            .and_then(|n| self.refuse_write(n));
+        if proposals.len() > 1 && small && refused.is_none() && self.is_leader() {
+            let requests: Vec<Request> = encoded
                 .iter()
-                .map(|p| Request {
-                    now_ms: self.stamp(),
-                    proposal: p.encode(),
-                })
+                .map(|p| Request::encoded(self.stamp(), p.clone()))
                 .collect();
             if let Ok(mut stream) = self.raft.client_write_many(requests).await {
                 // `None`: refused before it was appended, to be sent again below.
@@ -526,11 +623,88 @@ impl Node {
 
     /// Proposes on this node, which believes it leads.
     async fn propose_local(&self, encoded: Bytes) -> Result<Frame, Retry> {
-        let request = Request {
+        if encoded.len() > raft::uploads::PART_BYTES {
+            return self.propose_large(encoded).await;
+        }
+        let request = Request::encoded(self.stamp(), encoded);
+        Self::outcome(self.raft.client_write(request).await)
+    }
+
+    /// Proposes a write larger than a part (see `raft::uploads`): its parts, at most
+    /// [`PART_WINDOW`] in flight, then the entry that applies them. Other clients' writes
+    /// interleave with the parts. Until the final entry is appended nothing can apply, so
+    /// a part refused or lost to a change of leader means the write was certainly not
+    /// applied, and it is sent again (as a new upload) to whoever leads.
+    async fn propose_large(&self, encoded: Bytes) -> Result<Frame, Retry> {
+        use futures_util::StreamExt;
+        let upload = self.upload_ids.fetch_add(1, Ordering::Relaxed);
+        let parts = raft::uploads::split(&encoded);
+        let started = Instant::now();
+        for (w, window) in parts.chunks(PART_WINDOW).enumerate() {
+            let requests: Vec<Request> = window
+                .iter()
+                .enumerate()
+                .map(|(i, bytes)| Request {
+                    now_ms: self.stamp(),
+                    payload: raft::Payload::Part {
+                        upload,
+                        seq: (w * PART_WINDOW + i) as u32,
+                        bytes: raft::Blob(bytes.clone()),
+                    },
+                })
+                .collect();
+            let mut stream = self
+                .raft
+                .client_write_many(requests)
+                .await
+                .map_err(|_| Retry::Yes)?;
+            let mut answered = 0;
+            while let Some(result) = stream.next().await {
+                match result {
+                    Ok(Ok(written)) if !written.response.0.is_error() => answered += 1,
+                    // Refused, discarded or lost: the upload cannot complete.
+                    _ => return Err(Retry::Yes),
+                }
+                if answered == window.len() {
+                    break;
+                }
+            }
+            if answered < window.len() {
+                return Err(Retry::Yes);
+            }
+        }
+        let assemble = Request {
             now_ms: self.stamp(),
-            proposal: encoded.to_vec(),
+            payload: raft::Payload::Assemble {
+                upload,
+                parts: parts.len() as u32,
+                len: encoded.len() as u64,
+                crc: crc32fast::hash(&encoded),
+            },
         };
-        match self.raft.client_write(request).await {
+        let outcome = Self::outcome(self.raft.client_write(assemble).await);
+        tracing::debug!(
+            bytes = encoded.len(),
+            parts = parts.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "large write proposed"
+        );
+        match outcome {
+            // Every replica refused to assemble it (a change of term came first): not
+            // applied anywhere, so it may be sent again.
+            Ok(frame) if frame == Frame::error(raft::uploads::LOST) => Err(Retry::Yes),
+            other => other,
+        }
+    }
+
+    /// What the result of a `client_write` means for the client.
+    fn outcome(
+        result: Result<
+            openraft::raft::ClientWriteResponse<TypeConfig>,
+            openraft::errors::RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
+        >,
+    ) -> Result<Frame, Retry> {
+        match result {
             Ok(response) => Ok(response.data.0),
             // Refused before it was appended (not leading, or a new leader not yet
             // acknowledged by a quorum): safe to send again, to whoever leads.
@@ -723,13 +897,8 @@ impl Node {
             if voters.len() == 1 {
                 return Err(Status::failed_precondition("cannot remove the last voter"));
             }
-            self.raft
-                .change_membership(
-                    ChangeMembers::RemoveVoters(BTreeSet::from([node_id])),
-                    false,
-                )
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
+            self.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([node_id])))
+                .await?;
         }
         let m = self.metrics();
         if m.membership_config
@@ -737,40 +906,92 @@ impl Node {
             .get_node(&node_id)
             .is_some()
         {
-            self.raft
-                .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([node_id])), false)
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
+            self.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([node_id])))
+                .await?;
         }
         info!(node = node_id, "removed from the cluster");
         Ok(())
     }
 
+    /// Proposes a membership change. While another change is still being committed
+    /// (openraft's `InProgress`: a join half done, a removal in its joint phase), it waits
+    /// for that one and tries again, for up to [`MEMBERSHIP_WAIT`].
+    async fn change_membership(&self, change: ChangeMembers<u64, NodeInfo>) -> Result<(), Status> {
+        let deadline = Instant::now() + MEMBERSHIP_WAIT;
+        loop {
+            match self.raft.change_membership(change.clone(), false).await {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if matches!(
+                        e.api_error(),
+                        Some(ClientWriteError::ChangeMembershipError(
+                            openraft::errors::ChangeMembershipError::InProgress(_)
+                        ))
+                    ) && Instant::now() < deadline =>
+                {
+                    tracing::debug!("another membership change is in progress; waiting");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(Status::internal(e.to_string().replace(['\r', '\n'], " "))),
+            }
+        }
+    }
+
+    /// Adds a node: first as a learner, then, once it has caught up (its log matches the
+    /// leader's up to the leader's last index when the learner was added), as a voter. A
+    /// node that never answers, or is still copying, stays a learner and the call fails
+    /// with `UNAVAILABLE` after [`CATCH_UP_WAIT`]; the joiner asks again, and each ask
+    /// checks again. So a joiner that dies before it caught up never becomes a voter, and
+    /// never costs the group its quorum.
     async fn add_member(&self, join: rpc::Join) -> Result<(), Status> {
         let node = NodeInfo {
             resp_addr: join.resp_addr,
             grpc_addr: join.grpc_addr,
         };
         let m = self.metrics();
-        if m.membership_config
-            .membership()
-            .voter_ids()
-            .any(|id| id == join.node_id)
-        {
+        let membership = m.membership_config.membership();
+        if membership.voter_ids().any(|id| id == join.node_id) {
             return Ok(());
         }
-        self.raft
-            .add_learner(join.node_id, node, true)
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
-        info!(node = join.node_id, "added as a learner");
-        self.raft
-            .change_membership(
-                ChangeMembers::AddVoterIds(BTreeSet::from([join.node_id])),
-                false,
+        if membership.get_node(&join.node_id) != Some(&node) {
+            self.raft
+                .add_learner(join.node_id, node, false)
+                .await
+                .map_err(|e| Status::internal(e.to_string().replace(['\r', '\n'], " ")))?;
+            info!(node = join.node_id, "added as a learner");
+        }
+        let target = self.metrics().last_log_index.unwrap_or(0);
+        let caught_up = self
+            .raft
+            .wait(Some(CATCH_UP_WAIT))
+            .metrics(
+                |m| {
+                    m.replication
+                        .as_ref()
+                        .and_then(|r| r.get(&join.node_id))
+                        .and_then(|matched| matched.as_ref())
+                        .is_some_and(|matched| matched.index() >= target)
+                },
+                "learner caught up",
             )
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .await;
+        if caught_up.is_err() {
+            let matched = self
+                .metrics()
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&join.node_id).cloned())
+                .flatten()
+                .map(|l| l.index());
+            return Err(Status::unavailable(format!(
+                "node {} is still catching up (it has the log up to {}, the leader {target}); \
+                 it stays a learner until it has",
+                join.node_id,
+                matched.map_or("nothing".to_string(), |i| i.to_string())
+            )));
+        }
+        self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([join.node_id])))
+            .await?;
         info!(node = join.node_id, "promoted to voter");
         Ok(())
     }
@@ -827,10 +1048,34 @@ impl Node {
                 "unsafe_mode",
                 if self.config.unsafe_local_reads {
                     "local-reads"
+                } else if self.config.unsafe_skip_log_checks {
+                    "skip-log-checks"
                 } else {
                     "none"
                 }
                 .to_string(),
+            ),
+            (
+                "raft_log_status",
+                match self.log_health() {
+                    raft::Health::Ok => "ok",
+                    raft::Health::Stalled { .. } => "stalled",
+                    raft::Health::Wedged { .. } => "wedged",
+                }
+                .to_string(),
+            ),
+            (
+                "raft_log_error",
+                self.log_health()
+                    .cause()
+                    .unwrap_or("")
+                    .replace(['\r', '\n'], " "),
+            ),
+            (
+                "raft_catch_up_floor",
+                self.log_db
+                    .floor(raft::GroupId(DATA_GROUP))
+                    .map_or_else(|| "none".to_string(), |f| f.to_string()),
             ),
         ]
     }
@@ -938,6 +1183,112 @@ async fn run_read_rounds(raft: Raft, rounds: ReadRounds, mut stop: watch::Receiv
     }
 }
 
+/// The peers' connections to this node's gRPC server. An accept that fails (out of file
+/// descriptors, most often) is retried after a pause that grows to a second, and logged
+/// at most every 10 seconds: never fatal, never a tight loop. Every connection gets
+/// TCP_NODELAY: peers' calls are small request/reply exchanges, and without it a reply
+/// written while the previous one is unacknowledged waits for the ACK (tonic sets it only
+/// on listeners it binds itself).
+fn accept_peers(
+    listener: tokio::net::TcpListener,
+) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures_util::stream::unfold(
+        (listener, None::<Instant>),
+        |(listener, mut reported)| async move {
+            let mut pause = Duration::from_millis(10);
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        if let Err(e) = stream.set_nodelay(true) {
+                            warn!(error = %e, "cannot set TCP_NODELAY on a peer connection");
+                        }
+                        return Some((Ok(stream), (listener, reported)));
+                    }
+                    Err(e) => {
+                        if reported.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                            warn!(error = %e, "accepting a peer connection failed; retrying");
+                            reported = Some(Instant::now());
+                        }
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(1));
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// Keeps this replica from voting or leading while it must not: while its log is behind
+/// what it had flushed (after damage: until it has caught up from the others), and while
+/// its log cannot write (a full disk: it hands leadership to another voter, and takes it
+/// back only once it can write again). Also nudges an idle cluster along while the log is
+/// behind: the floor is reached only by appending entries, so it proposes empty writes.
+async fn guard_votes(node: Arc<Node>, floor: Option<u64>, mut stop: watch::Receiver<bool>) {
+    let mut health = node.log_db.health();
+    let mut refusing = floor.is_some();
+    let mut handed_away = false;
+    let mut last_progress = (node.metrics().last_log_index, Instant::now());
+    loop {
+        let behind = node.log_db.floor(raft::GroupId(DATA_GROUP));
+        let cause = health.borrow().cause().map(str::to_string);
+        let why = match (&behind, &cause) {
+            (_, Some(cause)) => Some(format!("the Raft log cannot write: {cause}")),
+            (Some(floor), None) => Some(format!(
+                "catching up after damage: the log must reach index {floor} again"
+            )),
+            (None, None) => None,
+        };
+        if why.is_some() != refusing {
+            refusing = why.is_some();
+            node.raft.runtime_config().elect(!refusing);
+            match &why {
+                Some(w) => warn!(node = node.id, why = %w, "not voting nor leading"),
+                None => info!(node = node.id, "voting and standing for election again"),
+            }
+        }
+        node.groups.set_vote_refusal(DATA_GROUP, why);
+        if cause.is_some() && !handed_away && node.is_leader() {
+            let m = node.metrics();
+            let target = m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .find(|&v| v != node.id);
+            if let Some(to) = target {
+                warn!(
+                    to,
+                    "the log cannot write: handing leadership to another voter"
+                );
+                let _ = node.raft.trigger().transfer_leader(to).await;
+            }
+            handed_away = true;
+        }
+        if cause.is_none() {
+            handed_away = false;
+        }
+        if let Some(floor) = behind {
+            let last = node.metrics().last_log_index;
+            if last != last_progress.0 {
+                last_progress = (last, Instant::now());
+            } else if last_progress.1.elapsed() >= Duration::from_secs(2)
+                && node.leader().is_some_and(|(l, _)| l != node.id)
+            {
+                // An idle cluster: its last index may be below what this node had flushed
+                // (entries of an old leader that never committed). Empty writes move it on.
+                let n = floor.saturating_sub(last.unwrap_or(0)).clamp(1, 64);
+                let noops = vec![kv::Proposal::ExpireKeys(Vec::new()); n as usize];
+                node.write_many(&noops).await;
+                last_progress = (node.metrics().last_log_index, Instant::now());
+            }
+        }
+        tokio::select! {
+            _ = health.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// Why a proposal got no reply of its own.
 enum Retry {
     /// Certainly not appended: send it again, to whoever leads now.
@@ -945,6 +1296,15 @@ enum Retry {
     /// Final: reply with this (an error).
     No(Frame),
 }
+
+/// Longest a membership change waits for the previous one to be committed.
+const MEMBERSHIP_WAIT: Duration = Duration::from_secs(10);
+/// Longest a join request waits for the new learner to catch up before it answers that it
+/// has not yet (the joiner asks again).
+const CATCH_UP_WAIT: Duration = Duration::from_secs(3);
+
+/// Parts of a large write in flight at once: other writes wait behind at most these.
+const PART_WINDOW: usize = 4;
 
 /// The reply when a write may or may not have been applied.
 pub const UNKNOWN_OUTCOME: &str =
@@ -1016,6 +1376,9 @@ impl rpc::NodeHandler for Handler {
         kv::Proposal::decode(&encoded).map_err(|e| Status::invalid_argument(e.to_string()))?;
         if node.leader().map(|(l, _)| l) != Some(node.id) {
             return Err(Status::failed_precondition("not the leader"));
+        }
+        if let Some(refused) = node.refuse_write(encoded.len()) {
+            return Ok(refused.to_wire());
         }
         // The reply travels in the lossless wire form, so the forwarding node can still
         // merge it (an EXEC's array) and encode it for its client's protocol.

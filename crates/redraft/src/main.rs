@@ -1,5 +1,13 @@
 //! `redraft`: one node. Reads the command line, sets up logging, serves until Ctrl-C or
 //! SIGTERM, then shuts down gracefully and exits 0.
+//!
+//! Shutting down always ends: a watchdog thread exits the process (status 1) once the
+//! shutdown budget (`--shutdown-timeout`) has passed, whatever is stuck (a full disk, a
+//! wedged flush, a long command), and a second Ctrl-C or SIGTERM exits at once (status
+//! 130). When the Raft log is stuck for good and the disk has room again, the process
+//! executes itself again with the same command line (same PID) to open the log afresh.
+
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -33,39 +41,86 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(async move {
+    let budget = Duration::from_secs(config.shutdown_timeout);
+    let exit = runtime.block_on(async move {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
         let addr = config.listen_addr();
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("listening on {addr}"))?;
-        server::run(listener, config, shutdown_signal()).await?;
-        Ok(())
-    })
+        let signals = Signals::new()?;
+        let exit = server::run(listener, config, shutdown_signal(signals, budget)).await?;
+        anyhow::Ok(exit)
+    })?;
+    if exit == server::Exit::Restart {
+        restart();
+    }
+    // The runtime's blocking threads (a wedged flush among them) are not waited for.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+/// Ctrl-C and SIGTERM.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("listening for SIGTERM")?;
+        Ok(Signals { term })
+    }
+
+    /// Completes on the next Ctrl-C or SIGTERM; says which.
+    async fn next(&mut self) -> &'static str {
         tokio::select! {
-            _ = ctrl_c => tracing::info!("received Ctrl-C"),
-            _ = term.recv() => tracing::info!("received SIGTERM"),
+            _ = tokio::signal::ctrl_c() => "Ctrl-C",
+            _ = self.term.recv() => "SIGTERM",
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+}
+
+/// Completes on Ctrl-C or SIGTERM, and makes sure the process then ends: within `budget`
+/// (a watchdog thread, which needs nothing from the runtime), or at once on a second
+/// signal.
+async fn shutdown_signal(mut signals: Signals, budget: Duration) {
+    let first = signals.next().await;
+    tracing::info!(
+        budget_s = budget.as_secs(),
+        "received {first}: shutting down"
+    );
+    let watchdog = std::thread::Builder::new()
+        .name("shutdown-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(budget);
+            tracing::error!(
+                budget_s = budget.as_secs(),
+                "shutdown did not finish within its budget; exiting now"
+            );
+            std::process::exit(1);
+        });
+    if let Err(e) = watchdog {
+        tracing::warn!(error = %e, "cannot start the shutdown watchdog");
     }
+    tokio::spawn(async move {
+        let second = signals.next().await;
+        tracing::warn!("received {second} again: exiting at once");
+        std::process::exit(130);
+    });
+}
+
+/// Executes this program again with the same arguments (same PID), replacing the process.
+/// Returns only if that failed (and then exits with an error).
+fn restart() -> ! {
+    use std::os::unix::process::CommandExt;
+    let err = match std::env::current_exe() {
+        Ok(exe) => std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .exec(),
+        Err(e) => e,
+    };
+    tracing::error!(error = %err, "cannot execute redraft again; exiting");
+    std::process::exit(1);
 }

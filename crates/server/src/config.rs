@@ -27,6 +27,14 @@ pub const DEFAULT_GRPC_PORT: u16 = 7379;
 pub const DEFAULT_SNAPSHOT_LOGS: u64 = 20_000;
 /// Default Raft heartbeat interval, milliseconds.
 pub const DEFAULT_HEARTBEAT_MS: u64 = 50;
+/// Default largest write accepted, bytes (see [`cluster::DEFAULT_MAX_REQUEST_BYTES`]).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = cluster::DEFAULT_MAX_REQUEST_BYTES;
+/// Default shutdown budget, seconds: after SIGTERM the process exits within this, whatever
+/// is stuck (Kubernetes waits 30 s before it kills a pod).
+pub const DEFAULT_SHUTDOWN_TIMEOUT: u64 = 20;
+
+/// The largest `max-request-bytes` allowed: 4 GiB, what one large write may hold.
+pub const MAX_REQUEST_BYTES_LIMIT: usize = 4 << 30;
 
 /// How reads are served (`--read-consistency`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -50,6 +58,10 @@ pub enum UnsafeMode {
     /// Every node answers reads from its own state with no ReadIndex and no lease: stale
     /// reads on lagging followers and deposed leaders. NOT linearizable.
     LocalReads,
+    /// The Raft log's records are read without checking their checksums, and the log is
+    /// not compared with its watermark at start: a damaged log loses acknowledged writes
+    /// silently. NOT durable.
+    SkipLogChecks,
 }
 
 impl UnsafeMode {
@@ -57,6 +69,21 @@ impl UnsafeMode {
     pub fn name(self) -> &'static str {
         match self {
             UnsafeMode::LocalReads => "local-reads",
+            UnsafeMode::SkipLogChecks => "skip-log-checks",
+        }
+    }
+
+    /// What it breaks, for the warning at start.
+    pub fn danger(self) -> &'static str {
+        match self {
+            UnsafeMode::LocalReads => {
+                "reads are served from local state with no ReadIndex and no lease; they can \
+                 be STALE"
+            }
+            UnsafeMode::SkipLogChecks => {
+                "the Raft log is not checked for damage; a damaged log LOSES ACKNOWLEDGED \
+                 WRITES without a word"
+            }
         }
     }
 }
@@ -129,8 +156,17 @@ pub struct Cli {
     /// replaced [default: 50]
     #[arg(long, env = "REDRAFT_HEARTBEAT_MS")]
     pub heartbeat_ms: Option<u64>,
-    /// UNSAFE, for the fault-injection suite's self-test only: `local-reads` serves every
-    /// read from the node's own state (stale reads). Hidden from --help on purpose.
+    /// Largest write accepted, in bytes (the whole command, or a whole EXEC); larger ones
+    /// get an error before anything is proposed [default: 629145600, 600 MiB]
+    #[arg(long, env = "REDRAFT_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Seconds a shutdown may take after SIGTERM or Ctrl-C before the process exits anyway;
+    /// a second signal exits at once [default: 20]
+    #[arg(long, env = "REDRAFT_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: Option<u64>,
+    /// UNSAFE, for the fault-injection suites' self-tests only: `local-reads` serves every
+    /// read from the node's own state (stale reads); `skip-log-checks` trusts a damaged
+    /// log (lost writes). Hidden from --help on purpose.
     #[arg(long = "unsafe", env = "REDRAFT_UNSAFE", value_enum, hide = true)]
     pub unsafe_mode: Option<UnsafeMode>,
 }
@@ -167,6 +203,10 @@ pub struct Config {
     pub snapshot_logs: u64,
     /// Raft heartbeat interval, milliseconds.
     pub heartbeat_ms: u64,
+    /// Largest write accepted, bytes.
+    pub max_request_bytes: usize,
+    /// Shutdown budget, seconds.
+    pub shutdown_timeout: u64,
     /// UNSAFE behaviour for the fault-injection suite's self-test (`unsafe = "local-reads"`
     /// in a file); none by default, and nothing else should ever set it.
     #[serde(rename = "unsafe")]
@@ -194,6 +234,8 @@ impl Default for Config {
             join: String::new(),
             snapshot_logs: DEFAULT_SNAPSHOT_LOGS,
             heartbeat_ms: DEFAULT_HEARTBEAT_MS,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             unsafe_mode: None,
             in_memory: false,
         }
@@ -255,6 +297,12 @@ impl Config {
         if let Some(v) = cli.heartbeat_ms {
             config.heartbeat_ms = v;
         }
+        if let Some(v) = cli.max_request_bytes {
+            config.max_request_bytes = v;
+        }
+        if let Some(v) = cli.shutdown_timeout {
+            config.shutdown_timeout = v;
+        }
         if let Some(v) = cli.unsafe_mode {
             config.unsafe_mode = Some(v);
         }
@@ -304,6 +352,18 @@ impl Config {
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::Config("data-dir must not be empty".into()));
+        }
+        if !(1024..=MAX_REQUEST_BYTES_LIMIT).contains(&self.max_request_bytes) {
+            return Err(Error::Config(format!(
+                "max-request-bytes must be between 1024 and {MAX_REQUEST_BYTES_LIMIT}, got {}",
+                self.max_request_bytes
+            )));
+        }
+        if !(1..=3600).contains(&self.shutdown_timeout) {
+            return Err(Error::Config(format!(
+                "shutdown-timeout must be between 1 and 3600 seconds, got {}",
+                self.shutdown_timeout
+            )));
         }
         Ok(())
     }
@@ -370,6 +430,8 @@ impl Config {
             snapshot_logs: self.snapshot_logs,
             heartbeat_ms: self.heartbeat_ms,
             unsafe_local_reads: self.unsafe_mode == Some(UnsafeMode::LocalReads),
+            unsafe_skip_log_checks: self.unsafe_mode == Some(UnsafeMode::SkipLogChecks),
+            max_request_bytes: self.max_request_bytes,
         })
     }
 
@@ -467,6 +529,10 @@ mod tests {
         assert_eq!(c.unsafe_mode, Some(UnsafeMode::LocalReads));
         assert!(c.cluster().unwrap().unsafe_local_reads);
         assert!(toml::from_str::<Config>("unsafe = \"fast\"\n").is_err());
+        let c: Config = toml::from_str("unsafe = \"skip-log-checks\"\n").unwrap();
+        assert!(c.cluster().unwrap().unsafe_skip_log_checks);
+        assert!(!c.cluster().unwrap().unsafe_local_reads);
+        assert!(!Config::default().cluster().unwrap().unsafe_skip_log_checks);
         let cli = Cli::try_parse_from(["redraft", "--unsafe", "local-reads"]).unwrap();
         assert_eq!(cli.unsafe_mode, Some(UnsafeMode::LocalReads));
         assert!(Cli::try_parse_from(["redraft", "--unsafe", "nope"]).is_err());

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod info;
+pub mod limits;
 pub mod session;
 pub mod store;
 
@@ -83,21 +84,34 @@ impl Shared {
     }
 }
 
+/// How [`run`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// The shutdown future completed and the node shut down gracefully.
+    Shutdown,
+    /// The Raft log is stuck for good ([`cluster::LogHealth::Wedged`]) and the disk has room
+    /// again: only a new process can open the log, so the caller should start one (the
+    /// binary executes itself again). Nothing was drained: the log could not flush anyway,
+    /// and everything acknowledged is already on disk.
+    Restart,
+}
+
 /// Serves RESP clients on `listener` until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
-    config: Config,
+    mut config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
+) -> Result<Exit, Error> {
     config.validate()?;
+    config.maxclients = limits::fit_maxclients(config.maxclients).map_err(Error::Config)?;
     let local_port = listener.local_addr()?.port();
     if let Some(mode) = config.unsafe_mode {
         warn!(
             unsafe_mode = mode.name(),
-            "UNSAFE MODE `{}`: reads are served from local state with no ReadIndex and no \
-             lease; they can be STALE. For the fault-injection suite's self-test only; \
-             never run this in production",
-            mode.name()
+            "UNSAFE MODE `{}`: {}. For the fault-injection suites' self-tests only; never \
+             run this in production",
+            mode.name(),
+            mode.danger()
         );
     }
     let node = if config.in_memory {
@@ -116,14 +130,35 @@ pub async fn run(
     info!(addr = %listener.local_addr()?, "ready to accept connections");
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
+    // After a failed accept (out of descriptors, most often), the next waits a little
+    // longer, up to a second; failures are logged at most every 10 seconds.
+    let mut accept_pause = Duration::from_millis(10);
+    let mut accept_reported: Option<Instant> = None;
+    let restart = wait_for_restart(shared.node.clone());
+    tokio::pin!(restart);
     loop {
         tokio::select! {
+            _ = &mut restart => {
+                warn!("the Raft log is stuck and the disk has room again: restarting the \
+                       process to open the log afresh");
+                return Ok(Exit::Restart);
+            }
             accepted = listener.accept() => {
                 let (mut stream, addr) = match accepted {
-                    Ok(a) => a,
+                    Ok(a) => {
+                        accept_pause = Duration::from_millis(10);
+                        a
+                    }
                     Err(e) => {
-                        warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        if accept_reported.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                            warn!(error = %e, "accept failed; retrying");
+                            accept_reported = Some(Instant::now());
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(accept_pause) => {}
+                            _ = &mut shutdown => break,
+                        }
+                        accept_pause = (accept_pause * 2).min(Duration::from_secs(1));
                         continue;
                     }
                 };
@@ -162,7 +197,31 @@ pub async fn run(
         node.shutdown().await;
     }
     info!("shut down");
-    Ok(())
+    Ok(Exit::Shutdown)
+}
+
+/// Completes once the node's log is wedged and its disk has room again; never without a
+/// node.
+async fn wait_for_restart(node: Option<Arc<cluster::Node>>) {
+    let Some(node) = node else {
+        return std::future::pending().await;
+    };
+    let mut health = node.watch_log_health();
+    loop {
+        let wedged = matches!(*health.borrow(), cluster::LogHealth::Wedged { .. });
+        if wedged && node.log_has_room() {
+            return;
+        }
+        let pause = if wedged {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(3600)
+        };
+        tokio::select! {
+            changed = health.changed() => if changed.is_err() { return std::future::pending().await },
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
 }
 
 /// Active expiry: `hz` times a second, sample keys with an expiry and remove the expired

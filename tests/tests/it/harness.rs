@@ -136,7 +136,7 @@ pub struct Redraft {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     runtime: Option<tokio::runtime::Runtime>,
-    task: Option<tokio::task::JoinHandle<Result<(), server::Error>>>,
+    task: Option<tokio::task::JoinHandle<Result<server::Exit, server::Error>>>,
 }
 
 impl Redraft {
@@ -207,7 +207,10 @@ impl Drop for Redraft {
             let outcome =
                 rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await });
             let failed = match outcome {
-                Ok(Ok(Ok(()))) => None,
+                Ok(Ok(Ok(server::Exit::Shutdown))) => None,
+                Ok(Ok(Ok(server::Exit::Restart))) => {
+                    Some("server::run asked for a restart (its log is stuck)".to_string())
+                }
                 Ok(Ok(Err(e))) => Some(format!("server::run returned an error: {e}")),
                 Ok(Err(e)) => Some(format!("server::run panicked: {e}")),
                 Err(_) => Some("server::run did not stop within 10s of shutdown".to_string()),
