@@ -237,6 +237,11 @@ impl Node {
             election_timeout_max: hb * 6,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs.max(1)),
             max_in_snapshot_log_to_keep: 1_000,
+            // A follower whose log lost its end (damage found at its start, see
+            // `raft::LogStore::verify`) answers below what the leader knew it had: the
+            // leader must replicate again from there, not panic (openraft's default). That
+            // follower neither votes nor leads until it has caught up.
+            allow_log_reversion: Some(true),
             ..openraft::Config::default()
         }
         .validate()
@@ -257,6 +262,20 @@ impl Node {
             .await
             .map_err(raft_error)?;
         if let Some(b) = &behind {
+            // The membership the log and snapshot hold, once openraft has loaded it.
+            let _ = raft
+                .wait(Some(Duration::from_secs(5)))
+                .metrics(
+                    |m| {
+                        m.membership_config
+                            .membership()
+                            .voter_ids()
+                            .next()
+                            .is_some()
+                    },
+                    "membership loaded",
+                )
+                .await;
             let voters: BTreeSet<u64> = raft
                 .metrics()
                 .borrow_watched()
@@ -512,13 +531,23 @@ impl Node {
         if let Some(refused) = self.refuse_write(encoded.len()) {
             return refused;
         }
-        let deadline = Instant::now() + NO_LEADER_WAIT;
+        let mut deadline = Instant::now() + NO_LEADER_WAIT;
+        // A large write takes longer than the wait for a leader; one lost to a change of
+        // leader (certainly not applied) gets a fresh wait, a few times.
+        let large = encoded.len() > raft::uploads::PART_BYTES;
+        let mut large_attempts = 0;
+        let mut retry_large = |deadline: &mut Instant| {
+            if large && large_attempts < LARGE_ATTEMPTS {
+                large_attempts += 1;
+                *deadline = (*deadline).max(Instant::now() + NO_LEADER_WAIT);
+            }
+        };
         loop {
             match self.leader() {
                 Some((leader, _)) if leader == self.id => {
                     match self.propose_local(encoded.clone()).await {
                         Ok(frame) | Err(Retry::No(frame)) => return frame,
-                        Err(Retry::Yes) => {}
+                        Err(Retry::Yes) => retry_large(&mut deadline),
                     }
                 }
                 Some((leader, addr)) => {
@@ -542,6 +571,7 @@ impl Node {
                             // or no connection could be opened): safe to try again.
                             Err(s) if never_reached_the_log(&s) => {
                                 tracing::debug!(leader, error = %s.message(), "forward refused; retrying");
+                                retry_large(&mut deadline);
                             }
                             Err(s) => {
                                 return Frame::error(format!(
@@ -653,23 +683,34 @@ impl Node {
                     },
                 })
                 .collect();
-            let mut stream = self
-                .raft
-                .client_write_many(requests)
-                .await
-                .map_err(|_| Retry::Yes)?;
+            let mut stream = self.raft.client_write_many(requests).await.map_err(|e| {
+                info!(upload = format!("{upload:x}"), error = %e, "a large write's parts were refused");
+                Retry::Yes
+            })?;
             let mut answered = 0;
             while let Some(result) = stream.next().await {
-                match result {
-                    Ok(Ok(written)) if !written.response.0.is_error() => answered += 1,
+                let refused = match result {
+                    Ok(Ok(written)) if !written.response.0.is_error() => None,
+                    Ok(Ok(written)) => Some(format!("{:?}", written.response.0)),
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(e) => Some(e.to_string()),
+                };
+                if let Some(why) = refused {
                     // Refused, discarded or lost: the upload cannot complete.
-                    _ => return Err(Retry::Yes),
+                    info!(upload = format!("{upload:x}"), part = w * PART_WINDOW + answered,
+                        why = %why, "a large write's part was not applied; the write is retried");
+                    return Err(Retry::Yes);
                 }
+                answered += 1;
                 if answered == window.len() {
                     break;
                 }
             }
             if answered < window.len() {
+                info!(
+                    upload = format!("{upload:x}"),
+                    "a large write's parts went unanswered"
+                );
                 return Err(Retry::Yes);
             }
         }
@@ -1303,8 +1344,12 @@ const MEMBERSHIP_WAIT: Duration = Duration::from_secs(10);
 /// has not yet (the joiner asks again).
 const CATCH_UP_WAIT: Duration = Duration::from_secs(3);
 
-/// Parts of a large write in flight at once: other writes wait behind at most these.
-const PART_WINDOW: usize = 4;
+/// How many times a large write lost to a change of leader is sent again.
+const LARGE_ATTEMPTS: u32 = 3;
+
+/// Parts of a large write in flight at once (2 MiB): other writes wait behind at most
+/// these.
+const PART_WINDOW: usize = 32;
 
 /// The reply when a write may or may not have been applied.
 pub const UNKNOWN_OUTCOME: &str =

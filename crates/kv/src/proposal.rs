@@ -118,7 +118,25 @@ impl Proposal {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Proposal> {
-        let mut r = Reader { buf: bytes, pos: 0 };
+        Proposal::decode_from(Reader {
+            buf: bytes,
+            pos: 0,
+            shared: None,
+        })
+    }
+
+    /// [`Proposal::decode`] whose arguments share `bytes`' buffer instead of copying it
+    /// (a large write's value is not copied once more to be applied).
+    pub fn decode_shared(bytes: &Bytes) -> Result<Proposal> {
+        Proposal::decode_from(Reader {
+            buf: bytes,
+            pos: 0,
+            shared: Some(bytes),
+        })
+    }
+
+    fn decode_from(mut r: Reader<'_>) -> Result<Proposal> {
+        let bytes = r.buf;
         let proposal = match r.u8()? {
             1 => {
                 let seed = r.u64()?;
@@ -178,6 +196,8 @@ fn put_args(out: &mut Vec<u8>, args: &[Bytes]) {
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// The buffer `buf` is, when byte strings may be slices of it.
+    shared: Option<&'a Bytes>,
 }
 
 impl Reader<'_> {
@@ -211,7 +231,13 @@ impl Reader<'_> {
     }
     fn bytes(&mut self) -> Result<Bytes> {
         let n = self.u32()?;
-        Ok(Bytes::copy_from_slice(self.take(n)?))
+        let start = self.pos;
+        let shared = self.shared;
+        let taken = self.take(n)?;
+        Ok(match shared {
+            Some(shared) => shared.slice(start..start + taken.len()),
+            None => Bytes::copy_from_slice(taken),
+        })
     }
     fn args(&mut self) -> Result<Vec<Bytes>> {
         let n = self.count()?;
@@ -222,6 +248,24 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_decoding_slices_the_buffer() {
+        let p = Proposal::Command {
+            args: args("SET key a-value-long-enough"),
+            seed: 7,
+        };
+        let encoded = Bytes::from(p.encode());
+        let shared = Proposal::decode_shared(&encoded).unwrap();
+        assert_eq!(shared, p);
+        assert_eq!(Proposal::decode(&encoded).unwrap(), p);
+        let Proposal::Command { args, .. } = shared else {
+            unreachable!()
+        };
+        let inside = encoded.as_ptr_range();
+        assert!(inside.contains(&args[2].as_ptr()), "not copied");
+        assert!(Proposal::decode_shared(&encoded.slice(..encoded.len() - 1)).is_err());
+    }
 
     fn args(line: &str) -> Vec<Bytes> {
         line.split(' ')

@@ -42,14 +42,19 @@ pub enum Workload {
     Set,
     /// `txn`s of appends and reads of lists.
     ListAppend,
+    /// The register's `read`/`write` of integers, each written value padded to between a
+    /// kilobyte and a few megabytes (so many writes travel as large writes in parts): the
+    /// same linearizability check.
+    BigValues,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 4] = [
+    pub const ALL: [Workload; 5] = [
         Workload::Register,
         Workload::Counter,
         Workload::Set,
         Workload::ListAppend,
+        Workload::BigValues,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +63,7 @@ impl Workload {
             Workload::Counter => "counter",
             Workload::Set => "set",
             Workload::ListAppend => "list-append",
+            Workload::BigValues => "big-values",
         }
     }
 }
@@ -70,7 +76,7 @@ impl fmt::Display for Workload {
 
 /// A workload name that is not one of [`Workload::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown workload {0:?} (expected register, counter, set or list-append)")]
+#[error("unknown workload {0:?} (expected register, counter, set, list-append or big-values)")]
 pub struct UnknownWorkload(pub String);
 
 impl FromStr for Workload {
@@ -190,7 +196,9 @@ pub fn check_with(workload: Workload, history: &History, options: &Options) -> R
     };
     let counts = Counts::of(&ops);
     let result = match workload {
-        Workload::Register => workloads::register::check(history, &ops, options),
+        Workload::Register | Workload::BigValues => {
+            workloads::register::check(history, &ops, options)
+        }
         Workload::Counter => workloads::counter::check(&ops),
         Workload::Set => workloads::set::check(&ops),
         Workload::ListAppend => workloads::list_append::check(&ops),

@@ -55,6 +55,9 @@ use crate::Error;
 
 /// `now_ms` before anything was applied: any entry's time is later.
 const NO_TIME: i64 = i64::MIN;
+/// A large write of more bytes than this is applied off the runtime's task scheduling
+/// (`block_in_place`).
+const BIG_APPLY: u64 = 8 << 20;
 
 /// Opens the storage of one group: its log in the node's sled database, and its state
 /// machine over `kv`, restored from the group's newest snapshot file under
@@ -187,20 +190,44 @@ impl StateMachine {
                 parts,
                 len,
                 crc,
-            } => match self.uploads.assemble(term, upload, parts, len, crc) {
-                Ok(joined) => self.apply_proposal(&joined),
-                Err(why) => {
-                    tracing::info!(group = %self.group, upload = format!("{upload:x}"), %why,
-                        "a large write could not be assembled; it is not applied");
-                    Frame::error(uploads::LOST)
+            } => {
+                // Joining, decoding and applying hundreds of megabytes keeps a thread busy
+                // for a while: on a multi-threaded runtime, let the runtime move its other
+                // tasks (heartbeats among them) to another thread meanwhile.
+                let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|h| {
+                    h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+                });
+                if multi_thread && len > BIG_APPLY {
+                    tokio::task::block_in_place(|| self.assemble(term, upload, parts, len, crc))
+                } else {
+                    self.assemble(term, upload, parts, len, crc)
                 }
-            },
+            }
+        }
+    }
+
+    /// Applies large write `upload` if all its parts are here (see [`crate::uploads`]).
+    fn assemble(&mut self, term: u64, upload: u64, parts: u32, len: u64, crc: u32) -> Frame {
+        let started = Instant::now();
+        match self.uploads.assemble(term, upload, parts, len, crc) {
+            Ok(joined) => {
+                let reply = self.apply_proposal(&bytes::Bytes::from(joined));
+                tracing::info!(group = %self.group, upload = format!("{upload:x}"), parts,
+                    bytes = len, took_ms = started.elapsed().as_millis() as u64,
+                    "large write applied");
+                reply
+            }
+            Err(why) => {
+                tracing::info!(group = %self.group, upload = format!("{upload:x}"), %why,
+                    "a large write could not be assembled; it is not applied");
+                Frame::error(uploads::LOST)
+            }
         }
     }
 
     /// Applies an encoded [`kv::Proposal`] at the current time.
-    fn apply_proposal(&mut self, encoded: &[u8]) -> Frame {
-        let proposal = match kv::Proposal::decode(encoded) {
+    fn apply_proposal(&mut self, encoded: &bytes::Bytes) -> Frame {
+        let proposal = match kv::Proposal::decode_shared(encoded) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(group = %self.group, cause = %e, "log entry is not a proposal");

@@ -4,9 +4,11 @@
 //! leader proposes its bytes as `Part`s `0..n` of a fresh upload id, then an `Assemble`
 //! entry that names the upload, its part count, length and CRC-32. Every entry stays
 //! small, so AppendEntries stay small: a follower receives a 500 MB `SET` as a stream of
-//! 1 MiB entries within the normal RPC deadline, and other clients' writes interleave
+//! 64 KiB entries within the normal RPC deadline, and other clients' writes interleave
 //! with the parts instead of queueing behind one giant entry (they wait only for the
-//! parts proposed before them, at most a window of them).
+//! parts proposed before them, at most a window of them). The part size also keeps every
+//! value the log writes to sled small enough never to become a sled "blob" (see
+//! `log_store::SEGMENT_BYTES`).
 //!
 //! [`Uploads`] is the part of the replicated state that holds parts until they are
 //! assembled. Like everything in a state machine it is deterministic: every replica
@@ -34,7 +36,7 @@ use std::io::{self, Read, Write};
 use bytes::Bytes;
 
 /// Bytes per part of a large write (and the size above which a write is sent in parts).
-pub const PART_BYTES: usize = 1 << 20;
+pub const PART_BYTES: usize = 64 << 10;
 /// An upload with no new part for this long (entry time) is dropped.
 pub const UPLOAD_IDLE_MS: i64 = 60_000;
 /// Most bytes one upload may hold: parts beyond it drop the upload.

@@ -455,7 +455,7 @@ async fn a_log_in_another_format_is_refused() {
     let marked = |value: Option<&[u8]>| {
         let started = Instant::now();
         let db = loop {
-            match sled::open(&path) {
+            match raft::log_store::open_sled(&path) {
                 Ok(db) => break db,
                 Err(e) if started.elapsed() > Duration::from_secs(10) => panic!("{e}"),
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
@@ -803,7 +803,7 @@ fn raw_sled(dir: &Path, f: impl FnOnce(&sled::Db)) {
     let path = dir.join("sled");
     let started = Instant::now();
     let db = loop {
-        match sled::open(&path) {
+        match raft::log_store::open_sled(&path) {
             Ok(db) => break db,
             Err(e) if started.elapsed() > Duration::from_secs(10) => panic!("{e}"),
             Err(_) => std::thread::sleep(Duration::from_millis(50)),

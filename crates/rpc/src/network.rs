@@ -204,7 +204,15 @@ where
         mut rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
-        let base = self.pool.config().append_timeout.min(option.soft_ttl());
+        // A heartbeat (no entries) gets openraft's deadline, a fraction of the heartbeat
+        // interval; entries get at least `append_timeout`: the follower answers only once
+        // they are on its disk, behind whatever it is writing already, and a deadline that
+        // expires first only makes the leader send them again.
+        let base = if rpc.entries.is_empty() {
+            self.pool.config().append_timeout.min(option.soft_ttl())
+        } else {
+            self.pool.config().append_timeout.max(option.soft_ttl())
+        };
         // A batch over the byte budget is halved until it fits (or is one entry); openraft
         // then learns that only its first part arrived.
         let budget = self.pool.config().max_append_bytes;

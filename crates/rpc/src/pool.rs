@@ -40,7 +40,8 @@ pub struct PoolConfig {
     pub local_address: Option<IpAddr>,
     /// Time to set up a TCP connection.
     pub connect_timeout: Duration,
-    /// AppendEntries (heartbeats included); capped by what openraft allows per call.
+    /// AppendEntries carrying entries (at least this, plus time for their bytes); a
+    /// heartbeat gets the lesser of this and what openraft allows per call.
     pub append_timeout: Duration,
     /// Vote and Pre-Vote; capped by what openraft allows per call.
     pub vote_timeout: Duration,
@@ -64,8 +65,8 @@ pub struct PoolConfig {
     pub max_forward_bytes: usize,
 }
 
-/// Default [`PoolConfig::max_append_bytes`]: 4 MiB (a large write's parts are 1 MiB each,
-/// so other writes wait behind at most a few of them).
+/// Default [`PoolConfig::max_append_bytes`]: 4 MiB (a large write's parts are 64 KiB
+/// each, proposed 32 at a time, so other writes wait behind at most 2 MiB of them).
 pub const DEFAULT_MAX_APPEND_BYTES: usize = 4 << 20;
 /// Default [`PoolConfig::min_bytes_per_sec`]: 8 MiB/s.
 pub const DEFAULT_MIN_BYTES_PER_SEC: u64 = 8 << 20;
