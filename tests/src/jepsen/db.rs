@@ -30,6 +30,20 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
 /// The pause between two polls.
 const POLL: Duration = Duration::from_millis(100);
 
+/// Bytes available on the file system holding `dir`.
+fn free_bytes(dir: &Path) -> Result<u64> {
+    let out = Command::new("stat")
+        .args(["-f", "-c", "%a %S"])
+        .arg(dir)
+        .output()
+        .context("run stat")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text
+        .split_whitespace()
+        .map(|n| n.parse::<u64>().unwrap_or(0));
+    Ok(it.next().unwrap_or(0) * it.next().unwrap_or(0))
+}
+
 /// Node `id`'s address.
 pub fn ip_of(id: u64) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, 10 + id.min(200) as u8)
@@ -48,6 +62,10 @@ pub struct DbOptions {
     pub unsafe_mode: Option<String>,
     /// Where `nodes/` goes.
     pub dir: PathBuf,
+    /// When set (the disk-full nemesis), every node's data directory is a tmpfs of this
+    /// size (`"256m"`), mounted in the run's own mount namespace (`ip netns exec` gives the
+    /// run one): it goes away with the run.
+    pub tmpfs: Option<String>,
 }
 
 /// A node's Raft view, from `INFO replication`.
@@ -140,6 +158,7 @@ impl Db {
             );
         }
         for id in db.ids() {
+            db.mount(id)?;
             db.spawn(id)?;
         }
         for id in db.ids() {
@@ -147,6 +166,58 @@ impl Db {
         }
         db.wait_leader(Duration::from_secs(30))?;
         Ok(db)
+    }
+
+    /// Mounts node `id`'s tmpfs data directory, when the run has them.
+    fn mount(&mut self, id: u64) -> Result<()> {
+        let Some(size) = self.opts.tmpfs.clone() else {
+            return Ok(());
+        };
+        let data = self.proc(id)?.data.clone();
+        fs::create_dir_all(&data).with_context(|| format!("create {}", data.display()))?;
+        let data_arg = data.display().to_string();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                &data_arg,
+            ])
+            .output()
+            .context("run mount")?;
+        if !out.status.success() {
+            bail!(
+                "mount a tmpfs on {}: {}",
+                data.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Fills node `id`'s disk (its tmpfs) until at most `leave` bytes are free: the path
+    /// of the ballast file, to remove to free it again.
+    pub fn fill_disk(&mut self, id: u64, leave: u64) -> Result<PathBuf> {
+        if self.opts.tmpfs.is_none() {
+            bail!("this run's nodes have no tmpfs to fill");
+        }
+        let path = self.proc(id)?.data.join("ballast");
+        let mut f =
+            fs::File::create(&path).with_context(|| format!("create {}", path.display()))?;
+        let chunk = vec![0x5au8; 256 << 10];
+        loop {
+            let free = free_bytes(&self.proc(id)?.data)?;
+            if free <= leave {
+                break;
+            }
+            let n = (free - leave).min(chunk.len() as u64) as usize;
+            if f.write_all(&chunk[..n]).is_err() {
+                break;
+            }
+        }
+        Ok(path)
     }
 
     fn args(&self, id: u64, extra: &[&str]) -> Vec<String> {
@@ -416,7 +487,16 @@ impl Db {
         self.kill(id)?;
         let data = self.proc(id)?.data.clone();
         if data.exists() {
-            fs::remove_dir_all(&data).with_context(|| format!("wipe {}", data.display()))?;
+            // The directory's contents: it may be a mount point (a tmpfs).
+            for entry in fs::read_dir(&data).with_context(|| format!("list {}", data.display()))? {
+                let path = entry?.path();
+                if path.is_dir() {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                }
+                .with_context(|| format!("wipe {}", path.display()))?;
+            }
         }
         let join = format!("{}:{GRPC_PORT}", ip_of(via));
         let args = self.args(id, &["--join", &join]);

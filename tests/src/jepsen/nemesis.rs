@@ -38,15 +38,19 @@ pub enum Kind {
     Transfer,
     /// `CLUSTER FORGET` a node, wipe its disk, add it back with `--join`.
     Membership,
+    /// Fill a node's disk (every node's data directory is then a small tmpfs of its own),
+    /// then free it.
+    DiskFull,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Partition,
         Kind::Kill,
         Kind::Pause,
         Kind::Transfer,
         Kind::Membership,
+        Kind::DiskFull,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +60,7 @@ impl Kind {
             Kind::Pause => "pause",
             Kind::Transfer => "transfer",
             Kind::Membership => "membership",
+            Kind::DiskFull => "disk-full",
         }
     }
 }
@@ -176,6 +181,8 @@ pub enum Fault {
     Membership {
         leader: bool,
     },
+    /// Fill the disk of the leader or of a random node.
+    DiskFull(Target),
 }
 
 impl Fault {
@@ -186,6 +193,7 @@ impl Fault {
             Fault::Pause(_) => Kind::Pause,
             Fault::Transfer => Kind::Transfer,
             Fault::Membership { .. } => Kind::Membership,
+            Fault::DiskFull(_) => Kind::DiskFull,
         }
     }
 }
@@ -199,6 +207,7 @@ impl fmt::Display for Fault {
             Fault::Transfer => f.write_str("transfer leadership"),
             Fault::Membership { leader: true } => f.write_str("remove and re-add the leader"),
             Fault::Membership { leader: false } => f.write_str("remove and re-add a node"),
+            Fault::DiskFull(t) => write!(f, "fill the disk of the {}", t.name()),
         }
     }
 }
@@ -267,6 +276,11 @@ fn fault_of(kind: Kind, rng: &mut impl Rng) -> Fault {
         Kind::Membership => Fault::Membership {
             leader: rng.gen_bool(0.3),
         },
+        Kind::DiskFull => Fault::DiskFull(if rng.gen_bool(0.6) {
+            Target::Leader
+        } else {
+            Target::Random
+        }),
     }
 }
 

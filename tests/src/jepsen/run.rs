@@ -37,7 +37,7 @@ use super::workload::{self, Generator, Op, Workload};
 /// Everything a run needs; written to `run.json` by the outer process.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunSpec {
-    /// `register`, `counter`, `set` or `list-append`.
+    /// `register`, `counter`, `set`, `list-append` or `big-values`.
     pub workload: String,
     /// `none`, `mixed` or a comma-separated list of nemeses.
     pub nemesis: String,
@@ -189,6 +189,10 @@ pub fn inner(spec_path: &Path) -> Result<bool> {
         snapshot_logs: spec.snapshot_logs,
         unsafe_mode: spec.unsafe_mode.clone(),
         dir: spec.dir.clone(),
+        tmpfs: kinds
+            .0
+            .contains(&nemesis::Kind::DiskFull)
+            .then(|| DISK_SIZE.to_string()),
     })?;
     let leader = db.leader();
     // Times in the history, the nemesis log and the windows all count from here.
@@ -230,6 +234,7 @@ pub fn inner(spec_path: &Path) -> Result<bool> {
         log: &log,
         faults: Faults::default(),
         removed: BTreeSet::new(),
+        ballast: Vec::new(),
     };
     let steps = nemesis::schedule(&kinds, total, Timing::for_run(total), &mut nemesis.rng);
     log.line(format!("{} nemesis steps scheduled", steps.len()));
@@ -447,6 +452,12 @@ impl Worker {
     }
 }
 
+/// Each node's disk under the disk-full nemesis (a tmpfs).
+const DISK_SIZE: &str = "512m";
+/// What the disk-full nemesis leaves free: less than the log's low-water mark, so the
+/// node stops writing its log (and answers -MISCONF) until it is freed.
+const DISK_FULL_LEAVES: u64 = 1 << 20;
+
 /// What heals an applied fault.
 enum Undo {
     Nothing,
@@ -454,6 +465,8 @@ enum Undo {
     Restart(Vec<u64>),
     Resume(Vec<u64>),
     Rejoin(u64),
+    /// Remove the ballast that fills a node's disk.
+    FreeDisk(u64, std::path::PathBuf),
 }
 
 struct Nemesis<'a> {
@@ -463,6 +476,8 @@ struct Nemesis<'a> {
     faults: Faults,
     /// Nodes removed from the cluster and not yet back.
     removed: BTreeSet<u64>,
+    /// Ballast files filling nodes' disks.
+    ballast: Vec<std::path::PathBuf>,
 }
 
 impl Nemesis<'_> {
@@ -595,6 +610,19 @@ impl Nemesis<'_> {
                     Undo::Rejoin(victim),
                 ))
             }
+            Fault::DiskFull(target) => {
+                let victim = match target {
+                    Target::Leader => self.leader_or_random(),
+                    _ => self.db.running().choose(&mut self.rng).copied(),
+                }
+                .ok_or_else(|| anyhow!("no running node"))?;
+                let ballast = self.db.fill_disk(victim, DISK_FULL_LEAVES)?;
+                self.ballast.push(ballast.clone());
+                Ok((
+                    format!("fill the disk of the {} n{victim}", target.name()),
+                    Undo::FreeDisk(victim, ballast),
+                ))
+            }
         }
     }
 
@@ -611,6 +639,12 @@ impl Nemesis<'_> {
                 .restart(&ids)
                 .map(|()| format!("restarted {}", names(&ids))),
             Undo::Rejoin(id) => self.rejoin(id).map(|()| format!("n{id} is a voter again")),
+            Undo::FreeDisk(id, path) => {
+                self.ballast.retain(|b| *b != path);
+                fs::remove_file(&path)
+                    .map(|()| format!("freed the disk of n{id}"))
+                    .with_context(|| format!("remove {}", path.display()))
+            }
         };
         match result {
             Ok(text) => self.log.line(format!("heal: {text}")),
@@ -666,6 +700,9 @@ impl Nemesis<'_> {
     fn heal_all(&mut self) -> Result<()> {
         for id in self.db.paused() {
             self.db.resume(id)?;
+        }
+        for path in std::mem::take(&mut self.ballast) {
+            fs::remove_file(&path).with_context(|| format!("remove {}", path.display()))?;
         }
         netns::run("iptables", &["-w", "-F", "INPUT"])?;
         let down: Vec<u64> = self

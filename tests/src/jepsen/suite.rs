@@ -104,6 +104,8 @@ pub fn short() -> Vec<Combo> {
         combo("pause", Workload::ListAppend),
         combo("transfer", Workload::Set),
         combo("membership", Workload::Register),
+        combo("disk-full", Workload::Register),
+        combo("kill", Workload::BigValues),
         combo("mixed", Workload::ListAppend),
         Combo {
             kinds: "partition".parse().expect("known nemesis"),
@@ -301,8 +303,11 @@ mod tests {
     #[test]
     fn all_expands_to_each_nemesis_and_mixed_times_each_workload() {
         let m = matrix("all", "all", None).unwrap();
-        assert_eq!(m.len(), 6 * 4);
-        assert_eq!(m.iter().filter(|c| c.kinds.name() == "mixed").count(), 4);
+        assert_eq!(m.len(), (Kind::ALL.len() + 1) * Workload::ALL.len());
+        assert_eq!(
+            m.iter().filter(|c| c.kinds.name() == "mixed").count(),
+            Workload::ALL.len()
+        );
         let one = matrix("partition,kill", "register", Some("local-reads")).unwrap();
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].kinds.name(), "partition+kill");

@@ -7,10 +7,15 @@
 //! - set: `SADD set n` of unique integers, a few `SMEMBERS` reads along the way.
 //! - list-append: `MULTI` of 1-3 `RPUSH`/`LRANGE` on [`LIST_KEYS`] keys sharing the `{la}`
 //!   hash tag, then `EXEC`; appended values are unique per key.
+//! - big-values: the register on [`BIG_KEYS`] keys, each written integer `n` padded to
+//!   [`big_len`]`(n)` bytes (1 KiB to 3 MiB: most travel as large writes, in parts); a
+//!   read checks the padding, and a value whose padding is wrong reads as `-1`, a value no
+//!   write wrote, so the checker reports it.
 //!
 //! Outcomes (see `cluster`'s module header for redraft's error semantics): a read that
 //! fails in any way is `fail` (reads change nothing). A write refused with `-CLUSTERDOWN`
-//! never reached a log: `fail`. Any other error on a write (`write outcome unknown`, a
+//! or `-MISCONF` (a node whose disk is full refuses it before proposing) never reached a
+//! log: `fail`. Any other error on a write (`write outcome unknown`, a
 //! timeout, a lost connection, an error text we do not know) is `info`: it may or may not
 //! take effect.
 
@@ -30,6 +35,49 @@ pub const LIST_KEYS: usize = 4;
 pub const COUNTER_KEY: &str = "counter";
 /// The set workload's key.
 pub const SET_KEY: &str = "set";
+/// Keys of the big-values workload.
+pub const BIG_KEYS: usize = 3;
+
+/// The big-values key `i`.
+pub fn big_key(i: usize) -> String {
+    format!("big{i}")
+}
+
+/// The length of the value that carries integer `n` in the big-values workload: one of
+/// 1 KiB, 48 KiB, 200 KiB, 1 MiB and 3 MiB, picked by `n`.
+pub fn big_len(n: i64) -> usize {
+    const SIZES: [usize; 5] = [1 << 10, 48 << 10, 200 << 10, 1 << 20, 3 << 20];
+    SIZES[(n.unsigned_abs().wrapping_mul(2_654_435_761) % SIZES.len() as u64) as usize]
+}
+
+/// The value that carries `n`: `n:` then padding that depends on `n` and the offset.
+pub fn big_value(n: i64) -> Vec<u8> {
+    let mut v = format!("{n}:").into_bytes();
+    let len = big_len(n).max(v.len());
+    let start = v.len();
+    v.extend((start..len).map(|i| b'a' + ((n.unsigned_abs() as usize + i) % 26) as u8));
+    v
+}
+
+/// The integer a big-values value carries, or why it is not one [`big_value`] made.
+pub fn parse_big(v: &[u8]) -> Result<i64, String> {
+    let colon = v
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or_else(|| "no `n:` prefix".to_string())?;
+    let n: i64 = std::str::from_utf8(&v[..colon])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| "the prefix is not an integer".to_string())?;
+    if v != big_value(n).as_slice() {
+        return Err(format!(
+            "the value of {n} is {} bytes, not the {} written, or its padding differs",
+            v.len(),
+            big_len(n)
+        ));
+    }
+    Ok(n)
+}
 
 /// One operation as invoked (the `f`, `key` and `value` of its invoke event).
 #[derive(Clone, Debug, PartialEq)]
@@ -77,6 +125,7 @@ impl Generator {
     pub fn new(workload: Workload) -> Self {
         let keys = match workload {
             Workload::Register => REGISTER_KEYS,
+            Workload::BigValues => BIG_KEYS,
             Workload::ListAppend => LIST_KEYS,
             Workload::Counter | Workload::Set => 1,
         };
@@ -93,18 +142,24 @@ impl Generator {
     /// The next operation of a worker.
     pub fn next(&self, rng: &mut impl Rng) -> Op {
         match self.workload {
-            Workload::Register => {
-                let k = rng.gen_range(0..REGISTER_KEYS);
+            Workload::Register | Workload::BigValues => {
+                let (k, key) = if self.workload == Workload::Register {
+                    let k = rng.gen_range(0..REGISTER_KEYS);
+                    (k, register_key(k))
+                } else {
+                    let k = rng.gen_range(0..BIG_KEYS);
+                    (k, big_key(k))
+                };
                 if rng.gen_bool(0.5) {
                     Op {
                         f: "read",
-                        key: Some(register_key(k)),
+                        key: Some(key),
                         value: Value::Null,
                     }
                 } else {
                     Op {
                         f: "write",
-                        key: Some(register_key(k)),
+                        key: Some(key),
                         value: json!(self.value(k)),
                     }
                 }
@@ -158,7 +213,7 @@ impl Generator {
     /// along the way is checked), one read of the whole state for the others.
     pub fn final_reads(&self) -> Vec<Op> {
         match self.workload {
-            Workload::Register => Vec::new(),
+            Workload::Register | Workload::BigValues => Vec::new(),
             Workload::Counter => vec![read_op(COUNTER_KEY)],
             Workload::Set => vec![read_op(SET_KEY)],
             Workload::ListAppend => vec![Op {
@@ -245,7 +300,7 @@ pub fn classify(op: &Op, failure: &Failure) -> Outcome {
         Type::Fail
     } else {
         match failure {
-            Failure::Reply { code, .. } if code == "CLUSTERDOWN" => Type::Fail,
+            Failure::Reply { code, .. } if code == "CLUSTERDOWN" || code == "MISCONF" => Type::Fail,
             _ => Type::Info,
         }
     };
@@ -321,7 +376,33 @@ fn run(con: &mut redis::Connection, op: &Op) -> Result<Outcome, Failure> {
             .map_err(|e| Failure::from_redis(&e))
     };
     let key = op.key.clone().unwrap_or_default();
+    let big = key.starts_with("big");
     match op.f {
+        "write" if big => {
+            let n = op.value.as_i64().unwrap_or_default();
+            let reply = q(redis::cmd("SET").arg(&key).arg(big_value(n)), con)?;
+            match reply {
+                redis::Value::Okay => Ok(ok(op.value.clone())),
+                redis::Value::SimpleString(s) if s == "OK" => Ok(ok(op.value.clone())),
+                other => Err(Failure::Unexpected(format!("SET -> {other:?}"))),
+            }
+        }
+        "read" if big => {
+            let reply = q(redis::cmd("GET").arg(&key), con)?;
+            match reply {
+                redis::Value::Nil => Ok(ok(Value::Null)),
+                redis::Value::BulkString(b) => Ok(match parse_big(&b) {
+                    Ok(n) => ok(json!(n)),
+                    // A value no write wrote: the checker reports the read.
+                    Err(why) => Outcome {
+                        kind: Type::Ok,
+                        value: json!(-1),
+                        error: Some(format!("corrupt value: {why}")),
+                    },
+                }),
+                other => Err(Failure::Unexpected(format!("GET -> {other:?}"))),
+            }
+        }
         "write" => {
             let reply = q(redis::cmd("SET").arg(&key).arg(op.value.to_string()), con)?;
             match reply {
@@ -449,6 +530,34 @@ mod tests {
             assert_eq!(o.kind, Type::Fail, "{f:?}");
             assert!(o.error.is_some());
         }
+    }
+
+    #[test]
+    fn misconf_means_the_write_never_reached_a_log() {
+        let write = Op {
+            f: "write",
+            key: Some("r0".into()),
+            value: json!(3),
+        };
+        assert_eq!(classify(&write, &reply("MISCONF")).kind, Type::Fail);
+    }
+
+    #[test]
+    fn big_values_carry_their_integer_and_catch_damage() {
+        for n in [1, 2, 3, 4, 5, 77, 1_000_003] {
+            let v = big_value(n);
+            assert_eq!(v.len(), big_len(n));
+            assert_eq!(parse_big(&v), Ok(n));
+            let mut cut = v.clone();
+            cut.pop();
+            assert!(parse_big(&cut).is_err());
+            let mut flipped = v.clone();
+            let at = v.len() - 7;
+            flipped[at] ^= 1;
+            assert!(parse_big(&flipped).is_err());
+        }
+        let sizes: std::collections::BTreeSet<usize> = (1..50).map(big_len).collect();
+        assert_eq!(sizes.len(), 5, "every size comes up");
     }
 
     #[test]

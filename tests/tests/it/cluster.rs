@@ -49,7 +49,7 @@ fn bulk(s: &str) -> Value {
 /// Reads every key of `history` from each node in `ids` and fails on any acknowledged write
 /// that is missing. A node may refuse reads for a moment after an election, so a failed read
 /// is retried until [`PROGRESS`] has passed; a wrong value fails at once.
-fn assert_no_acknowledged_write_lost(cluster: &Cluster, history: &History, ids: &[u64]) {
+pub(crate) fn assert_no_acknowledged_write_lost(cluster: &Cluster, history: &History, ids: &[u64]) {
     assert!(
         history.acked() > 0,
         "nothing was acknowledged: {}",

@@ -61,6 +61,9 @@ pub struct Op {
     pub writer: usize,
     pub kind: OpKind,
     pub outcome: Outcome,
+    /// When it was sent, and how long its reply (or its failure) took.
+    pub sent: Instant,
+    pub took: Duration,
 }
 
 impl Op {
@@ -89,6 +92,17 @@ pub struct History {
 }
 
 impl History {
+    /// The longest an acknowledged write took among those that were in flight at some
+    /// moment between `from` and `to`.
+    pub fn worst_latency_between(&self, from: Instant, to: Instant) -> Duration {
+        self.ops
+            .iter()
+            .filter(|o| o.is_acked() && o.sent <= to && o.sent + o.took >= from)
+            .map(|o| o.took)
+            .max()
+            .unwrap_or_default()
+    }
+
     pub fn acked(&self) -> usize {
         self.ops.iter().filter(|o| o.is_acked()).count()
     }
@@ -340,6 +354,8 @@ fn run_writer(w: usize, addrs: &[SocketAddr], stop: &AtomicBool, acked: &AtomicU
             writer: w,
             kind,
             outcome: Outcome::Unknown(String::new()),
+            sent: Instant::now(),
+            took: Duration::ZERO,
         };
         let c = conn.as_mut().expect("connected above");
         op.outcome = match c.call(&op.args()) {
@@ -349,6 +365,7 @@ fn run_writer(w: usize, addrs: &[SocketAddr], stop: &AtomicBool, acked: &AtomicU
             },
             Err(e) => Outcome::Unknown(e.to_string()),
         };
+        op.took = op.sent.elapsed();
         let failed = !op.is_acked();
         if failed {
             conn = None;
@@ -497,6 +514,8 @@ mod checker_tests {
             } else {
                 Outcome::Unknown("CLUSTERDOWN no leader".into())
             },
+            sent: Instant::now(),
+            took: Duration::ZERO,
         }
     }
 
@@ -508,6 +527,8 @@ mod checker_tests {
                 Some(n) => Outcome::Acked(Value::Int(n)),
                 None => Outcome::Unknown("connection reset".into()),
             },
+            sent: Instant::now(),
+            took: Duration::ZERO,
         }
     }
 

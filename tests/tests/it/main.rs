@@ -6,6 +6,7 @@
 mod clients;
 mod cluster;
 mod diff;
+mod faults;
 mod gen;
 mod harness;
 mod history;

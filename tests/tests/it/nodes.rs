@@ -85,6 +85,21 @@ pub struct Options {
     pub snapshot_logs: Option<u64>,
     /// `--read-consistency`: `linearizable` (the binary's default), `lease` or `stale`.
     pub read_consistency: Option<&'static str>,
+    /// More flags for every node (`--unsafe skip-log-checks`, `--shutdown-timeout 5`).
+    pub extra: Vec<String>,
+    /// How particular nodes are started, by id.
+    pub wrap: BTreeMap<u64, Wrap>,
+}
+
+/// A node started in a particular way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wrap {
+    /// Its data directory is a tmpfs of this size (`"48m"`), mounted in a mount namespace of
+    /// the node's own (`unshare --mount`), so it goes away with the process. Needs root.
+    /// The test reaches it through `/proc/<pid>/root` ([`Node::data_in_namespace`]).
+    Tmpfs(&'static str),
+    /// It runs with this limit of open files (`ulimit -n`).
+    NoFile(u64),
 }
 
 /// A node's Raft state, from the `raft_*` fields of `INFO replication`.
@@ -178,6 +193,8 @@ pub struct Node {
     /// The command line, the same at every start (as a StatefulSet would run it).
     args: Vec<String>,
     log: PathBuf,
+    data: PathBuf,
+    wrap: Option<Wrap>,
     child: Option<Child>,
     starts: u32,
 }
@@ -201,8 +218,31 @@ impl Node {
         self.child.is_some()
     }
 
+    /// The node's data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// The data directory as the running process sees it: through `/proc/<pid>/root`, so
+    /// a tmpfs mounted in the node's own mount namespace ([`Wrap::Tmpfs`]) is reachable.
+    pub fn data_in_namespace(&self) -> Option<PathBuf> {
+        let pid = self.pid()?;
+        let relative = self.data.strip_prefix("/").unwrap_or(&self.data);
+        Some(PathBuf::from(format!("/proc/{pid}/root")).join(relative))
+    }
+
+    /// Waits (at most `timeout`) for the process to exit by itself; its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let status = poll(timeout, || child.try_wait().ok().flatten());
+        if status.is_some() {
+            self.child = None;
+        }
+        status
+    }
+
     /// Starts the process with its command line; its output goes to the end of its log.
-    fn spawn(&mut self) {
+    pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "node {} is already running", self.id);
         self.starts += 1;
         let mut log = OpenOptions::new()
@@ -219,7 +259,31 @@ impl Node {
             self.args.join(" ")
         );
         let err = log.try_clone().expect("clone a log file handle");
-        let child = Command::new(redraft_bin())
+        let bin = redraft_bin();
+        let mut command = match &self.wrap {
+            None => Command::new(&bin),
+            Some(Wrap::Tmpfs(size)) => {
+                let mut c = Command::new("unshare");
+                c.args(["--mount", "--propagation", "private", "sh", "-c"])
+                    .arg(format!(
+                        "mkdir -p \"$1\" && mount -t tmpfs -o size={size} tmpfs \"$1\" && shift \
+                         && exec \"$@\""
+                    ))
+                    .arg("sh")
+                    .arg(&self.data)
+                    .arg(&bin);
+                c
+            }
+            Some(Wrap::NoFile(n)) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$@\""))
+                    .arg("sh")
+                    .arg(&bin);
+                c
+            }
+        };
+        let child = command
             .args(&self.args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -231,7 +295,7 @@ impl Node {
     }
 
     /// Polls PING until the node answers anything (a reply, even an error, means it is up).
-    fn wait_ready(&mut self) {
+    pub fn wait_ready(&mut self) {
         let mut last = String::from("nothing yet");
         let (id, addr, log) = (self.id, self.addr(), self.log.clone());
         let child = self.child.as_mut().expect("spawned");
@@ -409,6 +473,7 @@ impl Cluster {
         if let Some(rc) = self.options.read_consistency {
             args.extend(["--read-consistency".into(), rc.to_string()]);
         }
+        args.extend(self.options.extra.iter().cloned());
         let node = Node {
             id,
             ip,
@@ -416,10 +481,19 @@ impl Cluster {
             grpc_port,
             args,
             log: self.root.join(format!("node{id}.log")),
+            data,
+            wrap: self.options.wrap.get(&id).cloned(),
             child: None,
             starts: 0,
         };
         self.nodes.insert(id, node);
+    }
+
+    pub fn node_mut(&mut self, id: u64) -> &mut Node {
+        let name = self.name.clone();
+        self.nodes
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("cluster `{name}` has no node {id}"))
     }
 
     pub fn node(&self, id: u64) -> &Node {

@@ -1,0 +1,893 @@
+//! Fault stories: what a cluster must survive when the world misbehaves. Real `redraft`
+//! processes on loopback (see [`crate::nodes`]), writers recording what was acknowledged
+//! (see [`crate::history`]), each story ending on the same check as the cluster stories:
+//! every acknowledged write is read back from every live node.
+//!
+//! - Values of 100 MB and 500 MB are written while twenty clients write small values:
+//!   both replicate, and no small write stalls beyond [`STALL_BOUND`].
+//! - A full disk (a tmpfs the node mounts in a namespace of its own): the node answers
+//!   writes with `-MISCONF`, keeps serving reads, hands leadership away, and resumes by
+//!   itself once space is freed; SIGTERM ends it within its shutdown budget even then.
+//! - A file limit below `maxclients`: `maxclients` is lowered to fit and said so in Redis's
+//!   words, and descriptors running out (a flood of connections to the peer port) never stop
+//!   Raft: snapshots and accepts are retried until they work again.
+//! - Damaged logs (4 KB cut off the end, 64 garbled bytes near it, one flipped bit, an
+//!   emptied file): a lone node refuses to start and says why; a follower of three neither
+//!   votes nor leads until it has caught up. Nothing acknowledged is ever silently lost, and
+//!   the self-test proves the story would see it: with `--unsafe skip-log-checks` it must
+//!   find lost writes.
+//! - Forged peer messages with extreme fields are refused, and nodes stay up, across
+//!   restarts too.
+//! - Joining: a joiner that never answers stays a learner (the group keeps its quorum) and
+//!   `CLUSTER FORGET` removes it.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use redis::Value;
+
+use crate::cluster::assert_no_acknowledged_write_lost;
+use crate::harness::{error_text, show_value};
+use crate::history::Workload;
+use crate::nodes::{poll, Cluster, Options, RaftInfo, Wrap, CALL_TIMEOUT};
+
+/// How long an election may take (a debug build on two shared cores).
+const ELECTION: Duration = Duration::from_secs(30);
+/// How long replicas may take to converge after the writes stop.
+const CONVERGE: Duration = Duration::from_secs(60);
+/// How long a phase may take to see a given number of writes acknowledged.
+const PROGRESS: Duration = Duration::from_secs(30);
+/// The longest a small write may wait while a large one replicates (a debug build on two
+/// shared cores, three nodes, twenty writers and the large value's client; the release
+/// figure is in the closing notes and BENCHMARKS.md).
+const STALL_BOUND: Duration = Duration::from_secs(10);
+
+fn info(cluster: &Cluster, id: u64) -> RaftInfo {
+    cluster
+        .raft_info(id)
+        .unwrap_or_else(|e| panic!("INFO replication on node {id}: {e}"))
+}
+
+/// One field of node `id`'s `INFO replication`.
+fn info_field(cluster: &Cluster, id: u64, field: &str) -> Option<String> {
+    let text = match cluster.try_call(id, &["INFO", "replication"]).ok()? {
+        Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+        Value::VerbatimString { text, .. } => text,
+        _ => return None,
+    };
+    text.lines()
+        .filter_map(|l| l.trim_end().split_once(':'))
+        .find(|(k, _)| *k == field)
+        .map(|(_, v)| v.to_string())
+}
+
+/// True when this process may mount file systems (root); otherwise a story that needs it
+/// fails, unless `REDRAFT_JEPSEN_SKIP=1` (which skips everything that needs root).
+fn may_mount(story: &str) -> bool {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if root {
+        return true;
+    }
+    if std::env::var_os("REDRAFT_JEPSEN_SKIP").is_some() {
+        eprintln!("SKIPPED {story}: it needs root (a tmpfs) and REDRAFT_JEPSEN_SKIP is set");
+        return false;
+    }
+    panic!("{story} needs root to mount a tmpfs; set REDRAFT_JEPSEN_SKIP=1 to skip it");
+}
+
+/// A value of `len` bytes that differs at every offset from its neighbours (so a
+/// misplaced part would show).
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3] ^ seed)
+        .collect()
+}
+
+#[test]
+fn values_of_100_and_500_mb_replicate_while_small_writes_go_on() {
+    let cluster = Cluster::start("big-values", 3, Options::default());
+    let ids = cluster.ids();
+    let leader = cluster.wait_leader(&ids, ELECTION);
+    let follower = *ids.iter().find(|&&id| id != leader).expect("a follower");
+
+    // Twenty writers write small values on every node.
+    let workload = Workload::start(cluster.addrs(&ids), 20);
+    workload.wait_acked(300, PROGRESS, "before the large values");
+
+    // A 100 MB SET sent to a follower (forwarded to the leader), then a 500 MB one sent
+    // to the leader: both acknowledged, while the small writes go on.
+    let mut windows = Vec::new();
+    for (key, node, mb, seed) in [
+        ("big:100", follower, 100, 1u8),
+        ("big:500", leader, 500, 2u8),
+    ] {
+        let value = pattern(mb << 20, seed);
+        let mut c = cluster
+            .conn_with_timeout(node, Duration::from_secs(600))
+            .expect("connect for the large SET");
+        let acked_before = workload.acked();
+        let started = Instant::now();
+        let reply = c.call(&[b"SET".as_slice(), key.as_bytes(), &value]);
+        let ended = Instant::now();
+        let reply = reply.unwrap_or_else(|e| panic!("SET {key} ({mb} MB) on node {node}: {e}"));
+        assert_eq!(reply, Value::Okay, "SET {key}: {}", show_value(&reply));
+        eprintln!(
+            "SET {key} ({mb} MB) on node {node}: {:.1} s; {} small writes acknowledged meanwhile",
+            (ended - started).as_secs_f64(),
+            workload.acked() - acked_before
+        );
+        windows.push((key, started, ended));
+    }
+    workload.wait_acked(workload.acked() + 200, PROGRESS, "after the large values");
+    let history = workload.finish();
+
+    // No small write waited long, and none was lost.
+    for (key, from, to) in &windows {
+        let worst = history.worst_latency_between(*from, *to);
+        eprintln!("longest small write while {key} was written: {worst:?}");
+        assert!(
+            worst <= STALL_BOUND,
+            "a small write took {worst:?} while {key} was written (bound {STALL_BOUND:?})"
+        );
+    }
+    assert_no_acknowledged_write_lost(&cluster, &history, &ids);
+
+    // Both values are on every node: their length and sampled ranges everywhere, the
+    // whole of the 100 MB one read back from a node that did not receive it, and the
+    // replicas' digests equal.
+    for &id in &ids {
+        for (key, mb, seed) in [("big:100", 100usize, 1u8), ("big:500", 500, 2)] {
+            let len = mb << 20;
+            let mut c = cluster
+                .conn_with_timeout(id, Duration::from_secs(120))
+                .expect("connect");
+            assert_eq!(
+                c.call(&["STRLEN", key]).expect("STRLEN"),
+                Value::Int(len as i64),
+                "node {id}: STRLEN {key}"
+            );
+            let full = pattern(len, seed);
+            for at in [0, len / 3, len / 2 + 12_345, len - 100] {
+                let end = (at + 99).to_string();
+                let got = c
+                    .call(&["GETRANGE", key, &at.to_string(), &end])
+                    .expect("GETRANGE");
+                assert_eq!(
+                    got,
+                    Value::BulkString(full[at..at + 100].to_vec()),
+                    "node {id}: GETRANGE {key} {at} {end}"
+                );
+            }
+        }
+    }
+    let reader = *ids
+        .iter()
+        .find(|&&id| id != follower)
+        .expect("another node");
+    let mut c = cluster
+        .conn_with_timeout(reader, Duration::from_secs(120))
+        .expect("connect");
+    assert!(
+        c.call(&["GET", "big:100"]).expect("GET big:100")
+            == Value::BulkString(pattern(100 << 20, 1)),
+        "node {reader}: GET big:100 differs from what was written"
+    );
+    cluster.wait_converged(&ids, CONVERGE);
+
+    // A write over max-request-bytes (600 MiB by default) is refused before anything is
+    // proposed, with an error that says so.
+    let mut c = cluster
+        .conn_with_timeout(leader, Duration::from_secs(120))
+        .expect("connect");
+    let huge = vec![b'h'; 610 << 20];
+    let reply = c
+        .call(&[b"SET".as_slice(), b"too-big", &huge])
+        .expect("SET too-big");
+    let text = error_text(&reply).unwrap_or_else(|| panic!("accepted: {}", show_value(&reply)));
+    assert!(text.contains("exceeds max-request-bytes"), "{text}");
+    assert_eq!(
+        c.call(&["EXISTS", "too-big"]).expect("EXISTS"),
+        Value::Int(0)
+    );
+}
+
+/// Fills node `id`'s data directory (a tmpfs of its own) until at most `leave` bytes are
+/// free; the ballast file's path.
+fn fill_disk(cluster: &Cluster, id: u64, leave: u64) -> std::path::PathBuf {
+    use std::io::Write;
+    let dir = cluster
+        .node(id)
+        .data_in_namespace()
+        .expect("the node is running");
+    let path = dir.join("ballast");
+    let mut f =
+        std::fs::File::create(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    let chunk = vec![0x5au8; 256 << 10];
+    loop {
+        let free = free_bytes(&dir);
+        if free <= leave {
+            break;
+        }
+        let n = (free - leave).min(chunk.len() as u64) as usize;
+        if f.write_all(&chunk[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = f.sync_all();
+    path
+}
+
+fn free_bytes(dir: &Path) -> u64 {
+    let out = std::process::Command::new("stat")
+        .args(["-f", "-c", "%a %S"])
+        .arg(dir)
+        .output()
+        .expect("run stat");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text
+        .split_whitespace()
+        .map(|n| n.parse::<u64>().unwrap_or(0));
+    it.next().unwrap_or(0) * it.next().unwrap_or(0)
+}
+
+#[test]
+fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
+    if !may_mount("the full-disk story") {
+        return;
+    }
+    // Node 1's data directory is a 64 MB tmpfs.
+    let options = Options {
+        extra: vec!["--shutdown-timeout".into(), "5".into()],
+        wrap: [(1, Wrap::Tmpfs("64m"))].into(),
+        ..Options::default()
+    };
+    let mut cluster = Cluster::start("disk-full", 3, options);
+    let ids = cluster.ids();
+    let mut leader = cluster.wait_leader(&ids, ELECTION);
+    if leader != 1 {
+        assert_eq!(
+            cluster.call(leader, &["CLUSTER", "TRANSFER-LEADER", "1"]),
+            Value::Okay
+        );
+        leader = cluster.wait_leader(&ids, ELECTION);
+    }
+    assert_eq!(leader, 1, "node 1 leads before its disk fills");
+    for i in 0..50 {
+        let k = format!("before:{i}");
+        assert_eq!(cluster.call(1, &["SET", &k, "v"]), Value::Okay);
+    }
+    let workload = Workload::start(cluster.addrs(&ids), 8);
+    workload.wait_acked(200, PROGRESS, "before the disk fills");
+
+    // The leader's disk fills up: it says so, refuses writes with -MISCONF, and hands
+    // leadership to another node, through which writes go on.
+    let ballast = fill_disk(&cluster, 1, 1 << 20);
+    let stalled = poll(Duration::from_secs(20), || {
+        (info_field(&cluster, 1, "raft_log_status").as_deref() != Some("ok")).then_some(())
+    });
+    assert!(stalled.is_some(), "node 1 never reported its full disk");
+    let reply = cluster
+        .try_call(1, &["SET", "during", "full"])
+        .expect("SET on node 1");
+    let text = error_text(&reply).unwrap_or_else(|| panic!("accepted: {}", show_value(&reply)));
+    assert!(
+        text.starts_with("MISCONF Errors writing to the Raft log: No space left on device"),
+        "{text}"
+    );
+    let new_leader = cluster.wait_leader(&ids, ELECTION);
+    assert_ne!(new_leader, 1, "the full-disk node kept leading");
+    let acked = workload.acked();
+    workload.wait_acked(acked + 200, PROGRESS, "while node 1's disk is full");
+    assert_eq!(
+        cluster.call(new_leader, &["SET", "during", "full"]),
+        Value::Okay
+    );
+
+    // Reads on the full node still work, and see what was written through the others.
+    let mut last = String::new();
+    let read = poll(PROGRESS, || match cluster.try_call(1, &["GET", "during"]) {
+        Ok(Value::BulkString(b)) if b == b"full" => Some(()),
+        other => {
+            last = format!("{other:?}");
+            None
+        }
+    });
+    assert!(read.is_some(), "node 1 stopped serving reads: {last}");
+    assert_eq!(
+        cluster.call(1, &["GET", "before:7"]),
+        Value::BulkString(b"v".to_vec())
+    );
+
+    // Space is freed: the node writes again by itself, and takes writes again.
+    std::fs::remove_file(&ballast).expect("remove the ballast");
+    let resumed = poll(Duration::from_secs(60), || {
+        (info_field(&cluster, 1, "raft_log_status").as_deref() == Some("ok")).then_some(())
+    });
+    assert!(
+        resumed.is_some(),
+        "node 1 did not resume after space was freed"
+    );
+    let mut last = String::new();
+    let wrote = poll(PROGRESS, || {
+        match cluster.try_call(1, &["SET", "after", "freed"]) {
+            Ok(Value::Okay) => Some(()),
+            other => {
+                last = format!("{other:?}");
+                None
+            }
+        }
+    });
+    assert!(
+        wrote.is_some(),
+        "node 1 refuses writes after space was freed: {last}"
+    );
+    let acked = workload.acked();
+    workload.wait_acked(acked + 200, PROGRESS, "after space was freed");
+    let history = workload.finish();
+    assert_no_acknowledged_write_lost(&cluster, &history, &ids);
+    cluster.wait_converged(&ids, CONVERGE);
+
+    // A full disk again, then SIGTERM: the node ends within its budget (5 s) all the same.
+    let _ballast = fill_disk(&cluster, 1, 1 << 20);
+    let stalled = poll(Duration::from_secs(20), || {
+        (info_field(&cluster, 1, "raft_log_status").as_deref() != Some("ok")).then_some(())
+    });
+    assert!(
+        stalled.is_some(),
+        "node 1 never reported its full disk again"
+    );
+    let started = Instant::now();
+    let status = cluster.terminate(1, Duration::from_secs(15));
+    eprintln!(
+        "SIGTERM with a full disk: exited {status} after {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_lone_node_with_a_full_disk_answers_misconf_and_resumes() {
+    if !may_mount("the lone full-disk story") {
+        return;
+    }
+    let options = Options {
+        wrap: [(1, Wrap::Tmpfs("48m"))].into(),
+        ..Options::default()
+    };
+    let cluster = Cluster::start("disk-full-lone", 1, options);
+    for i in 0..100 {
+        let k = format!("k:{i}");
+        assert_eq!(cluster.call(1, &["SET", &k, &k]), Value::Okay);
+    }
+    let ballast = fill_disk(&cluster, 1, 0);
+    // Every write now gets -MISCONF (or, for a write already on its way when the disk
+    // filled, a wait until it is freed); reads go on.
+    let mut last = String::new();
+    let refused = poll(Duration::from_secs(20), || {
+        match cluster.try_call(1, &["SET", "x", "y"]) {
+            Ok(v) if error_text(&v).is_some_and(|e| e.starts_with("MISCONF")) => Some(()),
+            other => {
+                last = format!("{other:?}");
+                None
+            }
+        }
+    });
+    assert!(
+        refused.is_some(),
+        "writes were not refused on a full disk: {last}"
+    );
+    assert_eq!(
+        cluster.call(1, &["GET", "k:42"]),
+        Value::BulkString(b"k:42".to_vec())
+    );
+    assert_eq!(cluster.call(1, &["DBSIZE"]), Value::Int(100));
+    std::fs::remove_file(&ballast).expect("remove the ballast");
+    let mut last = String::new();
+    let wrote = poll(Duration::from_secs(60), || {
+        match cluster.try_call(1, &["SET", "after", "freed"]) {
+            Ok(Value::Okay) => Some(()),
+            other => {
+                last = format!("{other:?}");
+                None
+            }
+        }
+    });
+    assert!(wrote.is_some(), "writes did not resume: {last}");
+    assert_eq!(
+        cluster.call(1, &["GET", "k:99"]),
+        Value::BulkString(b"k:99".to_vec())
+    );
+}
+
+#[test]
+fn a_file_limit_below_maxclients_lowers_it_and_running_out_never_stops_raft() {
+    // Node 2 runs with 256 open files; snapshots every 50 entries.
+    let options = Options {
+        snapshot_logs: Some(50),
+        wrap: [(2, Wrap::NoFile(256))].into(),
+        ..Options::default()
+    };
+    let cluster = Cluster::start("file-limit", 3, options);
+    let ids = cluster.ids();
+    cluster.wait_leader(&ids, ELECTION);
+
+    // maxclients (10000 by default) is lowered to what 256 descriptors allow, and the
+    // node says so as Redis does.
+    let fit = 256 - server::limits::RESERVED_FDS;
+    let log = cluster.log_since_start(2);
+    assert!(
+        log.contains(&format!(
+            "maxclients has been reduced to {fit} to compensate for low ulimit"
+        )),
+        "node 2 did not say it lowered maxclients:\n{log}"
+    );
+    assert_eq!(
+        cluster.call(2, &["CONFIG", "GET", "maxclients"]),
+        Value::Array(vec![
+            Value::BulkString(b"maxclients".to_vec()),
+            Value::BulkString(fit.to_string().into_bytes())
+        ])
+    );
+    // One connection more than that is refused, as Redis refuses it.
+    let mut held = Vec::new();
+    for _ in 0..fit {
+        held.push(cluster.conn_with_timeout(2, CALL_TIMEOUT).expect("connect"));
+    }
+    let mut extra = cluster.conn_with_timeout(2, CALL_TIMEOUT).expect("connect");
+    let reply = extra.call(&["PING"]);
+    assert!(
+        matches!(&reply, Err(e) if e.to_string().contains("max number of clients reached")),
+        "connection {} past maxclients: {reply:?}",
+        fit + 1
+    );
+    drop(held);
+    drop(extra);
+
+    // A flood of connections to node 2's peer port takes every descriptor it has left
+    // while writes go on and snapshots fall due: accepts and snapshots fail with "Too
+    // many open files" and are retried; Raft goes on.
+    let workload = Workload::start(cluster.addrs(&ids), 6);
+    workload.wait_acked(100, PROGRESS, "before the flood");
+    // A connection opened before the flood, to watch node 2 through it.
+    let mut watch = cluster.conn_with_timeout(2, CALL_TIMEOUT).expect("connect");
+    let mut snapshot_of_2 = move || -> u64 {
+        match watch.call(&["INFO", "replication"]) {
+            Ok(Value::BulkString(b)) => {
+                RaftInfo::parse(&String::from_utf8_lossy(&b))
+                    .expect("INFO replication")
+                    .last_snapshot
+            }
+            other => panic!("INFO replication on node 2 during the flood: {other:?}"),
+        }
+    };
+    let grpc = cluster.node(2).grpc_addr();
+    let mut flood = Vec::new();
+    for _ in 0..400 {
+        match std::net::TcpStream::connect(&grpc) {
+            Ok(s) => flood.push(s),
+            Err(_) => break,
+        }
+    }
+    let acked = workload.acked();
+    workload.wait_acked(acked + 600, PROGRESS, "during the flood");
+    let snapshot_before = snapshot_of_2();
+    eprintln!(
+        "{} connections flood node 2's peer port; its last snapshot: {snapshot_before}",
+        flood.len()
+    );
+    drop(flood);
+
+    // The flood over, node 2 snapshots again and keeps up with the others.
+    let acked = workload.acked();
+    workload.wait_acked(acked + 300, PROGRESS, "after the flood");
+    let history = workload.finish();
+    assert_no_acknowledged_write_lost(&cluster, &history, &ids);
+    cluster.wait_converged(&ids, CONVERGE);
+    let mut last = String::new();
+    let snapshotted = poll(PROGRESS, || {
+        let i = info(&cluster, 2);
+        last = format!("{i:?}");
+        (i.last_snapshot > snapshot_before).then_some(())
+    });
+    assert!(
+        snapshotted.is_some(),
+        "node 2 took no snapshot after the flood: {last}"
+    );
+    let log = cluster.log_since_start(2);
+    assert!(
+        log.contains("Too many open files"),
+        "the flood never exhausted node 2's descriptors:\n{}",
+        &log[log.len().saturating_sub(3000)..]
+    );
+    assert!(
+        !log.contains("panicked") && !log.contains("Fatal"),
+        "node 2 failed:\n{log}"
+    );
+}
+
+/// How a test damages a log file.
+#[derive(Clone, Copy, Debug)]
+enum Damage {
+    /// 4 KB cut off the end.
+    Truncate,
+    /// 64 bytes of garbage 4 KB before the end.
+    Garble,
+    /// One bit flipped in the last copy of a value the test wrote.
+    FlipBit,
+    /// The file emptied.
+    Empty,
+}
+
+/// Damages sled's main file in `data_dir` (the node must be down).
+fn damage(data_dir: &Path, how: Damage, marker: &[u8]) {
+    let path = data_dir.join("raft").join("db");
+    let mut bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let len = bytes.len();
+    match how {
+        Damage::Truncate => bytes.truncate(len.saturating_sub(4096)),
+        Damage::Garble => {
+            let at = len.saturating_sub(4096);
+            let mut x: u32 = 0x9e37_79b9;
+            for b in &mut bytes[at..(at + 64).min(len)] {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                *b = x as u8;
+            }
+        }
+        Damage::FlipBit => {
+            let at = bytes
+                .windows(marker.len())
+                .rposition(|w| w == marker)
+                .unwrap_or_else(|| panic!("the marker is not in {}", path.display()));
+            bytes[at + marker.len() / 2] ^= 0x04;
+        }
+        Damage::Empty => bytes.clear(),
+    }
+    std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// A one-node cluster: acknowledged writes, kill -9, the log damaged, a restart. `Ok`
+/// with what happened when the node refused to start (saying why) or started with every
+/// acknowledged write; `Err` when it started and lost some, silently.
+fn lone_node_damage_story(how: Damage, extra: &[&str]) -> Result<String, String> {
+    let options = Options {
+        extra: extra.iter().map(|s| s.to_string()).collect(),
+        ..Options::default()
+    };
+    let mut cluster = Cluster::start(&format!("damage-{how:?}"), 1, options);
+    let marker = b"MARKER-VALUE-0123456789-ABCDEFGHIJ";
+    let mut c = cluster.conn_with_timeout(1, CALL_TIMEOUT).expect("connect");
+    let keys: Vec<String> = (0..3_000).map(|i| format!("k:{i}")).collect();
+    for chunk in keys.chunks(100) {
+        let cmds: Vec<Vec<&str>> = chunk.iter().map(|k| vec!["SET", k, k]).collect();
+        c.send(&cmds).expect("send SETs");
+        for k in chunk {
+            assert_eq!(c.recv().expect("a reply"), Value::Okay, "SET {k}");
+        }
+    }
+    assert_eq!(
+        c.call(&[b"SET".as_slice(), b"marked", marker])
+            .expect("SET marked"),
+        Value::Okay
+    );
+    drop(c);
+    cluster.kill9(1);
+    damage(cluster.node(1).data_dir(), how, marker);
+
+    cluster.node_mut(1).spawn();
+    if let Some(status) = cluster.node_mut(1).wait_exit(Duration::from_secs(10)) {
+        let log = cluster.log_since_start(1);
+        return Ok(format!(
+            "refused to start ({status}): {}",
+            last_error_line(&log)
+        ));
+    }
+    cluster.node_mut(1).wait_ready();
+    let mut c = cluster.conn_with_timeout(1, CALL_TIMEOUT).expect("connect");
+    let mut missing = Vec::new();
+    for k in &keys {
+        match c.call(&["GET", k]) {
+            Ok(Value::BulkString(v)) if v == k.as_bytes() => {}
+            other => missing.push(format!("{k}: {other:?}")),
+        }
+    }
+    match c.call(&["GET", "marked"]) {
+        Ok(Value::BulkString(v)) if v == marker => {}
+        other => missing.push(format!("marked: {other:?}")),
+    }
+    if missing.is_empty() {
+        Ok("started with every acknowledged write".into())
+    } else {
+        Err(format!(
+            "started and lost {} acknowledged writes silently, e.g. {}",
+            missing.len(),
+            missing
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    }
+}
+
+fn last_error_line(log: &str) -> String {
+    log.lines()
+        .rev()
+        .find(|l| l.contains("ERROR") || l.contains("Error:"))
+        .unwrap_or("(no error line)")
+        .to_string()
+}
+
+#[test]
+fn a_damaged_log_on_a_lone_node_is_refused_never_silently_short() {
+    for how in [
+        Damage::Truncate,
+        Damage::Garble,
+        Damage::FlipBit,
+        Damage::Empty,
+    ] {
+        match lone_node_damage_story(how, &[]) {
+            Ok(what) => {
+                eprintln!("{how:?}: {what}");
+                if what.starts_with("refused") {
+                    assert!(
+                        what.contains("--join") || what.contains("backup"),
+                        "{how:?}: the refusal does not say what to do: {what}"
+                    );
+                }
+            }
+            Err(loss) => panic!("{how:?}: {loss}"),
+        }
+    }
+}
+
+/// The self-test: with the log's checks skipped, the damaged-log story must find lost
+/// writes. If it did not, it could not catch a log store that loses them.
+#[test]
+fn the_damaged_log_story_catches_a_node_that_skips_its_checks() {
+    let outcome = lone_node_damage_story(Damage::Truncate, &["--unsafe", "skip-log-checks"]);
+    match outcome {
+        Err(loss) => eprintln!("as required, without checks: {loss}"),
+        Ok(what) => panic!(
+            "with --unsafe skip-log-checks the damaged-log story saw nothing wrong ({what}): \
+             it cannot catch a node that loses acknowledged writes"
+        ),
+    }
+}
+
+#[test]
+fn a_follower_with_a_damaged_log_catches_up_before_it_votes() {
+    let mut cluster = Cluster::start("damage-follower", 3, Options::default());
+    let ids = cluster.ids();
+    let leader = cluster.wait_leader(&ids, ELECTION);
+    let follower = *ids.iter().find(|&&id| id != leader).expect("a follower");
+    let workload = Workload::start(cluster.addrs(&ids), 6);
+    workload.wait_acked(400, PROGRESS, "before the damage");
+
+    // The follower goes down; its log loses its end.
+    cluster.kill9(follower);
+    damage(cluster.node(follower).data_dir(), Damage::Truncate, b"");
+    let acked = workload.acked();
+    workload.wait_acked(acked + 100, PROGRESS, "while the follower is down");
+
+    // It starts again, reports itself behind, neither votes nor leads meanwhile, and
+    // catches up from the others.
+    cluster.restart(follower);
+    let log = cluster.log_since_start(follower);
+    if log.contains("holds less than this node had flushed") {
+        assert!(
+            log.contains("it will not vote or lead until it has caught up"),
+            "node {follower} behind its watermark did not stop voting:\n{log}"
+        );
+    } else {
+        eprintln!("node {follower}: sled lost nothing the node had flushed this time");
+    }
+    let caught_up = poll(CONVERGE, || {
+        (info_field(&cluster, follower, "raft_catch_up_floor").as_deref() == Some("none"))
+            .then_some(())
+    });
+    assert!(caught_up.is_some(), "node {follower} never caught up");
+    let acked = workload.acked();
+    workload.wait_acked(acked + 100, PROGRESS, "after the follower is back");
+    let history = workload.finish();
+    assert_no_acknowledged_write_lost(&cluster, &history, &ids);
+    cluster.wait_converged(&ids, CONVERGE);
+}
+
+/// What a forged request gets from a real node: a status, never a crash.
+fn forged(
+    addr: &str,
+    what: &str,
+    call: impl std::future::Future<
+        Output = Result<tonic::Response<rpc::pb::raft::RaftReply>, tonic::Status>,
+    >,
+) {
+    let _ = addr;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    match rt.block_on(call) {
+        Err(s) => {
+            assert_eq!(s.code(), tonic::Code::InvalidArgument, "{what}: {s}");
+            eprintln!("{what}: refused ({})", s.message());
+        }
+        Ok(r) => panic!("{what}: accepted: {r:?}"),
+    }
+}
+
+#[test]
+fn forged_peer_messages_with_extreme_fields_never_crash_a_node() {
+    use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
+    use openraft::vote::RaftLeaderIdExt;
+    use raft::typ::{LogId, SnapshotMeta, Vote};
+    use raft::TypeConfig;
+    use rpc::message::{Envelope, SnapshotHeader, VoteCall};
+    use rpc::pb::raft as rpb;
+
+    let mut cluster = Cluster::start("forged", 3, Options::default());
+    let ids = cluster.ids();
+    let leader = cluster.wait_leader(&ids, ELECTION);
+    let target = *ids.iter().find(|&&id| id != leader).expect("a follower");
+    let addr = cluster.node(target).grpc_addr();
+    let leader_id = |term: u64, node: u64| {
+        <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new_committed(term, node)
+    };
+    let log_id = |term: u64, index: u64| LogId::new(leader_id(term, leader), index);
+    fn to<T>(target: u64, body: T) -> Envelope<T> {
+        Envelope {
+            group_id: cluster::DATA_GROUP,
+            target,
+            body,
+        }
+    }
+    let envelope = |body| to(target, body);
+    let client = || {
+        let addr = addr.clone();
+        async move {
+            rpb::raft_client::RaftClient::connect(format!("http://{addr}"))
+                .await
+                .expect("connect to the peer port")
+        }
+    };
+
+    for round in 0..2 {
+        // A vote and a pre-vote with the largest term there is.
+        for pre_vote in [false, true] {
+            let msg = rpb::VoteRequest::try_from(envelope(VoteCall::<TypeConfig> {
+                pre_vote,
+                req: VoteRequest::new(Vote::new(u64::MAX, 9), None),
+            }))
+            .expect("encode");
+            forged(
+                &addr,
+                &format!("round {round}: vote term u64::MAX (pre_vote {pre_vote})"),
+                async { client().await.vote(msg).await },
+            );
+        }
+        // AppendEntries from such a leader, and one naming an absurd index.
+        for (what, vote, prev) in [
+            (
+                "append term u64::MAX",
+                Vote::new_committed(u64::MAX, 9),
+                None,
+            ),
+            (
+                "append index u64::MAX",
+                Vote::new_committed(3, 9),
+                Some(log_id(3, u64::MAX)),
+            ),
+        ] {
+            let msg = rpb::AppendEntriesRequest::try_from(to(
+                target,
+                AppendEntriesRequest::<TypeConfig> {
+                    vote,
+                    prev_log_id: prev,
+                    entries: vec![],
+                    leader_commit: None,
+                },
+            ))
+            .expect("encode");
+            forged(&addr, what, async {
+                client().await.append_entries(msg).await
+            });
+        }
+        // TransferLeader from a leader with the largest term.
+        let msg = rpb::TransferLeaderRequest::try_from(to(
+            target,
+            TransferLeaderRequest::<TypeConfig>::new(
+                Vote::new_committed(u64::MAX, 9),
+                target,
+                None,
+            ),
+        ))
+        .expect("encode");
+        forged(&addr, "transfer term u64::MAX", async {
+            client().await.transfer_leader(msg).await
+        });
+        // A snapshot covering the largest index.
+        let header = rpb::SnapshotChunk::try_from(to(
+            target,
+            SnapshotHeader::<TypeConfig> {
+                vote: Vote::new_committed(3, 9),
+                meta: SnapshotMeta {
+                    last_log_id: Some(log_id(3, u64::MAX - 1)),
+                    last_membership: Default::default(),
+                },
+            },
+        ))
+        .expect("encode");
+        forged(&addr, "snapshot index u64::MAX-1", async {
+            client()
+                .await
+                .install_snapshot(tokio_stream::iter(vec![header]))
+                .await
+        });
+
+        // The node is up, in a sane term, and the cluster writes through it.
+        let i = info(&cluster, target);
+        assert!(i.term < 1_000, "node {target} is in term {}", i.term);
+        let key = format!("after-forged:{round}");
+        assert_eq!(cluster.call(target, &["SET", &key, "ok"]), Value::Okay);
+        // And it stays so across a restart (nothing extreme was saved).
+        cluster.kill9(target);
+        cluster.restart(target);
+        cluster.wait_leader(&ids, ELECTION);
+        assert_eq!(
+            cluster.call(target, &["GET", &key]),
+            Value::BulkString(b"ok".to_vec())
+        );
+    }
+}
+
+#[test]
+fn a_joiner_that_never_answers_stays_a_learner_and_can_be_forgotten() {
+    let cluster = Cluster::start("join-dead", 1, Options::default());
+    cluster.wait_leader(&[1], ELECTION);
+    assert_eq!(cluster.call(1, &["SET", "a", "1"]), Value::Okay);
+
+    // Node 9 asks to join with an address where nothing listens.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let pool = rpc::PeerPool::new(rpc::PoolConfig::default());
+    let grpc = cluster.node(1).grpc_addr();
+    let join = rpc::Join {
+        node_id: 9,
+        resp_addr: "127.0.0.1:1".into(),
+        grpc_addr: dead.to_string(),
+    };
+    let answer = rt.block_on(async {
+        let mut peer = pool.node(&grpc).expect("a peer client");
+        peer.join(join).await
+    });
+    let status = answer.expect_err("a joiner that never answered was admitted");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
+    assert!(status.message().contains("still catching up"), "{status}");
+
+    // It is a learner, not a voter: the group keeps its quorum and writes go on.
+    let i = info(&cluster, 1);
+    assert_eq!(i.voters, Some(vec![1]), "{i:?}");
+    assert_eq!(
+        info_field(&cluster, 1, "raft_learners").as_deref(),
+        Some("9")
+    );
+    assert_eq!(cluster.call(1, &["SET", "b", "2"]), Value::Okay);
+
+    // CLUSTER FORGET removes it.
+    assert_eq!(cluster.call(1, &["CLUSTER", "FORGET", "9"]), Value::Okay);
+    assert_eq!(
+        info_field(&cluster, 1, "raft_learners").as_deref(),
+        Some("")
+    );
+    assert_eq!(cluster.call(1, &["SET", "c", "3"]), Value::Okay);
+}
