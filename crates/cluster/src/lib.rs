@@ -90,6 +90,15 @@ pub const DEFAULT_SNAPSHOT_LOGS: u64 = 20_000;
 
 type Raft = raft::typ::Raft;
 
+/// Where a read is served (see [`Node::read_barrier`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadAt {
+    /// From this node's state.
+    Here,
+    /// By the leader ([`Node::read_at_leader`]).
+    Leader,
+}
+
 /// How reads are served (see the module header).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadMode {
@@ -767,17 +776,62 @@ impl Node {
     /// Waits until a read may be served here at the configured consistency, then runs
     /// `read` against the state. Returns `-CLUSTERDOWN` when that cannot be confirmed.
     pub async fn read<T>(&self, read: impl FnOnce(&kv::Db) -> T) -> Result<T, Frame> {
-        self.read_barrier().await?;
-        Ok(read(&self.db()))
+        match self.read_barrier().await? {
+            ReadAt::Here => Ok(read(&self.db())),
+            ReadAt::Leader => Err(Frame::error(
+                "ERR this node's Raft log cannot write, so it cannot catch up: ask another node",
+            )),
+        }
     }
 
-    /// Returns once a read served from this node's state now would be linearizable (at
-    /// the configured consistency): every write acknowledged before the call is applied
-    /// here. One barrier serves every read received before it started.
-    pub async fn read_barrier(&self) -> Result<(), Frame> {
+    /// Where a read can be served linearizably (at the configured consistency) now:
+    /// here once every write acknowledged before the call is applied here (one barrier
+    /// serves every read received before it started), or at the leader when this
+    /// follower's log cannot write (it cannot append, so it cannot apply, what was written
+    /// since): see [`Node::read_at_leader`].
+    pub async fn read_barrier(&self) -> Result<ReadAt, Frame> {
         if self.config.read_mode == ReadMode::Stale || self.config.unsafe_local_reads {
-            return Ok(());
+            return Ok(ReadAt::Here);
         }
+        if self.log_health().cause().is_some() {
+            if let Some((leader, _)) = self.leader() {
+                if leader != self.id {
+                    return Ok(ReadAt::Leader);
+                }
+            }
+        }
+        self.wait_read_index().await.map(|()| ReadAt::Here)
+    }
+
+    /// Runs a read command (its arguments, and the seed of a command that picks at random)
+    /// on the leader, which serves it linearizably; its reply.
+    pub async fn read_at_leader(&self, args: &[Bytes], seed: u64) -> Frame {
+        let Some((_, addr)) = self.leader() else {
+            return Frame::error(CLUSTERDOWN);
+        };
+        let forward = rpc::Forward {
+            group_id: DATA_GROUP,
+            args: args.to_vec(),
+            proto_version: 3,
+            seed: Some(seed),
+            proposal: None,
+        };
+        let reply = match self.pool.node(&addr) {
+            Ok(mut peer) => peer.forward(forward).await,
+            Err(e) => return Frame::error(format!("ERR no connection to the leader: {e}")),
+        };
+        match reply {
+            Ok(wire) => Frame::from_wire(&wire)
+                .unwrap_or_else(|e| Frame::error(format!("ERR bad reply from the leader: {e}"))),
+            Err(s) => Frame::error(format!(
+                "ERR the leader could not serve the read: {}",
+                s.message().replace(['\r', '\n'], " ")
+            )),
+        }
+    }
+
+    /// Waits until a read served from this node's state now would be linearizable.
+    async fn wait_read_index(&self) -> Result<(), Frame> {
         let deadline = Instant::now() + NO_LEADER_WAIT;
         loop {
             match self.leader() {
@@ -1261,13 +1315,15 @@ fn accept_peers(
 
 /// Keeps this replica from voting or leading while it must not: while its log is behind
 /// what it had flushed (after damage: until it has caught up from the others), and while
-/// its log cannot write (a full disk: it hands leadership to another voter, and takes it
-/// back only once it can write again). Also nudges an idle cluster along while the log is
-/// behind: the floor is reached only by appending entries, so it proposes empty writes.
+/// its log cannot write. A leader whose log cannot write stops sending heartbeats, so the
+/// others elect a leader among themselves (it cannot hand leadership over: a transfer
+/// makes it vote for the new leader, and it cannot persist a vote); it takes part again
+/// once it can write. Also nudges an idle cluster along while the log is behind: the floor
+/// is reached only by appending entries, so it proposes empty writes.
 async fn guard_votes(node: Arc<Node>, floor: Option<u64>, mut stop: watch::Receiver<bool>) {
     let mut health = node.log_db.health();
     let mut refusing = floor.is_some();
-    let mut handed_away = false;
+    let mut silent = false;
     let mut last_progress = (node.metrics().last_log_index, Instant::now());
     loop {
         let behind = node.log_db.floor(raft::GroupId(DATA_GROUP));
@@ -1287,26 +1343,18 @@ async fn guard_votes(node: Arc<Node>, floor: Option<u64>, mut stop: watch::Recei
                 None => info!(node = node.id, "voting and standing for election again"),
             }
         }
-        node.groups.set_vote_refusal(DATA_GROUP, why);
-        if cause.is_some() && !handed_away && node.is_leader() {
-            let m = node.metrics();
-            let target = m
-                .membership_config
-                .membership()
-                .voter_ids()
-                .find(|&v| v != node.id);
-            if let Some(to) = target {
+        if cause.is_some() != silent {
+            silent = cause.is_some();
+            node.raft.runtime_config().heartbeat(!silent);
+            if silent && node.is_leader() {
                 warn!(
-                    to,
-                    "the log cannot write: handing leadership to another voter"
+                    node = node.id,
+                    "the log cannot write: no more heartbeats, so the \
+                    others elect another leader"
                 );
-                let _ = node.raft.trigger().transfer_leader(to).await;
             }
-            handed_away = true;
         }
-        if cause.is_none() {
-            handed_away = false;
-        }
+        node.groups.set_vote_refusal(DATA_GROUP, why);
         if let Some(floor) = behind {
             let last = node.metrics().last_log_index;
             if last != last_progress.0 {
@@ -1407,6 +1455,39 @@ async fn log_leader_changes(raft: Raft, id: u64, mut stop: watch::Receiver<bool>
     }
 }
 
+impl Node {
+    /// A read command forwarded by a follower that cannot serve it ([`ReadAt::Leader`]):
+    /// served here, on the leader, linearizably. Writes are forwarded as prepared
+    /// proposals, never as commands, so anything but a read is refused.
+    async fn serve_forwarded_read(
+        &self,
+        args: &[Bytes],
+        seed: Option<u64>,
+    ) -> Result<Vec<u8>, Status> {
+        if self.leader().map(|(l, _)| l) != Some(self.id) {
+            return Err(Status::failed_precondition("not the leader"));
+        }
+        let mut ctx = kv::Ctx {
+            now_ms: wall_ms(),
+            seed: seed.unwrap_or(0),
+        };
+        let now = ctx.now_ms;
+        match kv::parse(args, &mut ctx) {
+            Ok(kv::Cmd::Read(read)) => {
+                let frame = self
+                    .read(|db| read.run(db, now))
+                    .await
+                    .unwrap_or_else(|e| e);
+                Ok(frame.to_wire())
+            }
+            Ok(kv::Cmd::Write(_)) => Err(Status::invalid_argument(
+                "only reads and prepared proposals are forwarded",
+            )),
+            Err(e) => Ok(e.to_frame().to_wire()),
+        }
+    }
+}
+
 /// The `Node` gRPC service: what other nodes ask of this one.
 struct Handler(Arc<Node>);
 
@@ -1414,9 +1495,7 @@ impl rpc::NodeHandler for Handler {
     async fn forward(&self, req: rpc::Forward) -> Result<Vec<u8>, Status> {
         let node = &self.0;
         let Some(encoded) = req.proposal else {
-            return Err(Status::invalid_argument(
-                "only prepared proposals are forwarded",
-            ));
+            return node.serve_forwarded_read(&req.args, req.seed).await;
         };
         kv::Proposal::decode(&encoded).map_err(|e| Status::invalid_argument(e.to_string()))?;
         if node.leader().map(|(l, _)| l) != Some(node.id) {

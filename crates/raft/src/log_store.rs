@@ -902,10 +902,23 @@ impl Io {
             }
             Job::Vote { group, vote, done } => {
                 self.group(group).vote = Some(vote);
-                self.waiting.push(Waiter::Done(done));
+                if !writing {
+                    tracing::info!(group = %group, vote = %vote, "a vote while the log cannot write");
+                }
                 if writing {
+                    self.waiting.push(Waiter::Done(done));
                     self.write_meta(group, VOTE, Some(&vote))
+                } else if vote.is_committed() {
+                    // While the log cannot write, a leader's vote (a higher term learnt
+                    // from its AppendEntries) is acknowledged at once and written once the
+                    // log can write again, so the node steps down and follows the new
+                    // leader meanwhile. Raft's safety needs persisted grants, not learnt
+                    // terms: a vote this node grants (uncommitted) still waits, and its
+                    // replica refuses vote requests while stalled anyway.
+                    let _ = done.send(Ok(()));
+                    Ok(())
                 } else {
+                    self.waiting.push(Waiter::Done(done));
                     Ok(())
                 }
             }

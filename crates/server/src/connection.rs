@@ -25,16 +25,16 @@ const MAX_RESERVE: usize = 16 * 1024 * 1024;
 /// Most requests handled as one batch before replies are written.
 const MAX_BATCH: usize = 1024;
 
+/// Serves one client, registered as `info` (the accept loop registers it, so the count
+/// `maxclients` is checked against includes every connection accepted so far).
 pub async fn serve(
     mut stream: TcpStream,
     shared: Arc<Shared>,
+    info: Arc<crate::clients::ClientInfo>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let (Ok(addr), Ok(laddr)) = (stream.peer_addr(), stream.local_addr()) else {
-        return;
-    };
-    let info = shared.clients.register(addr, laddr);
+    let addr = info.addr;
     let id = info.id;
     let mut session = Session::new(shared.clone(), info);
     let limits = Limits::default();

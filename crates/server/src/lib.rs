@@ -170,7 +170,12 @@ pub async fn run(
                     let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
                     continue;
                 }
-                connections.spawn(connection::serve(stream, shared.clone(), stop_rx.clone()));
+                let laddr = match stream.local_addr() {
+                    Ok(l) => l,
+                    Err(_) => continue,
+                };
+                let info = shared.clients.register(addr, laddr);
+                connections.spawn(connection::serve(stream, shared.clone(), info, stop_rx.clone()));
             }
             _ = &mut shutdown => break,
         }

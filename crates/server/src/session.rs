@@ -154,7 +154,7 @@ impl Session {
             return out;
         };
         let mut pending: Vec<(usize, kv::Proposal)> = Vec::new();
-        let mut barrier = false;
+        let mut barrier: Option<cluster::ReadAt> = None;
         for args in requests {
             let plain =
                 self.multi.is_none() && !args.is_empty() && commands::lookup(&args[0]).is_none();
@@ -167,28 +167,34 @@ impl Session {
                     Ok(Cmd::Write(_)) => {
                         pending.push((out.len(), kv::Proposal::Command { args, seed }));
                         out.push((None, After::Continue));
-                        barrier = false;
+                        barrier = None;
                     }
                     Ok(Cmd::Read(read)) if reads_no_state(&args[0]) => {
                         out.push((Some(read.run(&node.db(), ctx.now_ms)), After::Continue));
                     }
                     Ok(Cmd::Read(read)) => {
                         flush_writes(&node, &mut pending, &mut out).await;
-                        if !barrier {
-                            if let Err(e) = node.read_barrier().await {
-                                out.push((Some(e), After::Continue));
-                                continue;
-                            }
-                            barrier = true;
-                        }
-                        let frame = read.run(&node.db(), ctx.now_ms);
+                        let at = match barrier {
+                            Some(at) => at,
+                            None => match node.read_barrier().await {
+                                Ok(at) => *barrier.insert(at),
+                                Err(e) => {
+                                    out.push((Some(e), After::Continue));
+                                    continue;
+                                }
+                            },
+                        };
+                        let frame = match at {
+                            cluster::ReadAt::Here => read.run(&node.db(), ctx.now_ms),
+                            cluster::ReadAt::Leader => node.read_at_leader(&args, seed).await,
+                        };
                         out.push((Some(frame), After::Continue));
                     }
                 }
                 continue;
             }
             flush_writes(&node, &mut pending, &mut out).await;
-            barrier = false;
+            barrier = None;
             let reply = self.handle(args).await;
             let close = reply.1 == After::Close;
             out.push(reply);
@@ -225,12 +231,11 @@ impl Session {
         };
         match cmd {
             Cmd::Read(read) if reads_no_state(&args[0]) => read.run(&node.db(), ctx.now_ms),
-            Cmd::Read(read) => {
-                let now = ctx.now_ms;
-                node.read(|db| read.run(db, now))
-                    .await
-                    .unwrap_or_else(|e| e)
-            }
+            Cmd::Read(read) => match node.read_barrier().await {
+                Ok(cluster::ReadAt::Here) => read.run(&node.db(), ctx.now_ms),
+                Ok(cluster::ReadAt::Leader) => node.read_at_leader(args, seed).await,
+                Err(e) => e,
+            },
             Cmd::Write(_) => {
                 node.write(&kv::Proposal::Command {
                     args: args.to_vec(),

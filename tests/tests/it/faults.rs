@@ -176,21 +176,63 @@ fn values_of_100_and_500_mb_replicate_while_small_writes_go_on() {
         "node {reader}: GET big:100 differs from what was written"
     );
     cluster.wait_converged(&ids, CONVERGE);
+}
 
-    // A write over max-request-bytes (600 MiB by default) is refused before anything is
-    // proposed, with an error that says so.
+#[test]
+fn a_write_over_max_request_bytes_is_refused_before_it_is_proposed() {
+    let options = Options {
+        extra: vec!["--max-request-bytes".into(), "1048576".into()],
+        ..Options::default()
+    };
+    let cluster = Cluster::start("max-request", 3, options);
+    let ids = cluster.ids();
+    let leader = cluster.wait_leader(&ids, ELECTION);
+    let follower = *ids.iter().find(|&&id| id != leader).expect("a follower");
+    let before = info(&cluster, leader)
+        .last_log
+        .expect("raft_last_log_index");
+    let big = vec![b'b'; 2 << 20];
+    for node in [leader, follower] {
+        let mut c = cluster
+            .conn_with_timeout(node, CALL_TIMEOUT)
+            .expect("connect");
+        let reply = c.call(&[b"SET".as_slice(), b"too-big", &big]).expect("SET");
+        let text = error_text(&reply).unwrap_or_else(|| panic!("accepted: {}", show_value(&reply)));
+        assert_eq!(
+            text,
+            format!(
+                "ERR write of {} bytes exceeds max-request-bytes (1048576)",
+                kv::Proposal::Command {
+                    args: vec!["SET".into(), "too-big".into(), big.clone().into()],
+                    seed: 0,
+                }
+                .encode()
+                .len()
+            ),
+            "node {node}"
+        );
+    }
+    assert_eq!(cluster.call(leader, &["EXISTS", "too-big"]), Value::Int(0));
+    let after = info(&cluster, leader)
+        .last_log
+        .expect("raft_last_log_index");
+    assert!(
+        after <= before + 1,
+        "something was proposed: log {before} -> {after}"
+    );
+    // Just under the limit is fine (sent in parts).
+    let fits = vec![b'f'; 1_000_000];
     let mut c = cluster
-        .conn_with_timeout(leader, Duration::from_secs(120))
+        .conn_with_timeout(follower, CALL_TIMEOUT)
         .expect("connect");
-    let huge = vec![b'h'; 610 << 20];
-    let reply = c
-        .call(&[b"SET".as_slice(), b"too-big", &huge])
-        .expect("SET too-big");
-    let text = error_text(&reply).unwrap_or_else(|| panic!("accepted: {}", show_value(&reply)));
-    assert!(text.contains("exceeds max-request-bytes"), "{text}");
     assert_eq!(
-        c.call(&["EXISTS", "too-big"]).expect("EXISTS"),
-        Value::Int(0)
+        c.call(&[b"SET".as_slice(), b"fits", &fits])
+            .expect("SET fits"),
+        Value::Okay
+    );
+    assert_eq!(
+        cluster.call(leader, &["STRLEN", "fits"]),
+        Value::Int(1_000_000)
     );
 }
 
@@ -277,8 +319,8 @@ fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
         text.starts_with("MISCONF Errors writing to the Raft log: No space left on device"),
         "{text}"
     );
-    let new_leader = cluster.wait_leader(&ids, ELECTION);
-    assert_ne!(new_leader, 1, "the full-disk node kept leading");
+    // Nodes 2 and 3 agree on a leader among themselves.
+    let new_leader = cluster.wait_leader(&[2, 3], ELECTION);
     let acked = workload.acked();
     workload.wait_acked(acked + 200, PROGRESS, "while node 1's disk is full");
     assert_eq!(
@@ -330,9 +372,11 @@ fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
     assert_no_acknowledged_write_lost(&cluster, &history, &ids);
     cluster.wait_converged(&ids, CONVERGE);
 
-    // A full disk again, then SIGTERM: the node ends within its budget (5 s) all the same.
+    // A full disk again (found at the next write the node must log), then SIGTERM: the
+    // node ends within its budget (5 s) all the same.
     let _ballast = fill_disk(&cluster, 1, 1 << 20);
     let stalled = poll(Duration::from_secs(20), || {
+        let _ = cluster.try_call(new_leader, &["INCR", "nudge"]);
         (info_field(&cluster, 1, "raft_log_status").as_deref() != Some("ok")).then_some(())
     });
     assert!(
@@ -437,11 +481,11 @@ fn a_file_limit_below_maxclients_lowers_it_and_running_out_never_stops_raft() {
     }
     let mut extra = cluster.conn_with_timeout(2, CALL_TIMEOUT).expect("connect");
     let reply = extra.call(&["PING"]);
-    assert!(
-        matches!(&reply, Err(e) if e.to_string().contains("max number of clients reached")),
-        "connection {} past maxclients: {reply:?}",
-        fit + 1
-    );
+    let refused = match &reply {
+        Ok(v) => error_text(v).is_some_and(|e| e.contains("max number of clients reached")),
+        Err(e) => e.to_string().contains("max number of clients reached"),
+    };
+    assert!(refused, "connection {} past maxclients: {reply:?}", fit + 1);
     drop(held);
     drop(extra);
 
@@ -462,12 +506,17 @@ fn a_file_limit_below_maxclients_lowers_it_and_running_out_never_stops_raft() {
             other => panic!("INFO replication on node 2 during the flood: {other:?}"),
         }
     };
-    let grpc = cluster.node(2).grpc_addr();
+    let grpc: std::net::SocketAddr = cluster.node(2).grpc_addr().parse().expect("an address");
     let mut flood = Vec::new();
-    for _ in 0..400 {
-        match std::net::TcpStream::connect(&grpc) {
+    let mut refused = 0;
+    for _ in 0..600 {
+        // Once node 2 accepts no more, its listen queue fills and connects hang.
+        match std::net::TcpStream::connect_timeout(&grpc, Duration::from_millis(300)) {
             Ok(s) => flood.push(s),
-            Err(_) => break,
+            Err(_) => refused += 1,
+        }
+        if refused == 3 {
+            break;
         }
     }
     let acked = workload.acked();
@@ -890,4 +939,59 @@ fn a_joiner_that_never_answers_stays_a_learner_and_can_be_forgotten() {
         Some("")
     );
     assert_eq!(cluster.call(1, &["SET", "c", "3"]), Value::Okay);
+}
+
+#[test]
+fn sigterm_ends_a_stuck_node_within_its_budget_and_a_second_signal_at_once() {
+    let options = Options {
+        extra: vec!["--shutdown-timeout".into(), "3".into()],
+        ..Options::default()
+    };
+    let mut cluster = Cluster::start("sigterm", 3, options);
+    let ids = cluster.ids();
+    for round in ["budget", "second signal"] {
+        let leader = cluster.wait_leader(&ids, ELECTION);
+        let others: Vec<u64> = ids.iter().copied().filter(|&i| i != leader).collect();
+        // The leader loses its quorum (the others are stopped) with a client's write in
+        // flight: the write cannot commit, and the connection will not drain.
+        let paused = cluster.pause(&others);
+        let addr = cluster.addr(leader);
+        let writer = std::thread::spawn(move || {
+            let mut c = crate::harness::Conn::connect(addr);
+            let _ = c.writer().set_read_timeout(Some(Duration::from_secs(30)));
+            let _ = c.call(&["SET", "stuck", "write"]);
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        cluster.signal(leader, "TERM");
+        if round == "second signal" {
+            std::thread::sleep(Duration::from_millis(300));
+            cluster.signal(leader, "TERM");
+        }
+        let status = cluster
+            .node_mut(leader)
+            .wait_exit(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("{round}: node {leader} still runs 10 s after SIGTERM"));
+        let took = started.elapsed();
+        eprintln!("{round}: node {leader} exited ({status}) after {took:?}");
+        match round {
+            "budget" => {
+                assert_eq!(status.code(), Some(1), "{round}: {status}");
+                assert!(took < Duration::from_secs(5), "{round}: {took:?}");
+                let log = cluster.log_since_start(leader);
+                assert!(
+                    log.contains("shutdown did not finish within its budget"),
+                    "{log}"
+                );
+            }
+            _ => {
+                assert_eq!(status.code(), Some(130), "{round}: {status}");
+                assert!(took < Duration::from_millis(1500), "{round}: {took:?}");
+            }
+        }
+        paused.resume();
+        let _ = writer.join();
+        cluster.restart(leader);
+    }
+    cluster.wait_leader(&ids, ELECTION);
 }

@@ -548,6 +548,17 @@ impl Cluster {
         node.kill9();
     }
 
+    /// Sends `sig` (`TERM`, `STOP`, `CONT`) to node `id` by PID.
+    pub fn signal(&self, id: u64, sig: &str) {
+        let pid = self
+            .node(id)
+            .pid()
+            .unwrap_or_else(|| panic!("node {id} is not running"));
+        if let Err(e) = Node::signal(pid, sig) {
+            panic!("signal node {id}: {e}");
+        }
+    }
+
     /// SIGTERM node `id` by PID and waits (at most `timeout`) for it to exit; its status.
     /// Past the timeout the node is killed and the test fails.
     pub fn terminate(&mut self, id: u64, timeout: Duration) -> std::process::ExitStatus {

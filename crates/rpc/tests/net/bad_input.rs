@@ -507,3 +507,55 @@ async fn extreme_terms_indexes_and_sizes_are_refused() -> anyhow::Result<()> {
     n.stop().await;
     Ok(())
 }
+
+/// A replica the registry marks as refusing votes (its log is catching up, or cannot write)
+/// answers vote, pre-vote and leadership-transfer requests with `UNAVAILABLE`, which a
+/// candidate counts as no vote; openraft never sees them, so nothing is saved. Cleared, it
+/// votes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_refusing_votes_grants_none() -> anyhow::Result<()> {
+    let (n, mut c) = single().await?;
+    let term = n.raft.metrics().borrow_watched().vote.leader_id().term;
+    let vote_for = |pre_vote: bool| {
+        rpb::VoteRequest::try_from(Envelope {
+            group_id: GROUP,
+            target: 1,
+            body: VoteCall::<Tc> {
+                pre_vote,
+                req: VoteRequest::new(vote(term + 5, 9), Some(log_id(term + 4, 9, 1_000))),
+            },
+        })
+    };
+    n.groups
+        .set_vote_refusal(GROUP, Some("catching up after damage".into()));
+    for pre_vote in [false, true] {
+        let e = c.vote(vote_for(pre_vote)?).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unavailable, "{e}");
+        assert!(e.message().contains("catching up after damage"), "{e}");
+    }
+    let transfer = rpb::TransferLeaderRequest::try_from(Envelope {
+        group_id: GROUP,
+        target: 1,
+        body: openraft::raft::TransferLeaderRequest::<Tc>::new(
+            Vote::new_committed(term + 5, 9),
+            1,
+            None,
+        ),
+    })?;
+    let e = c.transfer_leader(transfer).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e}");
+    assert_eq!(
+        n.raft.metrics().borrow_watched().vote.leader_id().term,
+        term,
+        "nothing reached openraft"
+    );
+
+    // Cleared: the same request reaches openraft again, which answers it (not granted
+    // here: node 1 leads and its lease holds).
+    n.groups.set_vote_refusal(GROUP, None);
+    let r = c.vote(vote_for(false)?).await?;
+    let Reply(resp) = Reply::<VoteResponse<Tc>>::try_from(r.into_inner())?;
+    assert_eq!(resp.vote.leader_id().term, term, "{resp:?}");
+    n.stop().await;
+    Ok(())
+}

@@ -32,6 +32,8 @@ pub struct TestNode {
     pub addr: SocketAddr,
     pub raft: Raft<Tc, MemSm>,
     pub sm: MemSm,
+    /// The node's registry (to make it refuse votes).
+    pub groups: Groups<Tc, MemSm>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -81,6 +83,7 @@ pub async fn start_node(id: u64, ip: IpAddr) -> anyhow::Result<TestNode> {
     let raft = Raft::new(id, raft_config(), network, MemLog::default(), sm.clone()).await?;
     let groups = Groups::<Tc, MemSm>::in_memory();
     groups.insert(GROUP, raft.clone());
+    let registry = groups.clone();
     let server = tokio::spawn(async move {
         let _ = tonic::transport::Server::builder()
             .add_service(RaftService::new(groups).into_server())
@@ -92,6 +95,7 @@ pub async fn start_node(id: u64, ip: IpAddr) -> anyhow::Result<TestNode> {
         addr,
         raft,
         sm,
+        groups: registry,
         server,
     })
 }
