@@ -84,14 +84,16 @@ UNSAFE ?=
 SEED ?=
 NODES ?= 3
 jepsen: deps
-	$(CARGO) build -p redraft -p redraft-tests --bin jepsen
+	$(CARGO) build -p redraft
+	$(CARGO) build -p redraft-tests --bin jepsen
 	target/debug/jepsen run --nemesis $(NEMESIS) --workload $(WORKLOAD) --seconds $(SECONDS) \
 	  --nodes $(NODES) $(if $(UNSAFE),--unsafe $(UNSAFE)) $(if $(SEED),--seed $(SEED))
 
 ## The short suite `make test` runs (a few minutes): every nemesis, then the self-test.
 ## A fixed seed (SEED=1 unless given) keeps its schedule the same from run to run.
 jepsen-short: deps
-	$(CARGO) build -p redraft -p redraft-tests --bin jepsen
+	$(CARGO) build -p redraft
+	$(CARGO) build -p redraft-tests --bin jepsen
 	target/debug/jepsen short --seed $(or $(SEED),1)
 
 clean:

@@ -731,6 +731,8 @@ struct GroupIo {
     vote: Option<Vote>,
     vote_durable: Option<Vote>,
     committed: Option<Option<LogId>>,
+    /// `committed` is not written to sled yet.
+    committed_dirty: bool,
     purged: Option<LogId>,
 }
 
@@ -854,6 +856,7 @@ impl Io {
             vote: None,
             vote_durable: None,
             committed: None,
+            committed_dirty: false,
             purged: None,
         })
     }
@@ -893,12 +896,13 @@ impl Io {
                 Ok(())
             }
             Job::Committed { group, value } => {
-                self.group(group).committed = Some(value);
-                if writing {
-                    self.write_meta(group, COMMITTED, value.as_ref())
-                } else {
-                    Ok(())
-                }
+                // Written after the round's entries (see `write_pending`): sled recovers a
+                // prefix of what it was given, and a committed id durable before the
+                // entries it covers would name entries the log does not have.
+                let g = self.group(group);
+                g.committed = Some(value);
+                g.committed_dirty = true;
+                Ok(())
             }
             Job::Vote { group, vote, done } => {
                 self.group(group).vote = Some(vote);
@@ -1035,21 +1039,34 @@ impl Io {
         let ids: Vec<GroupId> = self
             .groups
             .iter()
-            .filter(|(_, g)| g.pending.is_some())
+            .filter(|(_, g)| g.pending.is_some() || g.committed_dirty)
             .map(|(&id, _)| id)
             .collect();
         for id in ids {
             let trees = self.core.trees(id)?;
             let g = self.groups.get_mut(&id).expect("listed above");
-            let Some((first, last)) = g.pending else {
-                continue;
-            };
-            let batch = {
-                let tail = g.tail.lock().unwrap_or_else(|p| p.into_inner());
-                encode_runs(&tail, first, last)?
-            };
-            trees.log.apply_batch(batch).map_err(sled_err)?;
-            g.pending = None;
+            if let Some((first, last)) = g.pending {
+                let batch = {
+                    let tail = g.tail.lock().unwrap_or_else(|p| p.into_inner());
+                    encode_runs(&tail, first, last)?
+                };
+                trees.log.apply_batch(batch).map_err(sled_err)?;
+                g.pending = None;
+            }
+            // The committed id, once the log holds what it names (after the entries, in
+            // sled's order).
+            if g.committed_dirty {
+                if let Some(c) = g.committed.filter(|c| {
+                    c.is_none_or(|c| g.written.is_some_and(|w| c.index <= w))
+                }) {
+                    match c {
+                        Some(c) => trees.meta.insert(COMMITTED, record(&c)?).map(|_| ()),
+                        None => trees.meta.remove(COMMITTED).map(|_| ()),
+                    }
+                    .map_err(sled_err)?;
+                    g.committed_dirty = false;
+                }
+            }
         }
         Ok(())
     }
@@ -1227,12 +1244,17 @@ impl Io {
         if let Some(v) = &g.vote {
             trees.meta.insert(VOTE, record(v)?).map_err(sled_err)?;
         }
-        if let Some(c) = &g.committed {
+        let written = g.written;
+        if let Some(c) = g
+            .committed
+            .filter(|c| c.is_none_or(|c| written.is_some_and(|w| c.index <= w)))
+        {
             match c {
-                Some(c) => trees.meta.insert(COMMITTED, record(c)?).map(|_| ()),
+                Some(c) => trees.meta.insert(COMMITTED, record(&c)?).map(|_| ()),
                 None => trees.meta.remove(COMMITTED).map(|_| ()),
             }
             .map_err(sled_err)?;
+            g.committed_dirty = false;
         }
         if let Some(p) = g.purged {
             trees
@@ -1708,8 +1730,26 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(())
     }
 
+    /// The saved committed id, or the log's last id when that is below it: a committed
+    /// id is written after the entries it names, but one that names more than the log
+    /// holds (written by an older redraft, or left by damage the watermark did not catch)
+    /// must not make openraft replay entries that are not there; openraft learns the real
+    /// one from the leader again.
     async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
-        get_meta(&self.trees()?.meta, COMMITTED, self.core.options)
+        let saved: Option<LogId> = get_meta(&self.trees()?.meta, COMMITTED, self.core.options)?;
+        let Some(saved) = saved else {
+            return Ok(None);
+        };
+        let last = self.get_log_state().await?.last_log_id;
+        Ok(match last {
+            Some(last) if last.index < saved.index => {
+                tracing::warn!(group = %self.group, committed = %saved, last = %last,
+                    "the saved committed id is past the log's end; starting from the end");
+                Some(last)
+            }
+            None => None,
+            _ => Some(saved),
+        })
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed) -> io::Result<()>

@@ -1169,3 +1169,40 @@ async fn a_full_disk_stalls_the_log_until_space_is_freed() {
         .enumerate()
         .all(|(i, e)| e.log_id.index == i as u64 + 1));
 }
+
+/// A committed id is written only once the log holds the entries it names; one found
+/// past the log's end anyway (left by an older redraft, or by damage) reads as the log's
+/// last id, so a restart replays only what is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_id_never_names_entries_the_log_lacks() {
+    let dir = TempDir::new().unwrap();
+    let group = GroupId(12);
+    write_log(dir.path(), group, 10).await;
+    {
+        let mut opened = reopen(dir.path(), group, UNCHECKED).unwrap();
+        // Index 30 is not in the log: the id waits (in memory) instead of being written.
+        opened.log.save_committed(Some(log_id(3, 30))).await.unwrap();
+        opened.log.save_vote(&raft::typ::Vote::new_committed(3, 1)).await.unwrap();
+    }
+    let mut opened = reopen(dir.path(), group, UNCHECKED).unwrap();
+    assert_eq!(opened.log.read_committed().await.unwrap(), None);
+    let entries = (11..=30).map(|i| write(3, i, 0, "SET k v")).collect();
+    append(&mut opened.log, entries).await.await.unwrap().unwrap();
+    opened.log.save_committed(Some(log_id(3, 30))).await.unwrap();
+    opened.log.save_vote(&raft::typ::Vote::new_committed(3, 1)).await.unwrap();
+    drop(opened);
+
+    // The end of the log is lost; the committed id survived.
+    raw_sled(dir.path(), |db| {
+        let log = db.open_tree("group-12/log").unwrap();
+        for key in 11..=30u64 {
+            log.remove(key.to_be_bytes()).unwrap();
+        }
+    });
+    let mut opened = reopen(dir.path(), group, UNCHECKED).unwrap();
+    assert_eq!(
+        opened.log.read_committed().await.unwrap(),
+        Some(log_id(3, 10)),
+        "the committed id is clamped to the log's last entry"
+    );
+}

@@ -206,15 +206,21 @@ impl Db {
         let path = self.proc(id)?.data.join("ballast");
         let mut f =
             fs::File::create(&path).with_context(|| format!("create {}", path.display()))?;
-        let chunk = vec![0x5au8; 256 << 10];
-        loop {
-            let free = free_bytes(&self.proc(id)?.data)?;
+        let chunk = vec![0x5au8; 4 << 20];
+        let dir = self.proc(id)?.data.clone();
+        // Whatever the node writes meanwhile, at most a few rounds.
+        for _ in 0..8 {
+            let free = free_bytes(&dir)?;
             if free <= leave {
                 break;
             }
-            let n = (free - leave).min(chunk.len() as u64) as usize;
-            if f.write_all(&chunk[..n]).is_err() {
-                break;
+            let mut left = free - leave;
+            while left > 0 {
+                let n = left.min(chunk.len() as u64) as usize;
+                if f.write_all(&chunk[..n]).is_err() {
+                    return Ok(path);
+                }
+                left -= n as u64;
             }
         }
         Ok(path)

@@ -453,7 +453,7 @@ impl Worker {
 }
 
 /// Each node's disk under the disk-full nemesis (a tmpfs).
-const DISK_SIZE: &str = "512m";
+const DISK_SIZE: &str = "256m";
 /// What the disk-full nemesis leaves free: less than the log's low-water mark, so the
 /// node stops writing its log (and answers -MISCONF) until it is freed.
 const DISK_FULL_LEAVES: u64 = 1 << 20;

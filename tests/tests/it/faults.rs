@@ -247,18 +247,22 @@ fn fill_disk(cluster: &Cluster, id: u64, leave: u64) -> std::path::PathBuf {
     let path = dir.join("ballast");
     let mut f =
         std::fs::File::create(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-    let chunk = vec![0x5au8; 256 << 10];
-    loop {
+    let chunk = vec![0x5au8; 4 << 20];
+    // Whatever the node writes meanwhile, at most a few rounds.
+    for _ in 0..8 {
         let free = free_bytes(&dir);
         if free <= leave {
             break;
         }
-        let n = (free - leave).min(chunk.len() as u64) as usize;
-        if f.write_all(&chunk[..n]).is_err() {
-            break;
+        let mut left = free - leave;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            if f.write_all(&chunk[..n]).is_err() {
+                return path;
+            }
+            left -= n as u64;
         }
     }
-    let _ = f.sync_all();
     path
 }
 
