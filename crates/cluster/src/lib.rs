@@ -41,7 +41,7 @@
 //!   own state at once, whatever the read mode says. Reads may be stale; the suite must
 //!   catch that.
 //!
-//! # Failover and membership
+//! # Failover
 //!
 //! A node that loses its leader stops serving linearizable reads (no read index) and
 //! writes (no leader) within the election timeout; after an election the same paths go
@@ -51,13 +51,41 @@
 //! removes a voter. At shutdown a leader hands leadership to another voter first;
 //! `CLUSTER TRANSFER-LEADER <id>`, sent to the leader, does the same on demand.
 //!
-//! # Caveats
+//! # Large writes
 //!
-//! - A very large write (measured: a 100 MB `SET` on three nodes) cannot reach the
-//!   followers within the AppendEntries deadline, which openraft derives from the election
-//!   timeout; the followers elect another leader, the entry is discarded and the client
-//!   gets [`UNKNOWN_OUTCOME`]. Nothing acknowledged is lost, but such writes never succeed.
-//!   Batches of many smaller entries are cut to 16 MiB per message by `rpc`.
+//! A write whose encoded proposal is over 64 KiB (`raft::uploads::PART_BYTES`) is proposed
+//! by the leader as parts of an upload, `PART_WINDOW` at a time, then one entry that
+//! assembles and applies them (see `raft::uploads`); other clients' writes interleave with
+//! the parts. Until that last entry is appended nothing is applied, so a part refused or
+//! lost to a change of leader means the write was certainly not applied: it is sent again
+//! as a new upload (a few times, each with a fresh wait for a leader). A follower forwards
+//! a large write whole (the Node service takes messages up to `max-request-bytes`, with a
+//! deadline that grows with the bytes). A write over `max-request-bytes` is refused before
+//! anything is proposed.
+//!
+//! # When the log cannot write, or lost its end
+//!
+//! - A full disk or a failed write stalls the node's log (see `raft::log_store`): writes
+//!   sent to this node get `-MISCONF` ([`Node::refuse_write`]); the node refuses votes and
+//!   stops standing for election and, as a leader, stops sending heartbeats so the others
+//!   elect a leader among themselves (a transfer would need it to persist a vote for the
+//!   new leader, which it cannot); as a follower it acknowledges the new leader's vote
+//!   without waiting for the disk (a learnt term, not a grant) and sends its reads to the
+//!   leader, since it cannot append what it would need to apply ([`ReadAt::Leader`]). It all
+//!   resumes once the log writes again (`guard_votes`).
+//! - A log found at start to hold less than the node had flushed (`raft::Behind`): a lone
+//!   node refuses to start; a member of a larger group neither votes nor stands for
+//!   election until its log reaches what it had flushed (the floor), and proposes empty
+//!   writes to move an idle cluster along. The leader replicates to it again from where its
+//!   log ends (openraft's `allow_log_reversion`), where it would otherwise panic.
+//!
+//! # Membership
+//!
+//! A joining node becomes a voter only once its log has caught up with the leader's last
+//! index at the time it asked (`CATCH_UP_WAIT` per request; the joiner asks again until
+//! it has), so a joiner that never answers stays a learner and never costs the group its
+//! quorum. A membership change that meets one still being committed waits for it
+//! (`MEMBERSHIP_WAIT`) instead of failing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -670,7 +698,7 @@ impl Node {
     }
 
     /// Proposes a write larger than a part (see `raft::uploads`): its parts, at most
-    /// [`PART_WINDOW`] in flight, then the entry that applies them. Other clients' writes
+    /// `PART_WINDOW` in flight, then the entry that applies them. Other clients' writes
     /// interleave with the parts. Until the final entry is appended nothing can apply, so
     /// a part refused or lost to a change of leader means the write was certainly not
     /// applied, and it is sent again (as a new upload) to whoever leads.
@@ -1010,7 +1038,7 @@ impl Node {
 
     /// Proposes a membership change. While another change is still being committed
     /// (openraft's `InProgress`: a join half done, a removal in its joint phase), it waits
-    /// for that one and tries again, for up to [`MEMBERSHIP_WAIT`].
+    /// for that one and tries again, for up to `MEMBERSHIP_WAIT`.
     async fn change_membership(&self, change: ChangeMembers<u64, NodeInfo>) -> Result<(), Status> {
         let deadline = Instant::now() + MEMBERSHIP_WAIT;
         loop {
@@ -1035,7 +1063,7 @@ impl Node {
     /// Adds a node: first as a learner, then, once it has caught up (its log matches the
     /// leader's up to the leader's last index when the learner was added), as a voter. A
     /// node that never answers, or is still copying, stays a learner and the call fails
-    /// with `UNAVAILABLE` after [`CATCH_UP_WAIT`]; the joiner asks again, and each ask
+    /// with `UNAVAILABLE` after `CATCH_UP_WAIT`; the joiner asks again, and each ask
     /// checks again. So a joiner that dies before it caught up never becomes a voter, and
     /// never costs the group its quorum.
     async fn add_member(&self, join: rpc::Join) -> Result<(), Status> {
