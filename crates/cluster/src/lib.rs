@@ -573,9 +573,9 @@ impl Node {
         // leader (certainly not applied) gets a fresh wait, a few times.
         let large = encoded.len() > raft::uploads::PART_BYTES;
         let mut large_attempts = 0;
-        let mut retry_large = |deadline: &mut Instant| {
-            if large && large_attempts < LARGE_ATTEMPTS {
-                large_attempts += 1;
+        let retry_large = |deadline: &mut Instant, attempts: &mut u32| {
+            if large && *attempts < LARGE_ATTEMPTS {
+                *attempts += 1;
                 *deadline = (*deadline).max(Instant::now() + NO_LEADER_WAIT);
             }
         };
@@ -584,7 +584,7 @@ impl Node {
                 Some((leader, _)) if leader == self.id => {
                     match self.propose_local(encoded.clone()).await {
                         Ok(frame) | Err(Retry::No(frame)) => return frame,
-                        Err(Retry::Yes) => retry_large(&mut deadline),
+                        Err(Retry::Yes) => retry_large(&mut deadline, &mut large_attempts),
                     }
                 }
                 Some((leader, addr)) => {
@@ -608,7 +608,7 @@ impl Node {
                             // or no connection could be opened): safe to try again.
                             Err(s) if never_reached_the_log(&s) => {
                                 tracing::debug!(leader, error = %s.message(), "forward refused; retrying");
-                                retry_large(&mut deadline);
+                                retry_large(&mut deadline, &mut large_attempts);
                             }
                             Err(s) => {
                                 return Frame::error(format!(
@@ -625,7 +625,10 @@ impl Node {
             if Instant::now() >= deadline {
                 return Frame::error(CLUSTERDOWN);
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // A large write starts over from its first part: let a change of leader
+            // settle first.
+            let pause = if large && large_attempts > 0 { 500 } else { 20 };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
         }
     }
 

@@ -1056,9 +1056,10 @@ impl Io {
             // The committed id, once the log holds what it names (after the entries, in
             // sled's order).
             if g.committed_dirty {
-                if let Some(c) = g.committed.filter(|c| {
-                    c.is_none_or(|c| g.written.is_some_and(|w| c.index <= w))
-                }) {
+                if let Some(c) = g
+                    .committed
+                    .filter(|c| c.is_none_or(|c| g.written.is_some_and(|w| c.index <= w)))
+                {
                     match c {
                         Some(c) => trees.meta.insert(COMMITTED, record(&c)?).map(|_| ()),
                         None => trees.meta.remove(COMMITTED).map(|_| ()),

@@ -1181,15 +1181,35 @@ async fn a_committed_id_never_names_entries_the_log_lacks() {
     {
         let mut opened = reopen(dir.path(), group, UNCHECKED).unwrap();
         // Index 30 is not in the log: the id waits (in memory) instead of being written.
-        opened.log.save_committed(Some(log_id(3, 30))).await.unwrap();
-        opened.log.save_vote(&raft::typ::Vote::new_committed(3, 1)).await.unwrap();
+        opened
+            .log
+            .save_committed(Some(log_id(3, 30)))
+            .await
+            .unwrap();
+        opened
+            .log
+            .save_vote(&raft::typ::Vote::new_committed(3, 1))
+            .await
+            .unwrap();
     }
     let mut opened = reopen(dir.path(), group, UNCHECKED).unwrap();
     assert_eq!(opened.log.read_committed().await.unwrap(), None);
     let entries = (11..=30).map(|i| write(3, i, 0, "SET k v")).collect();
-    append(&mut opened.log, entries).await.await.unwrap().unwrap();
-    opened.log.save_committed(Some(log_id(3, 30))).await.unwrap();
-    opened.log.save_vote(&raft::typ::Vote::new_committed(3, 1)).await.unwrap();
+    append(&mut opened.log, entries)
+        .await
+        .await
+        .unwrap()
+        .unwrap();
+    opened
+        .log
+        .save_committed(Some(log_id(3, 30)))
+        .await
+        .unwrap();
+    opened
+        .log
+        .save_vote(&raft::typ::Vote::new_committed(3, 1))
+        .await
+        .unwrap();
     drop(opened);
 
     // The end of the log is lost; the committed id survived.

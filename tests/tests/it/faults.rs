@@ -716,39 +716,134 @@ fn the_damaged_log_story_catches_a_node_that_skips_its_checks() {
 fn a_follower_with_a_damaged_log_catches_up_before_it_votes() {
     let mut cluster = Cluster::start("damage-follower", 3, Options::default());
     let ids = cluster.ids();
-    let leader = cluster.wait_leader(&ids, ELECTION);
-    let follower = *ids.iter().find(|&&id| id != leader).expect("a follower");
+    let marker = b"FOLLOWER-MARKER-0123456789-ABCDEFGH";
     let workload = Workload::start(cluster.addrs(&ids), 6);
-    workload.wait_acked(400, PROGRESS, "before the damage");
-
-    // The follower goes down; its log loses its end.
-    cluster.kill9(follower);
-    damage(cluster.node(follower).data_dir(), Damage::Truncate, b"");
-    let acked = workload.acked();
-    workload.wait_acked(acked + 100, PROGRESS, "while the follower is down");
-
-    // It starts again, reports itself behind, neither votes nor leads meanwhile, and
-    // catches up from the others.
-    cluster.restart(follower);
-    let log = cluster.log_since_start(follower);
-    if log.contains("holds less than this node had flushed") {
-        assert!(
-            log.contains("it will not vote or lead until it has caught up"),
-            "node {follower} behind its watermark did not stop voting:\n{log}"
+    workload.wait_acked(300, PROGRESS, "before the damage");
+    for how in [
+        Damage::Truncate,
+        Damage::Garble,
+        Damage::FlipBit,
+        Damage::Empty,
+    ] {
+        let leader = cluster.wait_leader(&ids, ELECTION);
+        let follower = *ids.iter().find(|&&id| id != leader).expect("a follower");
+        let key = format!("marked:{how:?}");
+        assert_eq!(
+            cluster.call(
+                leader,
+                &["SET", &key, std::str::from_utf8(marker).expect("ascii")]
+            ),
+            Value::Okay
         );
-    } else {
-        eprintln!("node {follower}: sled lost nothing the node had flushed this time");
+        // The marked value is on the follower's disk (a linearizable read there has applied
+        // it, and applied entries were flushed) before the follower goes down.
+        assert_eq!(
+            cluster.call(follower, &["GET", &key]),
+            Value::BulkString(marker.to_vec())
+        );
+
+        // The follower goes down; its log is damaged.
+        cluster.kill9(follower);
+        damage(cluster.node(follower).data_dir(), how, marker);
+        let acked = workload.acked();
+        workload.wait_acked(acked + 100, PROGRESS, "while the follower is down");
+
+        // It starts again and either refuses, saying why, or reports itself behind,
+        // neither votes nor leads meanwhile, and catches up from the others.
+        cluster.node_mut(follower).spawn();
+        if let Some(status) = cluster.node_mut(follower).wait_exit(Duration::from_secs(5)) {
+            let log = cluster.log_since_start(follower);
+            let why = last_error_line(&log);
+            eprintln!("{how:?}: node {follower} refused to start ({status}): {why}");
+            assert!(
+                why.contains("--join") || why.contains("move"),
+                "{how:?}: {why}"
+            );
+            // What the refusal says to do: forget it, wipe it, add it back.
+            assert_eq!(
+                cluster.call(leader, &["CLUSTER", "FORGET", &follower.to_string()]),
+                Value::Okay
+            );
+            cluster.rejoin_empty(follower, leader);
+        } else {
+            cluster.node_mut(follower).wait_ready();
+            let log = cluster.log_since_start(follower);
+            if log.contains("holds less than this node had flushed") {
+                assert!(
+                    log.contains("it will not vote or lead until it has caught up"),
+                    "{how:?}: node {follower} behind its watermark did not stop voting:\n{log}"
+                );
+                eprintln!("{how:?}: node {follower} started behind its watermark");
+            } else {
+                eprintln!("{how:?}: node {follower} started with everything it had flushed");
+            }
+        }
+        let caught_up = poll(CONVERGE, || {
+            (info_field(&cluster, follower, "raft_catch_up_floor").as_deref() == Some("none"))
+                .then_some(())
+        });
+        assert!(
+            caught_up.is_some(),
+            "{how:?}: node {follower} never caught up"
+        );
+        assert_eq!(
+            cluster.call(follower, &["GET", &key]),
+            Value::BulkString(marker.to_vec()),
+            "{how:?}"
+        );
     }
-    let caught_up = poll(CONVERGE, || {
-        (info_field(&cluster, follower, "raft_catch_up_floor").as_deref() == Some("none"))
-            .then_some(())
-    });
-    assert!(caught_up.is_some(), "node {follower} never caught up");
     let acked = workload.acked();
-    workload.wait_acked(acked + 100, PROGRESS, "after the follower is back");
+    workload.wait_acked(acked + 100, PROGRESS, "after the damage");
     let history = workload.finish();
     assert_no_acknowledged_write_lost(&cluster, &history, &ids);
     cluster.wait_converged(&ids, CONVERGE);
+}
+
+#[test]
+fn a_dead_member_is_forgotten_while_a_join_is_under_way() {
+    let mut cluster = Cluster::start("forget-during-join", 3, Options::default());
+    let ids = cluster.ids();
+    let leader = cluster.wait_leader(&ids, ELECTION);
+    let dead = *ids.iter().find(|&&id| id != leader).expect("a follower");
+    let workload = Workload::start(cluster.addrs(&ids), 4);
+    workload.wait_acked(200, PROGRESS, "before the changes");
+
+    // A member dies; a new node joins; the dead one is forgotten while the join goes on
+    // (the removal waits for the join's change if it meets it).
+    cluster.kill9(dead);
+    cluster.join(4, leader);
+    let mut c = cluster
+        .conn_with_timeout(leader, Duration::from_secs(30))
+        .expect("connect");
+    let reply = c
+        .call(&["CLUSTER", "FORGET", &dead.to_string()])
+        .expect("CLUSTER FORGET");
+    assert_eq!(reply, Value::Okay, "{}", show_value(&reply));
+
+    // The group ends with the two survivors and the new node as voters, and writes go on.
+    let alive: Vec<u64> = ids
+        .iter()
+        .copied()
+        .filter(|&id| id != dead)
+        .chain([4])
+        .collect();
+    let mut last = String::new();
+    let settled = poll(PROGRESS, || {
+        let i = info(&cluster, leader);
+        last = format!("{i:?}");
+        let mut voters = i.voters.clone().unwrap_or_default();
+        voters.sort_unstable();
+        let mut want = alive.clone();
+        want.sort_unstable();
+        (voters == want).then_some(())
+    });
+    assert!(settled.is_some(), "voters never became {alive:?}: {last}");
+    let acked = workload.acked();
+    workload.wait_acked(acked + 200, PROGRESS, "after the changes");
+    let history = workload.finish();
+    cluster.discard(dead);
+    assert_no_acknowledged_write_lost(&cluster, &history, &alive);
+    cluster.wait_converged(&alive, CONVERGE);
 }
 
 /// What a forged request gets from a real node: a status, never a crash.

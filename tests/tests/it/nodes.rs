@@ -635,6 +635,27 @@ impl Cluster {
         self.restart(id);
     }
 
+    /// Starts node `id` (down, and forgotten by the cluster) again with an empty data
+    /// directory and `--join` through node `via`, and waits until it answers.
+    pub fn rejoin_empty(&mut self, id: u64, via: u64) {
+        let join = self.node(via).grpc_addr();
+        let node = self.node_mut(id);
+        assert!(!node.is_running(), "node {id} is running");
+        let _ = fs::remove_dir_all(&node.data);
+        let mut args = Vec::new();
+        let mut it = node.args.iter();
+        while let Some(a) = it.next() {
+            if a == "--initial-cluster" || a == "--join" {
+                it.next();
+            } else {
+                args.push(a.clone());
+            }
+        }
+        args.extend(["--join".to_string(), join]);
+        node.args = args;
+        self.restart(id);
+    }
+
     /// Kills node `id` and forgets it (after `CLUSTER FORGET`); its log stays on disk.
     pub fn discard(&mut self, id: u64) {
         if let Some(mut node) = self.nodes.remove(&id) {
