@@ -54,7 +54,8 @@
 //! # Large writes
 //!
 //! A write whose encoded proposal is over 64 KiB (`raft::uploads::PART_BYTES`) is proposed
-//! by the leader as parts of an upload, `PART_WINDOW` at a time, then one entry that
+//! by the leader as parts of an upload, in windows of `PART_WINDOW` parts with
+//! `WINDOWS_IN_FLIGHT` windows in flight, then one entry that
 //! assembles and applies them (see `raft::uploads`); other clients' writes interleave with
 //! the parts. Until that last entry is appended nothing is applied, so a part refused or
 //! lost to a change of leader means the write was certainly not applied: it is sent again
@@ -710,49 +711,18 @@ impl Node {
         let upload = self.upload_ids.fetch_add(1, Ordering::Relaxed);
         let parts = raft::uploads::split(&encoded);
         let started = Instant::now();
-        for (w, window) in parts.chunks(PART_WINDOW).enumerate() {
-            let requests: Vec<Request> = window
-                .iter()
-                .enumerate()
-                .map(|(i, bytes)| Request {
-                    now_ms: self.stamp(),
-                    payload: raft::Payload::Part {
-                        upload,
-                        seq: (w * PART_WINDOW + i) as u32,
-                        bytes: raft::Blob(bytes.clone()),
-                    },
-                })
-                .collect();
-            let mut stream = self.raft.client_write_many(requests).await.map_err(|e| {
-                info!(upload = format!("{upload:x}"), error = %e, "a large write's parts were refused");
-                Retry::Yes
-            })?;
-            let mut answered = 0;
-            while let Some(result) = stream.next().await {
-                let refused = match result {
-                    Ok(Ok(written)) if !written.response.0.is_error() => None,
-                    Ok(Ok(written)) => Some(format!("{:?}", written.response.0)),
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(e) => Some(e.to_string()),
-                };
-                if let Some(why) = refused {
-                    // Refused, discarded or lost: the upload cannot complete.
-                    info!(upload = format!("{upload:x}"), part = w * PART_WINDOW + answered,
-                        why = %why, "a large write's part was not applied; the write is retried");
-                    return Err(Retry::Yes);
-                }
-                answered += 1;
-                if answered == window.len() {
-                    break;
-                }
-            }
-            if answered < window.len() {
-                info!(
-                    upload = format!("{upload:x}"),
-                    "a large write's parts went unanswered"
-                );
-                return Err(Retry::Yes);
-            }
+        // Windows of parts, a few in flight at once: each is submitted when the stream
+        // admits it, in order, so the parts keep their order in the log.
+        let windows: Vec<(usize, Vec<Bytes>)> = parts
+            .chunks(PART_WINDOW)
+            .enumerate()
+            .map(|(w, window)| (w * PART_WINDOW, window.to_vec()))
+            .collect();
+        let mut results = futures_util::stream::iter(windows)
+            .map(|(first, window)| async move { self.propose_parts(upload, first, &window).await })
+            .buffered(WINDOWS_IN_FLIGHT);
+        while let Some(result) = results.next().await {
+            result?;
         }
         let assemble = Request {
             now_ms: self.stamp(),
@@ -776,6 +746,57 @@ impl Node {
             Ok(frame) if frame == Frame::error(raft::uploads::LOST) => Err(Retry::Yes),
             other => other,
         }
+    }
+
+    /// Proposes one window of a large write's parts (the first is part `first`) and waits
+    /// until all are applied; `Retry::Yes` if any was refused, discarded or lost (the upload
+    /// cannot complete then).
+    async fn propose_parts(
+        &self,
+        upload: u64,
+        first: usize,
+        window: &[Bytes],
+    ) -> Result<(), Retry> {
+        use futures_util::StreamExt;
+        let requests: Vec<Request> = window
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| Request {
+                now_ms: self.stamp(),
+                payload: raft::Payload::Part {
+                    upload,
+                    seq: (first + i) as u32,
+                    bytes: raft::Blob(bytes.clone()),
+                },
+            })
+            .collect();
+        let mut stream = self.raft.client_write_many(requests).await.map_err(|e| {
+            info!(upload = format!("{upload:x}"), error = %e, "a large write's parts were refused");
+            Retry::Yes
+        })?;
+        let mut answered = 0;
+        while let Some(result) = stream.next().await {
+            let refused = match result {
+                Ok(Ok(written)) if !written.response.0.is_error() => None,
+                Ok(Ok(written)) => Some(format!("{:?}", written.response.0)),
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(why) = refused {
+                info!(upload = format!("{upload:x}"), part = first + answered, why = %why,
+                    "a large write's part was not applied; the write is retried");
+                return Err(Retry::Yes);
+            }
+            answered += 1;
+            if answered == window.len() {
+                return Ok(());
+            }
+        }
+        info!(
+            upload = format!("{upload:x}"),
+            "a large write's parts went unanswered"
+        );
+        Err(Retry::Yes)
     }
 
     /// What the result of a `client_write` means for the client.
@@ -1426,9 +1447,11 @@ const CATCH_UP_WAIT: Duration = Duration::from_secs(3);
 /// How many times a large write lost to a change of leader is sent again.
 const LARGE_ATTEMPTS: u32 = 3;
 
-/// Parts of a large write in flight at once (2 MiB): other writes wait behind at most
+/// Parts of a large write proposed together (1 MiB).
+const PART_WINDOW: usize = 16;
+/// Windows of a large write in flight at once (4 MiB): other writes wait behind at most
 /// these.
-const PART_WINDOW: usize = 32;
+const WINDOWS_IN_FLIGHT: usize = 4;
 
 /// The reply when a write may or may not have been applied.
 pub const UNKNOWN_OUTCOME: &str =
@@ -1528,7 +1551,8 @@ impl rpc::NodeHandler for Handler {
         let Some(encoded) = req.proposal else {
             return node.serve_forwarded_read(&req.args, req.seed).await;
         };
-        kv::Proposal::decode(&encoded).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        kv::Proposal::decode_shared(&encoded)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         if node.leader().map(|(l, _)| l) != Some(node.id) {
             return Err(Status::failed_precondition("not the leader"));
         }

@@ -211,9 +211,10 @@ impl StateMachine {
         let started = Instant::now();
         match self.uploads.assemble(term, upload, parts, len, crc) {
             Ok(joined) => {
+                let joined_ms = started.elapsed().as_millis() as u64;
                 let reply = self.apply_proposal(&bytes::Bytes::from(joined));
                 tracing::info!(group = %self.group, upload = format!("{upload:x}"), parts,
-                    bytes = len, took_ms = started.elapsed().as_millis() as u64,
+                    bytes = len, joined_ms, took_ms = started.elapsed().as_millis() as u64,
                     "large write applied");
                 reply
             }
