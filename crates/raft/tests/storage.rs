@@ -1178,19 +1178,17 @@ async fn a_committed_id_never_names_entries_the_log_lacks() {
     let dir = TempDir::new().unwrap();
     let group = GroupId(12);
     write_log(dir.path(), group, 10).await;
+    // Saves committed id 30 and a vote (which waits for a flush).
+    async fn commit_30(log: &mut LogStore) {
+        log.save_committed(Some(log_id(3, 30))).await.unwrap();
+        log.save_vote(&raft::typ::Vote::new_committed(3, 1))
+            .await
+            .unwrap();
+    }
     {
         let mut opened = reopen(dir.path(), group, UNCHECKED).unwrap();
         // Index 30 is not in the log: the id waits (in memory) instead of being written.
-        opened
-            .log
-            .save_committed(Some(log_id(3, 30)))
-            .await
-            .unwrap();
-        opened
-            .log
-            .save_vote(&raft::typ::Vote::new_committed(3, 1))
-            .await
-            .unwrap();
+        commit_30(&mut opened.log).await;
     }
     let mut opened = reopen(dir.path(), group, UNCHECKED).unwrap();
     assert_eq!(opened.log.read_committed().await.unwrap(), None);
@@ -1200,16 +1198,7 @@ async fn a_committed_id_never_names_entries_the_log_lacks() {
         .await
         .unwrap()
         .unwrap();
-    opened
-        .log
-        .save_committed(Some(log_id(3, 30)))
-        .await
-        .unwrap();
-    opened
-        .log
-        .save_vote(&raft::typ::Vote::new_committed(3, 1))
-        .await
-        .unwrap();
+    commit_30(&mut opened.log).await;
     drop(opened);
 
     // The end of the log is lost; the committed id survived.

@@ -30,6 +30,29 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
 /// The pause between two polls.
 const POLL: Duration = Duration::from_millis(100);
 
+/// Fills the file system holding `dir` with a ballast file in it until at most `leave`
+/// bytes are free (a few rounds, whatever else writes there meanwhile); the file's path.
+pub fn fill(dir: &Path, leave: u64) -> Result<PathBuf> {
+    let path = dir.join("ballast");
+    let mut f = fs::File::create(&path).with_context(|| format!("create {}", path.display()))?;
+    let chunk = vec![0x5au8; 4 << 20];
+    for _ in 0..8 {
+        let free = free_bytes(dir)?;
+        if free <= leave {
+            break;
+        }
+        let mut left = free - leave;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            if f.write_all(&chunk[..n]).is_err() {
+                return Ok(path);
+            }
+            left -= n as u64;
+        }
+    }
+    Ok(path)
+}
+
 /// Bytes available on the file system holding `dir`.
 fn free_bytes(dir: &Path) -> Result<u64> {
     let out = Command::new("stat")
@@ -203,27 +226,7 @@ impl Db {
         if self.opts.tmpfs.is_none() {
             bail!("this run's nodes have no tmpfs to fill");
         }
-        let path = self.proc(id)?.data.join("ballast");
-        let mut f =
-            fs::File::create(&path).with_context(|| format!("create {}", path.display()))?;
-        let chunk = vec![0x5au8; 4 << 20];
-        let dir = self.proc(id)?.data.clone();
-        // Whatever the node writes meanwhile, at most a few rounds.
-        for _ in 0..8 {
-            let free = free_bytes(&dir)?;
-            if free <= leave {
-                break;
-            }
-            let mut left = free - leave;
-            while left > 0 {
-                let n = left.min(chunk.len() as u64) as usize;
-                if f.write_all(&chunk[..n]).is_err() {
-                    return Ok(path);
-                }
-                left -= n as u64;
-            }
-        }
-        Ok(path)
+        fill(&self.proc(id)?.data.clone(), leave)
     }
 
     fn args(&self, id: u64, extra: &[&str]) -> Vec<String> {

@@ -26,13 +26,13 @@ use crate::history::{read_state, History, Workload};
 use crate::nodes::{poll, Cluster, Options, RaftInfo, CALL_TIMEOUT};
 
 /// How long an election may take (a debug build on two shared cores).
-const ELECTION: Duration = Duration::from_secs(30);
+pub(crate) const ELECTION: Duration = Duration::from_secs(30);
 /// How long replicas may take to converge after the writes stop.
 const CONVERGE: Duration = Duration::from_secs(30);
 /// How long a phase may take to see a given number of writes acknowledged.
-const PROGRESS: Duration = Duration::from_secs(30);
+pub(crate) const PROGRESS: Duration = Duration::from_secs(30);
 
-fn info(cluster: &Cluster, id: u64) -> RaftInfo {
+pub(crate) fn info(cluster: &Cluster, id: u64) -> RaftInfo {
     cluster
         .raft_info(id)
         .unwrap_or_else(|e| panic!("INFO replication on node {id}: {e}"))

@@ -26,27 +26,18 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use crate::cluster::assert_no_acknowledged_write_lost;
+use crate::cluster::{assert_no_acknowledged_write_lost, info, ELECTION, PROGRESS};
 use crate::harness::{error_text, show_value};
 use crate::history::Workload;
 use crate::nodes::{poll, Cluster, Options, RaftInfo, Wrap, CALL_TIMEOUT};
 
-/// How long an election may take (a debug build on two shared cores).
-const ELECTION: Duration = Duration::from_secs(30);
-/// How long replicas may take to converge after the writes stop.
+/// How long replicas may take to converge after the writes stop (longer than the cluster
+/// stories': digests over hundreds of megabytes in a debug build).
 const CONVERGE: Duration = Duration::from_secs(60);
-/// How long a phase may take to see a given number of writes acknowledged.
-const PROGRESS: Duration = Duration::from_secs(30);
 /// The longest a small write may wait while a large one replicates (a debug build on two
 /// shared cores, three nodes, twenty writers and the large value's client; the release
 /// figure is in the closing notes and BENCHMARKS.md).
 const STALL_BOUND: Duration = Duration::from_secs(10);
-
-fn info(cluster: &Cluster, id: u64) -> RaftInfo {
-    cluster
-        .raft_info(id)
-        .unwrap_or_else(|e| panic!("INFO replication on node {id}: {e}"))
-}
 
 /// One field of node `id`'s `INFO replication`.
 fn info_field(cluster: &Cluster, id: u64, field: &str) -> Option<String> {
@@ -59,6 +50,23 @@ fn info_field(cluster: &Cluster, id: u64, field: &str) -> Option<String> {
         .filter_map(|l| l.trim_end().split_once(':'))
         .find(|(k, _)| *k == field)
         .map(|(_, v)| v.to_string())
+}
+
+/// Polls (at most `timeout`, each time calling `nudge`) until node `id`'s log reports
+/// `ok` (`ok` true) or anything else (`ok` false).
+fn wait_log_status(
+    cluster: &Cluster,
+    id: u64,
+    ok: bool,
+    timeout: Duration,
+    mut nudge: impl FnMut(),
+) -> bool {
+    poll(timeout, || {
+        nudge();
+        let status = info_field(cluster, id, "raft_log_status");
+        ((status.as_deref() == Some("ok")) == ok).then_some(())
+    })
+    .is_some()
 }
 
 /// True when this process may mount file systems (root); otherwise a story that needs it
@@ -239,44 +247,12 @@ fn a_write_over_max_request_bytes_is_refused_before_it_is_proposed() {
 /// Fills node `id`'s data directory (a tmpfs of its own) until at most `leave` bytes are
 /// free; the ballast file's path.
 fn fill_disk(cluster: &Cluster, id: u64, leave: u64) -> std::path::PathBuf {
-    use std::io::Write;
     let dir = cluster
         .node(id)
         .data_in_namespace()
         .expect("the node is running");
-    let path = dir.join("ballast");
-    let mut f =
-        std::fs::File::create(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-    let chunk = vec![0x5au8; 4 << 20];
-    // Whatever the node writes meanwhile, at most a few rounds.
-    for _ in 0..8 {
-        let free = free_bytes(&dir);
-        if free <= leave {
-            break;
-        }
-        let mut left = free - leave;
-        while left > 0 {
-            let n = left.min(chunk.len() as u64) as usize;
-            if f.write_all(&chunk[..n]).is_err() {
-                return path;
-            }
-            left -= n as u64;
-        }
-    }
-    path
-}
-
-fn free_bytes(dir: &Path) -> u64 {
-    let out = std::process::Command::new("stat")
-        .args(["-f", "-c", "%a %S"])
-        .arg(dir)
-        .output()
-        .expect("run stat");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut it = text
-        .split_whitespace()
-        .map(|n| n.parse::<u64>().unwrap_or(0));
-    it.next().unwrap_or(0) * it.next().unwrap_or(0)
+    redraft_tests::jepsen::db::fill(&dir, leave)
+        .unwrap_or_else(|e| panic!("fill {}: {e:#}", dir.display()))
 }
 
 #[test]
@@ -311,10 +287,8 @@ fn a_full_disk_refuses_writes_keeps_reads_and_resumes_by_itself() {
     // The leader's disk fills up: it says so, refuses writes with -MISCONF, and hands
     // leadership to another node, through which writes go on.
     let ballast = fill_disk(&cluster, 1, 1 << 20);
-    let stalled = poll(Duration::from_secs(20), || {
-        (info_field(&cluster, 1, "raft_log_status").as_deref() != Some("ok")).then_some(())
-    });
-    assert!(stalled.is_some(), "node 1 never reported its full disk");
+    let stalled = wait_log_status(&cluster, 1, false, Duration::from_secs(20), || {});
+    assert!(stalled, "node 1 never reported its full disk");
     let reply = cluster
         .try_call(1, &["SET", "during", "full"])
         .expect("SET on node 1");
