@@ -36,8 +36,10 @@
 //! node never silently starts with less than it acknowledged.
 //!
 //! **Write errors are a state, not a death.** sled refuses every write after one failed
-//! (a full disk, a quota, an I/O error), until the database is opened again. When a write
-//! or a flush fails, the flusher *stalls*: nothing is reported to openraft (its callbacks
+//! (a full disk, a quota, an I/O error), until the database is opened again, and its
+//! flush can hang for good when the disk fills up in the middle of a write. So the flusher
+//! checks the free space before each round and, below [`LOW_WATER`], hands sled nothing.
+//! Then, or when a write or a flush fails anyway, the flusher *stalls*: nothing is reported to openraft (its callbacks
 //! simply wait, so it never sees a storage error that would stop the group), the node's
 //! [`Health`] says why (the server refuses writes with `-MISCONF` meanwhile), and every
 //! job that arrives is recorded without being written. Every so often the flusher checks
