@@ -67,7 +67,7 @@
 //! # When the log cannot write, or lost its end
 //!
 //! - A full disk or a failed write stalls the node's log (see `raft::log_store`): writes
-//!   sent to this node get `-MISCONF` ([`Node::refuse_write`]); the node refuses votes and
+//!   sent to this node get `-MISCONF` (`Node::refuse_write`); the node refuses votes and
 //!   stops standing for election and, as a leader, stops sending heartbeats so the others
 //!   elect a leader among themselves (a transfer would need it to persist a vote for the
 //!   new leader, which it cannot); as a follower it acknowledges the new leader's vote

@@ -148,7 +148,7 @@ pub enum Health {
         /// The error, as the OS or sled gave it (`No space left on device (os error 28)`).
         cause: String,
     },
-    /// A flush has not returned for [`FLUSH_HANG`]: sled is stuck (seen when a disk filled
+    /// A flush has not returned for 20 s (`FLUSH_HANG`): sled is stuck (seen when a disk filled
     /// up in the middle of its write) and only a new process can open the log again. The
     /// binary restarts itself once the disk has room.
     Wedged { cause: String },
