@@ -66,7 +66,7 @@ pub struct PoolConfig {
 }
 
 /// Default [`PoolConfig::max_append_bytes`]: 4 MiB (a large write's parts are 64 KiB
-/// each, proposed 32 at a time, so other writes wait behind at most 2 MiB of them).
+/// each, at most 4 MiB of them in flight, so other writes wait behind no more).
 pub const DEFAULT_MAX_APPEND_BYTES: usize = 4 << 20;
 /// Default [`PoolConfig::min_bytes_per_sec`]: 8 MiB/s.
 pub const DEFAULT_MIN_BYTES_PER_SEC: u64 = 8 << 20;
