@@ -537,9 +537,7 @@ impl Node {
                 self.config.max_request_bytes
             )));
         }
-        let health = self.log_db.health();
-        let cause = health.borrow().cause().map(str::to_string);
-        cause.map(|cause| {
+        self.log_health().cause().map(|cause| {
             Frame::error(format!(
                 "MISCONF Errors writing to the Raft log: {}",
                 cause.replace(['\r', '\n'], " ")
@@ -549,7 +547,7 @@ impl Node {
 
     /// Whether this node's log can write now, and why not.
     pub fn log_health(&self) -> raft::Health {
-        self.log_db.health().borrow().clone()
+        self.log_db.health_now()
     }
 
     /// A way to watch the log's health change.
@@ -565,7 +563,11 @@ impl Node {
     /// Proposes a write; returns the reply (see the module header for forwarding and
     /// retries).
     pub async fn write(&self, proposal: &kv::Proposal) -> Frame {
-        let encoded = Bytes::from(proposal.encode());
+        self.write_encoded(proposal.encode().into()).await
+    }
+
+    /// [`Node::write`], for a proposal already encoded.
+    async fn write_encoded(&self, encoded: Bytes) -> Frame {
         if let Some(refused) = self.refuse_write(encoded.len()) {
             return refused;
         }
@@ -681,13 +683,13 @@ impl Node {
                 for (i, result) in results.into_iter().enumerate() {
                     out.push(match result {
                         Some(frame) => frame,
-                        None => self.write(&proposals[i]).await,
+                        None => self.write_encoded(encoded[i].clone()).await,
                     });
                 }
             }
         }
-        for proposal in &proposals[out.len()..] {
-            out.push(self.write(proposal).await);
+        for e in &encoded[out.len()..] {
+            out.push(self.write_encoded(e.clone()).await);
         }
         out
     }
@@ -1376,6 +1378,8 @@ async fn guard_votes(node: Arc<Node>, floor: Option<u64>, mut stop: watch::Recei
     let mut health = node.log_db.health();
     let mut refusing = floor.is_some();
     let mut silent = false;
+    // What the vote registry was last told (`None`: not yet, by this task).
+    let mut told: Option<Option<String>> = None;
     let mut last_progress = (node.metrics().last_log_index, Instant::now());
     loop {
         let behind = node.log_db.floor(raft::GroupId(DATA_GROUP));
@@ -1406,7 +1410,10 @@ async fn guard_votes(node: Arc<Node>, floor: Option<u64>, mut stop: watch::Recei
                 );
             }
         }
-        node.groups.set_vote_refusal(DATA_GROUP, why);
+        if told.as_ref() != Some(&why) {
+            node.groups.set_vote_refusal(DATA_GROUP, why.clone());
+            told = Some(why);
+        }
         if let Some(floor) = behind {
             let last = node.metrics().last_log_index;
             if last != last_progress.0 {

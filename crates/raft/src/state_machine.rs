@@ -298,7 +298,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn try_create_snapshot_builder(&mut self, _force: bool) -> Option<SnapshotBuilder> {
-        if let Some(Health::Stalled { cause }) = self.health.as_ref().map(|h| h.borrow().clone()) {
+        let health = self.health.as_ref().map(|h| h.borrow().clone());
+        if let Some(cause) = health.as_ref().and_then(Health::cause) {
             tracing::info!(group = %self.group, %cause,
                 "snapshot deferred: the log cannot write");
             return None;

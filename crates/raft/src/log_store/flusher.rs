@@ -292,6 +292,7 @@ impl Io {
             .db()
             .and_then(|db| db.flush().map(|_| ()).map_err(sled_err));
         self.core.flushing_since.store(0, Ordering::Relaxed);
+        self.core.flushes.fetch_add(1, Ordering::Relaxed);
         result
     }
 
@@ -470,7 +471,8 @@ impl Io {
         // before the log is cut.
         self.core.update_marks(true, |m| {
             let e = m.groups.entry(group).or_default();
-            e.flushed = e.flushed.min(below);
+            let lowered = e.flushed.min(below);
+            std::mem::replace(&mut e.flushed, lowered) != lowered
         });
         if !writing {
             // Answered once the log can write again (openraft waits for it).
@@ -560,30 +562,34 @@ impl Io {
 
     /// After a successful flush: everything written is durable.
     fn flushed(&mut self) {
-        let mut changes: Vec<(GroupId, Option<Vote>, Option<LogIndex>)> = Vec::new();
-        for (&id, g) in &mut self.groups {
+        for g in self.groups.values_mut() {
             g.vote_durable = g.vote;
             g.durable = g.written;
             if let Some(d) = g.durable {
                 g.tail.lock().unwrap_or_else(|p| p.into_inner()).trim(d);
             }
-            changes.push((id, g.vote_durable, g.durable));
         }
+        let groups = &self.groups;
         self.core.update_marks(false, |m| {
-            for (id, vote, durable) in changes {
+            let mut changed = false;
+            for (&id, g) in groups {
                 let e = m.groups.entry(id).or_default();
-                if vote.is_some() {
-                    e.vote = vote;
+                if g.vote_durable.is_some() && e.vote != g.vote_durable {
+                    e.vote = g.vote_durable;
+                    changed = true;
                 }
-                if durable.is_some() || e.flushed.is_none() {
-                    e.flushed = durable.or(e.flushed);
+                if g.durable.is_some() && e.flushed != g.durable {
+                    e.flushed = g.durable;
+                    changed = true;
                 }
-                if e.floor.is_some() && durable.is_some_and(|d| Some(d) >= e.floor) {
+                if e.floor.is_some() && g.durable.is_some_and(|d| Some(d) >= e.floor) {
                     tracing::info!(group = %id, floor = ?e.floor, "the log holds again everything \
                         this node had flushed before its damage; it votes again");
                     e.floor = None;
+                    changed = true;
                 }
             }
+            changed
         });
         for w in self.waiting.drain(..) {
             w.complete(Ok(()));
@@ -673,9 +679,7 @@ impl Io {
         for id in ids {
             self.rewrite(id)?;
         }
-        let flushed = self.flush();
-        self.core.flushes.fetch_add(1, Ordering::Relaxed);
-        flushed
+        self.flush()
     }
 
     /// Drops every handle of the database and opens it again (sled refuses every write

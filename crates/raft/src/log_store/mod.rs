@@ -360,6 +360,11 @@ impl LogDb {
         self.core.health.subscribe()
     }
 
+    /// The log's health now (no subscription: cheap enough for every command).
+    pub fn health_now(&self) -> Health {
+        self.core.health.borrow().clone()
+    }
+
     /// True when the disk holding the log has room enough for the log to write again
     /// (twice the low-water mark free): what a process whose log is wedged waits for
     /// before it restarts.
@@ -404,13 +409,12 @@ impl Core {
         self.handles().db.clone().ok_or_else(closed)
     }
 
-    /// Writes the watermark if `update` changed it; `sync` waits for the disk. A failure
-    /// is logged: the watermark may lag, which only weakens the check at start.
-    fn update_marks(&self, sync: bool, update: impl FnOnce(&mut Marks)) {
+    /// Runs `update` on the watermark and, if it says it changed something, writes it
+    /// (`sync`: and waits for the disk). A failure is logged: the watermark may lag, which
+    /// only weakens the check at start.
+    fn update_marks(&self, sync: bool, update: impl FnOnce(&mut Marks) -> bool) {
         let mut m = self.marks();
-        let before = m.current.clone();
-        update(&mut m.current);
-        if m.current == before && !sync {
+        if !update(&mut m.current) {
             return;
         }
         let MarkState { file, current, .. } = &mut *m;
@@ -867,7 +871,12 @@ impl LogStore {
         let Some(floor) = floor.filter(|&f| has.is_none_or(|h| h < f)) else {
             if marks.floor.is_some() {
                 self.core.update_marks(true, |m| {
-                    m.groups.entry(self.group).or_default().floor = None;
+                    m.groups
+                        .entry(self.group)
+                        .or_default()
+                        .floor
+                        .take()
+                        .is_some()
                 });
             }
             return Ok(None);
@@ -879,7 +888,8 @@ impl LogStore {
             vote_restored,
         };
         self.core.update_marks(true, |m| {
-            m.groups.entry(self.group).or_default().floor = Some(floor);
+            let e = m.groups.entry(self.group).or_default();
+            e.floor.replace(floor) != Some(floor)
         });
         Ok(Some(behind))
     }
