@@ -99,17 +99,18 @@ use bytes::Bytes;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::ClientWriteError;
 use openraft::{ChangeMembers, ReadPolicy, ServerState, SnapshotPolicy};
-use raft::{NodeInfo, Request, TypeConfig};
+use raft::{Request, TypeConfig};
 use resp::Frame;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::Status;
 use tracing::{info, warn};
+use types::{GroupId, NodeInfo};
 
 pub use raft::Health as LogHealth;
 
 /// The data group that owns every slot.
-pub const DATA_GROUP: u64 = 1;
+pub const DATA_GROUP: GroupId = GroupId(1);
 /// Longest a command waits for a leader before `-CLUSTERDOWN`.
 pub const NO_LEADER_WAIT: Duration = Duration::from_secs(3);
 /// The reply when no leader can be found in time.
@@ -240,7 +241,7 @@ impl Node {
             tokio::task::spawn_blocking(move || -> Result<_, Error> {
                 let log_db = raft::LogDb::open_with(&dir.join("raft"), options)
                     .map_err(|e| Error::Raft(format!("opening the log: {e}")))?;
-                let opened = raft::open(&log_db, raft::GroupId(DATA_GROUP), &dir, kv)?;
+                let opened = raft::open(&log_db, DATA_GROUP, &dir, kv)?;
                 Ok((log_db, opened))
             })
             .await
@@ -248,7 +249,7 @@ impl Node {
         };
         let raft::Opened { log, sm, behind } = opened;
         if let Some(b) = &behind {
-            warn!(group = DATA_GROUP, behind = %b,
+            warn!(group = %DATA_GROUP, behind = %b,
                 "the Raft log holds less than this node had flushed (damaged?); it will not \
                  vote or lead until it has caught up from the others");
         }
@@ -1223,7 +1224,7 @@ impl Node {
             (
                 "raft_catch_up_floor",
                 self.log_db
-                    .floor(raft::GroupId(DATA_GROUP))
+                    .floor(DATA_GROUP)
                     .map_or_else(|| "none".to_string(), |f| f.to_string()),
             ),
         ]
@@ -1382,7 +1383,7 @@ async fn guard_votes(node: Arc<Node>, floor: Option<u64>, mut stop: watch::Recei
     let mut told: Option<Option<String>> = None;
     let mut last_progress = (node.metrics().last_log_index, Instant::now());
     loop {
-        let behind = node.log_db.floor(raft::GroupId(DATA_GROUP));
+        let behind = node.log_db.floor(DATA_GROUP);
         let cause = health.borrow().cause().map(str::to_string);
         let why = match (&behind, &cause) {
             (_, Some(cause)) => Some(format!("the Raft log cannot write: {cause}")),
@@ -1575,7 +1576,7 @@ impl rpc::NodeHandler for Handler {
         }
     }
 
-    async fn read_index(&self, group_id: u64) -> Result<rpc::ReadIndex, Status> {
+    async fn read_index(&self, group_id: GroupId) -> Result<rpc::ReadIndex, Status> {
         let node = &self.0;
         if group_id != DATA_GROUP {
             return Err(Status::not_found(format!("no group {group_id}")));

@@ -13,7 +13,6 @@
 //! [`typ::Response`]. Snapshots are files written from a clone of the database while
 //! applies go on; a restart loads the newest one and openraft replays the log after it.
 
-pub mod ids;
 pub mod log_store;
 pub mod snapshot_files;
 pub mod state_machine;
@@ -23,12 +22,11 @@ pub mod watermark;
 
 use std::path::PathBuf;
 
-pub use ids::{GroupId, LogIndex, NodeId};
 pub use log_store::{
     Behind, Health, LogDb, LogOptions, LogStats, LogStore, VerifyError, LOG_FORMAT,
 };
 pub use state_machine::{is_transient, open, Opened, SnapshotBuilder, StateMachine};
-pub use typ::{Blob, NodeInfo, Payload, Request, Response, TypeConfig};
+pub use typ::{Blob, Payload, Request, Response, TypeConfig};
 
 /// Why a group's storage could not be opened.
 #[derive(Debug, thiserror::Error)]

@@ -28,10 +28,10 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::GroupId;
 use crate::log_store::{decode, encode};
 use crate::typ::SnapshotMeta;
 use crate::uploads::Uploads;
+use types::GroupId;
 
 const MAGIC: &[u8; 11] = b"REDRAFTSNAP";
 /// The version written; 1 (without the uploads section) is read too.

@@ -43,7 +43,6 @@ use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::OptionalSend;
 use resp::Frame;
 
-use crate::ids::GroupId;
 use crate::log_store::{Health, LogDb, LogStore};
 use crate::snapshot_files::{self, Header, SnapshotFiles};
 use crate::typ::{
@@ -52,6 +51,7 @@ use crate::typ::{
 };
 use crate::uploads::{self, Uploads};
 use crate::Error;
+use types::GroupId;
 
 /// `now_ms` before anything was applied: any entry's time is later.
 const NO_TIME: i64 = i64::MIN;

@@ -18,27 +18,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::NodeId;
-
-/// How to reach a node: its RESP address for clients (`MOVED`) and its gRPC address for
-/// peers.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeInfo {
-    pub resp_addr: String,
-    pub grpc_addr: String,
-}
-
-impl rpc::GrpcAddr for NodeInfo {
-    fn grpc_addr(&self) -> &str {
-        &self.grpc_addr
-    }
-}
-
-impl fmt::Display for NodeInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "resp={} grpc={}", self.resp_addr, self.grpc_addr)
-    }
-}
+use types::{NodeId, NodeInfo};
 
 /// A write, as a log entry carries it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

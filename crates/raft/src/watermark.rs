@@ -33,8 +33,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{GroupId, LogIndex};
 use crate::typ::Vote;
+use types::{GroupId, LogIndex};
 
 const MAGIC: &[u8; 4] = b"RDWM";
 const VERSION: u32 = 1;

@@ -15,9 +15,10 @@ use openraft::type_config::TypeConfigExt;
 use openraft::vote::RaftLeaderIdExt;
 use openraft::StorageHelper;
 use raft::typ::{Entry, IOFlushed, LogId, Membership, StorageError};
-use raft::{GroupId, LogDb, LogStore, Request, StateMachine, TypeConfig};
+use raft::{LogDb, LogStore, Request, StateMachine, TypeConfig};
 use resp::Frame;
 use tempfile::TempDir;
+use types::GroupId;
 
 /// A fresh temporary directory per build: a sled database and a snapshot directory.
 struct Builder;
@@ -674,7 +675,7 @@ fn unreachable() -> openraft::errors::Unreachable<TypeConfig> {
 impl openraft::network::RaftNetworkFactory<TypeConfig> for NoPeers {
     type Network = NoPeer;
 
-    async fn new_client(&mut self, _target: u64, _node: &raft::NodeInfo) -> NoPeer {
+    async fn new_client(&mut self, _target: u64, _node: &types::NodeInfo) -> NoPeer {
         NoPeer
     }
 }
@@ -743,7 +744,7 @@ async fn single_node_group_writes_snapshots_and_restarts() {
         let raft = start(dir.path(), kv.clone()).await;
         raft.initialize(std::collections::BTreeMap::from([(
             1,
-            raft::NodeInfo::default(),
+            types::NodeInfo::default(),
         )]))
         .await
         .expect("initialize");

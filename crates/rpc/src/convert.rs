@@ -11,6 +11,7 @@ use openraft::vote::{RaftLeaderId, RaftTerm, RaftVote};
 use openraft::RaftTypeConfig;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use types::GroupId;
 
 use crate::codec::{decode, encode};
 use crate::error::ConvertError;
@@ -33,7 +34,7 @@ impl<C: RaftTypeConfig> TryFrom<Envelope<VoteCall<C>>> for rpb::VoteRequest {
     type Error = ConvertError;
     fn try_from(m: Envelope<VoteCall<C>>) -> Result<Self, ConvertError> {
         Ok(rpb::VoteRequest {
-            group_id: m.group_id,
+            group_id: m.group_id.0,
             target: m.target,
             term: term_of::<C>(&m.body.req.vote),
             pre_vote: m.body.pre_vote,
@@ -46,7 +47,7 @@ impl<C: RaftTypeConfig> TryFrom<rpb::VoteRequest> for Envelope<VoteCall<C>> {
     type Error = ConvertError;
     fn try_from(m: rpb::VoteRequest) -> Result<Self, ConvertError> {
         Ok(Envelope {
-            group_id: m.group_id,
+            group_id: GroupId(m.group_id),
             target: m.target,
             body: VoteCall {
                 pre_vote: m.pre_vote,
@@ -71,7 +72,7 @@ impl<C: RaftTypeConfig> TryFrom<Envelope<&AppendEntriesRequest<C>>> for rpb::App
     type Error = ConvertError;
     fn try_from(m: Envelope<&AppendEntriesRequest<C>>) -> Result<Self, ConvertError> {
         Ok(rpb::AppendEntriesRequest {
-            group_id: m.group_id,
+            group_id: m.group_id.0,
             target: m.target,
             term: term_of::<C>(&m.body.vote),
             entries: m.body.entries.len() as u64,
@@ -84,7 +85,7 @@ impl<C: RaftTypeConfig> TryFrom<rpb::AppendEntriesRequest> for Envelope<AppendEn
     type Error = ConvertError;
     fn try_from(m: rpb::AppendEntriesRequest) -> Result<Self, ConvertError> {
         Ok(Envelope {
-            group_id: m.group_id,
+            group_id: GroupId(m.group_id),
             target: m.target,
             body: decode("AppendEntriesRequest", &m.payload)?,
         })
@@ -95,7 +96,7 @@ impl<C: RaftTypeConfig> TryFrom<Envelope<TransferLeaderRequest<C>>> for rpb::Tra
     type Error = ConvertError;
     fn try_from(m: Envelope<TransferLeaderRequest<C>>) -> Result<Self, ConvertError> {
         Ok(rpb::TransferLeaderRequest {
-            group_id: m.group_id,
+            group_id: m.group_id.0,
             target: m.target,
             term: term_of::<C>(m.body.from_leader()),
             payload: encode("TransferLeaderRequest", &m.body)?.into(),
@@ -107,7 +108,7 @@ impl<C: RaftTypeConfig> TryFrom<rpb::TransferLeaderRequest> for Envelope<Transfe
     type Error = ConvertError;
     fn try_from(m: rpb::TransferLeaderRequest) -> Result<Self, ConvertError> {
         Ok(Envelope {
-            group_id: m.group_id,
+            group_id: GroupId(m.group_id),
             target: m.target,
             body: decode("TransferLeaderRequest", &m.payload)?,
         })
@@ -119,7 +120,7 @@ impl<C: RaftTypeConfig> TryFrom<Envelope<SnapshotHeader<C>>> for rpb::SnapshotCh
     type Error = ConvertError;
     fn try_from(m: Envelope<SnapshotHeader<C>>) -> Result<Self, ConvertError> {
         Ok(rpb::SnapshotChunk {
-            group_id: m.group_id,
+            group_id: m.group_id.0,
             target: m.target,
             header: encode("SnapshotHeader", &m.body)?.into(),
             data: Default::default(),
@@ -139,7 +140,7 @@ impl<C: RaftTypeConfig> TryFrom<&rpb::SnapshotChunk> for Envelope<SnapshotHeader
             ));
         }
         Ok(Envelope {
-            group_id: m.group_id,
+            group_id: GroupId(m.group_id),
             target: m.target,
             body: decode("SnapshotHeader", &m.header)?,
         })
@@ -167,7 +168,7 @@ impl<T: DeserializeOwned> TryFrom<rpb::RaftReply> for Reply<T> {
 impl From<Forward> for npb::ForwardRequest {
     fn from(f: Forward) -> Self {
         npb::ForwardRequest {
-            group_id: f.group_id,
+            group_id: f.group_id.0,
             args: f.args,
             proto_version: f.proto_version,
             seed: f.seed,
@@ -192,7 +193,7 @@ impl TryFrom<npb::ForwardRequest> for Forward {
             ));
         }
         Ok(Forward {
-            group_id: f.group_id,
+            group_id: GroupId(f.group_id),
             args: f.args,
             proto_version: f.proto_version,
             seed: f.seed,
@@ -295,7 +296,7 @@ impl TryFrom<npb::Role> for Role {
 impl From<GroupStatus> for npb::GroupStatus {
     fn from(g: GroupStatus) -> Self {
         npb::GroupStatus {
-            group_id: g.group_id,
+            group_id: g.group_id.0,
             role: npb::Role::from(g.role).into(),
             term: g.term,
             leader: g.leader,
@@ -311,7 +312,7 @@ impl TryFrom<npb::GroupStatus> for GroupStatus {
         let role = npb::Role::try_from(g.role)
             .map_err(|_| ConvertError::invalid("role", format!("unknown value {}", g.role)))?;
         Ok(GroupStatus {
-            group_id: g.group_id,
+            group_id: GroupId(g.group_id),
             role: role.try_into()?,
             term: g.term,
             leader: g.leader,
@@ -352,7 +353,7 @@ mod tests {
     #[test]
     fn forward_round_trip_and_validation() {
         let f = Forward {
-            group_id: 3,
+            group_id: GroupId(3),
             args: vec![
                 Bytes::from_static(b"SET"),
                 Bytes::from_static(b"k"),
@@ -378,7 +379,7 @@ mod tests {
         let s = NodeStatus {
             node_id: 1,
             groups: vec![GroupStatus {
-                group_id: 0,
+                group_id: GroupId(0),
                 role: Role::Leader,
                 term: 4,
                 leader: Some(1),

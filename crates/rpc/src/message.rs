@@ -11,12 +11,13 @@ use bytes::Bytes;
 use openraft::type_config::alias::{SnapshotMetaOf, VoteOf};
 use openraft::RaftTypeConfig;
 use serde::{Deserialize, Serialize};
+use types::GroupId;
 
 /// A Raft message for one group, addressed to one node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Envelope<T> {
     /// The Raft group.
-    pub group_id: u64,
+    pub group_id: GroupId,
     /// The node id the sender means to reach.
     pub target: u64,
     /// The openraft message.
@@ -50,7 +51,7 @@ pub struct Reply<T>(pub T);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Forward {
     /// The group that owns the command's keys.
-    pub group_id: u64,
+    pub group_id: GroupId,
     /// The command's arguments, name first.
     pub args: Vec<Bytes>,
     /// RESP version of the client connection (2 or 3).
@@ -109,7 +110,7 @@ pub enum Role {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupStatus {
     /// The group.
-    pub group_id: u64,
+    pub group_id: GroupId,
     /// This node's role in it.
     pub role: Role,
     /// Current term.

@@ -31,6 +31,7 @@ use openraft::{RaftNetworkFactory, RaftNetworkV2, RaftTypeConfig};
 use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 use tonic::Status;
+use types::GroupId;
 
 use crate::message::{Envelope, Reply, SnapshotHeader, VoteCall};
 use crate::pb::raft as rpb;
@@ -44,6 +45,12 @@ pub trait GrpcAddr {
     fn grpc_addr(&self) -> &str;
 }
 
+impl GrpcAddr for types::NodeInfo {
+    fn grpc_addr(&self) -> &str {
+        &self.grpc_addr
+    }
+}
+
 impl GrpcAddr for openraft::BasicNode {
     fn grpc_addr(&self) -> &str {
         &self.addr
@@ -53,7 +60,7 @@ impl GrpcAddr for openraft::BasicNode {
 /// Makes the network clients of one group on one node.
 pub struct GrpcNetworkFactory<C, SD> {
     pool: PeerPool,
-    group_id: u64,
+    group_id: GroupId,
     local_id: u64,
     _types: PhantomData<fn() -> (C, SD)>,
 }
@@ -71,7 +78,7 @@ impl<C, SD> Clone for GrpcNetworkFactory<C, SD> {
 
 impl<C, SD> GrpcNetworkFactory<C, SD> {
     /// The factory for group `group_id` on node `local_id`, sending through `pool`.
-    pub fn new(pool: PeerPool, group_id: u64, local_id: u64) -> Self {
+    pub fn new(pool: PeerPool, group_id: GroupId, local_id: u64) -> Self {
         GrpcNetworkFactory {
             pool,
             group_id,
@@ -108,7 +115,7 @@ pub struct GrpcNetwork<C, SD> {
     pool: PeerPool,
     /// The peer's client, or why its address is unusable.
     client: Result<RaftClient<Channel>, String>,
-    group_id: u64,
+    group_id: GroupId,
     local_id: u64,
     target: u64,
     _types: PhantomData<fn() -> (C, SD)>,
@@ -132,7 +139,7 @@ where
 
     /// What a failed call means to openraft.
     fn status_error(&self, s: &Status, action: RPCTypes, timeout: Duration) -> RPCError<C> {
-        tracing::debug!(group = self.group_id, target = self.target, %action, code = %s.code(), message = s.message(), "raft rpc failed");
+        tracing::debug!(group = %self.group_id, target = self.target, %action, code = %s.code(), message = s.message(), "raft rpc failed");
         if s.code() == tonic::Code::DeadlineExceeded {
             return RPCError::Timeout(Timeout {
                 action,
@@ -349,7 +356,7 @@ impl Drop for AbortOnDrop {
 async fn send_chunks<SD: Read + Send + 'static>(
     mut data: SD,
     header: rpb::SnapshotChunk,
-    group_id: u64,
+    group_id: GroupId,
     target: u64,
     tx: mpsc::Sender<rpb::SnapshotChunk>,
     failed: oneshot::Sender<std::io::Error>,
@@ -382,7 +389,7 @@ async fn send_chunks<SD: Read + Send + 'static>(
         // ends is a truncation to the receiver.
         let last = buf.is_empty();
         let chunk = rpb::SnapshotChunk {
-            group_id,
+            group_id: group_id.0,
             target,
             header: Bytes::new(),
             data: buf.into(),

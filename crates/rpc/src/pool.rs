@@ -25,6 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
+use types::GroupId;
 
 use crate::error::PoolError;
 use crate::message::{Forward, Join, Leave, NodeStatus, ReadIndex};
@@ -241,13 +242,13 @@ impl NodePeer {
         Ok(r.into_inner().reply)
     }
 
-    /// The peer's (the leader's) read index for `group_id`.
-    pub async fn read_index(&mut self, group_id: u64) -> Result<ReadIndex, Status> {
+    /// The peer's (the leader's) read index for `group`.
+    pub async fn read_index(&mut self, group: GroupId) -> Result<ReadIndex, Status> {
         let t = self.timeout;
         let r = deadline(
             t,
             self.client
-                .read_index(timed(npb::ReadIndexRequest { group_id }, t)),
+                .read_index(timed(npb::ReadIndexRequest { group_id: group.0 }, t)),
         )
         .await?;
         Ok(r.into_inner().into())

@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{Raft, RaftTypeConfig};
+use types::GroupId;
 
 /// The groups this node hosts, as the Raft gRPC service sees them.
 pub trait GroupRegistry<C, SM>: Send + Sync + 'static
@@ -16,24 +17,24 @@ where
     C: RaftTypeConfig,
     SM: RaftStateMachine<C>,
 {
-    /// The local replica of `group_id`, if this node hosts it.
-    fn raft(&self, group_id: u64) -> Option<Raft<C, SM>>;
+    /// The local replica of `group`, if this node hosts it.
+    fn raft(&self, group: GroupId) -> Option<Raft<C, SM>>;
 
-    /// A new, empty, writable snapshot for `group_id`. The Raft service writes the received
+    /// A new, empty, writable snapshot for `group`. The Raft service writes the received
     /// chunks into it, seeks it back to the start, and hands it to
     /// [`Raft::install_full_snapshot`]. For file-backed snapshots this is a fresh temporary
     /// file opened for reading and writing.
-    fn snapshot_buffer(&self, group_id: u64) -> io::Result<SM::SnapshotData>;
+    fn snapshot_buffer(&self, group: GroupId) -> io::Result<SM::SnapshotData>;
 
-    /// Why the local replica of `group_id` must not grant votes or take over leadership
+    /// Why the local replica of `group` must not grant votes or take over leadership
     /// now (its log is catching up after damage, or cannot write), if it must not.
-    fn vote_refusal(&self, group_id: u64) -> Option<String> {
-        let _ = group_id;
+    fn vote_refusal(&self, group: GroupId) -> Option<String> {
+        let _ = group;
         None
     }
 }
 
-type BufferFn<D> = dyn Fn(u64) -> io::Result<D> + Send + Sync;
+type BufferFn<D> = dyn Fn(GroupId) -> io::Result<D> + Send + Sync;
 
 /// A ready-made [`GroupRegistry`]: a shared map from group id to `Raft`, and a function that
 /// makes snapshot buffers. Cloning shares the map.
@@ -42,9 +43,9 @@ where
     C: RaftTypeConfig,
     SM: RaftStateMachine<C>,
 {
-    map: Arc<RwLock<HashMap<u64, Raft<C, SM>>>>,
+    map: Arc<RwLock<HashMap<GroupId, Raft<C, SM>>>>,
     buffer: Arc<BufferFn<SM::SnapshotData>>,
-    refusals: Arc<RwLock<HashMap<u64, String>>>,
+    refusals: Arc<RwLock<HashMap<GroupId, String>>>,
 }
 
 impl<C, SM> Clone for Groups<C, SM>
@@ -66,9 +67,9 @@ where
     C: RaftTypeConfig,
     SM: RaftStateMachine<C>,
 {
-    /// An empty registry whose snapshot buffers come from `buffer(group_id)`.
+    /// An empty registry whose snapshot buffers come from `buffer(group)`.
     pub fn new(
-        buffer: impl Fn(u64) -> io::Result<SM::SnapshotData> + Send + Sync + 'static,
+        buffer: impl Fn(GroupId) -> io::Result<SM::SnapshotData> + Send + Sync + 'static,
     ) -> Self {
         Groups {
             map: Arc::default(),
@@ -77,35 +78,35 @@ where
         }
     }
 
-    /// Makes the local replica of `group_id` refuse votes and leadership transfers (with
+    /// Makes the local replica of `group` refuse votes and leadership transfers (with
     /// `Some(why)`), or accept them again (`None`).
-    pub fn set_vote_refusal(&self, group_id: u64, why: Option<String>) {
+    pub fn set_vote_refusal(&self, group: GroupId, why: Option<String>) {
         let mut r = self.refusals.write().unwrap_or_else(|e| e.into_inner());
         match why {
-            Some(why) => r.insert(group_id, why),
-            None => r.remove(&group_id),
+            Some(why) => r.insert(group, why),
+            None => r.remove(&group),
         };
     }
 
     /// Adds (or replaces) a group.
-    pub fn insert(&self, group_id: u64, raft: Raft<C, SM>) {
+    pub fn insert(&self, group: GroupId, raft: Raft<C, SM>) {
         self.map
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(group_id, raft);
+            .insert(group, raft);
     }
 
     /// Removes a group; its `Raft` is returned so the caller can shut it down.
-    pub fn remove(&self, group_id: u64) -> Option<Raft<C, SM>> {
+    pub fn remove(&self, group: GroupId) -> Option<Raft<C, SM>> {
         self.map
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&group_id)
+            .remove(&group)
     }
 
     /// The ids of the hosted groups, ascending.
-    pub fn ids(&self) -> Vec<u64> {
-        let mut ids: Vec<u64> = self
+    pub fn ids(&self) -> Vec<GroupId> {
+        let mut ids: Vec<GroupId> = self
             .map
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -133,23 +134,23 @@ where
     C: RaftTypeConfig,
     SM: RaftStateMachine<C>,
 {
-    fn raft(&self, group_id: u64) -> Option<Raft<C, SM>> {
+    fn raft(&self, group: GroupId) -> Option<Raft<C, SM>> {
         self.map
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&group_id)
+            .get(&group)
             .cloned()
     }
 
-    fn snapshot_buffer(&self, group_id: u64) -> io::Result<SM::SnapshotData> {
-        (self.buffer)(group_id)
+    fn snapshot_buffer(&self, group: GroupId) -> io::Result<SM::SnapshotData> {
+        (self.buffer)(group)
     }
 
-    fn vote_refusal(&self, group_id: u64) -> Option<String> {
+    fn vote_refusal(&self, group: GroupId) -> Option<String> {
         self.refusals
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&group_id)
+            .get(&group)
             .cloned()
     }
 }

@@ -23,6 +23,7 @@ use openraft::type_config::alias::{LogIdOf, VoteOf};
 use openraft::vote::{RaftLeaderId, RaftTerm, RaftVote};
 use openraft::{Raft, RaftTypeConfig};
 use tonic::{Request, Response, Status, Streaming};
+use types::GroupId;
 
 use crate::message::{
     Envelope, Forward, Join, Leave, NodeStatus, ReadIndex, Reply, SnapshotHeader, VoteCall,
@@ -75,15 +76,15 @@ where
     }
 
     /// The group's `Raft`, if hosted here and if this node is the one the sender meant.
-    fn group(&self, group_id: u64, target: u64) -> Result<Raft<C, SM>, Status> {
+    fn group(&self, group: GroupId, target: u64) -> Result<Raft<C, SM>, Status> {
         let raft = self
             .registry
-            .raft(group_id)
-            .ok_or_else(|| Status::not_found(format!("no raft group {group_id} on this node")))?;
+            .raft(group)
+            .ok_or_else(|| Status::not_found(format!("no raft group {group} on this node")))?;
         let me = *raft.node_id();
         if me != target {
             return Err(Status::failed_precondition(format!(
-                "request for node {target} reached node {me} (group {group_id})"
+                "request for node {target} reached node {me} (group {group})"
             )));
         }
         Ok(raft)
@@ -98,10 +99,10 @@ where
 {
     /// `UNAVAILABLE` while the registry says this replica must not vote or take over (a
     /// candidate counts that as no vote).
-    fn check_votes_allowed(&self, group_id: u64) -> Result<(), Status> {
-        match self.registry.vote_refusal(group_id) {
+    fn check_votes_allowed(&self, group: GroupId) -> Result<(), Status> {
+        match self.registry.vote_refusal(group) {
             Some(why) => Err(Status::unavailable(format!(
-                "group {group_id}: this replica does not vote or take leadership now: {why}"
+                "group {group}: this replica does not vote or take leadership now: {why}"
             ))),
             None => Ok(()),
         }
@@ -198,7 +199,7 @@ where
                 ));
             }
             last = c.last;
-            if c.group_id != group_id || c.target != target {
+            if c.group_id != group_id.0 || c.target != target {
                 return Err(Status::invalid_argument(
                     "snapshot chunks disagree on group or target",
                 ));
@@ -354,8 +355,8 @@ where
 pub trait NodeHandler: Send + Sync + 'static {
     /// Runs a forwarded client command; returns the encoded reply frame.
     fn forward(&self, req: Forward) -> impl Future<Output = Result<Vec<u8>, Status>> + Send;
-    /// The leader's read index for `group_id`.
-    fn read_index(&self, group_id: u64) -> impl Future<Output = Result<ReadIndex, Status>> + Send;
+    /// The leader's read index for `group`.
+    fn read_index(&self, group: GroupId) -> impl Future<Output = Result<ReadIndex, Status>> + Send;
     /// Adds a node to the cluster.
     fn join(&self, req: Join) -> impl Future<Output = Result<(), Status>> + Send;
     /// Removes a node from the cluster.
@@ -413,7 +414,7 @@ impl<H: NodeHandler> npb::node_server::Node for NodeService<H> {
     ) -> Result<Response<npb::ReadIndexReply>, Status> {
         let r = self
             .handler
-            .read_index(request.into_inner().group_id)
+            .read_index(GroupId(request.into_inner().group_id))
             .await?;
         Ok(Response::new(r.into()))
     }

@@ -19,8 +19,8 @@ use super::{
     sled_err, truncate_from, Core, Health, Tail, COMMITTED, FLUSH_HANG, LAST_PURGED, LOW_WATER,
     RETRY_FIRST, RETRY_MAX, VOTE,
 };
-use crate::ids::{GroupId, LogIndex};
 use crate::typ::{IOFlushed, LogId, Vote};
+use types::{GroupId, LogIndex};
 
 /// Watches the flusher from a thread of its own: a flush stuck for [`FLUSH_HANG`] turns
 /// the health to [`Health::Wedged`]. Ends when the database is gone.

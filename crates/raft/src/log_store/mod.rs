@@ -82,9 +82,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::ids::{GroupId, LogIndex};
 use crate::typ::{Entry, IOFlushed, LogId, LogState, TypeConfig, Vote};
 use crate::watermark::{Found, GroupMarks, Marks, Watermark};
+use types::{GroupId, LogIndex};
 
 mod flusher;
 

@@ -27,8 +27,11 @@ async fn a_batch_over_the_byte_budget_is_sent_in_parts() -> anyhow::Result<()> {
         max_append_bytes: 32 << 10,
         ..PoolConfig::default()
     });
-    let mut factory =
-        GrpcNetworkFactory::<Tc, std::io::Cursor<Vec<u8>>>::new(pool, crate::GROUP, 9);
+    let mut factory = GrpcNetworkFactory::<Tc, std::io::Cursor<Vec<u8>>>::new(
+        pool,
+        types::GroupId(crate::GROUP),
+        9,
+    );
     let mut network = factory.new_client(target.id, &target.node()).await;
     // Ten entries of 10 KB (indexes 0 to 9) from leader 9 at term 1: at most three fit
     // in 32 KiB.

@@ -58,7 +58,7 @@ fn valid_append(term: u64) -> Bytes {
         leader_commit: None,
     };
     rpb::AppendEntriesRequest::try_from(Envelope {
-        group_id: GROUP,
+        group_id: types::GroupId(GROUP),
         target: 1,
         body: req,
     })
@@ -134,7 +134,7 @@ async fn garbage_unknown_group_and_wrong_target_are_statuses() -> anyhow::Result
         leader_commit: None,
     };
     let msg = rpb::AppendEntriesRequest::try_from(Envelope {
-        group_id: GROUP,
+        group_id: types::GroupId(GROUP),
         target: 1,
         body: bad,
     })?;
@@ -214,7 +214,7 @@ async fn stale_term_requests_are_rejected_by_raft() -> anyhow::Result<()> {
 
     // A term-0 vote request: not granted.
     let msg = rpb::VoteRequest::try_from(Envelope {
-        group_id: GROUP,
+        group_id: types::GroupId(GROUP),
         target: 1,
         body: VoteCall::<Tc> {
             pre_vote: false,
@@ -227,7 +227,7 @@ async fn stale_term_requests_are_rejected_by_raft() -> anyhow::Result<()> {
 
     // A snapshot from a term-0 sender: answered with the node's own (higher) vote, not installed.
     let header = rpb::SnapshotChunk::try_from(Envelope {
-        group_id: GROUP,
+        group_id: types::GroupId(GROUP),
         target: 1,
         body: SnapshotHeader::<Tc> {
             vote: Vote::new_committed(0, 9),
@@ -269,7 +269,7 @@ async fn malformed_snapshot_streams_are_refused() -> anyhow::Result<()> {
     };
     let good_header = |v: Vote, last: LogId<LeaderId<u64, u64>>| {
         rpb::SnapshotChunk::try_from(Envelope {
-            group_id: GROUP,
+            group_id: types::GroupId(GROUP),
             target: 1,
             body: SnapshotHeader::<Tc> {
                 vote: v,
@@ -384,7 +384,7 @@ async fn extreme_terms_indexes_and_sizes_are_refused() -> anyhow::Result<()> {
     for (i, &term) in terms.iter().enumerate() {
         for pre_vote in [false, true] {
             let msg = rpb::VoteRequest::try_from(Envelope {
-                group_id: GROUP,
+                group_id: types::GroupId(GROUP),
                 target: 1,
                 body: VoteCall::<Tc> {
                     pre_vote,
@@ -397,7 +397,7 @@ async fn extreme_terms_indexes_and_sizes_are_refused() -> anyhow::Result<()> {
         }
         // A vote whose last log id names an absurd index.
         let msg = rpb::VoteRequest::try_from(Envelope {
-            group_id: GROUP,
+            group_id: types::GroupId(GROUP),
             target: 1,
             body: VoteCall::<Tc> {
                 pre_vote: false,
@@ -430,7 +430,7 @@ async fn extreme_terms_indexes_and_sizes_are_refused() -> anyhow::Result<()> {
         ];
         for (k, body) in appends.into_iter().enumerate() {
             let msg = rpb::AppendEntriesRequest::try_from(Envelope {
-                group_id: GROUP,
+                group_id: types::GroupId(GROUP),
                 target: 1,
                 body,
             })?;
@@ -440,7 +440,7 @@ async fn extreme_terms_indexes_and_sizes_are_refused() -> anyhow::Result<()> {
 
         // TransferLeader from a leader with an absurd term.
         let msg = rpb::TransferLeaderRequest::try_from(Envelope {
-            group_id: GROUP,
+            group_id: types::GroupId(GROUP),
             target: 1,
             body: openraft::raft::TransferLeaderRequest::<Tc>::new(
                 Vote::new_committed(term, 9),
@@ -457,7 +457,7 @@ async fn extreme_terms_indexes_and_sizes_are_refused() -> anyhow::Result<()> {
             (Vote::new_committed(3, 9), log_id(3, 9, indexes[i])),
         ] {
             let header = rpb::SnapshotChunk::try_from(Envelope {
-                group_id: GROUP,
+                group_id: types::GroupId(GROUP),
                 target: 1,
                 body: SnapshotHeader::<Tc> {
                     vote: v,
@@ -518,7 +518,7 @@ async fn a_replica_refusing_votes_grants_none() -> anyhow::Result<()> {
     let term = n.raft.metrics().borrow_watched().vote.leader_id().term;
     let vote_for = |pre_vote: bool| {
         rpb::VoteRequest::try_from(Envelope {
-            group_id: GROUP,
+            group_id: types::GroupId(GROUP),
             target: 1,
             body: VoteCall::<Tc> {
                 pre_vote,
@@ -526,15 +526,17 @@ async fn a_replica_refusing_votes_grants_none() -> anyhow::Result<()> {
             },
         })
     };
-    n.groups
-        .set_vote_refusal(GROUP, Some("catching up after damage".into()));
+    n.groups.set_vote_refusal(
+        types::GroupId(GROUP),
+        Some("catching up after damage".into()),
+    );
     for pre_vote in [false, true] {
         let e = c.vote(vote_for(pre_vote)?).await.unwrap_err();
         assert_eq!(e.code(), Code::Unavailable, "{e}");
         assert!(e.message().contains("catching up after damage"), "{e}");
     }
     let transfer = rpb::TransferLeaderRequest::try_from(Envelope {
-        group_id: GROUP,
+        group_id: types::GroupId(GROUP),
         target: 1,
         body: openraft::raft::TransferLeaderRequest::<Tc>::new(
             Vote::new_committed(term + 5, 9),
@@ -552,7 +554,7 @@ async fn a_replica_refusing_votes_grants_none() -> anyhow::Result<()> {
 
     // Cleared: the same request reaches openraft again, which answers it (not granted
     // here: node 1 leads and its lease holds).
-    n.groups.set_vote_refusal(GROUP, None);
+    n.groups.set_vote_refusal(types::GroupId(GROUP), None);
     let r = c.vote(vote_for(false)?).await?;
     let Reply(resp) = Reply::<VoteResponse<Tc>>::try_from(r.into_inner())?;
     assert_eq!(resp.vote.leader_id().term, term, "{resp:?}");

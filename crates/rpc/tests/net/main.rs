@@ -79,10 +79,10 @@ pub async fn start_node(id: u64, ip: IpAddr) -> anyhow::Result<TestNode> {
         ..PoolConfig::default()
     });
     let sm = MemSm::default();
-    let network = GrpcNetworkFactory::<Tc, Cursor<Vec<u8>>>::new(pool, GROUP, id);
+    let network = GrpcNetworkFactory::<Tc, Cursor<Vec<u8>>>::new(pool, types::GroupId(GROUP), id);
     let raft = Raft::new(id, raft_config(), network, MemLog::default(), sm.clone()).await?;
     let groups = Groups::<Tc, MemSm>::in_memory();
-    groups.insert(GROUP, raft.clone());
+    groups.insert(types::GroupId(GROUP), raft.clone());
     let registry = groups.clone();
     let server = tokio::spawn(async move {
         let _ = tonic::transport::Server::builder()

@@ -63,7 +63,7 @@ async fn network<SD: Read + Send + 'static>(to: &TestNode) -> rpc::GrpcNetwork<T
         local_address: Some(lo(9)),
         ..PoolConfig::default()
     });
-    let mut factory = GrpcNetworkFactory::<Tc, SD>::new(pool, GROUP, 9);
+    let mut factory = GrpcNetworkFactory::<Tc, SD>::new(pool, types::GroupId(GROUP), 9);
     factory.new_client(to.id, &to.node()).await
 }
 
@@ -183,7 +183,7 @@ async fn oversized_snapshot_is_refused() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((lo(1), 0)).await?;
     let addr = listener.local_addr()?;
     let groups = rpc::Groups::<Tc, crate::store::MemSm>::in_memory();
-    groups.insert(GROUP, n.raft.clone());
+    groups.insert(types::GroupId(GROUP), n.raft.clone());
     let server = tokio::spawn(async move {
         let svc = rpc::RaftService::new(groups).with_max_snapshot(rpc::MAX_CHUNK as u64);
         let _ = tonic::transport::Server::builder()
@@ -192,7 +192,8 @@ async fn oversized_snapshot_is_refused() -> anyhow::Result<()> {
             .await;
     });
     let pool = PeerPool::new(PoolConfig::default());
-    let mut factory = GrpcNetworkFactory::<Tc, io::Cursor<Vec<u8>>>::new(pool, GROUP, 9);
+    let mut factory =
+        GrpcNetworkFactory::<Tc, io::Cursor<Vec<u8>>>::new(pool, types::GroupId(GROUP), 9);
     let mut net = factory
         .new_client(
             1,

@@ -35,12 +35,12 @@ impl NodeHandler for Fake {
         Ok(out)
     }
 
-    async fn read_index(&self, group_id: u64) -> Result<ReadIndex, Status> {
-        if group_id > 100 {
-            return Err(Status::not_found(format!("no group {group_id}")));
+    async fn read_index(&self, group: types::GroupId) -> Result<ReadIndex, Status> {
+        if group.0 > 100 {
+            return Err(Status::not_found(format!("no group {group}")));
         }
         Ok(ReadIndex {
-            read_index: 40 + group_id,
+            read_index: 40 + group.0,
             leader: 1,
             term: 3,
         })
@@ -61,7 +61,7 @@ impl NodeHandler for Fake {
         Ok(NodeStatus {
             node_id: 1,
             groups: vec![GroupStatus {
-                group_id: 0,
+                group_id: types::GroupId(0),
                 role: Role::Leader,
                 term: 3,
                 leader: Some(1),
@@ -115,7 +115,7 @@ async fn outgoing_calls_leave_from_the_local_address_on_one_connection() -> anyh
     let b = pool(lo(6));
     let target = addr.to_string();
     a.node(&target)?.status().await?;
-    a.node(&target)?.read_index(3).await?;
+    a.node(&target)?.read_index(types::GroupId(3)).await?;
     let mut peer = a.node(&target)?;
     peer.leave(Leave { node_id: 4 }).await?;
     b.node(&target)?.status().await?;
@@ -142,7 +142,7 @@ async fn node_service_round_trips_and_refusals() -> anyhow::Result<()> {
 
     let reply = peer
         .forward(Forward {
-            group_id: 4,
+            group_id: types::GroupId(4),
             args: vec![Bytes::from_static(b"GET"), Bytes::from_static(b"k")],
             proto_version: 3,
             seed: None,
@@ -152,7 +152,7 @@ async fn node_service_round_trips_and_refusals() -> anyhow::Result<()> {
     assert_eq!(&reply[..], b"g4 v3 GET k ");
 
     assert_eq!(
-        peer.read_index(2).await?,
+        peer.read_index(types::GroupId(2)).await?,
         ReadIndex {
             read_index: 42,
             leader: 1,
@@ -160,7 +160,7 @@ async fn node_service_round_trips_and_refusals() -> anyhow::Result<()> {
         }
     );
     // The handler's own error reaches the caller as it was.
-    let e = peer.read_index(500).await.unwrap_err();
+    let e = peer.read_index(types::GroupId(500)).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
 
     let status = peer.status().await?;
@@ -184,7 +184,7 @@ async fn node_service_round_trips_and_refusals() -> anyhow::Result<()> {
     assert_eq!(e.code(), Code::InvalidArgument);
     let e = peer
         .forward(Forward {
-            group_id: 4,
+            group_id: types::GroupId(4),
             args: vec![Bytes::from_static(b"GET")],
             proto_version: 9,
             seed: None,
@@ -198,7 +198,7 @@ async fn node_service_round_trips_and_refusals() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let e = peer
         .forward(Forward {
-            group_id: 4,
+            group_id: types::GroupId(4),
             args: vec![Bytes::from_static(b"SLOW")],
             proto_version: 2,
             seed: Some(1),
