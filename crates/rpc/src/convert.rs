@@ -238,6 +238,7 @@ impl From<Join> for npb::JoinRequest {
             node_id: j.node_id,
             resp_addr: j.resp_addr,
             grpc_addr: j.grpc_addr,
+            forwarded: j.forwarded,
         }
     }
 }
@@ -251,6 +252,7 @@ impl TryFrom<npb::JoinRequest> for Join {
             node_id: j.node_id,
             resp_addr: j.resp_addr,
             grpc_addr: j.grpc_addr,
+            forwarded: j.forwarded,
         })
     }
 }
@@ -400,6 +402,7 @@ mod tests {
             node_id: 2,
             resp_addr: "redraft-1:6379".into(),
             grpc_addr: "redraft-1:7379".into(),
+            forwarded: true,
         };
         let p: npb::JoinRequest = j.clone().into();
         assert_eq!(Join::try_from(p.clone()).unwrap(), j);

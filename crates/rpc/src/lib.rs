@@ -51,6 +51,6 @@ pub const MAX_INDEX: u64 = 1 << 48;
 pub use error::{ConvertError, PoolError};
 pub use message::{Envelope, Forward, GroupStatus, Join, Leave, NodeStatus, ReadIndex, Role};
 pub use network::{GrpcAddr, GrpcNetwork, GrpcNetworkFactory};
-pub use pool::{NodePeer, PeerPool, PoolConfig};
+pub use pool::{never_sent, NodePeer, PeerPool, PoolConfig};
 pub use registry::{GroupRegistry, Groups};
 pub use server::{NodeHandler, NodeService, RaftService, DEFAULT_MAX_SNAPSHOT};

@@ -82,6 +82,9 @@ pub struct Join {
     pub resp_addr: String,
     /// Its gRPC `host:port`.
     pub grpc_addr: String,
+    /// Sent by a member on the joiner's behalf to the member it believes leads: served
+    /// only by a leader, never passed on again.
+    pub forwarded: bool,
 }
 
 /// A node to remove from the cluster.
@@ -104,6 +107,19 @@ pub enum Role {
     Learner,
     /// The group's Raft has stopped on this node.
     Shutdown,
+}
+
+impl Role {
+    /// The role's name as `INFO` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+            Role::Candidate => "candidate",
+            Role::Learner => "learner",
+            Role::Shutdown => "shutdown",
+        }
+    }
 }
 
 /// One group as seen by one node.

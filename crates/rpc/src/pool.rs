@@ -217,6 +217,38 @@ pub(crate) fn timed<T>(msg: T, timeout: Duration) -> Request<T> {
     r
 }
 
+/// True when a call failed before anything was sent to the peer: the connection could
+/// not be opened (refused, unreachable). Anything else (a timeout, a connection lost
+/// mid-call, the peer's own refusal) leaves open whether the peer acted on the call.
+/// Decided by the error's type, found in the status's source chain, not by its text.
+pub fn never_sent(status: &Status) -> bool {
+    use std::io::ErrorKind;
+    if status.code() != tonic::Code::Unavailable {
+        return false;
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if let Some(e) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
+            if e.is_connect() {
+                return true;
+            }
+        }
+        if let Some(e) = e.downcast_ref::<std::io::Error>() {
+            if matches!(
+                e.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+                    | ErrorKind::AddrNotAvailable
+            ) {
+                return true;
+            }
+        }
+        source = e.source();
+    }
+    false
+}
+
 /// A typed client of one peer's `Node` service.
 #[derive(Clone)]
 pub struct NodePeer {

@@ -113,7 +113,7 @@ fn section_text(session: &Session, section: &str, out: &mut String) {
         "memory" => {
             out.push_str("# Memory\r\n");
             let rss = rss_bytes();
-            let used = shared.db().approx_memory() as u64;
+            let used = shared.engine.db().approx_memory() as u64;
             line(out, "used_memory", used);
             line(out, "used_memory_human", human(used));
             line(out, "used_memory_rss", rss);
@@ -131,7 +131,7 @@ fn section_text(session: &Session, section: &str, out: &mut String) {
         }
         "stats" => {
             out.push_str("# Stats\r\n");
-            let expired = shared.db().stats.expired_keys;
+            let expired = shared.engine.db().stats.expired_keys;
             line(
                 out,
                 "total_connections_received",
@@ -152,7 +152,7 @@ fn section_text(session: &Session, section: &str, out: &mut String) {
         }
         "replication" => {
             out.push_str("# Replication\r\n");
-            match &shared.node {
+            match shared.engine.node() {
                 // A Raft node: its role in the data group, term, leader, indexes, log
                 // and snapshot (see `cluster::Node::status`).
                 Some(node) => {
@@ -175,7 +175,7 @@ fn section_text(session: &Session, section: &str, out: &mut String) {
         }
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
-            let db = shared.db();
+            let db = shared.engine.db();
             if !db.is_empty() {
                 let _ = write!(
                     out,

@@ -10,6 +10,7 @@ pub mod clients;
 pub mod commands;
 pub mod config;
 pub mod connection;
+pub mod engine;
 pub mod info;
 pub mod limits;
 pub mod session;
@@ -27,6 +28,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 pub use config::{Cli, Config, LogFormat, ReadConsistency, UnsafeMode};
+pub use engine::Engine;
 pub use store::Store;
 
 /// The Redis version whose behaviour redraft follows (reported by `HELLO` and `INFO`).
@@ -44,22 +46,12 @@ pub enum Error {
     Cluster(String),
 }
 
-impl Shared {
-    /// The data this node serves.
-    pub fn db(&self) -> std::sync::MutexGuard<'_, kv::Db> {
-        match &self.node {
-            Some(node) => node.db(),
-            None => self.store.db(),
-        }
-    }
-}
-
 /// What every connection of a node shares.
 pub struct Shared {
-    /// The clock, counters and, in memory-only mode, the data.
+    /// The clock, counters and seeds of the connections.
     pub store: Arc<Store>,
-    /// The node's Raft group; `None` in memory-only mode ([`Config::in_memory`]).
-    pub node: Option<Arc<cluster::Node>>,
+    /// What data commands run against: the cluster, or memory ([`Config::in_memory`]).
+    pub engine: Engine,
     pub config: Config,
     pub clients: clients::Clients,
     pub started: Instant,
@@ -69,13 +61,13 @@ pub struct Shared {
 impl Shared {
     /// Memory-only state (no Raft): tests of the command layer.
     pub fn new(config: Config, local_port: u16) -> Shared {
-        Shared::with_node(config, local_port, None)
+        Shared::with_engine(config, local_port, Engine::memory())
     }
 
-    pub fn with_node(config: Config, local_port: u16, node: Option<Arc<cluster::Node>>) -> Shared {
+    pub fn with_engine(config: Config, local_port: u16, engine: Engine) -> Shared {
         Shared {
             store: Arc::new(Store::new()),
-            node,
+            engine,
             config,
             clients: clients::Clients::default(),
             started: Instant::now(),
@@ -114,17 +106,17 @@ pub async fn run(
             mode.danger()
         );
     }
-    let node = if config.in_memory {
-        None
+    let engine = if config.in_memory {
+        Engine::memory()
     } else {
         let cluster = config.cluster()?;
-        Some(
+        Engine::Cluster(
             cluster::Node::start(cluster)
                 .await
                 .map_err(|e| Error::Cluster(e.to_string()))?,
         )
     };
-    let shared = Arc::new(Shared::with_node(config, local_port, node));
+    let shared = Arc::new(Shared::with_engine(config, local_port, engine));
     let (stop_tx, stop_rx) = watch::channel(false);
     let expiry = tokio::spawn(active_expiry(shared.clone(), stop_rx.clone()));
     info!(addr = %listener.local_addr()?, "ready to accept connections");
@@ -134,7 +126,7 @@ pub async fn run(
     // longer, up to a second; failures are logged at most every 10 seconds.
     let mut accept_pause = Duration::from_millis(10);
     let mut accept_reported: Option<Instant> = None;
-    let restart = wait_for_restart(shared.node.clone());
+    let restart = wait_for_restart(shared.engine.node().cloned());
     tokio::pin!(restart);
     loop {
         tokio::select! {
@@ -198,9 +190,7 @@ pub async fn run(
         connections.shutdown().await;
     }
     let _ = expiry.await;
-    if let Some(node) = &shared.node {
-        node.shutdown().await;
-    }
+    shared.engine.shutdown().await;
     info!("shut down");
     Ok(Exit::Shutdown)
 }
@@ -242,28 +232,25 @@ async fn active_expiry(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        match &shared.node {
-            None => {
-                let store = shared.store.clone();
-                let _ =
-                    tokio::task::spawn_blocking(move || store.active_expire_cycle(budget)).await;
-            }
-            Some(node) => replicated_expire_cycle(&shared, node, budget).await,
-        }
+        expire_cycle(&shared, budget).await;
     }
 }
 
-/// Active expiry on a Raft node: only the leader samples, and it removes expired keys by
-/// proposing `ExpireKeys`, so every replica reclaims the same keys at the same log index.
-async fn replicated_expire_cycle(shared: &Shared, node: &cluster::Node, budget: Duration) {
+/// One round of active expiry: samples keys with an expiry and removes the expired ones
+/// through the write path, repeating while more than a quarter of a sample was expired
+/// (Redis's rule) and the round is under its time budget. With Raft only the leader
+/// samples, and it proposes `ExpireKeys`, so every replica reclaims the same keys at the
+/// same log index.
+pub async fn expire_cycle(shared: &Shared, budget: Duration) {
     const SAMPLE: usize = 20;
-    if !node.is_leader() {
+    let engine = &shared.engine;
+    if !engine.expires_here() {
         return;
     }
     let start = std::time::Instant::now();
     loop {
         let ctx = shared.store.ctx();
-        let (sampled, expired) = node.db().sample_expired(ctx.now_ms, ctx.seed, SAMPLE);
+        let (sampled, expired) = engine.db().sample_expired(ctx.now_ms, ctx.seed, SAMPLE);
         if expired.is_empty() {
             return;
         }
@@ -272,7 +259,14 @@ async fn replicated_expire_cycle(shared: &Shared, node: &cluster::Node, budget: 
             .iter()
             .map(|k| bytes::Bytes::copy_from_slice(k))
             .collect();
-        node.write(&kv::Proposal::ExpireKeys(keys)).await;
+        let reply = engine
+            .write(&kv::Proposal::ExpireKeys(keys), ctx.now_ms)
+            .await;
+        if reply.is_error() {
+            // No longer the leader, or no quorum: the next leader samples again.
+            tracing::debug!(?reply, "active expiry stopped");
+            return;
+        }
         shared
             .store
             .stats
@@ -281,5 +275,62 @@ async fn replicated_expire_cycle(shared: &Shared, node: &cluster::Node, budget: 
         if n * 4 <= sampled || start.elapsed() >= budget {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn write(shared: &Shared, line: &str) -> resp::Frame {
+        let args: Vec<Bytes> = line
+            .split(' ')
+            .map(|s| Bytes::from(s.to_string()))
+            .collect();
+        let proposal = kv::Proposal::Command { args, seed: 1 };
+        block_on(shared.engine.write(&proposal, shared.store.clock.now_ms()))
+    }
+
+    /// Runs a future on a fresh current-thread runtime.
+    fn block_on<T>(f: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn active_expiry_reclaims_expired_keys_without_access() {
+        let shared = Shared::new(Config::default(), 6379);
+        for i in 0..500 {
+            write(&shared, &format!("SET gone:{i} v PX 50"));
+        }
+        for i in 0..100 {
+            write(&shared, &format!("SET kept:{i} v EX 3600"));
+            write(&shared, &format!("SET plain:{i} v"));
+        }
+        // Expired keys stay in memory (DBSIZE counts them, as Redis's does) until a write
+        // meets them or active expiry removes them.
+        std::thread::sleep(Duration::from_millis(100));
+        let len = || shared.engine.db().len();
+        assert_eq!(len(), 700, "nothing is removed until expiry runs");
+        let mut rounds = 0;
+        while len() > 200 && rounds < 1000 {
+            block_on(expire_cycle(&shared, Duration::from_millis(25)));
+            rounds += 1;
+        }
+        assert_eq!(len(), 200, "every expired key is reclaimed, no live key is");
+        assert_eq!(shared.engine.db().volatile_len(), 100);
+        assert_eq!(shared.engine.db().stats.expired_keys, 500);
+        assert_eq!(
+            shared
+                .store
+                .stats
+                .expired_by_sampling
+                .load(Ordering::Relaxed),
+            500
+        );
     }
 }

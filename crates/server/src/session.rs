@@ -18,7 +18,10 @@ use kv::db::Watch;
 use kv::Cmd;
 use resp::{Frame, Protocol};
 
+use cluster::ReadAt;
+
 use crate::commands::{self, ServerCmd};
+use crate::engine::Engine;
 use crate::Shared;
 
 /// What the connection does after sending a reply.
@@ -99,67 +102,34 @@ impl Session {
 
     /// Handles one request. An empty request gets no reply (`None`).
     pub async fn handle(&mut self, args: Vec<Bytes>) -> (Option<Frame>, After) {
-        let Some(name) = args.first() else {
-            return (None, After::Continue);
-        };
-        self.note_command(name);
-        let server_cmd = commands::lookup(name);
-        if self.multi.is_some() {
-            let passes = matches!(
-                server_cmd.map(|s| s.cmd),
-                Some(
-                    ServerCmd::Exec
-                        | ServerCmd::Discard
-                        | ServerCmd::Multi
-                        | ServerCmd::Watch
-                        | ServerCmd::Quit
-                        | ServerCmd::Reset
-                )
-            );
-            if !passes {
-                return (Some(self.queue(args)), After::Continue);
-            }
-        }
-        if let Some(spec) = server_cmd {
-            if !spec.arity_ok(args.len()) {
-                return (
-                    Some(kv::Error::Arity(spec.name.to_string()).to_frame()),
-                    After::Continue,
-                );
-            }
-            return self.server_command(spec.cmd, &args).await;
-        }
-        (Some(self.data_command(&args).await), After::Continue)
+        self.handle_batch(vec![args])
+            .await
+            .pop()
+            .unwrap_or((None, After::Continue))
     }
 
     /// Handles requests that arrived together on one connection, in order, and returns
     /// their replies in order (stopping after `QUIT`).
     ///
-    /// With Raft, consecutive data writes are proposed together ([`cluster::Node::write_many`]:
+    /// Consecutive data writes are proposed together ([`Engine::write_many`]: with Raft,
     /// one batch to the log, replies in order) and consecutive data reads share one read
-    /// barrier. A barrier serves the reads after it until this connection's next write: every
-    /// one of them was received before the barrier started, so each still sees every write
-    /// acknowledged before it was sent.
+    /// barrier. A barrier serves the reads after it until this connection's next write:
+    /// every one of them was received before the barrier started, so each still sees every
+    /// write acknowledged before it was sent.
     pub async fn handle_batch(&mut self, requests: Vec<Vec<Bytes>>) -> Vec<(Option<Frame>, After)> {
+        let shared = self.shared.clone();
+        let engine = &shared.engine;
         let mut out: Vec<(Option<Frame>, After)> = Vec::with_capacity(requests.len());
-        let Some(node) = self.shared.node.clone() else {
-            for args in requests {
-                let reply = self.handle(args).await;
-                let close = reply.1 == After::Close;
-                out.push(reply);
-                if close {
-                    break;
-                }
-            }
-            return out;
-        };
         let mut pending: Vec<(usize, kv::Proposal)> = Vec::new();
-        let mut barrier: Option<cluster::ReadAt> = None;
+        let mut barrier: Option<ReadAt> = None;
         for args in requests {
-            let plain =
-                self.multi.is_none() && !args.is_empty() && commands::lookup(&args[0]).is_none();
+            let Some(name) = args.first() else {
+                out.push((None, After::Continue));
+                continue;
+            };
+            let plain = self.multi.is_none() && commands::lookup(name).is_none();
             if plain {
-                self.note_command(&args[0]);
+                self.note_command(name);
                 let mut ctx = self.ctx();
                 let seed = ctx.seed;
                 match kv::parse(&args, &mut ctx) {
@@ -170,13 +140,13 @@ impl Session {
                         barrier = None;
                     }
                     Ok(Cmd::Read(read)) if reads_no_state(&args[0]) => {
-                        out.push((Some(read.run(&node.db(), ctx.now_ms)), After::Continue));
+                        out.push((Some(read.run(&engine.db(), ctx.now_ms)), After::Continue));
                     }
                     Ok(Cmd::Read(read)) => {
-                        flush_writes(&node, &mut pending, &mut out).await;
+                        flush_writes(engine, &mut pending, &mut out, self.now_ms).await;
                         let at = match barrier {
                             Some(at) => at,
-                            None => match node.read_barrier().await {
+                            None => match engine.read_barrier().await {
                                 Ok(at) => *barrier.insert(at),
                                 Err(e) => {
                                     out.push((Some(e), After::Continue));
@@ -185,25 +155,43 @@ impl Session {
                             },
                         };
                         let frame = match at {
-                            cluster::ReadAt::Here => read.run(&node.db(), ctx.now_ms),
-                            cluster::ReadAt::Leader => node.read_at_leader(&args, seed).await,
+                            ReadAt::Here => read.run(&engine.db(), ctx.now_ms),
+                            ReadAt::Leader => engine.read_at_leader(&args, seed).await,
                         };
                         out.push((Some(frame), After::Continue));
                     }
                 }
                 continue;
             }
-            flush_writes(&node, &mut pending, &mut out).await;
+            flush_writes(engine, &mut pending, &mut out, self.now_ms).await;
             barrier = None;
-            let reply = self.handle(args).await;
+            let reply = self.connection_command(args).await;
             let close = reply.1 == After::Close;
             out.push(reply);
             if close {
                 break;
             }
         }
-        flush_writes(&node, &mut pending, &mut out).await;
+        flush_writes(engine, &mut pending, &mut out, self.now_ms).await;
         out
+    }
+
+    /// A request that is not a plain data command: a connection-level command, or any
+    /// command inside `MULTI` (queued).
+    async fn connection_command(&mut self, args: Vec<Bytes>) -> (Option<Frame>, After) {
+        self.note_command(&args[0]);
+        // Inside MULTI only the commands that end or shape the transaction run now.
+        let spec = match commands::lookup(&args[0]) {
+            Some(spec) if self.multi.is_none() || runs_inside_multi(spec.cmd) => spec,
+            _ => return (Some(self.queue(args)), After::Continue),
+        };
+        if !spec.arity_ok(args.len()) {
+            return (
+                Some(kv::Error::Arity(spec.name.to_string()).to_frame()),
+                After::Continue,
+            );
+        }
+        self.server_command(spec.cmd, &args).await
     }
 
     fn note_command(&mut self, name: &[u8]) {
@@ -212,36 +200,6 @@ impl Session {
             if !last.as_bytes().eq_ignore_ascii_case(name) {
                 last.clear();
                 last.push_str(&String::from_utf8_lossy(name).to_ascii_lowercase());
-            }
-        }
-    }
-
-    /// Parses and runs a `kv` command outside a transaction: a read after the read
-    /// barrier, a write as a proposal (its arguments and the seed they were parsed with,
-    /// so every replica parses them the same way).
-    async fn data_command(&mut self, args: &[Bytes]) -> Frame {
-        let mut ctx = self.ctx();
-        let seed = ctx.seed;
-        let cmd = match kv::parse(args, &mut ctx) {
-            Ok(cmd) => cmd,
-            Err(e) => return e.to_frame(),
-        };
-        let Some(node) = &self.shared.node else {
-            return self.shared.store.execute(&cmd, &ctx);
-        };
-        match cmd {
-            Cmd::Read(read) if reads_no_state(&args[0]) => read.run(&node.db(), ctx.now_ms),
-            Cmd::Read(read) => match node.read_barrier().await {
-                Ok(cluster::ReadAt::Here) => read.run(&node.db(), ctx.now_ms),
-                Ok(cluster::ReadAt::Leader) => node.read_at_leader(args, seed).await,
-                Err(e) => e,
-            },
-            Cmd::Write(_) => {
-                node.write(&kv::Proposal::Command {
-                    args: args.to_vec(),
-                    seed,
-                })
-                .await
             }
         }
     }
@@ -290,22 +248,17 @@ impl Session {
         // The data commands, each with its own seed, go into one EXEC proposal, parsed (on
         // every replica) with the time of EXEC; connection commands are answered here and
         // put back in their places afterwards.
-        let batch_ctx = self.ctx();
         let mut cmds = Vec::new();
         for args in &queued {
             if commands::lookup(&args[0]).is_none() {
                 cmds.push((args.clone(), self.ctx().seed));
             }
         }
-        let reply = match &self.shared.node {
-            Some(node) => node.write(&kv::Proposal::Exec { watches, cmds }).await,
-            None => {
-                let store = &self.shared.store;
-                let now = store.clock.stamp(batch_ctx.now_ms);
-                let proposal = kv::Proposal::Exec { watches, cmds };
-                proposal.apply(&mut store.db(), now)
-            }
-        };
+        let reply = self
+            .shared
+            .engine
+            .write(&kv::Proposal::Exec { watches, cmds }, self.now_ms)
+            .await;
         let Frame::Array(replies) = reply else {
             return reply;
         };
@@ -352,7 +305,7 @@ impl Session {
                     Frame::error("ERR WATCH inside MULTI is not allowed")
                 } else {
                     let now = self.now_ms;
-                    let db = self.shared.db();
+                    let db = self.shared.engine.db();
                     for key in &args[1..] {
                         if !self.watches.iter().any(|w| w.key.as_slice() == &key[..]) {
                             self.watches.push(db.watch(key, now));
@@ -389,12 +342,9 @@ impl Session {
             ));
         }
         let now = self.now_ms;
-        match &self.shared.node {
-            Some(node) => match node.read(|db| db.digest(now)).await {
-                Ok(digest) => Frame::Status(digest),
-                Err(e) => e,
-            },
-            None => Frame::Status(self.shared.store.db().digest(now)),
+        match self.shared.engine.read(|db| db.digest(now)).await {
+            Ok(digest) => Frame::Status(digest),
+            Err(e) => e,
         }
     }
 
@@ -412,10 +362,7 @@ impl Session {
                     String::from_utf8_lossy(&args[2])
                 ));
             };
-            return match &self.shared.node {
-                Some(node) => node.transfer_leader(id as u64).await,
-                None => Frame::error("ERR This instance has cluster support disabled"),
-            };
+            return self.shared.engine.transfer_leader(id as u64).await;
         }
         if kv::args::is(&args[1], "forget") {
             if args.len() != 3 {
@@ -427,10 +374,7 @@ impl Session {
                     String::from_utf8_lossy(&args[2])
                 ));
             };
-            return match &self.shared.node {
-                Some(node) => node.forget(id as u64).await,
-                None => Frame::error("ERR This instance has cluster support disabled"),
-            };
+            return self.shared.engine.forget(id as u64).await;
         }
         Frame::error(format!(
             "ERR unknown subcommand '{}'. Try CLUSTER HELP.",
@@ -496,6 +440,19 @@ impl Session {
     }
 }
 
+/// True for the commands that run at once inside `MULTI` instead of being queued.
+fn runs_inside_multi(cmd: ServerCmd) -> bool {
+    matches!(
+        cmd,
+        ServerCmd::Exec
+            | ServerCmd::Discard
+            | ServerCmd::Multi
+            | ServerCmd::Watch
+            | ServerCmd::Quit
+            | ServerCmd::Reset
+    )
+}
+
 /// `PING` and `ECHO` answer without reading the data, so they need no read barrier: a
 /// node answers them even when it cannot reach a quorum (as a Redis node does), and a
 /// health check sees the process, not the cluster.
@@ -503,18 +460,20 @@ fn reads_no_state(name: &[u8]) -> bool {
     name.eq_ignore_ascii_case(b"ping") || name.eq_ignore_ascii_case(b"echo")
 }
 
-/// Proposes the writes waiting in `pending` together and puts each reply in its slot.
+/// Proposes the writes waiting in `pending` (read at `now_ms`) together and puts each
+/// reply in its place.
 async fn flush_writes(
-    node: &cluster::Node,
+    engine: &Engine,
     pending: &mut Vec<(usize, kv::Proposal)>,
     out: &mut [(Option<Frame>, After)],
+    now_ms: i64,
 ) {
     if pending.is_empty() {
         return;
     }
-    let (slots, proposals): (Vec<usize>, Vec<kv::Proposal>) = pending.drain(..).unzip();
-    let replies = node.write_many(&proposals).await;
-    for (slot, reply) in slots.into_iter().zip(replies) {
-        out[slot].0 = Some(reply);
+    let (places, proposals): (Vec<usize>, Vec<kv::Proposal>) = pending.drain(..).unzip();
+    let replies = engine.write_many(&proposals, now_ms).await;
+    for (place, reply) in places.into_iter().zip(replies) {
+        out[place].0 = Some(reply);
     }
 }

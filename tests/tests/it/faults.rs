@@ -987,6 +987,7 @@ fn a_joiner_that_never_answers_stays_a_learner_and_can_be_forgotten() {
         node_id: 9,
         resp_addr: "127.0.0.1:1".into(),
         grpc_addr: dead.to_string(),
+        forwarded: false,
     };
     let answer = rt.block_on(async {
         let mut peer = pool.node(&grpc).expect("a peer client");

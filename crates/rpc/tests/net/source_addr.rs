@@ -170,6 +170,7 @@ async fn node_service_round_trips_and_refusals() -> anyhow::Result<()> {
         node_id: 2,
         resp_addr: "127.0.0.2:6379".into(),
         grpc_addr: "127.0.0.2:7379".into(),
+        forwarded: false,
     })
     .await?;
     // Refused by the conversion, before the handler.
@@ -178,6 +179,7 @@ async fn node_service_round_trips_and_refusals() -> anyhow::Result<()> {
             node_id: 2,
             resp_addr: String::new(),
             grpc_addr: "x:1".into(),
+            forwarded: false,
         })
         .await
         .unwrap_err();
@@ -208,6 +210,22 @@ async fn node_service_round_trips_and_refusals() -> anyhow::Result<()> {
         .unwrap_err();
     assert_eq!(e.code(), Code::DeadlineExceeded, "{e}");
     assert!(started.elapsed() < Duration::from_secs(3));
+    // Neither a timeout nor the handler's refusal says the call was never sent.
+    assert!(!rpc::never_sent(&e));
+    assert!(!rpc::never_sent(&Status::not_found("no group")));
+
+    // A port nobody listens on: the call certainly never reached a peer.
+    let closed = {
+        let l = std::net::TcpListener::bind((lo(1), 0))?;
+        l.local_addr()?
+    };
+    let e = pool(lo(1))
+        .node(&closed.to_string())?
+        .read_index(types::GroupId(1))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(rpc::never_sent(&e), "{e:?}");
 
     server.abort();
     Ok(())

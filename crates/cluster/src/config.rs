@@ -1,0 +1,54 @@
+//! What a node is started with.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use types::NodeId;
+
+/// Default number of applied entries between snapshots.
+pub const DEFAULT_SNAPSHOT_LOGS: u64 = 20_000;
+
+/// How reads are served (see the crate header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMode {
+    Linearizable,
+    Lease,
+    Stale,
+}
+
+/// What a node needs to take part in the cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub node_id: NodeId,
+    /// `ip:port` the gRPC server listens on.
+    pub grpc_listen: String,
+    /// `host:port` peers reach this node's gRPC server at.
+    pub advertise: String,
+    /// `host:port` clients reach this node's RESP server at.
+    pub resp_addr: String,
+    /// Founding members (id → gRPC `host:port`); empty for a one-member cluster.
+    pub members: BTreeMap<NodeId, String>,
+    /// A member's gRPC address to ask for admission (a node added to a running cluster).
+    pub join: Option<String>,
+    pub data_dir: PathBuf,
+    pub read_mode: ReadMode,
+    /// Applied entries between snapshots.
+    pub snapshot_logs: u64,
+    /// Leader heartbeat, milliseconds; elections start after 3-6 heartbeats of silence.
+    pub heartbeat_ms: u64,
+    /// UNSAFE: serve every read from this node's own state, with no ReadIndex and no
+    /// lease, whatever `read_mode` says. Only for proving that the fault-injection suite
+    /// catches stale reads; never in production.
+    pub unsafe_local_reads: bool,
+    /// UNSAFE: skip the log's checksums and its comparison with the watermark at start, so
+    /// a damaged log loses acknowledged writes silently. Only for proving that the
+    /// damaged-log tests catch that; never in production.
+    pub unsafe_skip_log_checks: bool,
+    /// Largest write (its encoded proposal) accepted; larger ones are refused before
+    /// anything is proposed.
+    pub max_request_bytes: usize,
+}
+
+/// Default [`ClusterConfig::max_request_bytes`]: 600 MiB, room for one value of Redis's
+/// largest bulk string (`proto-max-bulk-len`, 512 MB) with its command around it.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 600 << 20;

@@ -1,0 +1,210 @@
+//! One replica of one Raft group on this node: its openraft handle, the data its state
+//! machine applies to, the leader's shared ReadIndex rounds, and what it started with.
+//! Opening a group ([`Group::open`]) loads its log and snapshot and starts its Raft; a
+//! node hosts one data group today and will host several (and the meta group) alike.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::SnapshotPolicy;
+use raft::TypeConfig;
+use tracing::warn;
+use types::{GroupId, NodeId};
+
+use crate::error::StartError;
+use crate::read::ReadRounds;
+use crate::{ClusterConfig, Raft};
+
+/// This node's replica of one group.
+pub struct Group {
+    pub id: GroupId,
+    /// This node's id (the group's view of "here").
+    node_id: NodeId,
+    pub(crate) raft: Raft,
+    kv: Arc<Mutex<kv::Db>>,
+    /// Leader-side ReadIndex rounds shared by every read waiting when one starts.
+    pub(crate) rounds: ReadRounds,
+    /// (term, last log index) when this replica started. A node restarted as the leader
+    /// of the term it had (openraft restores a committed vote without an election) has no
+    /// new entry of its own to commit first, and its committed index on disk may lag what
+    /// it acknowledged before the crash; reads it serves in that term wait until it has
+    /// applied its whole startup log (see [`Group::read_floor`]).
+    started_with: (u64, u64),
+    /// Set when the log was found at start to hold less than this node had flushed.
+    pub(crate) behind: Option<raft::Behind>,
+}
+
+impl Group {
+    /// Opens the group's storage in `config.data_dir` (a blocking task) and starts its
+    /// Raft. A replica whose log lost its end neither votes nor stands for election; if it
+    /// is the group's only voter nothing can bring the end back, and it refuses to start.
+    pub(crate) async fn open(
+        id: GroupId,
+        config: &ClusterConfig,
+        log_db: &raft::LogDb,
+        pool: rpc::PeerPool,
+    ) -> Result<Group, StartError> {
+        let kv = Arc::new(Mutex::new(kv::Db::new()));
+        let opened = {
+            let (dir, log_db, kv) = (config.data_dir.clone(), log_db.clone(), kv.clone());
+            tokio::task::spawn_blocking(move || raft::open(&log_db, id, &dir, kv))
+                .await
+                .map_err(raft_error)??
+        };
+        let raft::Opened { log, sm, behind } = opened;
+        if let Some(b) = &behind {
+            warn!(group = %id, behind = %b,
+                "the Raft log holds less than this node had flushed (damaged?); it will not \
+                 vote or lead until it has caught up from the others");
+        }
+        let network =
+            rpc::GrpcNetworkFactory::<TypeConfig, std::fs::File>::new(pool, id, config.node_id);
+        let hb = config.heartbeat_ms.max(10);
+        let raft_config = openraft::Config {
+            cluster_name: "redraft".into(),
+            heartbeat_interval: hb,
+            election_timeout_min: hb * 3,
+            election_timeout_max: hb * 6,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs.max(1)),
+            max_in_snapshot_log_to_keep: 1_000,
+            // A follower whose log lost its end (damage found at its start, see
+            // `raft::LogStore::verify`) answers below what the leader knew it had: the
+            // leader must replicate again from there, not panic (openraft's default). That
+            // follower neither votes nor leads until it has caught up.
+            allow_log_reversion: Some(true),
+            ..openraft::Config::default()
+        }
+        .validate()
+        .map_err(raft_error)?;
+        // What the replica starts with: the term of its saved vote and its last log index.
+        let started_with = {
+            use openraft::storage::{RaftLogReader, RaftLogStorage};
+            use openraft::vote::RaftLeaderId;
+            let mut log = log.clone();
+            let state = log.get_log_state().await?;
+            let vote = log.read_vote().await?;
+            (
+                vote.map_or(0, |v| v.leader_id().term()),
+                state.last_log_id.map_or(0, |l| l.index()),
+            )
+        };
+        let raft = Raft::new(config.node_id, Arc::new(raft_config), network, log, sm)
+            .await
+            .map_err(raft_error)?;
+        if let Some(b) = &behind {
+            // The membership the log and snapshot hold, once openraft has loaded it.
+            let _ = raft
+                .wait(Some(Duration::from_secs(5)))
+                .metrics(
+                    |m| {
+                        m.membership_config
+                            .membership()
+                            .voter_ids()
+                            .next()
+                            .is_some()
+                    },
+                    "membership loaded",
+                )
+                .await;
+            let voters: BTreeSet<NodeId> = raft
+                .metrics()
+                .borrow_watched()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .collect();
+            if voters.iter().all(|&v| v == config.node_id) {
+                let _ = raft.shutdown().await;
+                return Err(StartError::Behind(format!(
+                    "the Raft log in {} holds less than this node acknowledged ({b}), and \
+                     no other member can bring it back: it will not start. Restore the data \
+                     directory from a backup, or move it aside to start an empty node.",
+                    config.data_dir.join("raft").display()
+                )));
+            }
+            // Not a voter, nor a candidate, until the log is whole again.
+            raft.runtime_config().elect(false);
+        }
+        Ok(Group {
+            id,
+            node_id: config.node_id,
+            raft,
+            kv,
+            rounds: ReadRounds::new(),
+            started_with,
+            behind,
+        })
+    }
+
+    /// The data this replica's state machine applies to.
+    pub fn db(&self) -> MutexGuard<'_, kv::Db> {
+        self.kv.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A copy of the metrics, for status and membership changes (not the per-command path:
+    /// see [`Group::leader`]).
+    pub(crate) fn metrics(&self) -> openraft::RaftMetrics<TypeConfig> {
+        self.raft.metrics().borrow_watched().clone()
+    }
+
+    /// True if this replica believes it leads the group.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow_watched().current_leader == Some(self.node_id)
+    }
+
+    /// The current leader and its gRPC address, if known. Asked for every write and read
+    /// barrier, so it reads the metrics in place instead of copying them.
+    pub(crate) fn leader(&self) -> Option<(NodeId, String)> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        let id = m.current_leader?;
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.grpc_addr.clone())?;
+        Some((id, addr))
+    }
+
+    /// The leader's id, if known.
+    pub(crate) fn leader_id(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// The least index a read served by this replica as leader must see applied: its last
+    /// log index at startup while it leads the term it started in, else 0.
+    pub(crate) fn read_floor(&self) -> u64 {
+        let (term, last) = self.started_with;
+        if self.raft.metrics().borrow_watched().current_term == term {
+            last
+        } else {
+            0
+        }
+    }
+
+    /// Waits until this replica has applied `index` (true), or `deadline` passes (false).
+    pub(crate) async fn wait_applied(&self, index: u64, deadline: Instant) -> bool {
+        if index == 0
+            || self
+                .raft
+                .metrics()
+                .borrow_watched()
+                .last_applied
+                .is_some_and(|l| l.index() >= index)
+        {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.raft
+            .wait(Some(left.max(Duration::from_millis(1))))
+            .applied_index_at_least(Some(index), "index applied")
+            .await
+            .is_ok()
+    }
+}
+
+pub(crate) fn raft_error(e: impl std::fmt::Display) -> StartError {
+    StartError::Raft(e.to_string())
+}

@@ -1,0 +1,234 @@
+//! Who belongs to a group: adding a node (learner, then voter once caught up), removing
+//! one (`CLUSTER FORGET`), and handing leadership over (`CLUSTER TRANSFER-LEADER`).
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use openraft::errors::{ChangeMembershipError, ClientWriteError};
+use openraft::ChangeMembers;
+use tracing::info;
+use types::{NodeId, NodeInfo};
+
+use crate::error::Error;
+use crate::group::Group;
+use crate::route::{Attempt, Target};
+use crate::Node;
+
+/// Longest a membership change waits for the previous one to be committed.
+const MEMBERSHIP_WAIT: Duration = Duration::from_secs(10);
+/// Longest a join request waits for the new learner to catch up before it answers that it
+/// has not yet (the joiner asks again).
+const CATCH_UP_WAIT: Duration = Duration::from_secs(3);
+/// Longest a leadership transfer waits for the new leader to take over.
+const TRANSFER_WAIT: Duration = Duration::from_secs(2);
+
+impl Node {
+    /// `CLUSTER FORGET <node-id>`: removes a node from the group (on the leader, or
+    /// forwarded to it).
+    pub async fn forget(&self, node_id: NodeId) -> Result<(), Error> {
+        let group = &self.data;
+        self.on_leader(group, |to| async move {
+            match to {
+                Target::Here => Attempt::Done(self.remove_member(group, node_id).await),
+                Target::Leader { mut peer, .. } => match peer.leave(rpc::Leave { node_id }).await {
+                    Ok(()) => Attempt::Done(Ok(())),
+                    Err(s) => Attempt::after_call(&s, |s| Err(Error::from_status(s))),
+                },
+            }
+        })
+        .await?
+    }
+
+    /// A joining node's request (it may reach any member): on the leader, or forwarded to
+    /// it once (a forwarded one is served only by a leader).
+    pub(crate) async fn admit(&self, join: rpc::Join) -> Result<(), Error> {
+        let group = &self.data;
+        if join.forwarded {
+            if !group.is_leader() {
+                return Err(Error::NotLeader {
+                    leader: group.leader_id(),
+                });
+            }
+            return self.add_member(group, join).await;
+        }
+        self.on_leader(group, |to| {
+            let join = rpc::Join {
+                forwarded: true,
+                ..join.clone()
+            };
+            async move {
+                match to {
+                    Target::Here => Attempt::Done(self.add_member(group, join).await),
+                    Target::Leader { mut peer, .. } => match peer.join(join).await {
+                        Ok(()) => Attempt::Done(Ok(())),
+                        Err(s) => Attempt::after_call(&s, |s| Err(Error::from_status(s))),
+                    },
+                }
+            }
+        })
+        .await?
+    }
+
+    /// Hands leadership to voter `to` (`CLUSTER TRANSFER-LEADER`): only on the leader,
+    /// which asks `to` to campaign at once; waits a little for `to` to take over. A
+    /// refusal says which node leads, so the caller can ask it instead.
+    pub async fn transfer_leader(&self, to: NodeId) -> Result<(), Error> {
+        let group = &self.data;
+        let m = group.metrics();
+        if m.current_leader != Some(self.id) {
+            return Err(Error::NotLeader {
+                leader: m.current_leader,
+            });
+        }
+        if to == self.id {
+            return Ok(());
+        }
+        if !m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == to)
+        {
+            return Err(Error::Failed(format!("node {to} is not a voter")));
+        }
+        info!(group = %group.id, to, "transferring leadership on request");
+        group
+            .raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(|e| Error::Failed(format!("transfer failed: {e}")))?;
+        group
+            .raft
+            .wait(Some(TRANSFER_WAIT))
+            .metrics(|m| m.current_leader == Some(to), "leadership transferred")
+            .await
+            .map_err(|_| {
+                Error::Failed(format!(
+                    "node {to} did not take over within {} seconds",
+                    TRANSFER_WAIT.as_secs()
+                ))
+            })?;
+        Ok(())
+    }
+
+    /// Removes `node_id` from `group`: first as a voter, then as a node.
+    pub(crate) async fn remove_member(&self, group: &Group, node_id: NodeId) -> Result<(), Error> {
+        let m = group.metrics();
+        let membership = m.membership_config.membership();
+        if membership.get_node(&node_id).is_none() {
+            return Err(Error::UnknownNode(node_id));
+        }
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        if voters.contains(&node_id) {
+            if voters.len() == 1 {
+                return Err(Error::Failed("cannot remove the last voter".into()));
+            }
+            change_membership(
+                group,
+                ChangeMembers::RemoveVoters(BTreeSet::from([node_id])),
+            )
+            .await?;
+        }
+        if group
+            .metrics()
+            .membership_config
+            .membership()
+            .get_node(&node_id)
+            .is_some()
+        {
+            change_membership(group, ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))).await?;
+        }
+        info!(group = %group.id, node = node_id, "removed from the group");
+        Ok(())
+    }
+
+    /// Adds a node: first as a learner, then, once it has caught up (its log matches the
+    /// leader's up to the leader's last index when the learner was added), as a voter. A
+    /// node that never answers, or is still copying, stays a learner and the call fails
+    /// after `CATCH_UP_WAIT`; the joiner asks again, and each ask checks again. So a joiner
+    /// that dies before it caught up never becomes a voter, and never costs the group its
+    /// quorum.
+    async fn add_member(&self, group: &Group, join: rpc::Join) -> Result<(), Error> {
+        let node = NodeInfo {
+            resp_addr: join.resp_addr,
+            grpc_addr: join.grpc_addr,
+        };
+        let m = group.metrics();
+        let membership = m.membership_config.membership();
+        if membership.voter_ids().any(|id| id == join.node_id) {
+            return Ok(());
+        }
+        if membership.get_node(&join.node_id) != Some(&node) {
+            group
+                .raft
+                .add_learner(join.node_id, node, false)
+                .await
+                .map_err(|e| Error::Failed(e.to_string()))?;
+            info!(group = %group.id, node = join.node_id, "added as a learner");
+        }
+        let target = group.metrics().last_log_index.unwrap_or(0);
+        let caught_up = group
+            .raft
+            .wait(Some(CATCH_UP_WAIT))
+            .metrics(
+                |m| {
+                    m.replication
+                        .as_ref()
+                        .and_then(|r| r.get(&join.node_id))
+                        .and_then(|matched| matched.as_ref())
+                        .is_some_and(|matched| matched.index() >= target)
+                },
+                "learner caught up",
+            )
+            .await;
+        if caught_up.is_err() {
+            let matched = group
+                .metrics()
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&join.node_id).cloned())
+                .flatten()
+                .map(|l| l.index());
+            return Err(Error::NotCaughtUp {
+                node: join.node_id,
+                matched,
+                target,
+            });
+        }
+        change_membership(
+            group,
+            ChangeMembers::AddVoterIds(BTreeSet::from([join.node_id])),
+        )
+        .await?;
+        info!(group = %group.id, node = join.node_id, "promoted to voter");
+        Ok(())
+    }
+}
+
+/// Proposes a membership change. While another change is still being committed
+/// (openraft's `InProgress`: a join half done, a removal in its joint phase), it waits
+/// for that one and tries again, for up to `MEMBERSHIP_WAIT`.
+async fn change_membership(
+    group: &Group,
+    change: ChangeMembers<NodeId, NodeInfo>,
+) -> Result<(), Error> {
+    let deadline = Instant::now() + MEMBERSHIP_WAIT;
+    loop {
+        match group.raft.change_membership(change.clone(), false).await {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if matches!(
+                    e.api_error(),
+                    Some(ClientWriteError::ChangeMembershipError(
+                        ChangeMembershipError::InProgress(_)
+                    ))
+                ) && Instant::now() < deadline =>
+            {
+                tracing::debug!("another membership change is in progress; waiting");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(Error::Failed(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The write path: a proposal goes to its group's leader ([`Node::on_leader`]), is stamped
+//! with the leader's clock and proposed; large ones go as an upload of parts (see the
+//! crate header and `raft::uploads`).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use openraft::errors::ClientWriteError;
+use raft::{Request, TypeConfig};
+use resp::Frame;
+use tracing::info;
+
+use crate::error::{Error, LEADER_CHANGED};
+use crate::group::Group;
+use crate::route::{Attempt, Target};
+use crate::Node;
+
+/// How many times a large write lost to a change of leader is sent again.
+const LARGE_ATTEMPTS: u32 = 3;
+/// Parts of a large write proposed together (1 MiB).
+const PART_WINDOW: usize = 16;
+/// Windows of a large write in flight at once (4 MiB): other writes wait behind at most
+/// these.
+const WINDOWS_IN_FLIGHT: usize = 4;
+
+/// Why a proposal got no reply of its own.
+pub(crate) enum Retry {
+    /// Certainly not appended: send it again, to whoever leads now.
+    Yes,
+    /// Final: this error.
+    No(Error),
+}
+
+impl Node {
+    /// Why this node refuses writes now: a write larger than `max-request-bytes`, or a log
+    /// that cannot write.
+    pub(crate) fn refuse_write(&self, size: usize) -> Option<Error> {
+        let max = self.config.max_request_bytes;
+        if size > max {
+            return Some(Error::TooLarge { size, max });
+        }
+        self.log_health()
+            .cause()
+            .map(|cause| Error::LogCannotWrite(cause.to_string()))
+    }
+
+    /// Proposes a write; its reply (see the crate header for forwarding and retries).
+    pub async fn write(&self, proposal: &kv::Proposal) -> Result<Frame, Error> {
+        self.write_encoded(&self.data, proposal.encode().into())
+            .await
+    }
+
+    /// [`Node::write`], for a proposal already encoded.
+    async fn write_encoded(&self, group: &Group, encoded: Bytes) -> Result<Frame, Error> {
+        if let Some(refused) = self.refuse_write(encoded.len()) {
+            return Err(refused);
+        }
+        // A large write takes longer than the wait for a leader; one lost to a change of
+        // leader (certainly not applied) starts over with a fresh wait, a few times.
+        let large = encoded.len() > raft::uploads::PART_BYTES;
+        let restarts = AtomicU32::new(0);
+        let again = || {
+            if large && restarts.fetch_add(1, Ordering::Relaxed) < LARGE_ATTEMPTS {
+                Attempt::Restart
+            } else {
+                Attempt::Again
+            }
+        };
+        let outcome = self
+            .on_leader(group, |to| {
+                let encoded = encoded.clone();
+                async move {
+                    match to {
+                        Target::Here => match self.propose_local(group, encoded).await {
+                            Ok(frame) => Attempt::Done(Ok(frame)),
+                            Err(Retry::No(e)) => Attempt::Done(Err(e)),
+                            Err(Retry::Yes) => again(),
+                        },
+                        Target::Leader { mut peer, .. } => {
+                            let forward = rpc::Forward {
+                                group_id: group.id,
+                                args: Vec::new(),
+                                proto_version: 3,
+                                seed: None,
+                                proposal: Some(encoded),
+                            };
+                            match peer.forward(forward).await {
+                                Ok(reply) => Attempt::Done(Frame::from_wire(&reply).map_err(|e| {
+                                    Error::UnknownOutcome(format!("bad reply from the leader: {e}"))
+                                })),
+                                Err(s) => match Attempt::after_call(&s, |s| {
+                                    Err(Error::UnknownOutcome(format!(
+                                        "forwarding to the leader failed: {}",
+                                        s.message()
+                                    )))
+                                }) {
+                                    Attempt::Again => again(),
+                                    ended => ended,
+                                },
+                            }
+                        }
+                    }
+                }
+            })
+            .await;
+        outcome.and_then(|reply| reply)
+    }
+
+    /// Proposes several writes from one client's pipeline, replying in order. On the
+    /// leader they are submitted together (one batch to Raft, so they share appends and
+    /// flushes) and keep their order in the log. A write refused before it was appended
+    /// goes the one-by-one way; one discarded after it was appended gets the
+    /// unknown-outcome error (it may be in the log).
+    pub async fn write_many(&self, proposals: &[kv::Proposal]) -> Vec<Result<Frame, Error>> {
+        use futures_util::StreamExt;
+        let group = &self.data;
+        let mut out = Vec::with_capacity(proposals.len());
+        let encoded: Vec<Bytes> = proposals.iter().map(|p| p.encode().into()).collect();
+        let small = encoded.iter().all(|e| e.len() <= raft::uploads::PART_BYTES);
+        let refused = encoded
+            .iter()
+            .map(|e| e.len())
+            .max()
+            .and_then(|n| self.refuse_write(n));
+        if proposals.len() > 1 && small && refused.is_none() && group.is_leader() {
+            let requests: Vec<Request> = encoded
+                .iter()
+                .map(|p| Request::encoded(self.stamp(), p.clone()))
+                .collect();
+            if let Ok(mut stream) = group.raft.client_write_many(requests).await {
+                // `None`: refused before it was appended, to be sent again below.
+                let mut results: Vec<Option<Result<Frame, Error>>> =
+                    Vec::with_capacity(proposals.len());
+                while let Some(result) = stream.next().await {
+                    results.push(match result {
+                        Ok(Ok(written)) => Some(Ok(written.response.0)),
+                        Ok(Err(ClientWriteError::ForwardToLeader(_))) => None,
+                        Ok(Err(ClientWriteError::LogEntryDiscarded(_))) => {
+                            Some(Err(Error::UnknownOutcome(LEADER_CHANGED.into())))
+                        }
+                        Ok(Err(e)) => Some(Err(Error::Failed(format!("raft: {e}")))),
+                        Err(fatal) => Some(Err(Error::Failed(format!("raft: {fatal}")))),
+                    });
+                    if results.len() == proposals.len() {
+                        break;
+                    }
+                }
+                // Answered in order; the refused ones (a change of leader refuses every
+                // write after it too) and any never answered go the one-by-one way.
+                for (i, result) in results.into_iter().enumerate() {
+                    out.push(match result {
+                        Some(reply) => reply,
+                        None => self.write_encoded(group, encoded[i].clone()).await,
+                    });
+                }
+            }
+        }
+        for e in &encoded[out.len()..] {
+            out.push(self.write_encoded(group, e.clone()).await);
+        }
+        out
+    }
+
+    /// Proposes on this node, which believes it leads `group`.
+    pub(crate) async fn propose_local(
+        &self,
+        group: &Group,
+        encoded: Bytes,
+    ) -> Result<Frame, Retry> {
+        if encoded.len() > raft::uploads::PART_BYTES {
+            return self.propose_large(group, encoded).await;
+        }
+        let request = Request::encoded(self.stamp(), encoded);
+        outcome(group.raft.client_write(request).await)
+    }
+
+    /// Proposes a write larger than a part (see `raft::uploads`): its parts, at most
+    /// `PART_WINDOW` in flight, then the entry that applies them. Other clients' writes
+    /// interleave with the parts. Until the final entry is appended nothing can apply, so
+    /// a part refused or lost to a change of leader means the write was certainly not
+    /// applied, and it is sent again (as a new upload) to whoever leads.
+    async fn propose_large(&self, group: &Group, encoded: Bytes) -> Result<Frame, Retry> {
+        use futures_util::StreamExt;
+        let upload = self.upload_ids.fetch_add(1, Ordering::Relaxed);
+        let parts = raft::uploads::split(&encoded);
+        let started = Instant::now();
+        // Windows of parts, a few in flight at once: each is submitted when the stream
+        // admits it, in order, so the parts keep their order in the log.
+        let windows: Vec<(usize, Vec<Bytes>)> = parts
+            .chunks(PART_WINDOW)
+            .enumerate()
+            .map(|(w, window)| (w * PART_WINDOW, window.to_vec()))
+            .collect();
+        let mut results = futures_util::stream::iter(windows)
+            .map(|(first, window)| async move {
+                self.propose_parts(group, upload, first, &window).await
+            })
+            .buffered(WINDOWS_IN_FLIGHT);
+        while let Some(result) = results.next().await {
+            result?;
+        }
+        let assemble = Request {
+            now_ms: self.stamp(),
+            payload: raft::Payload::Assemble {
+                upload,
+                parts: parts.len() as u32,
+                len: encoded.len() as u64,
+                crc: crc32fast::hash(&encoded),
+            },
+        };
+        let outcome = outcome(group.raft.client_write(assemble).await);
+        tracing::debug!(
+            bytes = encoded.len(),
+            parts = parts.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "large write proposed"
+        );
+        match outcome {
+            // Every replica refused to assemble it (a change of term came first): not
+            // applied anywhere, so it may be sent again.
+            Ok(frame) if frame == Frame::error(raft::uploads::LOST) => Err(Retry::Yes),
+            other => other,
+        }
+    }
+
+    /// Proposes one window of a large write's parts (the first is part `first`) and waits
+    /// until all are applied; `Retry::Yes` if any was refused, discarded or lost (the upload
+    /// cannot complete then).
+    async fn propose_parts(
+        &self,
+        group: &Group,
+        upload: u64,
+        first: usize,
+        window: &[Bytes],
+    ) -> Result<(), Retry> {
+        use futures_util::StreamExt;
+        let requests: Vec<Request> = window
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| Request {
+                now_ms: self.stamp(),
+                payload: raft::Payload::Part {
+                    upload,
+                    seq: (first + i) as u32,
+                    bytes: raft::Blob(bytes.clone()),
+                },
+            })
+            .collect();
+        let mut stream = group.raft.client_write_many(requests).await.map_err(|e| {
+            info!(upload = format!("{upload:x}"), error = %e, "a large write's parts were refused");
+            Retry::Yes
+        })?;
+        let mut answered = 0;
+        while let Some(result) = stream.next().await {
+            let refused = match result {
+                Ok(Ok(written)) if !written.response.0.is_error() => None,
+                Ok(Ok(written)) => Some(format!("{:?}", written.response.0)),
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(why) = refused {
+                info!(upload = format!("{upload:x}"), part = first + answered, why = %why,
+                    "a large write's part was not applied; the write is retried");
+                return Err(Retry::Yes);
+            }
+            answered += 1;
+            if answered == window.len() {
+                return Ok(());
+            }
+        }
+        info!(
+            upload = format!("{upload:x}"),
+            "a large write's parts went unanswered"
+        );
+        Err(Retry::Yes)
+    }
+}
+
+/// What the result of a `client_write` means for the client.
+fn outcome(
+    result: Result<
+        openraft::raft::ClientWriteResponse<TypeConfig>,
+        openraft::errors::RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
+    >,
+) -> Result<Frame, Retry> {
+    match result {
+        Ok(response) => Ok(response.data.0),
+        // Refused before it was appended (not leading, or a new leader not yet
+        // acknowledged by a quorum): safe to send again, to whoever leads.
+        Err(e) if matches!(e.api_error(), Some(ClientWriteError::ForwardToLeader(_))) => {
+            Err(Retry::Yes)
+        }
+        // Discarded on a change of leader after it was appended: it may still be
+        // committed by the next leader, so it must never be proposed again.
+        Err(e) if matches!(e.api_error(), Some(ClientWriteError::LogEntryDiscarded(_))) => {
+            Err(Retry::No(Error::UnknownOutcome(LEADER_CHANGED.into())))
+        }
+        Err(e) => Err(Retry::No(Error::Failed(format!("raft: {e}")))),
+    }
+}

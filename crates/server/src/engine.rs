@@ -1,0 +1,153 @@
+//! What the server runs data commands against: memory, for tests of the command layer
+//! (`--in-memory`), or the cluster. Sessions, `INFO` and active expiry talk to an
+//! [`Engine`] and never ask which one it is, except for what only a cluster has (its
+//! `INFO replication` fields, its log's health).
+//!
+//! `Engine` is an enum rather than a trait object: its methods are async, which a `dyn`
+//! trait cannot offer without boxing every call's future, and a generic parameter would
+//! reach every type of the server for two cases.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use cluster::{Clock, ReadAt};
+use kv::Db;
+use resp::Frame;
+
+/// The reply when a cluster-only command reaches a memory-only server.
+const NO_CLUSTER: &str = "ERR This instance has cluster support disabled";
+
+pub enum Engine {
+    /// One node's data in memory; a write applies at once under the lock.
+    Memory(Box<Memory>),
+    /// A cluster node: writes go through Raft, reads through a read barrier.
+    Cluster(Arc<cluster::Node>),
+}
+
+/// Memory-only data, and the clock that keeps its writes' times from going back.
+#[derive(Default)]
+pub struct Memory {
+    db: Mutex<Db>,
+    clock: Clock,
+}
+
+impl Memory {
+    /// Applies a proposal at `now_ms` (the time its request was read at, or the latest
+    /// time a write was applied at if that is later), as a replica applies a log entry. A
+    /// panic inside a command becomes an error reply.
+    fn apply(&self, proposal: &kv::Proposal, now_ms: i64) -> Frame {
+        let now = self.clock.stamp(now_ms);
+        let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        catch_unwind(AssertUnwindSafe(|| proposal.apply(&mut db, now))).unwrap_or_else(|_| {
+            tracing::error!("a command panicked; replying with an error");
+            Frame::error("ERR internal error while executing the command")
+        })
+    }
+}
+
+impl Engine {
+    /// A memory-only engine.
+    pub fn memory() -> Engine {
+        Engine::Memory(Box::default())
+    }
+
+    /// The cluster node, if this is one.
+    pub fn node(&self) -> Option<&Arc<cluster::Node>> {
+        match self {
+            Engine::Memory(_) => None,
+            Engine::Cluster(node) => Some(node),
+        }
+    }
+
+    /// The data reads run against (after [`Engine::read_barrier`]), locked.
+    pub fn db(&self) -> MutexGuard<'_, Db> {
+        match self {
+            Engine::Memory(m) => m.db.lock().unwrap_or_else(|p| p.into_inner()),
+            Engine::Cluster(node) => node.db(),
+        }
+    }
+
+    /// Where reads received so far can be served: here once every write acknowledged
+    /// before the call is visible here, or by the leader.
+    pub async fn read_barrier(&self) -> Result<ReadAt, Frame> {
+        match self {
+            Engine::Memory(_) => Ok(ReadAt::Here),
+            Engine::Cluster(node) => node.read_barrier().await.map_err(|e| e.to_frame()),
+        }
+    }
+
+    /// Runs a read on the leader (when [`Engine::read_barrier`] says so).
+    pub async fn read_at_leader(&self, args: &[Bytes], seed: u64) -> Frame {
+        match self {
+            Engine::Memory(_) => Frame::error(NO_CLUSTER),
+            Engine::Cluster(node) => reply(node.read_at_leader(args, seed).await),
+        }
+    }
+
+    /// Runs `read` against the data once a read barrier allows it.
+    pub async fn read<T>(&self, read: impl FnOnce(&Db) -> T) -> Result<T, Frame> {
+        match self {
+            Engine::Memory(_) => Ok(read(&self.db())),
+            Engine::Cluster(node) => node.read(read).await.map_err(|e| e.to_frame()),
+        }
+    }
+
+    /// Applies one write received at `now_ms` (in a cluster the leader stamps its own
+    /// time instead); its reply.
+    pub async fn write(&self, proposal: &kv::Proposal, now_ms: i64) -> Frame {
+        match self {
+            Engine::Memory(m) => m.apply(proposal, now_ms),
+            Engine::Cluster(node) => reply(node.write(proposal).await),
+        }
+    }
+
+    /// Applies writes received together at `now_ms`, in order; their replies in order.
+    pub async fn write_many(&self, proposals: &[kv::Proposal], now_ms: i64) -> Vec<Frame> {
+        match self {
+            Engine::Memory(m) => proposals.iter().map(|p| m.apply(p, now_ms)).collect(),
+            Engine::Cluster(node) => node
+                .write_many(proposals)
+                .await
+                .into_iter()
+                .map(reply)
+                .collect(),
+        }
+    }
+
+    /// True where active expiry should sample: memory, or the data group's leader.
+    pub fn expires_here(&self) -> bool {
+        match self {
+            Engine::Memory(_) => true,
+            Engine::Cluster(node) => node.is_leader(),
+        }
+    }
+
+    /// `CLUSTER FORGET <node-id>`.
+    pub async fn forget(&self, id: types::NodeId) -> Frame {
+        match self {
+            Engine::Memory(_) => Frame::error(NO_CLUSTER),
+            Engine::Cluster(node) => reply(node.forget(id).await.map(|()| Frame::OK)),
+        }
+    }
+
+    /// `CLUSTER TRANSFER-LEADER <node-id>`.
+    pub async fn transfer_leader(&self, id: types::NodeId) -> Frame {
+        match self {
+            Engine::Memory(_) => Frame::error(NO_CLUSTER),
+            Engine::Cluster(node) => reply(node.transfer_leader(id).await.map(|()| Frame::OK)),
+        }
+    }
+
+    /// Stops the node's groups (after leadership is handed away); nothing in memory.
+    pub async fn shutdown(&self) {
+        if let Engine::Cluster(node) = self {
+            node.shutdown().await;
+        }
+    }
+}
+
+/// A cluster answer as the client's reply.
+fn reply(answer: Result<Frame, cluster::Error>) -> Frame {
+    answer.unwrap_or_else(|e| e.to_frame())
+}
