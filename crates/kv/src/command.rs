@@ -326,6 +326,11 @@ pub fn parse(args: &[Bytes], ctx: &mut Ctx) -> Result<Cmd> {
         return Err(Error::err("empty command"));
     };
     let spec = lookup(name).ok_or_else(|| unknown_command(args))?;
+    parse_spec(spec, args, ctx)
+}
+
+/// Parses `args` as the command `spec` (found by the caller's own lookup of `args[0]`).
+pub fn parse_spec(spec: &Spec, args: &[Bytes], ctx: &mut Ctx) -> Result<Cmd> {
     if !spec.arity_ok(args.len()) {
         return Err(Error::Arity(spec.name.to_string()));
     }

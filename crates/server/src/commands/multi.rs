@@ -1,0 +1,140 @@
+//! The transaction family: `MULTI`, `EXEC`, `DISCARD`, `WATCH`, `UNWATCH`, and the queue
+//! a session keeps between `MULTI` and `EXEC`.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use resp::Frame;
+
+use super::{Command, ServerCmd};
+use crate::session::Session;
+
+const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+
+/// True for the commands that run at once inside `MULTI` instead of being queued.
+pub(crate) fn runs_inside_multi(cmd: ServerCmd) -> bool {
+    matches!(
+        cmd,
+        ServerCmd::Exec
+            | ServerCmd::Discard
+            | ServerCmd::Multi
+            | ServerCmd::Watch
+            | ServerCmd::Quit
+            | ServerCmd::Reset
+    )
+}
+
+/// `MULTI`.
+pub(super) fn multi(session: &mut Session) -> Frame {
+    if session.multi.is_some() {
+        Frame::error("ERR MULTI calls can not be nested")
+    } else {
+        session.multi = Some(Vec::new());
+        session.info.multi.store(0, Ordering::Relaxed);
+        Frame::OK
+    }
+}
+
+/// `DISCARD`.
+pub(super) fn discard(session: &mut Session) -> Frame {
+    if session.multi.is_none() {
+        Frame::error("ERR DISCARD without MULTI")
+    } else {
+        session.end_multi();
+        session.watches.clear();
+        Frame::OK
+    }
+}
+
+/// `WATCH key [key ...]`.
+pub(super) fn watch(session: &mut Session, args: &[Bytes]) -> Frame {
+    if session.multi.is_some() {
+        return Frame::error("ERR WATCH inside MULTI is not allowed");
+    }
+    let now = session.now_ms;
+    let shared = session.shared.clone();
+    let db = shared.engine.db();
+    for key in &args[1..] {
+        if !session.watches.iter().any(|w| w.key.as_slice() == &key[..]) {
+            session.watches.push(db.watch(key, now));
+        }
+    }
+    Frame::OK
+}
+
+/// `UNWATCH`.
+pub(super) fn unwatch(session: &mut Session) -> Frame {
+    session.watches.clear();
+    Frame::OK
+}
+
+/// Queues a request inside `MULTI`, or refuses it (and dooms the transaction) when Redis
+/// would: an unknown command, a wrong number of arguments, a bad subcommand.
+pub(crate) fn queue(session: &mut Session, args: Vec<Bytes>, command: Option<Command>) -> Frame {
+    let arity_ok = match command {
+        Some(Command::Connection(spec)) => spec.arity_ok(args.len()).then_some(()).ok_or(spec.name),
+        Some(Command::Data(spec)) => spec.arity_ok(args.len()).then_some(()).ok_or(spec.name),
+        None => {
+            session.multi_dirty = true;
+            return kv::command::unknown_command(&args).to_frame();
+        }
+    };
+    if let Err(name) = arity_ok {
+        session.multi_dirty = true;
+        return kv::Error::Arity(name.to_string()).to_frame();
+    }
+    if let Some(error) = super::subcommand_error(&args) {
+        session.multi_dirty = true;
+        return error;
+    }
+    let queue = session.multi.get_or_insert_with(Vec::new);
+    queue.push(args);
+    session
+        .info
+        .multi
+        .store(queue.len() as i64, Ordering::Relaxed);
+    Frame::Simple("QUEUED")
+}
+
+/// `EXEC`: the queued data commands, with the watched keys, as one proposal (atomic, and
+/// with Raft one log entry); connection commands answered here, in their places.
+pub(super) async fn exec(session: &mut Session) -> Frame {
+    if session.multi.is_none() {
+        return Frame::error("ERR EXEC without MULTI");
+    }
+    let dirty = session.multi_dirty;
+    let queued = session.end_multi();
+    let watches = std::mem::take(&mut session.watches);
+    if dirty {
+        return Frame::error(EXECABORT);
+    }
+    // Each queued request's kind, looked up once (every one was found when queued).
+    let kinds: Vec<Option<Command>> = queued.iter().map(|args| super::lookup(&args[0])).collect();
+    // The data commands, each with its own seed, go into one EXEC proposal, parsed (on
+    // every replica) with the time of EXEC; connection commands are answered here and
+    // put back in their places afterwards.
+    let mut cmds = Vec::new();
+    for (args, kind) in queued.iter().zip(&kinds) {
+        if !matches!(kind, Some(Command::Connection(_))) {
+            cmds.push((args.clone(), session.ctx().seed));
+        }
+    }
+    let reply = session
+        .shared
+        .engine
+        .write(&kv::Proposal::Exec { watches, cmds }, session.now_ms)
+        .await;
+    let Frame::Array(replies) = reply else {
+        return reply;
+    };
+    let mut replies = replies.into_iter();
+    let mut out = Vec::with_capacity(queued.len());
+    for (args, kind) in queued.iter().zip(kinds) {
+        let reply = match kind {
+            Some(Command::Connection(spec)) => super::run_queued(session, spec, args).await,
+            _ => replies.next().unwrap_or(Frame::Null),
+        };
+        out.push(reply);
+    }
+    Frame::Array(out)
+}
