@@ -16,4 +16,5 @@
 //! This library also holds the Jepsen-style fault-injection harness, [`jepsen`], run by
 //! the `jepsen` binary (`make jepsen`, `make jepsen-short`; see the README).
 
+pub mod info;
 pub mod jepsen;

@@ -8,12 +8,49 @@ use types::NodeId;
 /// Default number of applied entries between snapshots.
 pub const DEFAULT_SNAPSHOT_LOGS: u64 = 20_000;
 
-/// How reads are served (see the crate header).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How reads are served (see the crate header); `--read-consistency` and the TOML file
+/// name them in lower case.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ReadMode {
+    /// The leader confirms it still leads (ReadIndex) before reading.
+    #[default]
     Linearizable,
+    /// The leader reads while its lease holds, without a round trip. Stale only if clocks
+    /// drift more than the lease allows.
     Lease,
+    /// Any node reads its own state: fast, and may return old data.
     Stale,
+}
+
+impl ReadMode {
+    /// Every mode's name, as the command line takes it.
+    pub const NAMES: [&'static str; 3] = ["linearizable", "lease", "stale"];
+
+    /// The mode's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadMode::Linearizable => "linearizable",
+            ReadMode::Lease => "lease",
+            ReadMode::Stale => "stale",
+        }
+    }
+}
+
+impl std::str::FromStr for ReadMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        [ReadMode::Linearizable, ReadMode::Lease, ReadMode::Stale]
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown read consistency '{s}' (one of {})",
+                    Self::NAMES.join(", ")
+                )
+            })
+    }
 }
 
 /// What a node needs to take part in the cluster.

@@ -60,10 +60,7 @@ impl Node {
             ("raft_log_flushes", log.flushes.to_string()),
             ("raft_voters", voters.join(",")),
             ("raft_learners", learners.join(",")),
-            (
-                "read_consistency",
-                format!("{:?}", self.config.read_mode).to_lowercase(),
-            ),
+            ("read_consistency", self.config.read_mode.name().to_string()),
             (
                 "unsafe_mode",
                 if self.config.unsafe_local_reads {

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use cluster::ReadMode;
 use serde::Deserialize;
 
 use crate::Error;
@@ -37,17 +38,11 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: u64 = 20;
 pub const MAX_REQUEST_BYTES_LIMIT: usize = 4 << 30;
 
 /// How reads are served (`--read-consistency`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum ReadConsistency {
-    /// Linearizable: the leader confirms it still leads (ReadIndex) before reading.
-    #[default]
-    Linearizable,
-    /// The leader reads while its lease holds, without a round trip. Stale only if clocks
-    /// drift more than the lease allows.
-    Lease,
-    /// Any node reads its own state: fast, and may return old data.
-    Stale,
+/// `--read-consistency`'s names, listed in `--help` and checked by clap.
+fn read_mode_parser() -> impl clap::builder::TypedValueParser<Value = ReadMode> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(ReadMode::NAMES)
+        .try_map(|name| name.parse::<ReadMode>())
 }
 
 /// A deliberately unsafe behaviour (`--unsafe`), only for proving that the fault-injection
@@ -143,8 +138,8 @@ pub struct Cli {
     #[arg(long, env = "REDRAFT_INITIAL_CLUSTER")]
     pub initial_cluster: Option<String>,
     /// How reads are served: linearizable (ReadIndex), lease, or stale [default: linearizable]
-    #[arg(long, env = "REDRAFT_READ_CONSISTENCY", value_enum)]
-    pub read_consistency: Option<ReadConsistency>,
+    #[arg(long, env = "REDRAFT_READ_CONSISTENCY", value_parser = read_mode_parser())]
+    pub read_consistency: Option<ReadMode>,
     /// gRPC host:port of any member of a running cluster: this (new) node asks to be
     /// added, first as a learner, then as a voter. First start only.
     #[arg(long, env = "REDRAFT_JOIN")]
@@ -196,7 +191,7 @@ pub struct Config {
     /// Founding members, `id=host:port,...`; empty means a one-member cluster.
     pub initial_cluster: String,
     /// How reads are served.
-    pub read_consistency: ReadConsistency,
+    pub read_consistency: ReadMode,
     /// A member's gRPC address to join through (first start only).
     pub join: String,
     /// Applied log entries between snapshots.
@@ -230,7 +225,7 @@ impl Default for Config {
             grpc_port: DEFAULT_GRPC_PORT,
             advertise: String::new(),
             initial_cluster: String::new(),
-            read_consistency: ReadConsistency::Linearizable,
+            read_consistency: ReadMode::Linearizable,
             join: String::new(),
             snapshot_logs: DEFAULT_SNAPSHOT_LOGS,
             heartbeat_ms: DEFAULT_HEARTBEAT_MS,
@@ -422,11 +417,7 @@ impl Config {
             members: self.members()?,
             join: (!self.join.is_empty()).then(|| self.join.clone()),
             data_dir: self.data_dir.clone(),
-            read_mode: match self.read_consistency {
-                ReadConsistency::Linearizable => cluster::ReadMode::Linearizable,
-                ReadConsistency::Lease => cluster::ReadMode::Lease,
-                ReadConsistency::Stale => cluster::ReadMode::Stale,
-            },
+            read_mode: self.read_consistency,
             snapshot_logs: self.snapshot_logs,
             heartbeat_ms: self.heartbeat_ms,
             unsafe_local_reads: self.unsafe_mode == Some(UnsafeMode::LocalReads),

@@ -27,7 +27,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-pub use config::{Cli, Config, LogFormat, ReadConsistency, UnsafeMode};
+pub use cluster::ReadMode;
+pub use config::{Cli, Config, LogFormat, UnsafeMode};
 pub use engine::Engine;
 pub use store::Store;
 

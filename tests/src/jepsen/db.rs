@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use crate::info::RaftInfo;
+
 /// RESP port of every node (each on its own address).
 pub const RESP_PORT: u16 = 6379;
 /// gRPC port of every node.
@@ -89,50 +91,6 @@ pub struct DbOptions {
     /// size (`"256m"`), mounted in the run's own mount namespace (`ip netns exec` gives the
     /// run one): it goes away with the run.
     pub tmpfs: Option<String>,
-}
-
-/// A node's Raft view, from `INFO replication`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Info {
-    pub role: String,
-    pub term: u64,
-    pub leader: Option<u64>,
-    pub voters: Vec<u64>,
-}
-
-impl Info {
-    /// Parses the `field:value` lines of `INFO replication`.
-    pub fn parse(text: &str) -> Result<Info> {
-        let fields: BTreeMap<&str, &str> = text
-            .lines()
-            .filter_map(|l| l.trim_end_matches('\r').split_once(':'))
-            .map(|(k, v)| (k, v.trim()))
-            .collect();
-        let get = |k: &str| {
-            fields
-                .get(k)
-                .copied()
-                .ok_or_else(|| anyhow!("INFO replication has no `{k}` field"))
-        };
-        let term = get("raft_term")?
-            .parse()
-            .with_context(|| format!("raft_term `{}`", fields["raft_term"]))?;
-        let leader = match get("raft_leader_id")? {
-            "" | "0" | "none" => None,
-            v => Some(v.parse().with_context(|| format!("raft_leader_id `{v}`"))?),
-        };
-        let voters = get("raft_voters")?
-            .split(',')
-            .filter(|v| !v.is_empty())
-            .map(|v| v.parse().with_context(|| format!("raft_voters `{v}`")))
-            .collect::<Result<Vec<u64>>>()?;
-        Ok(Info {
-            role: get("role")?.to_string(),
-            term,
-            leader,
-            voters,
-        })
-    }
 }
 
 struct Proc {
@@ -413,12 +371,14 @@ impl Db {
     }
 
     /// Node `id`'s Raft view.
-    pub fn info(&self, id: u64) -> Result<Info> {
-        match call(id, &["INFO", "replication"], CONTROL_TIMEOUT).map_err(|e| anyhow!(e))? {
-            redis::Value::BulkString(b) => Info::parse(&String::from_utf8_lossy(&b)),
-            redis::Value::VerbatimString { text, .. } => Info::parse(&text),
-            other => bail!("node {id}: INFO replication -> {other:?}"),
-        }
+    pub fn info(&self, id: u64) -> Result<RaftInfo> {
+        let text =
+            match call(id, &["INFO", "replication"], CONTROL_TIMEOUT).map_err(|e| anyhow!(e))? {
+                redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+                redis::Value::VerbatimString { text, .. } => text,
+                other => bail!("node {id}: INFO replication -> {other:?}"),
+            };
+        RaftInfo::parse(&text).map_err(|e| anyhow!("node {id}: {e}"))
     }
 
     /// The node that says it leads with the highest term, among the awake nodes.
@@ -435,7 +395,7 @@ impl Db {
     pub fn wait_leader(&self, timeout: Duration) -> Result<u64> {
         let deadline = Instant::now() + timeout;
         loop {
-            let infos: Vec<(u64, Result<Info>)> = self
+            let infos: Vec<(u64, Result<RaftInfo>)> = self
                 .awake()
                 .into_iter()
                 .map(|id| (id, self.info(id)))
@@ -596,26 +556,6 @@ pub fn tail(path: &Path, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn info_replication_is_parsed_and_bad_fields_are_named() {
-        let text = "# Replication\r\nrole:follower\r\nraft_term:7\r\nraft_leader_id:2\r\nraft_voters:1,2,3\r\n";
-        assert_eq!(
-            Info::parse(text).unwrap(),
-            Info {
-                role: "follower".into(),
-                term: 7,
-                leader: Some(2),
-                voters: vec![1, 2, 3]
-            }
-        );
-        let none = "role:candidate\nraft_term:8\nraft_leader_id:none\nraft_voters:\n";
-        assert_eq!(Info::parse(none).unwrap().leader, None);
-        let err =
-            Info::parse("role:leader\nraft_term:x\nraft_leader_id:1\nraft_voters:1\n").unwrap_err();
-        assert!(format!("{err:#}").contains("raft_term"), "{err:#}");
-        assert!(Info::parse("role:leader\n").is_err());
-    }
 
     #[test]
     fn node_addresses_are_distinct_loopback_addresses() {

@@ -570,7 +570,7 @@ impl Nemesis<'_> {
                     .db
                     .leader()
                     .ok_or_else(|| anyhow!("no leader to transfer from"))?;
-                let voters = self.db.info(leader)?.voters;
+                let voters = self.db.info(leader)?.voters.unwrap_or_default();
                 let awake = self.db.awake();
                 let others: Vec<u64> = voters
                     .into_iter()
@@ -683,7 +683,7 @@ impl Nemesis<'_> {
                 .db
                 .leader()
                 .and_then(|l| self.db.info(l).ok())
-                .is_some_and(|i| i.voters.contains(&id));
+                .is_some_and(|i| i.voters.is_some_and(|v| v.contains(&id)));
             if voter {
                 self.removed.remove(&id);
                 return Ok(());

@@ -46,10 +46,7 @@ fn info_field(cluster: &Cluster, id: u64, field: &str) -> Option<String> {
         Value::VerbatimString { text, .. } => text,
         _ => return None,
     };
-    text.lines()
-        .filter_map(|l| l.trim_end().split_once(':'))
-        .find(|(k, _)| *k == field)
-        .map(|(_, v)| v.to_string())
+    redraft_tests::info::field(&text, field).map(str::to_string)
 }
 
 /// Polls (at most `timeout`, each time calling `nudge`) until node `id`'s log reports

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use redis::Value;
 
 use crate::harness::{error_text, show_cmd, show_value, Conn};
+pub use redraft_tests::info::RaftInfo;
 
 /// How long a control command (INFO, DEBUG DIGEST, a test's own SET or GET) may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -100,88 +101,6 @@ pub enum Wrap {
     Tmpfs(&'static str),
     /// It runs with this limit of open files (`ulimit -n`).
     NoFile(u64),
-}
-
-/// A node's Raft state, from the `raft_*` fields of `INFO replication`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RaftInfo {
-    pub role: String,
-    pub term: u64,
-    /// `None` when the node knows no leader (`raft_leader_id` empty, `0` or `none`).
-    pub leader: Option<u64>,
-    pub commit: u64,
-    pub applied: u64,
-    pub last_snapshot: u64,
-    /// `raft_voters` (comma-separated ids), when the node reports it.
-    pub voters: Option<Vec<u64>>,
-    /// `raft_last_log_index` and `raft_log_size`, when the node reports them.
-    pub last_log: Option<u64>,
-    pub log_size: Option<u64>,
-}
-
-impl RaftInfo {
-    /// The last index purged from the log (`raft_last_log_index - raft_log_size`), when the
-    /// node reports both.
-    pub fn purged(&self) -> Option<u64> {
-        Some(self.last_log?.saturating_sub(self.log_size?))
-    }
-
-    /// Parses `INFO replication` text; says which field is missing or malformed.
-    pub fn parse(text: &str) -> Result<RaftInfo, String> {
-        let fields: BTreeMap<&str, &str> = text
-            .lines()
-            .filter_map(|l| l.trim_end_matches('\r').split_once(':'))
-            .collect();
-        let get = |k: &str| {
-            fields
-                .get(k)
-                .map(|v| v.trim())
-                .ok_or_else(|| format!("INFO replication has no `{k}:` field: {text:?}"))
-        };
-        let num = |k: &str| -> Result<u64, String> {
-            let v = get(k)?;
-            if v.is_empty() || v == "none" {
-                return Ok(0);
-            }
-            v.parse()
-                .map_err(|_| format!("INFO replication `{k}:{v}` is not a number"))
-        };
-        let leader =
-            match get("raft_leader_id")? {
-                "" | "0" | "none" | "-" => None,
-                v => Some(v.parse().map_err(|_| {
-                    format!("INFO replication `raft_leader_id:{v}` is not a node id")
-                })?),
-            };
-        Ok(RaftInfo {
-            role: get("role")?.to_string(),
-            term: num("raft_term")?,
-            leader,
-            commit: num("raft_commit_index")?,
-            applied: num("raft_applied_index")?,
-            last_snapshot: num("raft_last_snapshot_index")?,
-            last_log: fields
-                .contains_key("raft_last_log_index")
-                .then(|| num("raft_last_log_index"))
-                .transpose()?,
-            log_size: fields
-                .contains_key("raft_log_size")
-                .then(|| num("raft_log_size"))
-                .transpose()?,
-            voters: match fields.get("raft_voters") {
-                None => None,
-                Some(v) => Some(
-                    v.split(',')
-                        .filter(|x| !x.trim().is_empty())
-                        .map(|x| x.trim().parse::<u64>())
-                        .collect::<Result<Vec<u64>, _>>()
-                        .map_err(|_| {
-                            format!("INFO replication `raft_voters:{v}` is not a list of ids")
-                        })?,
-                ),
-            },
-        })
-    }
 }
 
 /// One `redraft` process (or the place for one, while it is down).

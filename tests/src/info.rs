@@ -1,0 +1,115 @@
+//! `INFO replication` as redraft writes it, parsed once for every harness (the
+//! integration stories' process cluster and the Jepsen suite's).
+
+use std::collections::BTreeMap;
+
+/// One field of an `INFO` reply's `field:value` lines, trimmed.
+pub fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines()
+        .filter_map(|l| l.trim_end_matches('\r').split_once(':'))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// A node's Raft state, from the `raft_*` fields of `INFO replication`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaftInfo {
+    pub role: String,
+    pub term: u64,
+    /// `None` when the node knows no leader (`raft_leader_id` empty, `0` or `none`).
+    pub leader: Option<u64>,
+    pub commit: u64,
+    pub applied: u64,
+    pub last_snapshot: u64,
+    /// `raft_voters` (comma-separated ids), when the node reports it.
+    pub voters: Option<Vec<u64>>,
+    /// `raft_last_log_index` and `raft_log_size`, when the node reports them.
+    pub last_log: Option<u64>,
+    pub log_size: Option<u64>,
+}
+
+impl RaftInfo {
+    /// The last index purged from the log (`raft_last_log_index - raft_log_size`), when the
+    /// node reports both.
+    pub fn purged(&self) -> Option<u64> {
+        Some(self.last_log?.saturating_sub(self.log_size?))
+    }
+
+    /// Parses `INFO replication` text; says which field is missing or malformed.
+    pub fn parse(text: &str) -> Result<RaftInfo, String> {
+        let fields: BTreeMap<&str, &str> = text
+            .lines()
+            .filter_map(|l| l.trim_end_matches('\r').split_once(':'))
+            .collect();
+        let get = |k: &str| {
+            fields
+                .get(k)
+                .map(|v| v.trim())
+                .ok_or_else(|| format!("INFO replication has no `{k}:` field: {text:?}"))
+        };
+        let num = |k: &str| -> Result<u64, String> {
+            let v = get(k)?;
+            if v.is_empty() || v == "none" {
+                return Ok(0);
+            }
+            v.parse()
+                .map_err(|_| format!("INFO replication `{k}:{v}` is not a number"))
+        };
+        let leader =
+            match get("raft_leader_id")? {
+                "" | "0" | "none" | "-" => None,
+                v => Some(v.parse().map_err(|_| {
+                    format!("INFO replication `raft_leader_id:{v}` is not a node id")
+                })?),
+            };
+        Ok(RaftInfo {
+            role: get("role")?.to_string(),
+            term: num("raft_term")?,
+            leader,
+            commit: num("raft_commit_index")?,
+            applied: num("raft_applied_index")?,
+            last_snapshot: num("raft_last_snapshot_index")?,
+            last_log: fields
+                .contains_key("raft_last_log_index")
+                .then(|| num("raft_last_log_index"))
+                .transpose()?,
+            log_size: fields
+                .contains_key("raft_log_size")
+                .then(|| num("raft_log_size"))
+                .transpose()?,
+            voters: match fields.get("raft_voters") {
+                None => None,
+                Some(v) => Some(
+                    v.split(',')
+                        .filter(|x| !x.trim().is_empty())
+                        .map(|x| x.trim().parse::<u64>())
+                        .collect::<Result<Vec<u64>, _>>()
+                        .map_err(|_| {
+                            format!("INFO replication `raft_voters:{v}` is not a list of ids")
+                        })?,
+                ),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_a_node_says() {
+        let text = "# Replication\r\nrole:leader\r\nraft_term:7\r\nraft_leader_id:2\r\n\
+                    raft_commit_index:10\r\nraft_applied_index:9\r\nraft_last_snapshot_index:0\r\n\
+                    raft_voters:1,2,3\r\nraft_last_log_index:12\r\nraft_log_size:4\r\n";
+        let i = RaftInfo::parse(text).unwrap();
+        assert_eq!((i.role.as_str(), i.term, i.leader), ("leader", 7, Some(2)));
+        assert_eq!(i.voters, Some(vec![1, 2, 3]));
+        assert_eq!(i.purged(), Some(8));
+        assert_eq!(field(text, "raft_voters"), Some("1,2,3"));
+        let none = text.replace("raft_leader_id:2", "raft_leader_id:none");
+        assert_eq!(RaftInfo::parse(&none).unwrap().leader, None);
+        assert!(RaftInfo::parse(&text.replace("raft_term:7", "raft_term:x")).is_err());
+        assert!(RaftInfo::parse("role:leader\n").is_err());
+    }
+}
