@@ -16,6 +16,7 @@ use std::collections::VecDeque;
 
 use crate::bytes::CompactBytes;
 use crate::error::Result;
+use crate::slots::SlotIndex;
 use crate::value::{BuildHasher, Map, Set, Value};
 
 /// No expiry. Never a real expiry: a key with an expiry in the past is deleted at once.
@@ -83,6 +84,8 @@ pub struct Db {
     pub(crate) keys: Map<CompactBytes, Entry>,
     /// Keys that have an expiry, for active expiry sampling.
     pub(crate) volatile: Set<CompactBytes>,
+    /// Keys by hash slot (derived from `keys`; rebuilt when a snapshot is loaded).
+    slots: SlotIndex,
     /// Number of touches so far.
     pub(crate) seq: u64,
     /// Fingerprints of the last [`JOURNAL_LEN`] touched keys; `FLUSH_MARK` for a flush.
@@ -103,10 +106,36 @@ impl Db {
         Db {
             keys: Map::with_hasher(BuildHasher::new()),
             volatile: Set::with_hasher(BuildHasher::new()),
+            slots: SlotIndex::default(),
             seq: 0,
             journal: VecDeque::new(),
             stats: Stats::default(),
         }
+    }
+
+    /// Number of keys in hash slot `slot`, including expired ones not yet removed (as
+    /// `DBSIZE` counts, and Redis's `CLUSTER COUNTKEYSINSLOT`). O(1).
+    pub fn count_in_slot(&self, slot: types::Slot) -> usize {
+        self.slots.positions(slot.0).len()
+    }
+
+    /// Up to `count` live keys of hash slot `slot` (`CLUSTER GETKEYSINSLOT`), newest place
+    /// first. O(keys in the slot).
+    pub fn keys_in_slot(&self, slot: types::Slot, count: usize, now_ms: i64) -> Vec<&CompactBytes> {
+        self.slots
+            .positions(slot.0)
+            .iter()
+            .rev()
+            .filter_map(|&i| self.keys.get_index(i as usize))
+            .filter(|(_, e)| e.is_live(now_ms))
+            .map(|(k, _)| k)
+            .take(count)
+            .collect()
+    }
+
+    /// How many slots hold keys.
+    pub fn slots_in_use(&self) -> usize {
+        self.slots.slots()
     }
 
     /// Number of keys, including expired ones not yet removed (as Redis's `DBSIZE`).
@@ -158,9 +187,12 @@ impl Db {
         let index = match self.keys.get_index_of(key) {
             Some(i) => i,
             None => {
-                self.keys
+                let index = self
+                    .keys
                     .insert_full(CompactBytes::new(key), Entry::new(make()))
-                    .0
+                    .0;
+                self.index_new(index);
+                index
             }
         };
         &mut self.keys[index].value
@@ -185,7 +217,7 @@ impl Db {
     pub fn insert(&mut self, key: &[u8], value: Value, now_ms: i64) -> Option<Entry> {
         self.purge_if_expired(key, now_ms);
         self.touch(key);
-        let old = self.keys.insert(CompactBytes::new(key), Entry::new(value));
+        let old = self.put(key, Entry::new(value));
         if old.as_ref().is_some_and(|e| e.expire_at().is_some()) {
             self.volatile.swap_remove(key);
         }
@@ -199,7 +231,7 @@ impl Db {
         match self.keys.get_mut(key) {
             Some(e) => e.value = value,
             None => {
-                self.keys.insert(CompactBytes::new(key), Entry::new(value));
+                self.put(key, Entry::new(value));
             }
         }
     }
@@ -214,7 +246,7 @@ impl Db {
     /// Removes `key` if it is live; returns its entry.
     pub fn remove(&mut self, key: &[u8], now_ms: i64) -> Option<Entry> {
         self.purge_if_expired(key, now_ms);
-        let entry = self.keys.swap_remove(key)?;
+        let entry = self.take(key)?;
         if entry.expire_at().is_some() {
             self.volatile.swap_remove(key);
         }
@@ -229,7 +261,7 @@ impl Db {
             .get(key)
             .is_some_and(|e| e.value.is_empty_collection())
         {
-            if let Some(entry) = self.keys.swap_remove(key) {
+            if let Some(entry) = self.take(key) {
                 if entry.expire_at().is_some() {
                     self.volatile.swap_remove(key);
                 }
@@ -274,6 +306,7 @@ impl Db {
     pub fn flush(&mut self) {
         self.keys = Map::with_hasher(BuildHasher::new());
         self.volatile = Set::with_hasher(BuildHasher::new());
+        self.slots.clear();
         self.journal_push(FLUSH_MARK);
     }
 
@@ -321,9 +354,58 @@ impl Db {
             && self.keys.contains_key(&*watch.key)
     }
 
+    /// Sets `key`'s entry, keeping the slot index: a new key joins its slot's list, a
+    /// replaced one keeps its place. Returns the entry replaced.
+    fn put(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
+        let (index, old) = self.keys.insert_full(CompactBytes::new(key), entry);
+        if old.is_none() {
+            self.index_new(index);
+        }
+        old
+    }
+
+    /// Enters the new key at map position `index` in its slot's list.
+    fn index_new(&mut self, index: usize) {
+        let Some((key, _)) = self.keys.get_index(index) else {
+            return;
+        };
+        self.slots.add(types::key_slot(key).0, index);
+    }
+
+    /// Removes `key` from the map (which moves its last key into the hole) and from its
+    /// slot's list (which moves that list's last place into the hole), keeping every
+    /// entry's recorded place and every list's positions right.
+    fn take(&mut self, key: &[u8]) -> Option<Entry> {
+        let last = self.keys.len().checked_sub(1)?;
+        let (index, key, entry) = self.keys.swap_remove_full(key)?;
+        let pos = self.slots.places.swap_remove(index);
+        if let Some(filled) = self.slots.remove(types::key_slot(&key).0, pos) {
+            // The key whose place moved may be the map's last, which now sits at `index`.
+            let at = if filled as usize == last {
+                index
+            } else {
+                filled as usize
+            };
+            self.slots.places[at] = pos;
+        }
+        if let Some((moved, _)) = self.keys.get_index(index) {
+            let slot = types::key_slot(moved).0;
+            self.slots.moved(slot, self.slots.places[index], index);
+        }
+        Some(entry)
+    }
+
+    /// Builds the slot index from the map (after a snapshot is loaded).
+    pub(crate) fn rebuild_slots(&mut self) {
+        self.slots.clear();
+        for index in 0..self.keys.len() {
+            self.index_new(index);
+        }
+    }
+
     fn purge_if_expired(&mut self, key: &[u8], now_ms: i64) {
         if self.keys.get(key).is_some_and(|e| !e.is_live(now_ms)) {
-            self.keys.swap_remove(key);
+            self.take(key);
             self.volatile.swap_remove(key);
             self.stats.expired_keys += 1;
             self.touch(key);
@@ -399,6 +481,95 @@ pub fn fingerprint(key: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use types::Slot;
+
+    impl Db {
+        /// Fails unless the slot index says exactly what the map holds (see
+        /// [`crate::slots`]).
+        fn check_slots(&self) {
+            let mut listed = 0;
+            assert_eq!(
+                self.slots.places.len(),
+                self.keys.len(),
+                "places mirror the map"
+            );
+            for (index, key) in self.keys.keys().enumerate() {
+                let slot = types::key_slot(key);
+                let positions = self.slots.positions(slot.0);
+                let place = self.slots.places[index];
+                assert_eq!(
+                    positions.get(place as usize).copied(),
+                    Some(index as u32),
+                    "key {key:?} at {index} is not at place {place} of slot {slot}"
+                );
+                if place == 0 {
+                    listed += positions.len();
+                }
+            }
+            assert_eq!(listed, self.keys.len(), "every listed position is a key");
+            let in_use = self
+                .keys
+                .keys()
+                .map(|k| types::key_slot(k))
+                .collect::<std::collections::BTreeSet<_>>();
+            assert_eq!(self.slots_in_use(), in_use.len(), "no empty slot is kept");
+        }
+    }
+
+    #[test]
+    fn the_slot_index_follows_every_change() {
+        // Keys in a handful of slots (hash tags), so lists grow, shrink and reorder.
+        let mut rng = crate::rng::Rng::new(7);
+        let mut db = Db::new();
+        let key = |rng: &mut crate::rng::Rng| {
+            format!("{{t{}}}k{}", rng.below(4), rng.below(40)).into_bytes()
+        };
+        for step in 0..20_000i64 {
+            let k = key(&mut rng);
+            match rng.below(10) {
+                0..=3 => {
+                    db.insert(&k, Value::str(b"v"), step);
+                }
+                4 => {
+                    db.insert_keep_ttl(&k, Value::str(b"w"), step);
+                }
+                5 => {
+                    db.get_or_insert_with(&k, step, || Value::str(b"x"));
+                }
+                6 | 7 => {
+                    db.remove(&k, step);
+                }
+                8 => {
+                    db.set_expire(&k, Some(step + rng.below(3) as i64), step);
+                }
+                _ if rng.below(200) == 0 => db.flush(),
+                _ => {
+                    db.expire_if_due(&k, step);
+                }
+            }
+            db.check_slots();
+        }
+        assert!(db.len() > 10, "the run ends with keys in place");
+        let mut copy = db.clone();
+        copy.rebuild_slots();
+        copy.check_slots();
+        for slot in 0..Slot::COUNT {
+            let slot = Slot(slot);
+            assert_eq!(copy.count_in_slot(slot), db.count_in_slot(slot));
+        }
+        // A slot's count and list agree with a scan of the keyspace.
+        let slot = types::key_slot(b"{t1}");
+        let scanned = db
+            .keys
+            .keys()
+            .filter(|k| types::key_slot(k) == slot)
+            .count();
+        assert_eq!(db.count_in_slot(slot), scanned);
+        assert_eq!(
+            db.keys_in_slot(slot, usize::MAX, i64::MIN + 1).len(),
+            scanned
+        );
+    }
 
     #[test]
     fn expired_keys_are_absent_and_removed_by_writes() {

@@ -27,6 +27,7 @@ pub mod proposal;
 pub mod rng;
 pub mod scan;
 pub mod sets;
+mod slots;
 pub mod snapshot;
 pub mod strings;
 pub mod value;

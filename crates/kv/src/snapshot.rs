@@ -163,6 +163,7 @@ impl Db {
         }
         db.keys = keys;
         db.volatile = volatile;
+        db.rebuild_slots();
 
         let sum = r.hash;
         if u64::from_le_bytes(r.array_unhashed()?) != sum {
