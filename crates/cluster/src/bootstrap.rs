@@ -18,12 +18,17 @@ use crate::Node;
 /// up: five minutes.
 const JOIN_ATTEMPTS: u32 = 600;
 const JOIN_PAUSE: Duration = Duration::from_millis(500);
+/// How many times a member asks the leader to record its addresses (every
+/// `ANNOUNCE_PAUSE`) before it gives up: ten minutes.
+const ANNOUNCE_ATTEMPTS: u32 = 600;
+const ANNOUNCE_PAUSE: Duration = Duration::from_secs(1);
 
 impl Node {
     pub(crate) async fn bootstrap(self: &Arc<Self>) -> Result<(), StartError> {
         let raft = &self.data.raft;
         if raft.is_initialized().await.map_err(raft_error)? {
             info!(node = self.id, "resuming from the data directory");
+            self.spawn(announce(self.clone()));
             return Ok(());
         }
         if let Some(addr) = self.config.join.clone() {
@@ -55,11 +60,13 @@ impl Node {
             "initializing the cluster"
         );
         match raft.initialize(members).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {}
             // Another founding member's identical proposal got here first.
-            Err(e) if matches!(e.api_error(), Some(InitializeError::NotAllowed(_))) => Ok(()),
-            Err(e) => Err(raft_error(e)),
+            Err(e) if matches!(e.api_error(), Some(InitializeError::NotAllowed(_))) => {}
+            Err(e) => return Err(raft_error(e)),
         }
+        self.spawn(announce(self.clone()));
+        Ok(())
     }
 }
 
@@ -93,4 +100,46 @@ async fn join(node: Arc<Node>, addr: String) {
         }
     }
     warn!(node = node.id, via = %addr, "gave up asking to join the cluster");
+}
+
+/// Makes the group's record of this member hold its addresses as they are now: the
+/// founding members know each other's gRPC addresses only (clients need the RESP address
+/// for `CLUSTER SLOTS` and `-MOVED`), and a node restarted with other addresses must be
+/// found at them. Asks the leader (here, or forwarded) until the record matches, the node
+/// stops, or `ANNOUNCE_ATTEMPTS` run out. A node that is not a member yet is recorded by
+/// its join.
+async fn announce(node: Arc<Node>) {
+    let mut stop = node.stop.subscribe();
+    for attempt in 0..ANNOUNCE_ATTEMPTS {
+        let recorded = node
+            .data
+            .metrics()
+            .membership_config
+            .membership()
+            .get_node(&node.id)
+            .cloned();
+        match recorded {
+            Some(r) if r == node.info() => return,
+            Some(_) => {
+                let join = rpc::Join {
+                    node_id: node.id,
+                    resp_addr: node.config.resp_addr.clone(),
+                    grpc_addr: node.config.advertise.clone(),
+                    forwarded: false,
+                };
+                if let Err(e) = node.admit(join).await {
+                    tracing::debug!(attempt, error = %e, "announcing this node's addresses failed; retrying");
+                }
+            }
+            None => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(ANNOUNCE_PAUSE) => {}
+            _ = stop.changed() => return,
+        }
+    }
+    warn!(
+        node = node.id,
+        "gave up recording this node's addresses in the group"
+    );
 }

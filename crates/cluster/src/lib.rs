@@ -128,6 +128,7 @@ pub use group::Group;
 pub use node::Node;
 pub use raft::Health as LogHealth;
 pub use read::ReadAt;
+pub use status::{Member, Shard, Topology};
 
 /// The data group that owns every slot.
 pub const DATA_GROUP: GroupId = GroupId(1);

@@ -1,7 +1,7 @@
 //! Who belongs to a group: adding a node (learner, then voter once caught up), removing
 //! one (`CLUSTER FORGET`), and handing leadership over (`CLUSTER TRANSFER-LEADER`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use openraft::errors::{ChangeMembershipError, ClientWriteError};
@@ -157,6 +157,17 @@ impl Node {
         let m = group.metrics();
         let membership = m.membership_config.membership();
         if membership.voter_ids().any(|id| id == join.node_id) {
+            // A voter announcing its addresses (see `bootstrap::announce`): record them if
+            // they changed.
+            if membership.get_node(&join.node_id) != Some(&node) {
+                change_membership(
+                    group,
+                    ChangeMembers::SetNodes(BTreeMap::from([(join.node_id, node.clone())])),
+                )
+                .await?;
+                info!(group = %group.id, node = join.node_id, addresses = %node,
+                    "recorded a member's new addresses");
+            }
             return Ok(());
         }
         if membership.get_node(&join.node_id) != Some(&node) {

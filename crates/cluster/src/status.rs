@@ -5,7 +5,7 @@ use openraft::async_runtime::watch::WatchReceiver;
 use openraft::ServerState;
 use tokio::sync::watch;
 use tracing::info;
-use types::NodeId;
+use types::{GroupId, NodeId, Slot};
 
 use crate::{Node, Raft};
 
@@ -20,7 +20,107 @@ pub(crate) fn role(state: ServerState) -> rpc::Role {
     }
 }
 
+/// Who serves which slots, as the Redis Cluster protocol tells clients (`CLUSTER SLOTS`,
+/// `SHARDS`, `NODES`, `INFO`, and `-MOVED`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topology {
+    /// This node.
+    pub me: NodeId,
+    /// Every member of the cluster, by id.
+    pub members: Vec<Member>,
+    /// One per data group, in slot order; together their ranges cover every slot.
+    pub shards: Vec<Shard>,
+}
+
+/// A member of the cluster and how clients reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub id: NodeId,
+    /// `host:port` of its RESP listener (empty until the node has announced it).
+    pub resp_addr: String,
+    /// `host:port` of its gRPC listener.
+    pub grpc_addr: String,
+}
+
+/// A data group as clients see it: its slots, its leader (the shard's master) and its
+/// other replicas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub group: GroupId,
+    /// Inclusive slot ranges, ascending.
+    pub slots: Vec<(Slot, Slot)>,
+    /// The leader this node knows of, if any.
+    pub leader: Option<NodeId>,
+    /// Every replica (voters and learners), the leader included, ascending by id.
+    pub replicas: Vec<NodeId>,
+    /// The group's current term (Redis's config epoch of its master).
+    pub term: u64,
+    /// This node's last applied index in the group (a replica's replication offset).
+    pub applied: u64,
+}
+
+impl Topology {
+    /// The member `id`, if the cluster has it.
+    pub fn member(&self, id: NodeId) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    /// The shard that serves `slot`.
+    pub fn shard_of(&self, slot: Slot) -> Option<&Shard> {
+        self.shards
+            .iter()
+            .find(|s| s.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
+    }
+}
+
 impl Node {
+    /// Where a cluster client should send a command for `slot` instead of here: the RESP
+    /// address of the leader of the slot's group, when another node leads it and its
+    /// address is known (else `None`: the command is served, or forwarded, here). Asked
+    /// for every command in redirect mode, so it reads the metrics in place.
+    pub fn redirect(&self, slot: Slot) -> Option<String> {
+        let _ = slot; // One group serves every slot.
+        let metrics = self.data.raft.metrics();
+        let m = metrics.borrow_watched();
+        let leader = m.current_leader.filter(|&l| l != self.id)?;
+        let addr = &m
+            .membership_config
+            .membership()
+            .get_node(&leader)?
+            .resp_addr;
+        (!addr.is_empty()).then(|| addr.clone())
+    }
+
+    /// Who serves which slots now, as this node knows it.
+    pub fn topology(&self) -> Topology {
+        let group = &self.data;
+        let m = group.metrics();
+        let membership = m.membership_config.membership();
+        let members: Vec<Member> = membership
+            .nodes()
+            .map(|(&id, info)| Member {
+                id,
+                resp_addr: info.resp_addr.clone(),
+                grpc_addr: info.grpc_addr.clone(),
+            })
+            .collect();
+        let mut replicas: Vec<NodeId> = members.iter().map(|m| m.id).collect();
+        replicas.sort_unstable();
+        let shard = Shard {
+            group: group.id,
+            slots: vec![(Slot(0), Slot(Slot::COUNT - 1))],
+            leader: m.current_leader,
+            replicas,
+            term: m.current_term,
+            applied: m.last_applied.as_ref().map_or(0, |l| l.index()),
+        };
+        Topology {
+            me: self.id,
+            members,
+            shards: vec![shard],
+        }
+    }
+
     /// Fields for `INFO replication`.
     pub fn status(&self) -> Vec<(&'static str, String)> {
         let group = &self.data;

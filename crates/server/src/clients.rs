@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -19,6 +19,8 @@ pub struct ClientInfo {
     pub resp: AtomicU8,
     /// Commands queued in `MULTI`, or -1.
     pub multi: AtomicI64,
+    /// The connection sent `READONLY`.
+    pub readonly: AtomicBool,
 }
 
 impl ClientInfo {
@@ -38,6 +40,17 @@ impl ClientInfo {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let multi = self.multi.load(Ordering::Relaxed);
+        // Redis's flag letters, in its order: `x` in MULTI, `r` READONLY; `N` for none.
+        let mut flags = String::new();
+        if multi >= 0 {
+            flags.push('x');
+        }
+        if self.readonly.load(Ordering::Relaxed) {
+            flags.push('r');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
         format!(
             "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
             self.id,
@@ -46,7 +59,7 @@ impl ClientInfo {
             name,
             age,
             idle,
-            if multi >= 0 { "x" } else { "N" },
+            flags,
             multi,
             if cmd.is_empty() { "NULL".to_string() } else { cmd },
             self.resp.load(Ordering::Relaxed),
@@ -73,6 +86,7 @@ impl Clients {
             name: Mutex::new(None),
             last_ms: AtomicU64::new(0),
             last_cmd: Mutex::new(String::new()),
+            readonly: AtomicBool::new(false),
             resp: AtomicU8::new(2),
             multi: AtomicI64::new(-1),
         });

@@ -45,6 +45,17 @@ fn read_mode_parser() -> impl clap::builder::TypedValueParser<Value = ReadMode> 
         .try_map(|name| name.parse::<ReadMode>())
 }
 
+/// What a node does with a command for slots it does not serve (`--cluster-routing`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Routing {
+    /// Forward it to the node that serves them: any client works on any node.
+    #[default]
+    Proxy,
+    /// Answer `-MOVED <slot> <host>:<port>`, as Redis Cluster does.
+    Redirect,
+}
+
 /// A deliberately unsafe behaviour (`--unsafe`), only for proving that the fault-injection
 /// suite catches what it breaks. Not in `--help`; a node running one logs a loud warning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -151,6 +162,12 @@ pub struct Cli {
     /// replaced [default: 50]
     #[arg(long, env = "REDRAFT_HEARTBEAT_MS")]
     pub heartbeat_ms: Option<u64>,
+    /// What a node does with a command for slots whose group another node leads: `proxy`
+    /// forwards it there, so any client works on any node; `redirect` answers `-MOVED` to
+    /// the leader, as a Redis Cluster node does, saving cluster-aware clients a hop
+    /// [default: proxy]
+    #[arg(long, env = "REDRAFT_CLUSTER_ROUTING", value_enum)]
+    pub cluster_routing: Option<Routing>,
     /// Largest write accepted, in bytes (the whole command, or a whole EXEC); larger ones
     /// get an error before anything is proposed [default: 629145600, 600 MiB]
     #[arg(long, env = "REDRAFT_MAX_REQUEST_BYTES")]
@@ -198,6 +215,8 @@ pub struct Config {
     pub snapshot_logs: u64,
     /// Raft heartbeat interval, milliseconds.
     pub heartbeat_ms: u64,
+    /// Forward commands for other nodes' slots, or redirect them.
+    pub cluster_routing: Routing,
     /// Largest write accepted, bytes.
     pub max_request_bytes: usize,
     /// Shutdown budget, seconds.
@@ -229,6 +248,7 @@ impl Default for Config {
             join: String::new(),
             snapshot_logs: DEFAULT_SNAPSHOT_LOGS,
             heartbeat_ms: DEFAULT_HEARTBEAT_MS,
+            cluster_routing: Routing::Proxy,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             unsafe_mode: None,
@@ -291,6 +311,9 @@ impl Config {
         }
         if let Some(v) = cli.heartbeat_ms {
             config.heartbeat_ms = v;
+        }
+        if let Some(v) = cli.cluster_routing {
+            config.cluster_routing = v;
         }
         if let Some(v) = cli.max_request_bytes {
             config.max_request_bytes = v;

@@ -115,6 +115,17 @@ impl Engine {
         }
     }
 
+    /// The `-MOVED` reply for a command on `slot` that another node serves, in redirect
+    /// mode; `None` when it is served (or forwarded) here.
+    pub fn moved(&self, slot: types::Slot) -> Option<Frame> {
+        match self {
+            Engine::Memory(_) => None,
+            Engine::Cluster(node) => node
+                .redirect(slot)
+                .map(|addr| Frame::error(format!("MOVED {} {addr}", slot.0))),
+        }
+    }
+
     /// True where active expiry should sample: memory, or the data group's leader.
     pub fn expires_here(&self) -> bool {
         match self {

@@ -171,7 +171,12 @@ fn section_text(session: &Session, section: &str, out: &mut String) {
         }
         "cluster" => {
             out.push_str("# Cluster\r\n");
-            line(out, "cluster_enabled", 0);
+            // A Raft node speaks the Redis Cluster protocol (`CLUSTER SLOTS`, ...).
+            line(
+                out,
+                "cluster_enabled",
+                u8::from(shared.engine.node().is_some()),
+            );
         }
         "keyspace" => {
             out.push_str("# Keyspace\r\n");

@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 pub use cluster::ReadMode;
-pub use config::{Cli, Config, LogFormat, UnsafeMode};
+pub use config::{Cli, Config, LogFormat, Routing, UnsafeMode};
 pub use engine::Engine;
 pub use store::Store;
 

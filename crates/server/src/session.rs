@@ -22,7 +22,7 @@ use cluster::ReadAt;
 
 use crate::commands::{self, Command};
 use crate::engine::Engine;
-use crate::Shared;
+use crate::{Routing, Shared};
 
 /// What the connection does after sending a reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +40,13 @@ pub struct Session {
     /// A queued command was refused: `EXEC` must abort.
     pub(crate) multi_dirty: bool,
     pub(crate) watches: Vec<Watch>,
+    /// `READONLY`: reads of slots this node does not lead may be served here (through a
+    /// read index) instead of redirected.
+    pub(crate) readonly: bool,
+    /// The slot of the keys queued in `MULTI` so far, and whether they span several
+    /// (then `EXEC` answers `-CROSSSLOT`), when slots are checked ([`Session::checks_slots`]).
+    pub(crate) multi_slot: Option<types::Slot>,
+    pub(crate) multi_crossslot: bool,
     /// The clock for the requests being handled: read once per batch of pipelined
     /// requests ([`Session::begin_batch`]), as Redis reads it once per event-loop pass.
     pub(crate) now_ms: i64,
@@ -60,6 +67,9 @@ impl Session {
             multi: None,
             multi_dirty: false,
             watches: Vec::new(),
+            readonly: false,
+            multi_slot: None,
+            multi_crossslot: false,
             now_ms,
             rng,
             handled: 0,
@@ -141,6 +151,14 @@ impl Session {
                 }
             };
             self.note_command(name);
+            if let Err(crossslot) = self.command_slot(data, &args) {
+                out.push((Some(crossslot), After::Continue));
+                continue;
+            }
+            if let Some(moved) = self.redirect(data, &args) {
+                out.push((Some(moved), After::Continue));
+                continue;
+            }
             let mut ctx = self.ctx();
             let seed = ctx.seed;
             match kv::command::parse_spec(data, &args, &mut ctx) {
@@ -211,6 +229,42 @@ impl Session {
         commands::run(self, spec, &args).await
     }
 
+    /// True when keys are held to Redis Cluster's one-slot rule: multi-key commands,
+    /// transactions and `WATCH` whose keys span slots get `-CROSSSLOT`. A cluster node in
+    /// redirect mode speaks Redis Cluster exactly; with one group and proxying, every
+    /// multi-key command is atomic in one log anyway, so standalone Redis's semantics stay.
+    pub(crate) fn checks_slots(&self) -> bool {
+        self.shared.config.cluster_routing == Routing::Redirect
+            && self.shared.engine.node().is_some()
+    }
+
+    /// The one slot of a data command's keys (`None` for a command with none), or
+    /// `-CROSSSLOT` when they span several and slots are checked.
+    pub(crate) fn command_slot(
+        &self,
+        spec: &kv::Spec,
+        args: &[Bytes],
+    ) -> Result<Option<types::Slot>, Frame> {
+        if !self.checks_slots() || !spec.arity_ok(args.len()) {
+            return Ok(None);
+        }
+        one_slot(spec.key_positions(args).into_iter().map(|i| &args[i][..]))
+    }
+
+    /// In redirect mode (`--cluster-routing redirect`), `-MOVED` for a data command whose
+    /// first key's slot another node serves; a read stays when the connection sent
+    /// `READONLY`. Commands with no key, and malformed ones, are answered here.
+    pub(crate) fn redirect(&self, spec: &kv::Spec, args: &[Bytes]) -> Option<Frame> {
+        if self.shared.config.cluster_routing != Routing::Redirect
+            || !spec.arity_ok(args.len())
+            || (self.readonly && !spec.is_write())
+        {
+            return None;
+        }
+        let first = *spec.key_positions(args).first()?;
+        self.shared.engine.moved(types::key_slot(&args[first]))
+    }
+
     fn note_command(&mut self, name: &[u8]) {
         self.handled += 1;
         if let Ok(mut last) = self.info.last_cmd.try_lock() {
@@ -223,6 +277,8 @@ impl Session {
 
     /// Leaves `MULTI`: the queued requests.
     pub(crate) fn end_multi(&mut self) -> Vec<Vec<Bytes>> {
+        self.multi_slot = None;
+        self.multi_crossslot = false;
         self.multi_dirty = false;
         self.info.multi.store(-1, Ordering::Relaxed);
         self.multi.take().unwrap_or_default()
@@ -235,6 +291,24 @@ impl Session {
             Ordering::Relaxed,
         );
     }
+}
+
+/// Redis Cluster's reply to keys that span slots.
+pub(crate) const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+
+/// The one slot of `keys` (`None` for no key), or `-CROSSSLOT`.
+pub(crate) fn one_slot<'a>(
+    keys: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Option<types::Slot>, Frame> {
+    let mut slot = None;
+    for key in keys {
+        let s = types::key_slot(key);
+        if slot.is_some_and(|first| first != s) {
+            return Err(Frame::error(CROSSSLOT));
+        }
+        slot = Some(s);
+    }
+    Ok(slot)
 }
 
 /// `PING` and `ECHO` answer without reading the data, so they need no read barrier: a

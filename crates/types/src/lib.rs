@@ -18,6 +18,14 @@ pub use slot::{key_slot, Slot};
 /// A node of the cluster (openraft's `NodeId`).
 pub type NodeId = u64;
 
+/// Node `id`'s name in the Redis Cluster protocol (`CLUSTER NODES`, `MYID`, `SLOTS`): 40
+/// hex digits, as Redis's node ids are, derived from the numeric id so that every node
+/// names every other the same way and a name never changes: node 1 is
+/// `0000000000000000000000000000000000000001`.
+pub fn node_name(id: NodeId) -> String {
+    format!("{id:040x}")
+}
+
 /// A position in a group's Raft log.
 pub type LogIndex = u64;
 

@@ -5,6 +5,7 @@
 
 mod clients;
 mod cluster;
+mod cluster_protocol;
 mod diff;
 mod faults;
 mod gen;

@@ -1,40 +1,375 @@
-//! The cluster family: `CLUSTER FORGET`, `CLUSTER TRANSFER-LEADER`.
+//! The cluster family: the Redis Cluster protocol as Redis 7.0 defines it (`CLUSTER SLOTS |
+//! SHARDS | NODES | MYID | INFO | KEYSLOT | COUNTKEYSINSLOT | GETKEYSINSLOT | HELP`, and
+//! `READONLY`, `READWRITE`, `ASKING`), plus redraft's own `CLUSTER FORGET` and `CLUSTER
+//! TRANSFER-LEADER`.
+//!
+//! What clients are told comes from [`cluster::Topology`]: each data group is a shard
+//! whose master is the group's leader and whose replicas are its other members. Node
+//! names are [`types::node_name`]s. A group whose leader is unknown still covers its
+//! slots (redis-py refuses a map with holes): its lowest member stands in as master, and a
+//! command sent there is forwarded or answered `-CLUSTERDOWN` as usual.
+
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use cluster::{Shard, Topology};
 use resp::Frame;
+use types::{key_slot, node_name, NodeId, Slot};
 
+use super::{subcommand_arity, unknown_subcommand};
 use crate::session::Session;
 
-/// `CLUSTER FORGET <node-id>`: removes a node from the cluster.
-/// `CLUSTER TRANSFER-LEADER <node-id>` (redraft's own; sent to the leader): hands
-/// leadership to that voter.
+/// `CLUSTER <subcommand> ...`.
 pub(super) async fn cluster(session: &mut Session, args: &[Bytes]) -> Frame {
-    if kv::args::is(&args[1], "transfer-leader") {
-        if args.len() != 3 {
-            return kv::Error::Arity("cluster|transfer-leader".into()).to_frame();
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    let argc = args.len();
+    let arity = |n: usize| argc == n;
+    match sub.as_str() {
+        "help" if arity(2) => help(),
+        "keyslot" if arity(3) => Frame::Integer(i64::from(key_slot(&args[2]).0)),
+        "countkeysinslot" if arity(3) => {
+            let slot = match slot_arg(&args[2]) {
+                Ok(slot) => slot,
+                Err(e) => return e,
+            };
+            match session
+                .shared
+                .engine
+                .read(|db| db.count_in_slot(slot))
+                .await
+            {
+                Ok(n) => Frame::Integer(n as i64),
+                Err(e) => e,
+            }
         }
-        let Some(id) = resp::request::parse_int(&args[2]).filter(|&id| id > 0) else {
-            return Frame::error(format!(
-                "ERR Unknown node {}",
-                String::from_utf8_lossy(&args[2])
-            ));
-        };
-        return session.shared.engine.transfer_leader(id as u64).await;
-    }
-    if kv::args::is(&args[1], "forget") {
-        if args.len() != 3 {
-            return kv::Error::Arity("cluster|forget".into()).to_frame();
+        "getkeysinslot" if arity(4) => {
+            let (slot, count) = match (
+                resp::request::parse_int(&args[2]),
+                resp::request::parse_int(&args[3]),
+            ) {
+                (Some(slot), Some(count)) => match (Slot::new(slot), usize::try_from(count)) {
+                    (Some(slot), Ok(count)) => (slot, count),
+                    _ => return Frame::error("ERR Invalid slot or number of keys"),
+                },
+                _ => return kv::Error::NotInteger.to_frame(),
+            };
+            let now = session.now_ms;
+            let keys = session
+                .shared
+                .engine
+                .read(|db| {
+                    db.keys_in_slot(slot, count, now)
+                        .into_iter()
+                        .map(|k| Frame::Bulk(Bytes::copy_from_slice(k)))
+                        .collect()
+                })
+                .await;
+            match keys {
+                Ok(keys) => Frame::Array(keys),
+                Err(e) => e,
+            }
         }
-        let Some(id) = resp::request::parse_int(&args[2]).filter(|&id| id > 0) else {
-            return Frame::error(format!(
-                "ERR Unknown node {}",
-                String::from_utf8_lossy(&args[2])
-            ));
-        };
-        return session.shared.engine.forget(id as u64).await;
+        "forget" | "transfer-leader" if arity(3) => {
+            let Some(id) = resp::request::parse_int(&args[2]).filter(|&id| id > 0) else {
+                return Frame::error(format!(
+                    "ERR Unknown node {}",
+                    String::from_utf8_lossy(&args[2])
+                ));
+            };
+            let engine = &session.shared.engine;
+            if sub == "forget" {
+                engine.forget(id as u64).await
+            } else {
+                engine.transfer_leader(id as u64).await
+            }
+        }
+        "slots" | "shards" | "nodes" | "myid" | "info" if arity(2) => {
+            let Some(node) = session.shared.engine.node() else {
+                return Frame::error(NO_CLUSTER);
+            };
+            let topology = node.topology();
+            match sub.as_str() {
+                "slots" => slots(&topology),
+                "shards" => shards(&topology),
+                "nodes" => Frame::Verbatim("txt", Bytes::from(nodes(&topology))),
+                "myid" => Frame::bulk(node_name(topology.me)),
+                _ => Frame::Verbatim("txt", Bytes::from(info(&topology))),
+            }
+        }
+        "slots" | "shards" | "nodes" | "myid" | "info" | "help" | "keyslot" | "countkeysinslot"
+        | "getkeysinslot" | "forget" | "transfer-leader" => subcommand_arity("cluster", &args[1]),
+        _ => unknown_subcommand("cluster", &args[1]),
     }
-    Frame::error(format!(
-        "ERR unknown subcommand '{}'. Try CLUSTER HELP.",
-        String::from_utf8_lossy(&args[1])
-    ))
+}
+
+/// The reply to the cluster commands of a node that runs no cluster (memory only).
+const NO_CLUSTER: &str = "ERR This instance has cluster support disabled";
+
+/// `READONLY`: this connection may read from replicas (they still read linearizably,
+/// through a read index).
+pub(super) fn readonly(session: &mut Session) -> Frame {
+    session.readonly = true;
+    session.info.readonly.store(true, Ordering::Relaxed);
+    Frame::OK
+}
+
+/// `READWRITE`: back to reading from masters only.
+pub(super) fn readwrite(session: &mut Session) -> Frame {
+    session.readonly = false;
+    session.info.readonly.store(false, Ordering::Relaxed);
+    Frame::OK
+}
+
+/// A slot number argument: Redis's errors for a non-number and for one out of range.
+fn slot_arg(arg: &[u8]) -> Result<Slot, Frame> {
+    let n = resp::request::parse_int(arg).ok_or_else(|| kv::Error::NotInteger.to_frame())?;
+    Slot::new(n).ok_or_else(|| Frame::error("ERR Invalid slot"))
+}
+
+/// `host:port` split for the protocol; a missing or bad port is 0.
+fn host_port(addr: &str) -> (&str, u16) {
+    match addr.rsplit_once(':') {
+        Some((host, port)) => (host.trim_matches(['[', ']']), port.parse().unwrap_or(0)),
+        None => (addr, 0),
+    }
+}
+
+/// The shard's master (its leader, or its lowest member while no leader is known) and
+/// its other replicas, in order.
+fn master_first(shard: &Shard) -> Vec<NodeId> {
+    let master = shard.leader.or_else(|| shard.replicas.first().copied());
+    let mut out: Vec<NodeId> = master.into_iter().collect();
+    out.extend(
+        shard
+            .replicas
+            .iter()
+            .copied()
+            .filter(|&id| Some(id) != master),
+    );
+    out
+}
+
+/// `CLUSTER SLOTS`: per slot range, `[start, end, master, replica...]`, each node as
+/// `[endpoint, port, name, {}]`. Nodes whose RESP address is not known yet are left out.
+fn slots(topology: &Topology) -> Frame {
+    let mut ranges: Vec<(Slot, Slot, &Shard)> = topology
+        .shards
+        .iter()
+        .flat_map(|s| s.slots.iter().map(move |&(a, b)| (a, b, s)))
+        .collect();
+    ranges.sort_by_key(|&(a, _, _)| a);
+    let entries = ranges
+        .into_iter()
+        .map(|(start, end, shard)| {
+            let mut entry = vec![
+                Frame::Integer(i64::from(start.0)),
+                Frame::Integer(i64::from(end.0)),
+            ];
+            for id in master_first(shard) {
+                let Some(m) = topology.member(id).filter(|m| !m.resp_addr.is_empty()) else {
+                    continue;
+                };
+                let (host, port) = host_port(&m.resp_addr);
+                entry.push(Frame::Array(vec![
+                    Frame::bulk(host),
+                    Frame::Integer(i64::from(port)),
+                    Frame::bulk(node_name(id)),
+                    Frame::Map(vec![]),
+                ]));
+            }
+            Frame::Array(entry)
+        })
+        .collect();
+    Frame::Array(entries)
+}
+
+/// `CLUSTER SHARDS`: one shard per group, its slots as flat start/end pairs and its nodes.
+fn shards(topology: &Topology) -> Frame {
+    let entries = topology
+        .shards
+        .iter()
+        .map(|shard| {
+            let slots = shard
+                .slots
+                .iter()
+                .flat_map(|&(a, b)| {
+                    [
+                        Frame::Integer(i64::from(a.0)),
+                        Frame::Integer(i64::from(b.0)),
+                    ]
+                })
+                .collect();
+            let master = master_first(shard).first().copied();
+            let nodes = master_first(shard)
+                .into_iter()
+                .filter_map(|id| topology.member(id).map(|m| (id, m)))
+                .filter(|(_, m)| !m.resp_addr.is_empty())
+                .map(|(id, m)| {
+                    let (host, port) = host_port(&m.resp_addr);
+                    let role = if Some(id) == master {
+                        "master"
+                    } else {
+                        "replica"
+                    };
+                    let offset = if id == topology.me { shard.applied } else { 0 };
+                    let health = if shard.leader.is_some() {
+                        "online"
+                    } else {
+                        "loading"
+                    };
+                    Frame::Map(vec![
+                        (Frame::bulk("id"), Frame::bulk(node_name(id))),
+                        (Frame::bulk("port"), Frame::Integer(i64::from(port))),
+                        (Frame::bulk("ip"), Frame::bulk(host)),
+                        (Frame::bulk("endpoint"), Frame::bulk(host)),
+                        (Frame::bulk("role"), Frame::bulk(role)),
+                        (
+                            Frame::bulk("replication-offset"),
+                            Frame::Integer(offset as i64),
+                        ),
+                        (Frame::bulk("health"), Frame::bulk(health)),
+                    ])
+                })
+                .collect();
+            Frame::Map(vec![
+                (Frame::bulk("slots"), Frame::Array(slots)),
+                (Frame::bulk("nodes"), Frame::Array(nodes)),
+            ])
+        })
+        .collect();
+    Frame::Array(entries)
+}
+
+/// `CLUSTER NODES`: one line per member, `id ip:port@cport flags master ping pong epoch
+/// link slots...`; a node is the master of the slots whose groups it leads and a replica
+/// (`slave <master>`) otherwise. The bus port is the node's gRPC port.
+fn nodes(topology: &Topology) -> String {
+    let mut out = String::new();
+    for m in &topology.members {
+        let (host, port) = host_port(&m.resp_addr);
+        let (_, cport) = host_port(&m.grpc_addr);
+        let led: Vec<&Shard> = topology
+            .shards
+            .iter()
+            .filter(|s| master_first(s).first() == Some(&m.id))
+            .collect();
+        let myself = if m.id == topology.me { "myself," } else { "" };
+        let (role, master) = match (led.is_empty(), topology.shards.first()) {
+            (false, _) | (true, None) => ("master", "-".to_string()),
+            (true, Some(shard)) => (
+                "slave",
+                master_first(shard)
+                    .first()
+                    .map_or("-".to_string(), |&id| node_name(id)),
+            ),
+        };
+        let epoch = topology.shards.iter().map(|s| s.term).max().unwrap_or(0);
+        let mut line = format!(
+            "{} {host}:{port}@{cport} {myself}{role} {master} 0 0 {epoch} connected",
+            node_name(m.id)
+        );
+        for shard in led {
+            for &(a, b) in &shard.slots {
+                if a == b {
+                    line.push_str(&format!(" {}", a.0));
+                } else {
+                    line.push_str(&format!(" {}-{}", a.0, b.0));
+                }
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// `CLUSTER INFO`, with Redis 7.0's fields. A slot is ok when its group has a leader.
+fn info(topology: &Topology) -> String {
+    let slots_in = |s: &Shard| -> usize {
+        s.slots
+            .iter()
+            .map(|&(a, b)| usize::from(b.0 - a.0) + 1)
+            .sum()
+    };
+    let assigned: usize = topology.shards.iter().map(slots_in).sum();
+    let ok: usize = topology
+        .shards
+        .iter()
+        .filter(|s| s.leader.is_some())
+        .map(slots_in)
+        .sum();
+    let state = if ok == usize::from(Slot::COUNT) {
+        "ok"
+    } else {
+        "fail"
+    };
+    let size = topology
+        .shards
+        .iter()
+        .filter(|s| s.leader.is_some())
+        .count();
+    let epoch = topology.shards.iter().map(|s| s.term).max().unwrap_or(0);
+    let my_epoch = topology
+        .shards
+        .iter()
+        .filter(|s| s.leader == Some(topology.me))
+        .map(|s| s.term)
+        .max()
+        .unwrap_or(0);
+    let fields = [
+        ("cluster_state", state.to_string()),
+        ("cluster_slots_assigned", assigned.to_string()),
+        ("cluster_slots_ok", ok.to_string()),
+        ("cluster_slots_pfail", "0".into()),
+        ("cluster_slots_fail", (assigned - ok).to_string()),
+        ("cluster_known_nodes", topology.members.len().to_string()),
+        ("cluster_size", size.to_string()),
+        ("cluster_current_epoch", epoch.to_string()),
+        ("cluster_my_epoch", my_epoch.to_string()),
+        ("cluster_stats_messages_ping_sent", "0".into()),
+        ("cluster_stats_messages_pong_sent", "0".into()),
+        ("cluster_stats_messages_sent", "0".into()),
+        ("cluster_stats_messages_ping_received", "0".into()),
+        ("cluster_stats_messages_pong_received", "0".into()),
+        ("cluster_stats_messages_meet_received", "0".into()),
+        ("cluster_stats_messages_received", "0".into()),
+        ("total_cluster_links_buffer_limit_exceeded", "0".into()),
+    ];
+    let mut out = String::new();
+    for (k, v) in fields {
+        out.push_str(&format!("{k}:{v}\r\n"));
+    }
+    out
+}
+
+/// `CLUSTER HELP`: the subcommands redraft has.
+fn help() -> Frame {
+    let lines = [
+        "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "COUNTKEYSINSLOT <slot>",
+        "    Return the number of keys in <slot>.",
+        "FORGET <node-id>",
+        "    Remove a node from the cluster (its numeric id).",
+        "GETKEYSINSLOT <slot> <count>",
+        "    Return key names stored by current node in a slot.",
+        "INFO",
+        "    Return information about the cluster.",
+        "KEYSLOT <key>",
+        "    Return the hash slot for <key>.",
+        "MYID",
+        "    Return the node id.",
+        "NODES",
+        "    Return cluster configuration seen by node. Output format:",
+        "    <id> <ip:port> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ...",
+        "SLOTS",
+        "    Return information about slots range mappings. Each range is made of:",
+        "    start, end, master and replicas IP addresses, ports and ids",
+        "SHARDS",
+        "    Return information about slot range mappings and the nodes associated with them.",
+        "TRANSFER-LEADER <node-id>",
+        "    Hand the leadership of this node's groups to that voter (send it to the leader).",
+        "HELP",
+        "    Prints this help.",
+    ];
+    Frame::Array(lines.iter().map(|l| Frame::Status(l.to_string())).collect())
 }

@@ -50,7 +50,14 @@ pub(super) fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
             Frame::Integer(if proto == Protocol::Resp3 { 3 } else { 2 }),
         ),
         (Frame::bulk("id"), Frame::Integer(session.info.id as i64)),
-        (Frame::bulk("mode"), Frame::bulk("standalone")),
+        (
+            Frame::bulk("mode"),
+            Frame::bulk(if session.shared.engine.node().is_some() {
+                "cluster"
+            } else {
+                "standalone"
+            }),
+        ),
         (Frame::bulk("role"), Frame::bulk("master")),
         (Frame::bulk("modules"), Frame::Array(vec![])),
     ])

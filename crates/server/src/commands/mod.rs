@@ -82,6 +82,10 @@ pub(crate) async fn run(
         ServerCmd::Watch => multi::watch(session, args),
         ServerCmd::Unwatch => multi::unwatch(session),
         ServerCmd::Cluster => cluster::cluster(session, args).await,
+        ServerCmd::Readonly => cluster::readonly(session),
+        ServerCmd::Readwrite => cluster::readwrite(session),
+        // Slots do not move yet, so no `-ASK` is ever sent; accepted as Redis does.
+        ServerCmd::Asking => Frame::OK,
     };
     (Some(reply), After::Continue)
 }
@@ -113,6 +117,9 @@ pub enum ServerCmd {
     Unwatch,
     Debug,
     Cluster,
+    Readonly,
+    Readwrite,
+    Asking,
 }
 
 /// A connection-level command's entry in the table.
@@ -157,7 +164,10 @@ pub const SPECS: &[ServerSpec] = &[
     ServerSpec { name: "watch", arity: -2, flags: &["noscript", "loading", "stale", "fast", "allow_busy"], group: "transactions", summary: "Watch the given keys to determine execution of the MULTI/EXEC block", cmd: ServerCmd::Watch, keys: (1, -1, 1) },
     ServerSpec { name: "unwatch", arity: 1, flags: &["noscript", "loading", "stale", "fast", "allow_busy"], group: "transactions", summary: "Forget about all watched keys", cmd: ServerCmd::Unwatch, keys: NO_KEYS },
     ServerSpec { name: "debug", arity: -2, flags: &["admin", "noscript", "loading", "stale"], group: "server", summary: "A container for debugging commands (DIGEST)", cmd: ServerCmd::Debug, keys: NO_KEYS },
-    ServerSpec { name: "cluster", arity: -2, flags: &[], group: "cluster", summary: "A container for Redis Cluster commands (FORGET, TRANSFER-LEADER)", cmd: ServerCmd::Cluster, keys: NO_KEYS },
+    ServerSpec { name: "cluster", arity: -2, flags: &[], group: "cluster", summary: "A container for Redis Cluster commands", cmd: ServerCmd::Cluster, keys: NO_KEYS },
+    ServerSpec { name: "readonly", arity: 1, flags: &["loading", "stale", "fast"], group: "cluster", summary: "Enables read queries for a connection to a Redis Cluster replica node", cmd: ServerCmd::Readonly, keys: NO_KEYS },
+    ServerSpec { name: "readwrite", arity: 1, flags: &["loading", "stale", "fast"], group: "cluster", summary: "Disables read queries for a connection to a Redis Cluster replica node", cmd: ServerCmd::Readwrite, keys: NO_KEYS },
+    ServerSpec { name: "asking", arity: 1, flags: &["fast"], group: "cluster", summary: "Sent by cluster clients after an -ASK redirect", cmd: ServerCmd::Asking, keys: NO_KEYS },
 ];
 
 /// Subcommands of the connection-level container commands, with Redis's arities.

@@ -7,7 +7,8 @@ use bytes::Bytes;
 use resp::Frame;
 
 use super::{Command, ServerCmd};
-use crate::session::Session;
+use crate::session::{one_slot, Session, CROSSSLOT};
+use crate::Routing;
 
 const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
@@ -51,6 +52,19 @@ pub(super) fn watch(session: &mut Session, args: &[Bytes]) -> Frame {
     if session.multi.is_some() {
         return Frame::error("ERR WATCH inside MULTI is not allowed");
     }
+    if session.checks_slots() {
+        if let Err(crossslot) = one_slot(args[1..].iter().map(|k| &k[..])) {
+            return crossslot;
+        }
+    }
+    if session.shared.config.cluster_routing == Routing::Redirect {
+        let moved = args[1..]
+            .iter()
+            .find_map(|key| session.shared.engine.moved(types::key_slot(key)));
+        if let Some(moved) = moved {
+            return moved;
+        }
+    }
     let now = session.now_ms;
     let shared = session.shared.clone();
     let db = shared.engine.db();
@@ -87,6 +101,27 @@ pub(crate) fn queue(session: &mut Session, args: Vec<Bytes>, command: Option<Com
         session.multi_dirty = true;
         return error;
     }
+    if let Some(Command::Data(spec)) = command {
+        // Redis Cluster's order: a command's own keys across slots, then its redirection;
+        // commands of different slots are each queued, and EXEC refuses them together.
+        let slot = match session.command_slot(spec, &args) {
+            Ok(slot) => slot,
+            Err(crossslot) => {
+                session.multi_dirty = true;
+                return crossslot;
+            }
+        };
+        if let Some(moved) = session.redirect(spec, &args) {
+            session.multi_dirty = true;
+            return moved;
+        }
+        if let Some(slot) = slot {
+            if session.multi_slot.is_some_and(|s| s != slot) {
+                session.multi_crossslot = true;
+            }
+            session.multi_slot.get_or_insert(slot);
+        }
+    }
     let queue = session.multi.get_or_insert_with(Vec::new);
     queue.push(args);
     session
@@ -103,10 +138,14 @@ pub(super) async fn exec(session: &mut Session) -> Frame {
         return Frame::error("ERR EXEC without MULTI");
     }
     let dirty = session.multi_dirty;
+    let crossslot = session.multi_crossslot;
     let queued = session.end_multi();
     let watches = std::mem::take(&mut session.watches);
     if dirty {
         return Frame::error(EXECABORT);
+    }
+    if crossslot {
+        return Frame::error(CROSSSLOT);
     }
     // Each queued request's kind, looked up once (every one was found when queued).
     let kinds: Vec<Option<Command>> = queued.iter().map(|args| super::lookup(&args[0])).collect();

@@ -303,7 +303,15 @@ fn config_params(session: &Session) -> Vec<(&'static str, String)> {
         ("appendonly", "no".into()),
         ("bind", c.bind.clone()),
         ("client-query-buffer-limit", "1073741824".into()),
-        ("cluster-enabled", "no".into()),
+        (
+            "cluster-enabled",
+            if session.shared.engine.node().is_some() {
+                "yes"
+            } else {
+                "no"
+            }
+            .into(),
+        ),
         ("databases", "1".into()),
         ("dir", c.data_dir.display().to_string()),
         ("hash-max-listpack-entries", "128".into()),
