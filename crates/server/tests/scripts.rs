@@ -74,4 +74,4 @@ macro_rules! scripts {
     )*};
 }
 
-scripts!(transactions, connection);
+scripts!(transactions, connection, cluster);

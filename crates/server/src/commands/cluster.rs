@@ -24,6 +24,20 @@ pub(super) async fn cluster(session: &mut Session, args: &[Bytes]) -> Frame {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     let argc = args.len();
     let arity = |n: usize| argc == n;
+    let known = matches!(
+        (sub.as_str(), argc),
+        ("help" | "slots" | "shards" | "nodes" | "myid" | "info", 2)
+            | (
+                "keyslot" | "countkeysinslot" | "forget" | "transfer-leader",
+                3
+            )
+            | ("getkeysinslot", 4)
+    );
+    // A memory-only server is a standalone Redis: after the subcommand's own checks, it
+    // has no cluster (Redis's reply).
+    if known && session.shared.engine.node().is_none() {
+        return Frame::error(NO_CLUSTER);
+    }
     match sub.as_str() {
         "help" if arity(2) => help(),
         "keyslot" if arity(3) => Frame::Integer(i64::from(key_slot(&args[2]).0)),
@@ -102,12 +116,23 @@ pub(super) async fn cluster(session: &mut Session, args: &[Bytes]) -> Frame {
     }
 }
 
+/// `ASKING`: accepted (slots do not move yet, so no `-ASK` is ever sent).
+pub(super) fn asking(session: &Session) -> Frame {
+    if session.shared.engine.node().is_none() {
+        return Frame::error(NO_CLUSTER);
+    }
+    Frame::OK
+}
+
 /// The reply to the cluster commands of a node that runs no cluster (memory only).
 const NO_CLUSTER: &str = "ERR This instance has cluster support disabled";
 
 /// `READONLY`: this connection may read from replicas (they still read linearizably,
 /// through a read index).
 pub(super) fn readonly(session: &mut Session) -> Frame {
+    if session.shared.engine.node().is_none() {
+        return Frame::error(NO_CLUSTER);
+    }
     session.readonly = true;
     session.info.readonly.store(true, Ordering::Relaxed);
     Frame::OK
@@ -115,6 +140,9 @@ pub(super) fn readonly(session: &mut Session) -> Frame {
 
 /// `READWRITE`: back to reading from masters only.
 pub(super) fn readwrite(session: &mut Session) -> Frame {
+    if session.shared.engine.node().is_none() {
+        return Frame::error(NO_CLUSTER);
+    }
     session.readonly = false;
     session.info.readonly.store(false, Ordering::Relaxed);
     Frame::OK

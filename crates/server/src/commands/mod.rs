@@ -84,8 +84,7 @@ pub(crate) async fn run(
         ServerCmd::Cluster => cluster::cluster(session, args).await,
         ServerCmd::Readonly => cluster::readonly(session),
         ServerCmd::Readwrite => cluster::readwrite(session),
-        // Slots do not move yet, so no `-ASK` is ever sent; accepted as Redis does.
-        ServerCmd::Asking => Frame::OK,
+        ServerCmd::Asking => cluster::asking(session),
     };
     (Some(reply), After::Continue)
 }
