@@ -51,7 +51,8 @@ pub struct Shard {
     pub slots: Vec<(Slot, Slot)>,
     /// The leader this node knows of, if any.
     pub leader: Option<NodeId>,
-    /// Every replica (voters and learners), the leader included, ascending by id.
+    /// Every voting replica, the leader included, ascending by id (learners, still
+    /// catching up, are members but not replicas).
     pub replicas: Vec<NodeId>,
     /// The group's current term (Redis's config epoch of its master).
     pub term: u64,
@@ -104,7 +105,9 @@ impl Node {
                 grpc_addr: info.grpc_addr.clone(),
             })
             .collect();
-        let mut replicas: Vec<NodeId> = members.iter().map(|m| m.id).collect();
+        // Voters only: a learner may still be copying the log (or never answer), and a
+        // client told of it as a replica could send it reads.
+        let mut replicas: Vec<NodeId> = membership.voter_ids().collect();
         replicas.sort_unstable();
         let shard = Shard {
             group: group.id,

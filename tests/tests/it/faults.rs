@@ -1002,6 +1002,15 @@ fn a_joiner_that_never_answers_stays_a_learner_and_can_be_forgotten() {
         Some("9")
     );
     assert_eq!(cluster.call(1, &["SET", "b", "2"]), Value::Okay);
+    // Cluster clients are not told of it: a learner still copying the log (here, never
+    // answering) is no replica to send reads to.
+    let nodes = match cluster.call(1, &["CLUSTER", "NODES"]) {
+        Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+        Value::VerbatimString { text, .. } => text,
+        other => panic!("CLUSTER NODES: {other:?}"),
+    };
+    assert_eq!(nodes.lines().count(), 1, "{nodes}");
+    assert!(!nodes.contains(&types::node_name(9)), "{nodes}");
 
     // CLUSTER FORGET removes it.
     assert_eq!(cluster.call(1, &["CLUSTER", "FORGET", "9"]), Value::Okay);

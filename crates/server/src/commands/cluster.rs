@@ -268,12 +268,21 @@ fn shards(topology: &Topology) -> Frame {
     Frame::Array(entries)
 }
 
+/// The members clients are told of: replicas of some group whose RESP address is known (a
+/// learner still copying the log, or a node that has not announced its address, is left
+/// out: a client could send it reads).
+fn known(topology: &Topology) -> impl Iterator<Item = &cluster::Member> {
+    topology.members.iter().filter(|m| {
+        !m.resp_addr.is_empty() && topology.shards.iter().any(|s| s.replicas.contains(&m.id))
+    })
+}
+
 /// `CLUSTER NODES`: one line per member, `id ip:port@cport flags master ping pong epoch
 /// link slots...`; a node is the master of the slots whose groups it leads and a replica
 /// (`slave <master>`) otherwise. The bus port is the node's gRPC port.
 fn nodes(topology: &Topology) -> String {
     let mut out = String::new();
-    for m in &topology.members {
+    for m in known(topology) {
         let (host, port) = host_port(&m.resp_addr);
         let (_, cport) = host_port(&m.grpc_addr);
         let led: Vec<&Shard> = topology
@@ -350,7 +359,7 @@ fn info(topology: &Topology) -> String {
         ("cluster_slots_ok", ok.to_string()),
         ("cluster_slots_pfail", "0".into()),
         ("cluster_slots_fail", (assigned - ok).to_string()),
-        ("cluster_known_nodes", topology.members.len().to_string()),
+        ("cluster_known_nodes", known(topology).count().to_string()),
         ("cluster_size", size.to_string()),
         ("cluster_current_epoch", epoch.to_string()),
         ("cluster_my_epoch", my_epoch.to_string()),
