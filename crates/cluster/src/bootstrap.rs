@@ -39,16 +39,15 @@ impl Node {
         if self.config.members.is_empty() {
             members.insert(self.id, self.info());
         } else {
+            // Every founding member must propose exactly the same membership: each one's
+            // entry becomes the log's first (the same log id on every node), so entries
+            // that differed would leave the members disagreeing about each other for
+            // good. RESP addresses are not known yet: each member announces its own.
             for (&id, addr) in &self.config.members {
-                let resp_addr = if id == self.id {
-                    self.config.resp_addr.clone()
-                } else {
-                    String::new()
-                };
                 members.insert(
                     id,
                     NodeInfo {
-                        resp_addr,
+                        resp_addr: String::new(),
                         grpc_addr: addr.clone(),
                     },
                 );
@@ -105,33 +104,33 @@ async fn join(node: Arc<Node>, addr: String) {
 /// Makes the group's record of this member hold its addresses as they are now: the
 /// founding members know each other's gRPC addresses only (clients need the RESP address
 /// for `CLUSTER SLOTS` and `-MOVED`), and a node restarted with other addresses must be
-/// found at them. Asks the leader (here, or forwarded) until the record matches, the node
-/// stops, or `ANNOUNCE_ATTEMPTS` run out. A node that is not a member yet is recorded by
-/// its join.
+/// found at them. Asks the leader (here, or forwarded), which records them if its own view
+/// differs, until one request succeeds, the node stops, or `ANNOUNCE_ATTEMPTS` run out.
+/// The leader's view decides, not this node's: a data directory written before the
+/// founding entries were made identical may show this node a record the others lack. A
+/// node that is not a member yet is recorded by its join.
 async fn announce(node: Arc<Node>) {
     let mut stop = node.stop.subscribe();
     for attempt in 0..ANNOUNCE_ATTEMPTS {
-        let recorded = node
+        let member = node
             .data
             .metrics()
             .membership_config
             .membership()
-            .get_node(&node.id)
-            .cloned();
-        match recorded {
-            Some(r) if r == node.info() => return,
-            Some(_) => {
-                let join = rpc::Join {
-                    node_id: node.id,
-                    resp_addr: node.config.resp_addr.clone(),
-                    grpc_addr: node.config.advertise.clone(),
-                    forwarded: false,
-                };
-                if let Err(e) = node.admit(join).await {
-                    tracing::debug!(attempt, error = %e, "announcing this node's addresses failed; retrying");
-                }
+            .voter_ids()
+            .any(|id| id == node.id);
+        if member {
+            let join = rpc::Join {
+                node_id: node.id,
+                resp_addr: node.config.resp_addr.clone(),
+                grpc_addr: node.config.advertise.clone(),
+                forwarded: false,
+            };
+            match node.admit(join).await {
+                Ok(()) => return,
+                Err(e) => tracing::debug!(attempt, error = %e,
+                    "announcing this node's addresses failed; retrying"),
             }
-            None => {}
         }
         tokio::select! {
             _ = tokio::time::sleep(ANNOUNCE_PAUSE) => {}
