@@ -529,3 +529,37 @@ fn cluster_clients_work_through_the_proxy_too() {
     let py = redis_py(follower_addr, "py", 50);
     assert!(py.contains("ok=50 nodes=3"), "{py}");
 }
+
+#[test]
+fn a_node_restarted_on_a_new_address_is_found_there() {
+    // As a pod restarted with a new address: the node announces it, the leader records
+    // it, and clients are sent there.
+    let options = Options {
+        extra: vec!["--cluster-routing".into(), "redirect".into()],
+        ..Options::default()
+    };
+    let mut cluster = Cluster::start("new-address", 3, options);
+    let ids = cluster.ids();
+    let leader = cluster.wait_leader(&ids, ELECTION);
+    let moved = ids
+        .iter()
+        .copied()
+        .find(|&i| i != leader)
+        .expect("a follower");
+    slots_with_every_node(&cluster, leader);
+    let old = cluster.addr(moved);
+    cluster.terminate(moved, Duration::from_secs(20));
+    cluster.restart_on_new_port(moved);
+    let new = cluster.addr(moved);
+    assert_ne!(old, new);
+    let mut last = String::new();
+    poll(ELECTION, || {
+        let v = cluster.call(leader, &["CLUSTER", "SLOTS"]);
+        last = show_value(&v);
+        last.contains(&format!("(integer) {}", new.port()))
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the leader never listed node {moved} at {new}: {last}"));
+    let py = redis_py(new, "py", 20);
+    assert!(py.contains("ok=20 nodes=3"), "{py}");
+}

@@ -533,6 +533,22 @@ impl Cluster {
         node.wait_ready();
     }
 
+    /// Starts stopped node `id` again on another RESP port, as a pod restarted with a new
+    /// address (same data, same gRPC address), and waits until it answers.
+    pub fn restart_on_new_port(&mut self, id: u64) {
+        let node = self.nodes.get_mut(&id).expect("known node");
+        let (port, _) = free_ports(node.ip);
+        let at = node
+            .args
+            .iter()
+            .position(|a| a == "--port")
+            .expect("a --port argument");
+        node.args[at + 1] = port.to_string();
+        node.port = port;
+        node.spawn();
+        node.wait_ready();
+    }
+
     /// Starts several stopped nodes at once, then waits until each answers.
     pub fn restart_all(&mut self, ids: &[u64]) {
         for id in ids {
