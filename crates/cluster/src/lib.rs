@@ -9,7 +9,8 @@
 //!   goes through, and the rule that a forwarded request is never forwarded again.
 //! - `write`, `read`, `membership`: the paths below.
 //! - `health`: what a log that cannot write changes (`MISCONF`, no votes).
-//! - `status`: `INFO` fields, role names, leader-change logging.
+//! - `status`: `INFO` fields, role names, leader-change logging, and the [`Topology`]
+//!   the Redis Cluster protocol is rendered from.
 //! - `service`: the gRPC server (the Raft service and the `Node` service's handlers).
 //! - `error`: [`Error`], what a client is told instead of a reply, and its one
 //!   [`Error::to_frame`]; [`StartError`].
@@ -17,7 +18,13 @@
 //! # Routing
 //!
 //! Today one data group ([`DATA_GROUP`]) owns all 16384 slots; every log key, RPC and
-//! metric already carries the group id, so more groups only add a slot table here.
+//! metric already carries the group id, so more groups only add a slot table here (the
+//! `meta` crate holds the map the meta group will replicate). Clients see each group as a
+//! Redis Cluster shard ([`Node::topology`]): its leader is the master, its other voters
+//! the replicas, each reached at the RESP address its member announced (`bootstrap`: the
+//! leader records it in the group's membership). In redirect mode the server answers
+//! `-MOVED` to the address [`Node::redirect`] gives; otherwise commands take the paths
+//! below, forwarded to the leader when this node does not lead.
 //!
 //! # Writes
 //!
@@ -31,11 +38,12 @@
 //! never entered a log: no leader yet, a leader that refused it before appending it
 //! (openraft's `ForwardToLeader`, also given by a new leader not yet acknowledged by a
 //! quorum), or a leader that could not be connected to; with no leader for
-//! [`NO_LEADER_WAIT`] it gets `-CLUSTERDOWN` ([`Error::ClusterDown`]). A write appended and then discarded on a
-//! change of leader (`LogEntryDiscarded`), or lost with a connection mid-call, may still be
-//! committed by the next leader, so it is never proposed twice: the client gets
-//! [`Error::UnknownOutcome`], as a Redis client gets a timeout. (Exactly-once retries would need
-//! request ids deduplicated by the state machine: not done yet.)
+//! [`NO_LEADER_WAIT`] it gets `-CLUSTERDOWN` ([`Error::ClusterDown`]). A write appended
+//! and then discarded on a change of leader (`LogEntryDiscarded`), or lost with a
+//! connection mid-call, may still be committed by the next leader, so it is never proposed
+//! twice: the client gets [`Error::UnknownOutcome`], as a Redis client gets a timeout.
+//! (Exactly-once retries would need request ids deduplicated by the state machine: not
+//! done yet.)
 //!
 //! # Reads
 //!
