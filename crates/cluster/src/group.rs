@@ -26,11 +26,11 @@ pub struct Group {
     kv: Arc<Mutex<kv::Db>>,
     /// Leader-side ReadIndex rounds shared by every read waiting when one starts.
     pub(crate) rounds: ReadRounds,
-    /// (term, last log index) when this replica started. A node restarted as the leader
-    /// of the term it had (openraft restores a committed vote without an election) has no
-    /// new entry of its own to commit first, and its committed index on disk may lag what
-    /// it acknowledged before the crash; reads it serves in that term wait until it has
-    /// applied its whole startup log (see [`Group::read_floor`]).
+    /// (term, last log index) when this replica started. A replica leading the term it
+    /// started in (which leader restore, now off, used to allow) has no new entry of its
+    /// own to commit first, and its committed index on disk may lag what it acknowledged
+    /// before the crash; reads it serves in that term wait until it has applied its whole
+    /// startup log (see [`Group::read_floor`]). Kept as a guard.
     started_with: (u64, u64),
     /// Set when the log was found at start to hold less than this node had flushed.
     pub(crate) behind: Option<raft::Behind>,
@@ -74,6 +74,14 @@ impl Group {
             // leader must replicate again from there, not panic (openraft's default). That
             // follower neither votes nor leads until it has caught up.
             allow_log_reversion: Some(true),
+            // A leader restarted after a crash must win a new election, never resume its
+            // old term (openraft's default restores it). It may have sent entries it had
+            // not yet flushed, which some followers kept; resuming the term, it would
+            // append other entries at those indexes under the same log ids, and the
+            // followers, seeing ids they already have, would keep theirs: replicas that
+            // differ for good. Seen after a kill -9 of every node: one follower kept a
+            // write the others never applied, all at the same applied index.
+            enable_leader_restore: Some(false),
             ..openraft::Config::default()
         }
         .validate()

@@ -55,9 +55,10 @@
 //!   beyond the lease); followers still ask the leader.
 //! - `stale`: any node reads its own state at once; it may be behind.
 //!
-//! A node restarted as the leader of the term it had before (openraft restores a committed
-//! vote without an election) serves reads only after applying its whole startup log: its
-//! saved commit index can lag what it acknowledged before the crash.
+//! A restarted leader never resumes its old term: it must win a new election
+//! (`enable_leader_restore` off, see `group`). Should it ever lead the term it started in,
+//! it serves reads only after applying its whole startup log: its saved commit index can
+//! lag what it acknowledged before the crash.
 //! - UNSAFE `local-reads` ([`ClusterConfig::unsafe_local_reads`], for the fault-injection
 //!   suite's self-test only): every node, leader or follower, answers every read from its
 //!   own state at once, whatever the read mode says. Reads may be stale; the suite must
