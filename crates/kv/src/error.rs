@@ -17,6 +17,10 @@ pub enum Error {
     Arity(String),
     #[error("ERR unknown command '{name}', with args beginning with: {args}")]
     UnknownCommand { name: String, args: String },
+    /// A container command (`OBJECT`, `CLIENT`, `CLUSTER`, ...) with a subcommand it does not
+    /// have; `sub` as sent, `command` upper case.
+    #[error("ERR unknown subcommand '{sub}'. Try {command} HELP.")]
+    UnknownSubcommand { sub: String, command: String },
     #[error("ERR no such key")]
     NoSuchKey,
     #[error("ERR index out of range")]

@@ -366,11 +366,10 @@ fn parse_object(args: &[Bytes], _: &mut Ctx) -> Result<Cmd> {
     let sub = &args[1];
     let Some(&(name, arity, info)) = OBJECT_SUBCOMMANDS.iter().find(|(n, _, _)| args::is(sub, n))
     else {
-        let shown = String::from_utf8_lossy(&sub[..sub.len().min(128)]);
-        let command = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
-        return Err(Error::err(format!(
-            "unknown subcommand '{shown}'. Try {command} HELP."
-        )));
+        return Err(Error::UnknownSubcommand {
+            sub: String::from_utf8_lossy(&sub[..sub.len().min(128)]).into_owned(),
+            command: String::from_utf8_lossy(&args[0]).to_ascii_uppercase(),
+        });
     };
     if args.len() != arity {
         return Err(Error::Arity(format!("object|{name}")));

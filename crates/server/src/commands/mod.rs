@@ -214,7 +214,7 @@ pub fn subcommand_error(args: &[Bytes]) -> Option<Frame> {
         let mut ctx = kv::Ctx { now_ms: 0, seed: 0 };
         return match kv::parse(args, &mut ctx) {
             Err(e @ kv::Error::Arity(_)) => Some(e.to_frame()),
-            Err(e) if e.to_string().starts_with("ERR unknown subcommand") => Some(e.to_frame()),
+            Err(e @ kv::Error::UnknownSubcommand { .. }) => Some(e.to_frame()),
             _ => None,
         };
     }
@@ -243,9 +243,9 @@ pub(crate) fn subcommand_arity(cmd: &str, sub: &[u8]) -> Frame {
 }
 
 pub(crate) fn unknown_subcommand(cmd: &str, sub: &[u8]) -> Frame {
-    Frame::error(format!(
-        "ERR unknown subcommand '{}'. Try {} HELP.",
-        String::from_utf8_lossy(sub),
-        cmd.to_ascii_uppercase()
-    ))
+    kv::Error::UnknownSubcommand {
+        sub: String::from_utf8_lossy(sub).into_owned(),
+        command: cmd.to_ascii_uppercase(),
+    }
+    .to_frame()
 }

@@ -30,10 +30,7 @@ pub(super) fn time() -> Frame {
 /// the same on every replica that has applied the same log.
 pub(super) async fn debug(session: &mut Session, args: &[Bytes]) -> Frame {
     if !kv::args::is(&args[1], "digest") || args.len() != 2 {
-        return Frame::error(format!(
-            "ERR unknown subcommand '{}'. Try DEBUG HELP.",
-            String::from_utf8_lossy(&args[1])
-        ));
+        return unknown_subcommand("debug", &args[1]);
     }
     let now = session.now_ms;
     match session.shared.engine.read(|db| db.digest(now)).await {
