@@ -310,14 +310,17 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     static TABLE: OnceLock<HashMap<&'static [u8], &'static Spec, ahash::RandomState>> =
         OnceLock::new();
     let table = TABLE.get_or_init(|| specs().map(|s| (s.name.as_bytes(), s)).collect());
-    if name.len() > 32 {
-        return None;
-    }
     let mut buf = [0u8; 32];
-    let lower = &mut buf[..name.len()];
+    table.get(fold_name(name, &mut buf)?).copied()
+}
+
+/// `name` in lower case, in `buf` (no allocation): how command tables are keyed. `None`
+/// for a name longer than any command's.
+pub fn fold_name<'a>(name: &[u8], buf: &'a mut [u8; 32]) -> Option<&'a [u8]> {
+    let lower = buf.get_mut(..name.len())?;
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    table.get(&*lower).copied()
+    Some(lower)
 }
 
 /// Looks up, checks arity and parses one command from its arguments.

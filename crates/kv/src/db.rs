@@ -133,11 +133,6 @@ impl Db {
             .collect()
     }
 
-    /// How many slots hold keys.
-    pub fn slots_in_use(&self) -> usize {
-        self.slots.slots()
-    }
-
     /// Number of keys, including expired ones not yet removed (as Redis's `DBSIZE`).
     pub fn len(&self) -> usize {
         self.keys.len()
@@ -512,7 +507,7 @@ mod tests {
                 .keys()
                 .map(|k| types::key_slot(k))
                 .collect::<std::collections::BTreeSet<_>>();
-            assert_eq!(self.slots_in_use(), in_use.len(), "no empty slot is kept");
+            assert_eq!(self.slots.slots(), in_use.len(), "no empty slot is kept");
         }
     }
 

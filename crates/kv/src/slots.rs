@@ -57,6 +57,7 @@ impl SlotIndex {
     }
 
     /// How many slots have keys.
+    #[cfg(test)]
     pub(crate) fn slots(&self) -> usize {
         self.lists.len()
     }

@@ -25,7 +25,7 @@ pub const DEFAULT_NODE_ID: u64 = 1;
 /// Default gRPC port between nodes.
 pub const DEFAULT_GRPC_PORT: u16 = 7379;
 /// Default applied entries between snapshots.
-pub const DEFAULT_SNAPSHOT_LOGS: u64 = 20_000;
+pub const DEFAULT_SNAPSHOT_LOGS: u64 = cluster::DEFAULT_SNAPSHOT_LOGS;
 /// Default Raft heartbeat interval, milliseconds.
 pub const DEFAULT_HEARTBEAT_MS: u64 = 50;
 /// Default largest write accepted, bytes (see [`cluster::DEFAULT_MAX_REQUEST_BYTES`]).

@@ -225,6 +225,14 @@ fn slots_with_every_node(cluster: &Cluster, id: u64) -> Vec<Value> {
     .unwrap_or_else(|| panic!("CLUSTER SLOTS on node {id} never listed all three nodes: {last}"))
 }
 
+/// A node of `ids` other than `leader`.
+fn a_follower(ids: &[u64], leader: u64) -> u64 {
+    ids.iter()
+        .copied()
+        .find(|&i| i != leader)
+        .expect("a follower")
+}
+
 fn text(v: Value) -> String {
     match v {
         Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
@@ -298,11 +306,7 @@ fn cluster_clients_discover_the_cluster_and_follow_moved() {
     let cluster = Cluster::start("protocol", 3, options);
     let ids = cluster.ids();
     let leader = cluster.wait_leader(&ids, ELECTION);
-    let follower = ids
-        .iter()
-        .copied()
-        .find(|&i| i != leader)
-        .expect("a follower");
+    let follower = a_follower(&ids, leader);
     let leader_addr = cluster.addr(leader).to_string();
 
     // Every node announces its RESP address; then each lists the leader as the master of
@@ -477,11 +481,7 @@ fn cluster_clients_discover_the_cluster_and_follow_moved() {
 
     // Leadership moves: the clients follow the MOVED that the old leader now answers, and
     // lose nothing.
-    let next = ids
-        .iter()
-        .copied()
-        .find(|&i| i != leader)
-        .expect("another voter");
+    let next = a_follower(&ids, leader);
     assert_eq!(
         cluster.call(leader, &["CLUSTER", "TRANSFER-LEADER", &next.to_string()]),
         Value::Okay
@@ -511,11 +511,7 @@ fn cluster_clients_work_through_the_proxy_too() {
     let cluster = Cluster::start("proxy", 3, Options::default());
     let ids = cluster.ids();
     let leader = cluster.wait_leader(&ids, ELECTION);
-    let follower = ids
-        .iter()
-        .copied()
-        .find(|&i| i != leader)
-        .expect("a follower");
+    let follower = a_follower(&ids, leader);
     slots_with_every_node(&cluster, follower);
     let follower_addr = cluster.addr(follower);
     let mut raw = Raw::connect(follower_addr);
@@ -541,11 +537,7 @@ fn a_node_restarted_on_a_new_address_is_found_there() {
     let mut cluster = Cluster::start("new-address", 3, options);
     let ids = cluster.ids();
     let leader = cluster.wait_leader(&ids, ELECTION);
-    let moved = ids
-        .iter()
-        .copied()
-        .find(|&i| i != leader)
-        .expect("a follower");
+    let moved = a_follower(&ids, leader);
     slots_with_every_node(&cluster, leader);
     let old = cluster.addr(moved);
     cluster.terminate(moved, Duration::from_secs(20));

@@ -33,13 +33,13 @@ pub enum Command {
 
 /// Finds a command of either kind by name, case-insensitively, in one table.
 pub fn lookup(name: &[u8]) -> Option<Command> {
-    static TABLE: OnceLock<HashMap<Vec<u8>, Command>> = OnceLock::new();
+    static TABLE: OnceLock<HashMap<&'static [u8], Command, ahash::RandomState>> = OnceLock::new();
     let table = TABLE.get_or_init(|| {
-        let mut table: HashMap<Vec<u8>, Command> = kv::command::specs()
-            .map(|s| (s.name.as_bytes().to_vec(), Command::Data(s)))
+        let mut table: HashMap<&'static [u8], Command, ahash::RandomState> = kv::command::specs()
+            .map(|s| (s.name.as_bytes(), Command::Data(s)))
             .collect();
         for s in SPECS {
-            let clash = table.insert(s.name.as_bytes().to_vec(), Command::Connection(s));
+            let clash = table.insert(s.name.as_bytes(), Command::Connection(s));
             assert!(
                 clash.is_none(),
                 "{} is both a data and a connection command",
@@ -48,14 +48,8 @@ pub fn lookup(name: &[u8]) -> Option<Command> {
         }
         table
     });
-    if name.len() > 32 {
-        return None;
-    }
     let mut buf = [0u8; 32];
-    let lower = &mut buf[..name.len()];
-    lower.copy_from_slice(name);
-    lower.make_ascii_lowercase();
-    table.get(&*lower).copied()
+    table.get(kv::command::fold_name(name, &mut buf)?).copied()
 }
 
 /// Runs connection-level command `spec` (its arity already checked).
