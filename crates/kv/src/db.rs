@@ -15,6 +15,7 @@
 use std::collections::VecDeque;
 
 use crate::bytes::CompactBytes;
+use crate::claim::Claim;
 use crate::error::Result;
 use crate::slots::SlotIndex;
 use crate::value::{BuildHasher, Map, Set, Value};
@@ -91,6 +92,8 @@ pub struct Db {
     /// Fingerprints of the last [`JOURNAL_LEN`] touched keys; `FLUSH_MARK` for a flush.
     pub(crate) journal: VecDeque<u64>,
     pub stats: Stats,
+    /// The slots this database serves (see [`crate::claim`]); `None`: every slot.
+    pub(crate) claim: Option<Claim>,
 }
 
 const FLUSH_MARK: u64 = 0;
@@ -110,6 +113,7 @@ impl Db {
             seq: 0,
             journal: VecDeque::new(),
             stats: Stats::default(),
+            claim: None,
         }
     }
 
@@ -295,6 +299,16 @@ impl Db {
         }
         self.touch(key);
         true
+    }
+
+    /// The slots this database serves, if it has been given a claim.
+    pub fn claim(&self) -> Option<&Claim> {
+        self.claim.as_ref()
+    }
+
+    /// True if a write for `slot` is served here.
+    pub fn serves(&self, slot: types::Slot) -> bool {
+        self.claim.as_ref().is_none_or(|c| c.covers(slot))
     }
 
     /// Removes every key.

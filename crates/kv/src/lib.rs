@@ -15,6 +15,7 @@
 
 pub mod args;
 pub mod bytes;
+pub mod claim;
 pub mod command;
 pub mod db;
 pub mod digest;
@@ -33,6 +34,7 @@ pub mod strings;
 pub mod value;
 pub mod zsets;
 
+pub use claim::Claim;
 pub use command::{parse, Cmd, Ctx, Read, Spec, Write};
 pub use db::Db;
 pub use error::Error;

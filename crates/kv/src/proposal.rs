@@ -10,6 +10,7 @@
 //! - `1` Command: `u64 seed`, args;
 //! - `2` Exec: `u32 n` watches (`key`, `u64 seq`, `u8 flags`), `u32 n` commands (`u64 seed`, args);
 //! - `3` ExpireKeys: `u32 n` keys;
+//! - `4` Claim: `u64 epoch`, `u32 n` ranges (`u16 first`, `u16 last`);
 //!
 //! where args are `u32 n` then `n` byte strings, and a byte string is `u32 len` + bytes.
 //! [`Proposal::decode`] refuses truncated or trailing bytes and absurd counts with an
@@ -18,7 +19,10 @@
 use bytes::Bytes;
 use resp::Frame;
 
+use types::Slot;
+
 use crate::bytes::CompactBytes;
+use crate::claim::{self, Claim};
 use crate::command::{self, Cmd, Ctx, Write};
 use crate::db::{Db, Watch};
 use crate::error::{Error, Result};
@@ -36,13 +40,36 @@ pub enum Proposal {
     },
     /// Active expiry: remove each key that has expired by the entry's time.
     ExpireKeys(Vec<Bytes>),
+    /// The group takes these slots (see [`crate::claim`]).
+    Claim(Claim),
 }
 
 impl Proposal {
     /// Applies the proposal with the entry's time: a pure function of `db`, `self` and
     /// `now_ms`, so every replica computes the same state and reply.
+    ///
+    /// A command or transaction with a key in a slot the database does not serve is
+    /// refused whole ([`crate::claim::not_served`]) and changes nothing.
     pub fn apply(&self, db: &mut Db, now_ms: i64) -> Frame {
+        if let Some(claim) = &db.claim {
+            let unserved = match self {
+                Proposal::Command { args, .. } => claim::unserved(claim, args),
+                Proposal::Exec { watches, cmds } => watches
+                    .iter()
+                    .map(|w| types::key_slot(&w.key))
+                    .find(|&s| !claim.covers(s))
+                    .or_else(|| {
+                        cmds.iter()
+                            .find_map(|(args, _)| claim::unserved(claim, args))
+                    }),
+                Proposal::ExpireKeys(_) | Proposal::Claim(_) => None,
+            };
+            if let Some(slot) = unserved {
+                return claim::not_served(slot);
+            }
+        }
         match self {
+            Proposal::Claim(claim) => apply_claim(db, claim),
             Proposal::Command { args, seed } => {
                 let mut ctx = Ctx {
                     now_ms,
@@ -113,6 +140,15 @@ impl Proposal {
                 out.push(3);
                 put_args(&mut out, keys);
             }
+            Proposal::Claim(claim) => {
+                out.push(4);
+                out.extend_from_slice(&claim.epoch.to_le_bytes());
+                put_u32(&mut out, claim.ranges.len());
+                for (a, b) in &claim.ranges {
+                    out.extend_from_slice(&a.0.to_le_bytes());
+                    out.extend_from_slice(&b.0.to_le_bytes());
+                }
+            }
         }
         out
     }
@@ -168,12 +204,45 @@ impl Proposal {
                 Proposal::Exec { watches, cmds }
             }
             3 => Proposal::ExpireKeys(r.args()?),
+            4 => {
+                let epoch = r.u64()?;
+                let n = r.count()?;
+                let mut ranges = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let b = r.take(4)?;
+                    ranges.push((
+                        Slot(u16::from_le_bytes([b[0], b[1]])),
+                        Slot(u16::from_le_bytes([b[2], b[3]])),
+                    ));
+                }
+                let claim = Claim { epoch, ranges };
+                if !claim.is_well_formed() {
+                    return Err(Error::err("a slot claim's ranges are not well formed"));
+                }
+                Proposal::Claim(claim)
+            }
             tag => return Err(Error::err(format!("bad proposal tag {tag}"))),
         };
         if r.pos != bytes.len() {
             return Err(Error::err("trailing bytes after a proposal"));
         }
         Ok(proposal)
+    }
+}
+
+/// A claim replaces an older one (a lower epoch); the same claim again is a no-op; any
+/// other claim is refused. Either way the keys are untouched.
+fn apply_claim(db: &mut Db, claim: &Claim) -> Frame {
+    match &db.claim {
+        Some(held) if held == claim => Frame::OK,
+        Some(held) if held.epoch >= claim.epoch => Frame::error(format!(
+            "ERR stale slot claim: epoch {} is not after the held epoch {}",
+            claim.epoch, held.epoch
+        )),
+        _ => {
+            db.claim = Some(claim.clone());
+            Frame::OK
+        }
     }
 }
 
@@ -352,6 +421,60 @@ mod tests {
         assert_eq!(items[0], Frame::OK);
         assert!(items[1].is_error());
         assert_eq!(items[2], Frame::Integer(2));
+    }
+
+    #[test]
+    fn a_claimed_database_refuses_writes_for_other_slots() {
+        let mut db = Db::new();
+        let a = types::key_slot(b"a");
+        let claim = |epoch, first: u16, last: u16| {
+            Proposal::Claim(Claim {
+                epoch,
+                ranges: vec![(Slot(first), Slot(last))],
+            })
+        };
+        // Unclaimed: every slot is served.
+        let set_b = Proposal::Command {
+            args: args("SET b 1"),
+            seed: 0,
+        };
+        assert_eq!(set_b.apply(&mut db, 1), Frame::OK);
+        assert_eq!(claim(1, a.0, a.0).apply(&mut db, 2), Frame::OK);
+        // Claimed: b's slot is refused, a's served, and a transaction touching b changes
+        // nothing.
+        let refused = set_b.apply(&mut db, 3);
+        assert!(refused.is_error() && format!("{refused:?}").contains("TRYAGAIN"));
+        let set_a = Proposal::Command {
+            args: args("SET a 2"),
+            seed: 0,
+        };
+        assert_eq!(set_a.apply(&mut db, 4), Frame::OK);
+        let exec = Proposal::Exec {
+            watches: vec![],
+            cmds: vec![(args("SET a 3"), 0), (args("DEL b"), 0)],
+        };
+        assert!(exec.apply(&mut db, 5).is_error());
+        let Some(crate::value::Value::Str(a_value)) = db.get(b"a", 6) else {
+            panic!("a is a string")
+        };
+        assert_eq!(
+            &a_value[..],
+            b"2",
+            "the refused transaction changed nothing"
+        );
+        // The same claim again is a no-op; an older or equal epoch with other ranges is
+        // refused; a newer one replaces it.
+        assert_eq!(claim(1, a.0, a.0).apply(&mut db, 7), Frame::OK);
+        assert!(claim(1, 0, 16383).apply(&mut db, 8).is_error());
+        assert_eq!(claim(2, 0, 16383).apply(&mut db, 9), Frame::OK);
+        assert_eq!(set_b.apply(&mut db, 10), Frame::OK);
+        // A claim survives encoding.
+        let c = claim(7, 100, 200);
+        assert_eq!(Proposal::decode(&c.encode()).unwrap(), c);
+        let mut bad = claim(7, 200, 100).encode();
+        assert!(Proposal::decode(&bad).is_err());
+        bad.truncate(bad.len() - 1);
+        assert!(Proposal::decode(&bad).is_err());
     }
 
     #[test]

@@ -20,8 +20,9 @@
 //!
 //! Format (integers little-endian): the magic `REDRAFTKV`, a `u32` version, then
 //! `stats.expired_keys: u64`, `seq: u64`, `u32 n` journal fingerprints (`u64` each),
-//! `u64 n` keys, each `key`, `expire_at: i64`, value; `u64 n` volatile keys; finally a
-//! 64-bit FNV-1a checksum of every byte before it. A byte string is `u32 len` + bytes. A
+//! `u64 n` keys, each `key`, `expire_at: i64`, value; `u64 n` volatile keys; the slot
+//! claim (`u8` 0 for none, or 1 then `u64 epoch`, `u32 n` ranges of two `u16`s; since
+//! version 2); finally a 64-bit FNV-1a checksum of every byte before it. A byte string is `u32 len` + bytes. A
 //! value is a tag, then for `0` string: bytes; `1` list: `u32 n` items; `2` hash: `u8 big`,
 //! `u32 n` field/value pairs; `3` set: `u8 big`, `u32 n` members; `4` sorted set: `u8 big`,
 //! `u32 n` member and `f64` score bits.
@@ -42,7 +43,8 @@ use crate::db::{Db, Entry, JOURNAL_LEN};
 use crate::value::{BuildHasher, Hash, List, Map, Score, Set, SetValue, Value, ZSet};
 
 const MAGIC: &[u8; 9] = b"REDRAFTKV";
-const VERSION: u32 = 1;
+/// Version 2 added the slot claim; version 1 (no claim) is still read.
+const VERSION: u32 = 2;
 
 const STR: u8 = 0;
 const LIST: u8 = 1;
@@ -94,6 +96,18 @@ impl Db {
         for key in &self.volatile {
             w.bytes(key)?;
         }
+        match &self.claim {
+            None => w.put(&[0])?,
+            Some(claim) => {
+                w.put(&[1])?;
+                w.put(&claim.epoch.to_le_bytes())?;
+                w.len(claim.ranges.len())?;
+                for (a, b) in &claim.ranges {
+                    w.put(&a.0.to_le_bytes())?;
+                    w.put(&b.0.to_le_bytes())?;
+                }
+            }
+        }
         let sum = w.hash;
         w.inner.write_all(&sum.to_le_bytes())
     }
@@ -118,7 +132,7 @@ impl Db {
             return Err(SnapshotError::BadMagic);
         }
         let version = r.u32()?;
-        if version != VERSION {
+        if version != VERSION && version != 1 {
             return Err(SnapshotError::Version(version));
         }
         let mut db = Db::new();
@@ -164,6 +178,26 @@ impl Db {
         db.keys = keys;
         db.volatile = volatile;
         db.rebuild_slots();
+        if version >= 2 && r.array::<1>()?[0] == 1 {
+            let epoch = r.u64()?;
+            let n = r.u32()? as usize;
+            if n > types::Slot::COUNT as usize {
+                return Err(SnapshotError::Corrupt("more slot ranges than slots"));
+            }
+            let mut ranges = Vec::with_capacity(n);
+            for _ in 0..n {
+                let [a0, a1, b0, b1] = r.array::<4>()?;
+                ranges.push((
+                    types::Slot(u16::from_le_bytes([a0, a1])),
+                    types::Slot(u16::from_le_bytes([b0, b1])),
+                ));
+            }
+            let claim = crate::Claim { epoch, ranges };
+            if !claim.is_well_formed() {
+                return Err(SnapshotError::Corrupt("slot claim not well formed"));
+            }
+            db.claim = Some(claim);
+        }
 
         let sum = r.hash;
         if u64::from_le_bytes(r.array_unhashed()?) != sum {
@@ -532,6 +566,30 @@ mod tests {
             );
             same_future(&mut db, &mut restored, &mut rng, now, 3_000);
         }
+    }
+
+    #[test]
+    fn a_snapshot_keeps_the_slot_claim() {
+        let mut db = Db::new();
+        run(
+            &mut db,
+            1,
+            0,
+            &[b"SET".to_vec(), b"a".to_vec(), b"1".to_vec()],
+        );
+        let claim = crate::Claim {
+            epoch: 3,
+            ranges: vec![
+                (types::Slot(0), types::Slot(99)),
+                (types::Slot(15000), types::Slot(16383)),
+            ],
+        };
+        crate::Proposal::Claim(claim.clone()).apply(&mut db, 2);
+        let restored = Db::read_snapshot(&mut snapshot(&db).as_slice()).unwrap();
+        assert_eq!(restored.claim(), Some(&claim));
+        assert_eq!(restored.get(b"a", 3).map(|v| v.type_name()), Some("string"));
+        let unclaimed = Db::read_snapshot(&mut snapshot(&Db::new()).as_slice()).unwrap();
+        assert_eq!(unclaimed.claim(), None);
     }
 
     #[test]
