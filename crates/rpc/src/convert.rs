@@ -229,6 +229,10 @@ fn check_addr(field: &'static str, addr: &str) -> Result<(), ConvertError> {
             format!("{} bytes is not a host:port", addr.len()),
         ));
     }
+    // A member's record stores a hostname after a comma (see `types::NodeInfo`).
+    if addr.contains(',') {
+        return Err(ConvertError::invalid(field, "a host:port holds no comma"));
+    }
     Ok(())
 }
 
@@ -239,6 +243,8 @@ impl From<Join> for npb::JoinRequest {
             resp_addr: j.resp_addr,
             grpc_addr: j.grpc_addr,
             forwarded: j.forwarded,
+            group_id: j.group.map_or(0, |g| g.0),
+            hostname: j.hostname,
         }
     }
 }
@@ -248,24 +254,33 @@ impl TryFrom<npb::JoinRequest> for Join {
     fn try_from(j: npb::JoinRequest) -> Result<Self, ConvertError> {
         check_addr("resp_addr", &j.resp_addr)?;
         check_addr("grpc_addr", &j.grpc_addr)?;
+        types::check_hostname(&j.hostname).map_err(|e| ConvertError::invalid("hostname", e))?;
         Ok(Join {
             node_id: j.node_id,
             resp_addr: j.resp_addr,
             grpc_addr: j.grpc_addr,
+            hostname: j.hostname,
             forwarded: j.forwarded,
+            group: (j.group_id != 0).then_some(GroupId(j.group_id)),
         })
     }
 }
 
 impl From<Leave> for npb::LeaveRequest {
     fn from(l: Leave) -> Self {
-        npb::LeaveRequest { node_id: l.node_id }
+        npb::LeaveRequest {
+            node_id: l.node_id,
+            group_id: l.group.map_or(0, |g| g.0),
+        }
     }
 }
 
 impl From<npb::LeaveRequest> for Leave {
     fn from(l: npb::LeaveRequest) -> Self {
-        Leave { node_id: l.node_id }
+        Leave {
+            node_id: l.node_id,
+            group: (l.group_id != 0).then_some(GroupId(l.group_id)),
+        }
     }
 }
 
@@ -402,12 +417,25 @@ mod tests {
             node_id: 2,
             resp_addr: "redraft-1:6379".into(),
             grpc_addr: "redraft-1:7379".into(),
+            hostname: "redraft-1.redraft".into(),
             forwarded: true,
+            group: Some(GroupId(3)),
         };
         let p: npb::JoinRequest = j.clone().into();
         assert_eq!(Join::try_from(p.clone()).unwrap(), j);
         assert!(Join::try_from(npb::JoinRequest {
             grpc_addr: String::new(),
+            ..p.clone()
+        })
+        .is_err());
+        // A comma would end the address in the stored record (see `types::NodeInfo`).
+        assert!(Join::try_from(npb::JoinRequest {
+            resp_addr: "redraft-1:6379,evil".into(),
+            ..p.clone()
+        })
+        .is_err());
+        assert!(Join::try_from(npb::JoinRequest {
+            hostname: "a,b".into(),
             ..p
         })
         .is_err());
@@ -415,7 +443,10 @@ mod tests {
 
     #[test]
     fn leave_and_read_index_round_trip() {
-        let l = Leave { node_id: 5 };
+        let l = Leave {
+            node_id: 5,
+            group: Some(GroupId(2)),
+        };
         assert_eq!(Leave::from(npb::LeaveRequest::from(l)), l);
         let r = ReadIndex {
             read_index: 42,

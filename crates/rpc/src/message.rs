@@ -82,9 +82,13 @@ pub struct Join {
     pub resp_addr: String,
     /// Its gRPC `host:port`.
     pub grpc_addr: String,
+    /// The hostname it announces to clients; empty: none.
+    pub hostname: String,
     /// Sent by a member on the joiner's behalf to the member it believes leads: served
     /// only by a leader, never passed on again.
     pub forwarded: bool,
+    /// With `forwarded`, the one group to add the node to; `None`: every data group.
+    pub group: Option<GroupId>,
 }
 
 /// A node to remove from the cluster.
@@ -92,6 +96,8 @@ pub struct Join {
 pub struct Leave {
     /// The leaving node's id.
     pub node_id: u64,
+    /// The group to remove it from (the receiver leads it); `None`: every data group.
+    pub group: Option<GroupId>,
 }
 
 /// A node's role in one group.

@@ -117,7 +117,11 @@ async fn outgoing_calls_leave_from_the_local_address_on_one_connection() -> anyh
     a.node(&target)?.status().await?;
     a.node(&target)?.read_index(types::GroupId(3)).await?;
     let mut peer = a.node(&target)?;
-    peer.leave(Leave { node_id: 4 }).await?;
+    peer.leave(Leave {
+        node_id: 4,
+        group: None,
+    })
+    .await?;
     b.node(&target)?.status().await?;
 
     let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -170,7 +174,9 @@ async fn node_service_round_trips_and_refusals() -> anyhow::Result<()> {
         node_id: 2,
         resp_addr: "127.0.0.2:6379".into(),
         grpc_addr: "127.0.0.2:7379".into(),
+        hostname: String::new(),
         forwarded: false,
+        group: Some(types::GroupId(2)),
     })
     .await?;
     // Refused by the conversion, before the handler.
@@ -179,7 +185,9 @@ async fn node_service_round_trips_and_refusals() -> anyhow::Result<()> {
             node_id: 2,
             resp_addr: String::new(),
             grpc_addr: "x:1".into(),
+            hostname: String::new(),
             forwarded: false,
+            group: None,
         })
         .await
         .unwrap_err();
