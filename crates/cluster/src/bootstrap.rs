@@ -25,8 +25,8 @@ const ANNOUNCE_PAUSE: Duration = Duration::from_secs(1);
 
 impl Node {
     pub(crate) async fn bootstrap(self: &Arc<Self>) -> Result<(), StartError> {
-        let raft = &self.data.raft;
-        if raft.is_initialized().await.map_err(raft_error)? {
+        let first = &self.groups[0].raft;
+        if first.is_initialized().await.map_err(raft_error)? {
             info!(node = self.id, "resuming from the data directory");
             self.spawn(announce(self.clone()));
             return Ok(());
@@ -49,6 +49,7 @@ impl Node {
                     NodeInfo {
                         resp_addr: String::new(),
                         grpc_addr: addr.clone(),
+                        hostname: String::new(),
                     },
                 );
             }
@@ -56,13 +57,18 @@ impl Node {
         info!(
             node = self.id,
             members = members.len(),
+            groups = self.groups.len(),
             "initializing the cluster"
         );
-        match raft.initialize(members).await {
-            Ok(()) => {}
-            // Another founding member's identical proposal got here first.
-            Err(e) if matches!(e.api_error(), Some(InitializeError::NotAllowed(_))) => {}
-            Err(e) => return Err(raft_error(e)),
+        // Every data group starts with the same members (with three nodes and three
+        // replicas, every node holds every group).
+        for group in &self.groups {
+            match group.raft.initialize(members.clone()).await {
+                Ok(()) => {}
+                // Another founding member's identical proposal got here first.
+                Err(e) if matches!(e.api_error(), Some(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(raft_error(e)),
+            }
         }
         self.spawn(announce(self.clone()));
         Ok(())
@@ -73,12 +79,7 @@ impl Node {
 /// the leader), the node stops, or `JOIN_ATTEMPTS` run out.
 async fn join(node: Arc<Node>, addr: String) {
     let mut stop = node.stop.subscribe();
-    let request = rpc::Join {
-        node_id: node.id,
-        resp_addr: node.config.resp_addr.clone(),
-        grpc_addr: node.config.advertise.clone(),
-        forwarded: false,
-    };
+    let request = node.join_request();
     for attempt in 0..JOIN_ATTEMPTS {
         if *stop.borrow() {
             return;
@@ -112,21 +113,15 @@ async fn join(node: Arc<Node>, addr: String) {
 async fn announce(node: Arc<Node>) {
     let mut stop = node.stop.subscribe();
     for attempt in 0..ANNOUNCE_ATTEMPTS {
-        let member = node
-            .data
-            .metrics()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .any(|id| id == node.id);
+        let member = node.groups.iter().all(|g| {
+            g.metrics()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|id| id == node.id)
+        });
         if member {
-            let join = rpc::Join {
-                node_id: node.id,
-                resp_addr: node.config.resp_addr.clone(),
-                grpc_addr: node.config.advertise.clone(),
-                forwarded: false,
-            };
-            match node.admit(join).await {
+            match node.admit(node.join_request()).await {
                 Ok(()) => return,
                 Err(e) => tracing::debug!(attempt, error = %e,
                     "announcing this node's addresses failed; retrying"),
@@ -139,6 +134,6 @@ async fn announce(node: Arc<Node>) {
     }
     warn!(
         node = node.id,
-        "gave up recording this node's addresses in the group"
+        "gave up recording this node's addresses in the groups"
     );
 }

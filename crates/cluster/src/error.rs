@@ -16,6 +16,9 @@ pub enum StartError {
     /// back.
     #[error("{0}")]
     Behind(String),
+    /// The data directory was written for another number of data groups.
+    #[error("{0}")]
+    Layout(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("raft: {0}")]

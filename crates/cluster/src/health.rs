@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tracing::{info, warn};
+use types::GroupId;
 
 use crate::Node;
 
@@ -35,17 +36,21 @@ impl Node {
 /// is reached only by appending entries, so it proposes empty writes.
 pub(crate) async fn guard_votes(
     node: Arc<Node>,
+    group: GroupId,
     floor: Option<u64>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let Some(group) = node.group(group) else {
+        return;
+    };
     let mut health = node.log_db.health();
     let mut refusing = floor.is_some();
     let mut silent = false;
     // What the vote registry was last told (`None`: not yet, by this task).
     let mut told: Option<Option<String>> = None;
-    let mut last_progress = (node.data.metrics().last_log_index, Instant::now());
+    let mut last_progress = (group.metrics().last_log_index, Instant::now());
     loop {
-        let behind = node.log_db.floor(node.data.id);
+        let behind = node.log_db.floor(group.id);
         let cause = health.borrow().cause().map(str::to_string);
         let why = match (&behind, &cause) {
             (_, Some(cause)) => Some(format!("the Raft log cannot write: {cause}")),
@@ -56,16 +61,20 @@ pub(crate) async fn guard_votes(
         };
         if why.is_some() != refusing {
             refusing = why.is_some();
-            node.data.raft.runtime_config().elect(!refusing);
+            group.raft.runtime_config().elect(!refusing);
             match &why {
-                Some(w) => warn!(node = node.id, why = %w, "not voting nor leading"),
-                None => info!(node = node.id, "voting and standing for election again"),
+                Some(w) => {
+                    warn!(node = node.id, group = %group.id, why = %w, "not voting nor leading")
+                }
+                None => {
+                    info!(node = node.id, group = %group.id, "voting and standing for election again")
+                }
             }
         }
         if cause.is_some() != silent {
             silent = cause.is_some();
-            node.data.raft.runtime_config().heartbeat(!silent);
-            if silent && node.data.is_leader() {
+            group.raft.runtime_config().heartbeat(!silent);
+            if silent && group.is_leader() {
                 warn!(
                     node = node.id,
                     "the log cannot write: no more heartbeats, so the \
@@ -74,22 +83,22 @@ pub(crate) async fn guard_votes(
             }
         }
         if told.as_ref() != Some(&why) {
-            node.registry.set_vote_refusal(node.data.id, why.clone());
+            node.registry.set_vote_refusal(group.id, why.clone());
             told = Some(why);
         }
         if let Some(floor) = behind {
-            let last = node.data.metrics().last_log_index;
+            let last = group.metrics().last_log_index;
             if last != last_progress.0 {
                 last_progress = (last, Instant::now());
             } else if last_progress.1.elapsed() >= Duration::from_secs(2)
-                && node.data.leader_id().is_some_and(|l| l != node.id)
+                && group.leader_id().is_some_and(|l| l != node.id)
             {
                 // An idle cluster: its last index may be below what this node had flushed
                 // (entries of an old leader that never committed). Empty writes move it on.
                 let n = floor.saturating_sub(last.unwrap_or(0)).clamp(1, 64);
                 let noops = vec![kv::Proposal::ExpireKeys(Vec::new()); n as usize];
-                node.write_many(&noops).await;
-                last_progress = (node.data.metrics().last_log_index, Instant::now());
+                node.write_many(group.id, &noops).await;
+                last_progress = (group.metrics().last_log_index, Instant::now());
             }
         }
         tokio::select! {

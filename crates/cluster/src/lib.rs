@@ -119,6 +119,7 @@ mod group;
 mod health;
 mod membership;
 mod node;
+mod placement;
 mod read;
 mod route;
 mod service;
@@ -131,7 +132,10 @@ use types::GroupId;
 
 use clock::wall_ms;
 pub use clock::Clock;
-pub use config::{ClusterConfig, ReadMode, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_SNAPSHOT_LOGS};
+pub use config::{
+    check_raft_groups, max_raft_groups, ClusterConfig, ReadMode, DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_RAFT_GROUPS, DEFAULT_SNAPSHOT_LOGS,
+};
 pub use error::{Error, StartError};
 pub use group::Group;
 pub use node::Node;
@@ -139,8 +143,8 @@ pub use raft::Health as LogHealth;
 pub use read::ReadAt;
 pub use status::{Member, Shard, Topology};
 
-/// The data group that owns every slot.
-pub const DATA_GROUP: GroupId = GroupId(1);
+/// The first data group (the only one with `--raft-groups 1`).
+pub const FIRST_DATA_GROUP: GroupId = GroupId(1);
 /// Longest a command waits for a leader before `-CLUSTERDOWN`.
 pub const NO_LEADER_WAIT: Duration = Duration::from_secs(3);
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use openraft::errors::{ChangeMembershipError, ClientWriteError};
 use openraft::ChangeMembers;
 use tracing::info;
-use types::{NodeId, NodeInfo};
+use types::{GroupId, NodeId, NodeInfo};
 
 use crate::error::Error;
 use crate::group::Group;
@@ -23,27 +23,53 @@ const CATCH_UP_WAIT: Duration = Duration::from_secs(3);
 const TRANSFER_WAIT: Duration = Duration::from_secs(2);
 
 impl Node {
-    /// `CLUSTER FORGET <node-id>`: removes a node from the group (on the leader, or
-    /// forwarded to it).
+    /// `CLUSTER FORGET <node-id>`: removes a node from every data group (on each group's
+    /// leader, or forwarded to it).
+    /// A group that no longer has the node (a forget interrupted halfway) counts as done;
+    /// a node no group has is unknown.
     pub async fn forget(&self, node_id: NodeId) -> Result<(), Error> {
-        let group = &self.data;
-        self.on_leader(group, |to| async move {
-            match to {
-                Target::Here => Attempt::Done(self.remove_member(group, node_id).await),
-                Target::Leader { mut peer, .. } => match peer.leave(rpc::Leave { node_id }).await {
-                    Ok(()) => Attempt::Done(Ok(())),
-                    Err(s) => Attempt::after_call(&s, |s| Err(Error::from_status(s))),
-                },
+        let mut removed = 0;
+        for group in &self.groups {
+            let outcome = self
+                .on_leader(group, |to| async move {
+                    match to {
+                        Target::Here => Attempt::Done(self.remove_member(group, node_id).await),
+                        Target::Leader { mut peer, .. } => {
+                            let leave = rpc::Leave {
+                                node_id,
+                                group: Some(group.id),
+                            };
+                            match peer.leave(leave).await {
+                                Ok(()) => Attempt::Done(Ok(())),
+                                Err(s) => Attempt::after_call(&s, |s| Err(Error::from_status(s))),
+                            }
+                        }
+                    }
+                })
+                .await?;
+            match outcome {
+                Ok(()) => removed += 1,
+                Err(Error::UnknownNode(_)) => {}
+                // The same refusal from a peer leader (`UnknownNode` travels as NotFound).
+                Err(Error::Peer(tonic::Code::NotFound, _)) => {}
+                Err(e) => return Err(e),
             }
-        })
-        .await?
+        }
+        if removed == 0 {
+            return Err(Error::UnknownNode(node_id));
+        }
+        Ok(())
     }
 
-    /// A joining node's request (it may reach any member): on the leader, or forwarded to
-    /// it once (a forwarded one is served only by a leader).
+    /// A joining node's request (it may reach any member): adds it to every data group,
+    /// each on its leader or forwarded to it once (a forwarded one names its group and is
+    /// served only by that group's leader).
     pub(crate) async fn admit(&self, join: rpc::Join) -> Result<(), Error> {
-        let group = &self.data;
         if join.forwarded {
+            let group = join
+                .group
+                .and_then(|g| self.group(g))
+                .ok_or_else(|| Error::Failed(format!("no group {:?} here", join.group)))?;
             if !group.is_leader() {
                 return Err(Error::NotLeader {
                     leader: group.leader_id(),
@@ -51,29 +77,63 @@ impl Node {
             }
             return self.add_member(group, join).await;
         }
-        self.on_leader(group, |to| {
-            let join = rpc::Join {
-                forwarded: true,
-                ..join.clone()
-            };
-            async move {
-                match to {
-                    Target::Here => Attempt::Done(self.add_member(group, join).await),
-                    Target::Leader { mut peer, .. } => match peer.join(join).await {
-                        Ok(()) => Attempt::Done(Ok(())),
-                        Err(s) => Attempt::after_call(&s, |s| Err(Error::from_status(s))),
-                    },
+        for group in &self.groups {
+            self.on_leader(group, |to| {
+                let join = rpc::Join {
+                    forwarded: true,
+                    group: Some(group.id),
+                    ..join.clone()
+                };
+                async move {
+                    match to {
+                        Target::Here => Attempt::Done(self.add_member(group, join).await),
+                        Target::Leader { mut peer, .. } => match peer.join(join).await {
+                            Ok(()) => Attempt::Done(Ok(())),
+                            Err(s) => Attempt::after_call(&s, |s| Err(Error::from_status(s))),
+                        },
+                    }
                 }
-            }
-        })
-        .await?
+            })
+            .await??;
+        }
+        Ok(())
     }
 
-    /// Hands leadership to voter `to` (`CLUSTER TRANSFER-LEADER`): only on the leader,
-    /// which asks `to` to campaign at once; waits a little for `to` to take over. A
-    /// refusal says which node leads, so the caller can ask it instead.
+    /// `CLUSTER TRANSFER-LEADER <node-id>`: hands every group this node leads to voter
+    /// `to` (each asked to campaign at once) and waits a little for it to take over. A
+    /// node that leads no group refuses, saying which node leads the first one, so the
+    /// caller can ask it instead.
     pub async fn transfer_leader(&self, to: NodeId) -> Result<(), Error> {
-        let group = &self.data;
+        let led: Vec<&Group> = self.groups.iter().filter(|g| g.is_leader()).collect();
+        if led.is_empty() {
+            return Err(Error::NotLeader {
+                leader: self.groups[0].leader_id(),
+            });
+        }
+        for group in led {
+            info!(group = %group.id, to, "transferring leadership on request");
+            self.transfer_group(group, to, TRANSFER_WAIT).await?;
+        }
+        Ok(())
+    }
+
+    /// `CLUSTER TRANSFER-LEADER <node-id> <group-id>`: hands group `group` (led here) to
+    /// voter `to` and waits a little for it to take over. Refused, naming the leader, when
+    /// another node leads it.
+    pub async fn transfer_group_leader(&self, group: GroupId, to: NodeId) -> Result<(), Error> {
+        let group = self.hosted(group)?;
+        info!(group = %group.id, to, "transferring one group's leadership on request");
+        self.transfer_group(group, to, TRANSFER_WAIT).await
+    }
+
+    /// Hands the leadership of `group` (led here) to voter `to`, and waits up to `wait`
+    /// for it to take over.
+    pub(crate) async fn transfer_group(
+        &self,
+        group: &Group,
+        to: NodeId,
+        wait: Duration,
+    ) -> Result<(), Error> {
         let m = group.metrics();
         if m.current_leader != Some(self.id) {
             return Err(Error::NotLeader {
@@ -91,7 +151,6 @@ impl Node {
         {
             return Err(Error::Failed(format!("node {to} is not a voter")));
         }
-        info!(group = %group.id, to, "transferring leadership on request");
         group
             .raft
             .trigger()
@@ -100,13 +159,14 @@ impl Node {
             .map_err(|e| Error::Failed(format!("transfer failed: {e}")))?;
         group
             .raft
-            .wait(Some(TRANSFER_WAIT))
+            .wait(Some(wait))
             .metrics(|m| m.current_leader == Some(to), "leadership transferred")
             .await
             .map_err(|_| {
                 Error::Failed(format!(
-                    "node {to} did not take over within {} seconds",
-                    TRANSFER_WAIT.as_secs()
+                    "node {to} did not take over group {} within {} ms",
+                    group.id,
+                    wait.as_millis()
                 ))
             })?;
         Ok(())
@@ -153,6 +213,7 @@ impl Node {
         let node = NodeInfo {
             resp_addr: join.resp_addr,
             grpc_addr: join.grpc_addr,
+            hostname: join.hostname,
         };
         let m = group.metrics();
         let membership = m.membership_config.membership();

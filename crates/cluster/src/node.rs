@@ -10,18 +10,21 @@ use raft::TypeConfig;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
-use types::{NodeId, NodeInfo};
+use types::{GroupId, NodeId, NodeInfo, Slot};
 
 use crate::error::StartError;
 use crate::group::{raft_error, Group};
-use crate::{health, read, service, status, wall_ms, Clock, ClusterConfig, DATA_GROUP};
+use crate::{health, placement, read, service, status, wall_ms, Clock, ClusterConfig};
 
-/// A running node: its replica of the data group and its gRPC server.
+/// A running node: its replicas of the data groups and its gRPC server.
 pub struct Node {
     pub id: NodeId,
     pub(crate) config: ClusterConfig,
-    /// The data group (the only group yet).
-    pub(crate) data: Group,
+    /// The data groups, in id order: `groups[i]` is group `i + 1`.
+    pub(crate) groups: Vec<Group>,
+    /// Which group owns which slots: `(first, last, group)`, ascending, covering every
+    /// slot (fixed when the cluster was founded; see `placement`).
+    pub(crate) layout: Vec<(Slot, Slot, GroupId)>,
     /// The node's log database (for its counters and health; the log stores hold their own
     /// handles).
     pub(crate) log_db: raft::LogDb,
@@ -63,23 +66,30 @@ impl Node {
             max_forward_bytes: max_forward,
             ..rpc::PoolConfig::default()
         });
-        let data = Group::open(DATA_GROUP, &config, &log_db, pool.clone()).await?;
+        let layout = placement::check_layout(&config, &log_db).await?;
+        let mut groups = Vec::with_capacity(config.raft_groups as usize);
+        for g in 1..=config.raft_groups {
+            groups.push(Group::open(GroupId(g as u64), &config, &log_db, pool.clone()).await?);
+        }
 
         let snapshot_dir = config.data_dir.join("snapshots");
         std::fs::create_dir_all(&snapshot_dir)?;
         let registry = rpc::Groups::<TypeConfig, raft::StateMachine>::new(move |_| {
             tempfile::tempfile_in(&snapshot_dir)
         });
-        registry.insert(data.id, data.raft.clone());
-        if let Some(b) = &data.behind {
-            registry.set_vote_refusal(data.id, Some(format!("catching up after damage: {b}")));
+        for group in &groups {
+            registry.insert(group.id, group.raft.clone());
+            if let Some(b) = &group.behind {
+                registry.set_vote_refusal(group.id, Some(format!("catching up after damage: {b}")));
+            }
         }
         let listener = tokio::net::TcpListener::bind(&config.grpc_listen).await?;
         let (stop, stop_rx) = watch::channel(false);
         let node = Arc::new(Node {
             id: config.node_id,
             config,
-            data,
+            groups,
+            layout,
             log_db,
             registry: registry.clone(),
             upload_ids: AtomicU64::new(wall_ms() as u64 ^ (std::process::id() as u64) << 40),
@@ -95,19 +105,31 @@ impl Node {
             max_forward,
             stop_rx.clone(),
         ));
-        node.spawn(read::run_read_rounds(
-            node.data.raft.clone(),
-            node.data.rounds.clone(),
-            stop_rx.clone(),
-        ));
+        for group in &node.groups {
+            node.spawn(read::run_read_rounds(
+                group.raft.clone(),
+                group.rounds.clone(),
+                stop_rx.clone(),
+            ));
+        }
         node.bootstrap().await?;
-        let floor = node.data.behind.as_ref().map(|b| b.floor);
-        node.spawn(health::guard_votes(node.clone(), floor, stop_rx.clone()));
-        node.spawn(status::log_leader_changes(
-            node.data.raft.clone(),
-            node.id,
-            stop_rx,
-        ));
+        for group in &node.groups {
+            let floor = group.behind.as_ref().map(|b| b.floor);
+            node.spawn(health::guard_votes(
+                node.clone(),
+                group.id,
+                floor,
+                stop_rx.clone(),
+            ));
+            node.spawn(status::log_leader_changes(
+                group.raft.clone(),
+                group.id,
+                node.id,
+                stop_rx.clone(),
+            ));
+        }
+        node.spawn(placement::claim_slots(node.clone(), stop_rx.clone()));
+        node.spawn(placement::balance_leaders(node.clone(), stop_rx));
         Ok(node)
     }
 
@@ -126,17 +148,40 @@ impl Node {
         NodeInfo {
             resp_addr: self.config.resp_addr.clone(),
             grpc_addr: self.config.advertise.clone(),
+            hostname: self.config.hostname.clone(),
         }
     }
 
-    /// The data the server reads (the data group's state machine).
-    pub fn db(&self) -> MutexGuard<'_, kv::Db> {
-        self.data.db()
+    /// This node asking to be recorded as it is reached now (a join, or a member's
+    /// announcement of its addresses).
+    pub(crate) fn join_request(&self) -> rpc::Join {
+        let info = self.info();
+        rpc::Join {
+            node_id: self.id,
+            resp_addr: info.resp_addr,
+            grpc_addr: info.grpc_addr,
+            hostname: info.hostname,
+            forwarded: false,
+            group: None,
+        }
     }
 
-    /// True if this node believes it leads the data group.
-    pub fn is_leader(&self) -> bool {
-        self.data.is_leader()
+    /// The data groups, in id order.
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    /// Data group `id`, if this node hosts it.
+    pub fn group(&self, id: GroupId) -> Option<&Group> {
+        let i = usize::try_from(id.0).ok()?.checked_sub(1)?;
+        self.groups.get(i).filter(|g| g.id == id)
+    }
+
+    /// The data group that owns `slot`.
+    pub fn group_of(&self, slot: Slot) -> &Group {
+        let i = self.layout.partition_point(|&(_, last, _)| last < slot);
+        let (_, _, id) = self.layout[i.min(self.layout.len() - 1)];
+        self.group(id).expect("the layout names hosted groups only")
     }
 
     /// A time to stamp a proposal with: the clock, never behind an earlier stamp.
@@ -144,45 +189,49 @@ impl Node {
         self.clock.now_ms()
     }
 
-    /// Hands leadership to another voter if this node leads, then stops Raft and the gRPC
-    /// server.
+    /// Hands the leadership of every group this node leads to another voter, then stops
+    /// Raft and the gRPC server.
     pub async fn shutdown(&self) {
-        let m = self.data.metrics();
-        if m.current_leader == Some(self.id) {
-            let target = m
-                .membership_config
-                .membership()
-                .voter_ids()
-                .find(|&id| id != self.id);
-            if let Some(target) = target {
-                info!(to = target, "handing leadership away before shutdown");
-                if self
-                    .data
-                    .raft
-                    .trigger()
-                    .transfer_leader(target)
-                    .await
-                    .is_ok()
-                {
-                    let _ = self
-                        .data
-                        .raft
-                        .wait(Some(Duration::from_secs(2)))
-                        .metrics(
-                            |m| m.current_leader != Some(self.id),
-                            "leadership handed away",
-                        )
-                        .await;
-                }
-            }
-        }
+        let handovers = self.groups.iter().map(|group| self.hand_away(group));
+        futures_util::future::join_all(handovers).await;
         let _ = self.stop.send(true);
-        if let Err(e) = self.data.raft.shutdown().await {
-            warn!(error = %e, "raft shutdown");
+        for group in &self.groups {
+            if let Err(e) = group.raft.shutdown().await {
+                warn!(group = %group.id, error = %e, "raft shutdown");
+            }
         }
         let tasks: Vec<_> = self.tasks().drain(..).collect();
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+
+    /// If this node leads `group`, asks another voter to take over and waits a little.
+    async fn hand_away(&self, group: &Group) {
+        let m = group.metrics();
+        if m.current_leader != Some(self.id) {
+            return;
+        }
+        // Spread over the other voters, so that no one node takes every group at once.
+        let others: Vec<NodeId> = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|&id| id != self.id)
+            .collect();
+        let Some(&target) = others.get(group.id.0 as usize % others.len().max(1)) else {
+            return;
+        };
+        info!(group = %group.id, to = target, "handing leadership away before shutdown");
+        if group.raft.trigger().transfer_leader(target).await.is_ok() {
+            let _ = group
+                .raft
+                .wait(Some(Duration::from_secs(2)))
+                .metrics(
+                    |m| m.current_leader != Some(self.id),
+                    "leadership handed away",
+                )
+                .await;
         }
     }
 }

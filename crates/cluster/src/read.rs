@@ -10,6 +10,7 @@ use openraft::ReadPolicy;
 use resp::Frame;
 use tokio::sync::watch;
 use tonic::Status;
+use types::GroupId;
 
 use crate::error::Error;
 use crate::group::Group;
@@ -28,9 +29,13 @@ pub enum ReadAt {
 impl Node {
     /// Waits until a read may be served here at the configured consistency, then runs
     /// `read` against the state.
-    pub async fn read<T>(&self, read: impl FnOnce(&kv::Db) -> T) -> Result<T, Error> {
-        match self.read_barrier().await? {
-            ReadAt::Here => Ok(read(&self.data.db())),
+    pub async fn read<T>(
+        &self,
+        group: GroupId,
+        read: impl FnOnce(&kv::Db) -> T,
+    ) -> Result<T, Error> {
+        match self.read_barrier(group).await? {
+            ReadAt::Here => Ok(read(&self.hosted(group)?.db())),
             ReadAt::Leader => Err(Error::Failed(
                 "this node's Raft log cannot write, so it cannot catch up: ask another node".into(),
             )),
@@ -42,8 +47,8 @@ impl Node {
     /// serves every read received before it started), or at the leader when this
     /// follower's log cannot write (it cannot append, so it cannot apply, what was written
     /// since): see [`Node::read_at_leader`].
-    pub async fn read_barrier(&self) -> Result<ReadAt, Error> {
-        let group = &self.data;
+    pub async fn read_barrier(&self, group: GroupId) -> Result<ReadAt, Error> {
+        let group = self.hosted(group)?;
         if self.config.read_mode == ReadMode::Stale || self.config.unsafe_local_reads {
             return Ok(ReadAt::Here);
         }
@@ -57,12 +62,17 @@ impl Node {
 
     /// Runs a read command (its arguments, and the seed of a command that picks at random)
     /// on the leader, which serves it linearizably; its reply.
-    pub async fn read_at_leader(&self, args: &[Bytes], seed: u64) -> Result<Frame, Error> {
-        let group = &self.data;
+    pub async fn read_at_leader(
+        &self,
+        group: GroupId,
+        args: &[Bytes],
+        seed: u64,
+    ) -> Result<Frame, Error> {
+        let group = self.hosted(group)?;
         let reply = self
             .on_leader(group, |to| async move {
                 match to {
-                    Target::Here => match self.serve_read(args, Some(seed)).await {
+                    Target::Here => match self.serve_read(group, args, Some(seed)).await {
                         Ok(wire) => Attempt::Done(Ok(wire)),
                         Err(_) => Attempt::Again,
                     },
@@ -130,10 +140,11 @@ impl Node {
     /// refused.
     pub(crate) async fn serve_read(
         &self,
+        group: &Group,
         args: &[Bytes],
         seed: Option<u64>,
     ) -> Result<Vec<u8>, Status> {
-        self.must_lead(&self.data)?;
+        self.must_lead(group)?;
         let mut ctx = kv::Ctx {
             now_ms: self.stamp(),
             seed: seed.unwrap_or(0),
@@ -142,7 +153,7 @@ impl Node {
         match kv::parse(args, &mut ctx) {
             Ok(kv::Cmd::Read(read)) => {
                 let frame = self
-                    .read(|db| read.run(db, now))
+                    .read(group.id, |db| read.run(db, now))
                     .await
                     .unwrap_or_else(|e| e.to_frame());
                 Ok(frame.to_wire())

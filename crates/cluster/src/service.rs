@@ -80,12 +80,9 @@ struct Handler(Arc<Node>);
 impl Handler {
     /// The local replica of `group`, if this node hosts it.
     fn group(&self, group: GroupId) -> Result<&crate::group::Group, Status> {
-        let node = &self.0;
-        if group == node.data.id {
-            Ok(&node.data)
-        } else {
-            Err(Status::not_found(format!("no group {group}")))
-        }
+        self.0
+            .group(group)
+            .ok_or_else(|| Status::not_found(format!("no group {group}")))
     }
 }
 
@@ -94,11 +91,15 @@ impl rpc::NodeHandler for Handler {
         let node = &self.0;
         let group = self.group(req.group_id)?;
         let Some(encoded) = req.proposal else {
-            return node.serve_read(&req.args, req.seed).await;
+            return node.serve_read(group, &req.args, req.seed).await;
         };
         kv::Proposal::decode_shared(&encoded)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         node.must_lead(group)?;
+        if group.db().claim().is_none() {
+            // Not serving its slots yet (see `placement`): the sender tries again.
+            return Err(crate::Error::NotLeader { leader: None }.to_status());
+        }
         if let Some(refused) = node.refuse_write(encoded.len()) {
             return Ok(refused.to_frame().to_wire());
         }
@@ -135,27 +136,40 @@ impl rpc::NodeHandler for Handler {
 
     async fn leave(&self, req: rpc::Leave) -> Result<(), Status> {
         let node = &self.0;
-        node.must_lead(&node.data)?;
-        node.remove_member(&node.data, req.node_id)
-            .await
-            .map_err(|e| e.to_status())
+        let groups: Vec<&crate::group::Group> = match req.group {
+            Some(g) => vec![self.group(g)?],
+            None => node.groups().iter().collect(),
+        };
+        for group in groups {
+            node.must_lead(group)?;
+            node.remove_member(group, req.node_id)
+                .await
+                .map_err(|e| e.to_status())?;
+        }
+        Ok(())
     }
 
     async fn status(&self) -> Result<rpc::NodeStatus, Status> {
         let node = &self.0;
-        let group = &node.data;
-        let m = group.metrics();
         let index = |l: &Option<raft::typ::LogId>| l.as_ref().map(|l| l.index());
+        let groups = node
+            .groups()
+            .iter()
+            .map(|group| {
+                let m = group.metrics();
+                rpc::GroupStatus {
+                    group_id: group.id,
+                    role: role(m.state),
+                    term: m.current_term,
+                    leader: m.current_leader,
+                    commit: index(&m.local_committed),
+                    applied: index(&m.last_applied),
+                }
+            })
+            .collect();
         Ok(rpc::NodeStatus {
             node_id: node.id,
-            groups: vec![rpc::GroupStatus {
-                group_id: group.id,
-                role: role(m.state),
-                term: m.current_term,
-                leader: m.current_leader,
-                commit: index(&m.local_committed),
-                applied: index(&m.last_applied),
-            }],
+            groups,
         })
     }
 }

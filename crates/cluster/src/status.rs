@@ -5,7 +5,7 @@ use openraft::async_runtime::watch::WatchReceiver;
 use openraft::ServerState;
 use tokio::sync::watch;
 use tracing::info;
-use types::{GroupId, NodeId, Slot};
+use types::{GroupId, NodeId, NodeInfo, Slot};
 
 use crate::{Node, Raft};
 
@@ -40,6 +40,8 @@ pub struct Member {
     pub resp_addr: String,
     /// `host:port` of its gRPC listener.
     pub grpc_addr: String,
+    /// The hostname it announces to clients; empty: none.
+    pub hostname: String,
 }
 
 /// A data group as clients see it: its slots, its leader (the shard's master) and its
@@ -75,58 +77,119 @@ impl Topology {
 }
 
 impl Node {
-    /// Where a cluster client should send a command for `slot` instead of here: the RESP
-    /// address of the leader of the slot's group, when another node leads it and its
-    /// address is known (else `None`: the command is served, or forwarded, here). Asked
-    /// for every command in redirect mode, so it reads the metrics in place.
-    pub fn redirect(&self, slot: Slot) -> Option<String> {
-        let _ = slot; // One group serves every slot.
-        let metrics = self.data.raft.metrics();
+    /// Where a cluster client should send a command for `slot` instead of here: the
+    /// leader of the slot's group, when another node leads it and its RESP address is
+    /// known (else `None`: the command is served, or forwarded, here). Asked for every
+    /// command in redirect mode, so it reads the metrics in place.
+    pub fn redirect(&self, slot: Slot) -> Option<NodeInfo> {
+        let metrics = self.group_of(slot).raft.metrics();
         let m = metrics.borrow_watched();
         let leader = m.current_leader.filter(|&l| l != self.id)?;
-        let addr = &m
-            .membership_config
-            .membership()
-            .get_node(&leader)?
-            .resp_addr;
-        (!addr.is_empty()).then(|| addr.clone())
+        let info = m.membership_config.membership().get_node(&leader)?;
+        (!info.resp_addr.is_empty()).then(|| info.clone())
     }
 
     /// Who serves which slots now, as this node knows it.
     pub fn topology(&self) -> Topology {
-        let group = &self.data;
-        let m = group.metrics();
-        let membership = m.membership_config.membership();
-        let members: Vec<Member> = membership
+        // Every group has the same members; the first one's records are the addresses.
+        let first = self.groups[0].metrics();
+        let members: Vec<Member> = first
+            .membership_config
+            .membership()
             .nodes()
             .map(|(&id, info)| Member {
                 id,
                 resp_addr: info.resp_addr.clone(),
                 grpc_addr: info.grpc_addr.clone(),
+                hostname: info.hostname.clone(),
             })
             .collect();
-        // Voters only: a learner may still be copying the log (or never answer), and a
-        // client told of it as a replica could send it reads.
-        let mut replicas: Vec<NodeId> = membership.voter_ids().collect();
-        replicas.sort_unstable();
-        let shard = Shard {
-            group: group.id,
-            slots: vec![(Slot(0), Slot(Slot::COUNT - 1))],
-            leader: m.current_leader,
-            replicas,
-            term: m.current_term,
-            applied: m.last_applied.as_ref().map_or(0, |l| l.index()),
-        };
+        let shards = self
+            .groups
+            .iter()
+            .map(|group| {
+                let m = group.metrics();
+                // Voters only: a learner may still be copying the log (or never answer),
+                // and a client told of it as a replica could send it reads.
+                let mut replicas: Vec<NodeId> =
+                    m.membership_config.membership().voter_ids().collect();
+                replicas.sort_unstable();
+                Shard {
+                    group: group.id,
+                    slots: self.ranges_of(group.id),
+                    leader: m.current_leader,
+                    replicas,
+                    term: m.current_term,
+                    applied: m.last_applied.as_ref().map_or(0, |l| l.index()),
+                }
+            })
+            .collect();
         Topology {
             me: self.id,
             members,
-            shards: vec![shard],
+            shards,
         }
     }
 
-    /// Fields for `INFO replication`.
-    pub fn status(&self) -> Vec<(&'static str, String)> {
-        let group = &self.data;
+    /// Fields for `INFO replication`: the first data group's role, term, leader and
+    /// indexes (with one group, the whole story), the node's log, then a summary of every
+    /// group and one line per group
+    /// (`raft_group_<id>:role=...,term=...,leader=...,commit=...,applied=...,slots=a-b`).
+    pub fn status(&self) -> Vec<(String, String)> {
+        let mut fields: Vec<(String, String)> = self
+            .first_group_status()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let leaders: Vec<Option<NodeId>> = self.groups.iter().map(|g| g.leader_id()).collect();
+        fields.push(("raft_groups".into(), self.groups.len().to_string()));
+        fields.push((
+            "raft_groups_led".into(),
+            leaders
+                .iter()
+                .filter(|&&l| l == Some(self.id))
+                .count()
+                .to_string(),
+        ));
+        fields.push((
+            "raft_groups_without_leader".into(),
+            leaders.iter().filter(|l| l.is_none()).count().to_string(),
+        ));
+        for group in &self.groups {
+            let m = group.metrics();
+            let index = |l: &Option<raft::typ::LogId>| l.as_ref().map_or(0, |l| l.index());
+            let slots: Vec<String> = self
+                .ranges_of(group.id)
+                .iter()
+                .map(|(a, b)| format!("{}-{}", a.0, b.0))
+                .collect();
+            fields.push((
+                format!("raft_group_{}", group.id),
+                format!(
+                    "role={},term={},leader={},commit={},applied={},last_log={},voters={},\
+                     slots={}",
+                    role(m.state).name(),
+                    m.current_term,
+                    m.current_leader
+                        .map_or_else(|| "none".to_string(), |l| l.to_string()),
+                    index(&m.local_committed),
+                    index(&m.last_applied),
+                    m.last_log_index.unwrap_or(0),
+                    m.membership_config
+                        .membership()
+                        .voter_ids()
+                        .map(|id| id.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    slots.join(" "),
+                ),
+            ));
+        }
+        fields
+    }
+
+    fn first_group_status(&self) -> Vec<(&'static str, String)> {
+        let group = &self.groups[0];
         let m = group.metrics();
         let role = role(m.state).name();
         let index = |l: &Option<raft::typ::LogId>| l.as_ref().map_or(0, |l| l.index());
@@ -202,7 +265,12 @@ impl Node {
 }
 
 /// Logs leader changes and membership changes as they happen.
-pub(crate) async fn log_leader_changes(raft: Raft, id: NodeId, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn log_leader_changes(
+    raft: Raft,
+    group: GroupId,
+    id: NodeId,
+    mut stop: watch::Receiver<bool>,
+) {
     // The server metrics change only with the vote, the role, the leader or the
     // membership; the full metrics change with every commit and would wake this task for
     // each write.
@@ -221,13 +289,13 @@ pub(crate) async fn log_leader_changes(raft: Raft, id: NodeId, mut stop: watch::
         };
         if (leader, term) != (last.0, last.1) {
             match leader {
-                Some(l) if l == id => info!(node = id, term, "elected leader"),
-                Some(l) => info!(node = id, term, leader = l, "following a new leader"),
-                None => info!(node = id, term, "no leader"),
+                Some(l) if l == id => info!(node = id, %group, term, "elected leader"),
+                Some(l) => info!(node = id, %group, term, leader = l, "following a new leader"),
+                None => info!(node = id, %group, term, "no leader"),
             }
         }
         if voters != last.2 {
-            info!(node = id, voters = %voters, "membership changed");
+            info!(node = id, %group, voters = %voters, "membership changed");
         }
         last = (leader, term, voters);
         tokio::select! {

@@ -10,6 +10,7 @@ use openraft::errors::ClientWriteError;
 use raft::{Request, TypeConfig};
 use resp::Frame;
 use tracing::info;
+use types::GroupId;
 
 use crate::error::{Error, LEADER_CHANGED};
 use crate::group::Group;
@@ -46,12 +47,17 @@ impl Node {
     }
 
     /// Proposes a write; its reply (see the crate header for forwarding and retries).
-    pub async fn write(&self, proposal: &kv::Proposal) -> Result<Frame, Error> {
-        self.write_encoded(&self.data, proposal.encode().into())
-            .await
+    pub async fn write(&self, group: GroupId, proposal: &kv::Proposal) -> Result<Frame, Error> {
+        let group = self.hosted(group)?;
+        self.write_encoded(group, proposal.encode().into()).await
     }
 
-    /// [`Node::write`], for a proposal already encoded.
+    /// Data group `id`, or an error for a group this node does not host.
+    pub(crate) fn hosted(&self, id: GroupId) -> Result<&Group, Error> {
+        self.group(id)
+            .ok_or_else(|| Error::Failed(format!("no group {id} on this node")))
+    }
+
     async fn write_encoded(&self, group: &Group, encoded: Bytes) -> Result<Frame, Error> {
         if let Some(refused) = self.refuse_write(encoded.len()) {
             return Err(refused);
@@ -72,6 +78,8 @@ impl Node {
                 let encoded = encoded.clone();
                 async move {
                     match to {
+                        // A group serves no write before its claim (see `placement`).
+                        Target::Here if group.db().claim().is_none() => Attempt::Again,
                         Target::Here => match self.propose_local(group, encoded).await {
                             Ok(frame) => Attempt::Done(Ok(frame)),
                             Err(Retry::No(e)) => Attempt::Done(Err(e)),
@@ -112,9 +120,16 @@ impl Node {
     /// flushes) and keep their order in the log. A write refused before it was appended
     /// goes the one-by-one way; one discarded after it was appended gets the
     /// unknown-outcome error (it may be in the log).
-    pub async fn write_many(&self, proposals: &[kv::Proposal]) -> Vec<Result<Frame, Error>> {
+    pub async fn write_many(
+        &self,
+        group: GroupId,
+        proposals: &[kv::Proposal],
+    ) -> Vec<Result<Frame, Error>> {
         use futures_util::StreamExt;
-        let group = &self.data;
+        let group = match self.hosted(group) {
+            Ok(group) => group,
+            Err(e) => return proposals.iter().map(|_| Err(e.clone())).collect(),
+        };
         let mut out = Vec::with_capacity(proposals.len());
         let encoded: Vec<Bytes> = proposals.iter().map(|p| p.encode().into()).collect();
         let small = encoded.iter().all(|e| e.len() <= raft::uploads::PART_BYTES);
@@ -123,7 +138,12 @@ impl Node {
             .map(|e| e.len())
             .max()
             .and_then(|n| self.refuse_write(n));
-        if proposals.len() > 1 && small && refused.is_none() && group.is_leader() {
+        if proposals.len() > 1
+            && small
+            && refused.is_none()
+            && group.is_leader()
+            && group.db().claim().is_some()
+        {
             let requests: Vec<Request> = encoded
                 .iter()
                 .map(|p| Request::encoded(self.stamp(), p.clone()))
