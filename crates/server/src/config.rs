@@ -56,6 +56,22 @@ pub enum Routing {
     Redirect,
 }
 
+/// What cluster replies name a node by (`--preferred-endpoint-type`, Redis's
+/// `cluster-preferred-endpoint-type`): the endpoint of `CLUSTER SLOTS` and `SHARDS`, and
+/// the host of `-MOVED`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndpointType {
+    /// Its address's host (the host of `--advertise`).
+    #[default]
+    Ip,
+    /// The hostname it announces (`--announce-hostname`), `?` if it announces none.
+    Hostname,
+    /// Neither: clients reach it at the address they already used (an empty host, or
+    /// null in `CLUSTER SLOTS`), for nodes behind one load balancer.
+    UnknownEndpoint,
+}
+
 /// A deliberately unsafe behaviour (`--unsafe`), only for proving that the fault-injection
 /// suite catches what it breaks. Not in `--help`; a node running one logs a loud warning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -162,12 +178,26 @@ pub struct Cli {
     /// replaced [default: 50]
     #[arg(long, env = "REDRAFT_HEARTBEAT_MS")]
     pub heartbeat_ms: Option<u64>,
+    /// Raft groups the 16384 hash slots are spread over, each with its own leader; fixed
+    /// when the cluster is founded, the same on every node [default: 16]
+    #[arg(long, env = "REDRAFT_RAFT_GROUPS")]
+    pub raft_groups: Option<u32>,
     /// What a node does with a command for slots whose group another node leads: `proxy`
     /// forwards it there, so any client works on any node; `redirect` answers `-MOVED` to
     /// the leader, as a Redis Cluster node does, saving cluster-aware clients a hop
     /// [default: proxy]
     #[arg(long, env = "REDRAFT_CLUSTER_ROUTING", value_enum)]
     pub cluster_routing: Option<Routing>,
+    /// A DNS name clients can reach this node at, announced beside its address in CLUSTER
+    /// SLOTS/SHARDS/NODES (Redis's cluster-announce-hostname; a StatefulSet pod's stable
+    /// name in Kubernetes) [default: none]
+    #[arg(long, env = "REDRAFT_ANNOUNCE_HOSTNAME")]
+    pub announce_hostname: Option<String>,
+    /// What cluster replies and -MOVED name nodes by: `ip` (the host of their address),
+    /// `hostname` (their announced hostname) or `unknown-endpoint` (none: the address
+    /// the client used) [default: ip]
+    #[arg(long, env = "REDRAFT_PREFERRED_ENDPOINT_TYPE", value_enum)]
+    pub preferred_endpoint_type: Option<EndpointType>,
     /// Largest write accepted, in bytes (the whole command, or a whole EXEC); larger ones
     /// get an error before anything is proposed [default: 629145600, 600 MiB]
     #[arg(long, env = "REDRAFT_MAX_REQUEST_BYTES")]
@@ -215,8 +245,14 @@ pub struct Config {
     pub snapshot_logs: u64,
     /// Raft heartbeat interval, milliseconds.
     pub heartbeat_ms: u64,
+    /// Data groups the slots are spread over.
+    pub raft_groups: u32,
     /// Forward commands for other nodes' slots, or redirect them.
     pub cluster_routing: Routing,
+    /// Hostname announced to clients; empty: none.
+    pub announce_hostname: String,
+    /// What cluster replies name nodes by.
+    pub preferred_endpoint_type: EndpointType,
     /// Largest write accepted, bytes.
     pub max_request_bytes: usize,
     /// Shutdown budget, seconds.
@@ -248,7 +284,10 @@ impl Default for Config {
             join: String::new(),
             snapshot_logs: DEFAULT_SNAPSHOT_LOGS,
             heartbeat_ms: DEFAULT_HEARTBEAT_MS,
+            raft_groups: cluster::DEFAULT_RAFT_GROUPS,
             cluster_routing: Routing::Proxy,
+            announce_hostname: String::new(),
+            preferred_endpoint_type: EndpointType::Ip,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             unsafe_mode: None,
@@ -312,8 +351,17 @@ impl Config {
         if let Some(v) = cli.heartbeat_ms {
             config.heartbeat_ms = v;
         }
+        if let Some(v) = cli.raft_groups {
+            config.raft_groups = v;
+        }
         if let Some(v) = cli.cluster_routing {
             config.cluster_routing = v;
+        }
+        if let Some(v) = &cli.announce_hostname {
+            config.announce_hostname = v.clone();
+        }
+        if let Some(v) = cli.preferred_endpoint_type {
+            config.preferred_endpoint_type = v;
         }
         if let Some(v) = cli.max_request_bytes {
             config.max_request_bytes = v;
@@ -368,6 +416,9 @@ impl Config {
                 self.heartbeat_ms
             )));
         }
+        cluster::check_raft_groups(self.raft_groups, self.heartbeat_ms).map_err(Error::Config)?;
+        types::check_hostname(&self.announce_hostname)
+            .map_err(|e| Error::Config(format!("announce-hostname: {e}")))?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::Config("data-dir must not be empty".into()));
         }
@@ -436,6 +487,7 @@ impl Config {
             node_id: self.node_id,
             grpc_listen: self.grpc_listen_addr(),
             resp_addr: format!("{host}:{}", self.port),
+            hostname: self.announce_hostname.clone(),
             advertise,
             members: self.members()?,
             join: (!self.join.is_empty()).then(|| self.join.clone()),
@@ -446,6 +498,7 @@ impl Config {
             unsafe_local_reads: self.unsafe_mode == Some(UnsafeMode::LocalReads),
             unsafe_skip_log_checks: self.unsafe_mode == Some(UnsafeMode::SkipLogChecks),
             max_request_bytes: self.max_request_bytes,
+            raft_groups: self.raft_groups,
         })
     }
 
@@ -477,6 +530,9 @@ pub fn parse_host_port(s: &str) -> Result<(&str, u16), String> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err(format!("'{s}' has no host"));
+    }
+    if host.contains(',') {
+        return Err(format!("'{s}' has a comma in its host"));
     }
     Ok((host, port))
 }
@@ -560,5 +616,28 @@ mod tests {
         };
         assert!(c.validate().is_err());
         assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn an_announced_hostname_follows_redis_rules() {
+        let named = |hostname: &str| Config {
+            announce_hostname: hostname.into(),
+            ..Config::default()
+        };
+        assert!(named("redraft-0.redraft.default.svc").validate().is_ok());
+        let e = named("redraft_0").validate().unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "announce-hostname: Hostnames may only contain alphanumeric characters, \
+                 hyphens or dots"
+            ),
+            "{e}"
+        );
+        let file: Config = toml::from_str(
+            "announce-hostname = \"redraft-1.redraft\"\npreferred-endpoint-type = \"unknown-endpoint\"",
+        )
+        .expect("a file");
+        assert_eq!(file.announce_hostname, "redraft-1.redraft");
+        assert_eq!(file.preferred_endpoint_type, EndpointType::UnknownEndpoint);
     }
 }

@@ -14,6 +14,10 @@ use bytes::Bytes;
 use cluster::{Clock, ReadAt};
 use kv::Db;
 use resp::Frame;
+use types::{GroupId, Slot};
+
+/// Memory's one group.
+const ONLY: GroupId = cluster::FIRST_DATA_GROUP;
 
 /// The reply when a cluster-only command reaches a memory-only server.
 const NO_CLUSTER: &str = "ERR This instance has cluster support disabled";
@@ -60,54 +64,90 @@ impl Engine {
         }
     }
 
-    /// The data reads run against (after [`Engine::read_barrier`]), locked.
-    pub fn db(&self) -> MutexGuard<'_, Db> {
+    /// The data group a command on `slot` runs in (`None`, a command with no key: the
+    /// first group). Memory has one "group", [`ONLY`].
+    pub fn group_of(&self, slot: Option<Slot>) -> GroupId {
+        match (self, slot) {
+            (Engine::Cluster(node), Some(slot)) => node.group_of(slot).id,
+            (Engine::Cluster(_), None) | (Engine::Memory(_), _) => ONLY,
+        }
+    }
+
+    /// Every data group, in id order.
+    pub fn groups(&self) -> Vec<GroupId> {
+        match self {
+            Engine::Memory(_) => vec![ONLY],
+            Engine::Cluster(node) => node.groups().iter().map(|g| g.id).collect(),
+        }
+    }
+
+    /// True when the keyspace is split over several groups: keyless commands (`DBSIZE`,
+    /// `KEYS`, `SCAN`, `RANDOMKEY`, `FLUSHALL`) run in each and their replies are merged.
+    pub fn is_split(&self) -> bool {
+        matches!(self, Engine::Cluster(node) if node.groups().len() > 1)
+    }
+
+    /// The data of `group` that reads run against (after [`Engine::read_barrier`]),
+    /// locked.
+    pub fn db(&self, group: GroupId) -> MutexGuard<'_, Db> {
         match self {
             Engine::Memory(m) => m.db.lock().unwrap_or_else(|p| p.into_inner()),
-            Engine::Cluster(node) => node.db(),
+            Engine::Cluster(node) => node.group(group).unwrap_or(&node.groups()[0]).db(),
         }
     }
 
-    /// Where reads received so far can be served: here once every write acknowledged
-    /// before the call is visible here, or by the leader.
-    pub async fn read_barrier(&self) -> Result<ReadAt, Frame> {
+    /// Runs `f` over the data of every group, one lock at a time; the results in group
+    /// order.
+    pub fn each_db<T>(&self, mut f: impl FnMut(&Db) -> T) -> Vec<T> {
+        self.groups().into_iter().map(|g| f(&self.db(g))).collect()
+    }
+
+    /// Where reads of `group` received so far can be served: here once every write
+    /// acknowledged before the call is visible here, or by the group's leader.
+    pub async fn read_barrier(&self, group: GroupId) -> Result<ReadAt, Frame> {
         match self {
             Engine::Memory(_) => Ok(ReadAt::Here),
-            Engine::Cluster(node) => node.read_barrier().await.map_err(|e| e.to_frame()),
+            Engine::Cluster(node) => node.read_barrier(group).await.map_err(|e| e.to_frame()),
         }
     }
 
-    /// Runs a read on the leader (when [`Engine::read_barrier`] says so).
-    pub async fn read_at_leader(&self, args: &[Bytes], seed: u64) -> Frame {
+    /// Runs a read on the leader of `group` (when [`Engine::read_barrier`] says so).
+    pub async fn read_at_leader(&self, group: GroupId, args: &[Bytes], seed: u64) -> Frame {
         match self {
             Engine::Memory(_) => Frame::error(NO_CLUSTER),
-            Engine::Cluster(node) => reply(node.read_at_leader(args, seed).await),
+            Engine::Cluster(node) => reply(node.read_at_leader(group, args, seed).await),
         }
     }
 
-    /// Runs `read` against the data once a read barrier allows it.
-    pub async fn read<T>(&self, read: impl FnOnce(&Db) -> T) -> Result<T, Frame> {
+    /// Runs `read` against the data of `group` once a read barrier allows it.
+    pub async fn read<T>(&self, group: GroupId, read: impl FnOnce(&Db) -> T) -> Result<T, Frame> {
         match self {
-            Engine::Memory(_) => Ok(read(&self.db())),
-            Engine::Cluster(node) => node.read(read).await.map_err(|e| e.to_frame()),
+            Engine::Memory(_) => Ok(read(&self.db(group))),
+            Engine::Cluster(node) => node.read(group, read).await.map_err(|e| e.to_frame()),
         }
     }
 
-    /// Applies one write received at `now_ms` (in a cluster the leader stamps its own
-    /// time instead); its reply.
-    pub async fn write(&self, proposal: &kv::Proposal, now_ms: i64) -> Frame {
+    /// Applies one write to `group`, received at `now_ms` (in a cluster the leader stamps
+    /// its own time instead); its reply.
+    pub async fn write(&self, group: GroupId, proposal: &kv::Proposal, now_ms: i64) -> Frame {
         match self {
             Engine::Memory(m) => m.apply(proposal, now_ms),
-            Engine::Cluster(node) => reply(node.write(proposal).await),
+            Engine::Cluster(node) => reply(node.write(group, proposal).await),
         }
     }
 
-    /// Applies writes received together at `now_ms`, in order; their replies in order.
-    pub async fn write_many(&self, proposals: &[kv::Proposal], now_ms: i64) -> Vec<Frame> {
+    /// Applies writes to `group` received together at `now_ms`, in order; their replies
+    /// in order.
+    pub async fn write_many(
+        &self,
+        group: GroupId,
+        proposals: &[kv::Proposal],
+        now_ms: i64,
+    ) -> Vec<Frame> {
         match self {
             Engine::Memory(m) => proposals.iter().map(|p| m.apply(p, now_ms)).collect(),
             Engine::Cluster(node) => node
-                .write_many(proposals)
+                .write_many(group, proposals)
                 .await
                 .into_iter()
                 .map(reply)
@@ -115,22 +155,25 @@ impl Engine {
         }
     }
 
-    /// The `-MOVED` reply for a command on `slot` that another node serves, in redirect
-    /// mode; `None` when it is served (or forwarded) here.
-    pub fn moved(&self, slot: types::Slot) -> Option<Frame> {
+    /// The node a command on `slot` belongs on when another node serves it (the target
+    /// of `-MOVED` in redirect mode); `None` when it is served (or forwarded) here.
+    pub fn moved_to(&self, slot: types::Slot) -> Option<types::NodeInfo> {
         match self {
             Engine::Memory(_) => None,
-            Engine::Cluster(node) => node
-                .redirect(slot)
-                .map(|addr| Frame::error(format!("MOVED {} {addr}", slot.0))),
+            Engine::Cluster(node) => node.redirect(slot),
         }
     }
 
-    /// True where active expiry should sample: memory, or the data group's leader.
-    pub fn expires_here(&self) -> bool {
+    /// The groups this node leads (memory's one group).
+    pub fn led_groups(&self) -> Vec<GroupId> {
         match self {
-            Engine::Memory(_) => true,
-            Engine::Cluster(node) => node.is_leader(),
+            Engine::Memory(_) => vec![ONLY],
+            Engine::Cluster(node) => node
+                .groups()
+                .iter()
+                .filter(|g| g.is_leader())
+                .map(|g| g.id)
+                .collect(),
         }
     }
 
@@ -142,11 +185,35 @@ impl Engine {
         }
     }
 
+    /// `CLUSTER REBALANCE-LEADERS`: how many leaderships this node handed over.
+    pub async fn rebalance_leaders(&self) -> Frame {
+        match self {
+            Engine::Memory(_) => Frame::error(NO_CLUSTER),
+            Engine::Cluster(node) => reply(
+                node.rebalance_leaders()
+                    .await
+                    .map(|n| Frame::Integer(n as i64)),
+            ),
+        }
+    }
+
     /// `CLUSTER TRANSFER-LEADER <node-id>`.
     pub async fn transfer_leader(&self, id: types::NodeId) -> Frame {
         match self {
             Engine::Memory(_) => Frame::error(NO_CLUSTER),
             Engine::Cluster(node) => reply(node.transfer_leader(id).await.map(|()| Frame::OK)),
+        }
+    }
+
+    /// `CLUSTER TRANSFER-LEADER <node-id> <group-id>`.
+    pub async fn transfer_group_leader(&self, group: GroupId, to: types::NodeId) -> Frame {
+        match self {
+            Engine::Memory(_) => Frame::error(NO_CLUSTER),
+            Engine::Cluster(node) => reply(
+                node.transfer_group_leader(group, to)
+                    .await
+                    .map(|()| Frame::OK),
+            ),
         }
     }
 

@@ -113,7 +113,11 @@ fn section_text(session: &Session, section: &str, out: &mut String) {
         "memory" => {
             out.push_str("# Memory\r\n");
             let rss = rss_bytes();
-            let used = shared.engine.db().approx_memory() as u64;
+            let used: u64 = shared
+                .engine
+                .each_db(|db| db.approx_memory() as u64)
+                .into_iter()
+                .sum();
             line(out, "used_memory", used);
             line(out, "used_memory_human", human(used));
             line(out, "used_memory_rss", rss);
@@ -131,7 +135,11 @@ fn section_text(session: &Session, section: &str, out: &mut String) {
         }
         "stats" => {
             out.push_str("# Stats\r\n");
-            let expired = shared.engine.db().stats.expired_keys;
+            let expired: u64 = shared
+                .engine
+                .each_db(|db| db.stats.expired_keys)
+                .into_iter()
+                .sum();
             line(
                 out,
                 "total_connections_received",
@@ -157,7 +165,7 @@ fn section_text(session: &Session, section: &str, out: &mut String) {
                 // and snapshot (see `cluster::Node::status`).
                 Some(node) => {
                     for (key, value) in node.status() {
-                        line(out, key, value);
+                        line(out, &key, value);
                     }
                 }
                 None => {
@@ -180,14 +188,16 @@ fn section_text(session: &Session, section: &str, out: &mut String) {
         }
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
-            let db = shared.engine.db();
-            if !db.is_empty() {
-                let _ = write!(
-                    out,
-                    "db0:keys={},expires={},avg_ttl=0\r\n",
-                    db.len(),
-                    db.volatile_len()
-                );
+            let (keys, expires) = shared
+                .keyspace_groups()
+                .into_iter()
+                .map(|g| {
+                    let db = shared.engine.db(g);
+                    (db.len(), db.volatile_len())
+                })
+                .fold((0, 0), |(k, e), (dk, de)| (k + dk, e + de));
+            if keys > 0 {
+                let _ = write!(out, "db0:keys={keys},expires={expires},avg_ttl=0\r\n");
             }
         }
         _ => {}

@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 pub use cluster::ReadMode;
-pub use config::{Cli, Config, LogFormat, Routing, UnsafeMode};
+pub use config::{Cli, Config, EndpointType, LogFormat, Routing, UnsafeMode};
 pub use engine::Engine;
 pub use store::Store;
 
@@ -60,6 +60,19 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The groups whole-keyspace commands (`DBSIZE`, `KEYS`, `SCAN`, `RANDOMKEY`,
+    /// `FLUSHALL`, `INFO keyspace`) cover on this node: in redirect mode the groups it
+    /// leads, the slots a Redis Cluster master holds, so a cluster client (or
+    /// `redis-cli --cluster info`) that sums over the masters counts every key once; in
+    /// proxy mode, and in memory, the whole keyspace, as one Redis would.
+    pub fn keyspace_groups(&self) -> Vec<types::GroupId> {
+        if self.config.cluster_routing == Routing::Redirect && self.engine.is_split() {
+            self.engine.led_groups()
+        } else {
+            self.engine.groups()
+        }
+    }
+
     /// Memory-only state (no Raft): tests of the command layer.
     pub fn new(config: Config, local_port: u16) -> Shared {
         Shared::with_engine(config, local_port, Engine::memory())
@@ -243,15 +256,23 @@ async fn active_expiry(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 /// samples, and it proposes `ExpireKeys`, so every replica reclaims the same keys at the
 /// same log index.
 pub async fn expire_cycle(shared: &Shared, budget: Duration) {
+    let groups = shared.engine.led_groups();
+    let share = budget / (groups.len().max(1) as u32);
+    for group in groups {
+        expire_group(shared, group, share).await;
+    }
+}
+
+/// [`expire_cycle`] in one group (this node leads it, or it is memory's).
+async fn expire_group(shared: &Shared, group: types::GroupId, budget: Duration) {
     const SAMPLE: usize = 20;
     let engine = &shared.engine;
-    if !engine.expires_here() {
-        return;
-    }
     let start = std::time::Instant::now();
     loop {
         let ctx = shared.store.ctx();
-        let (sampled, expired) = engine.db().sample_expired(ctx.now_ms, ctx.seed, SAMPLE);
+        let (sampled, expired) = engine
+            .db(group)
+            .sample_expired(ctx.now_ms, ctx.seed, SAMPLE);
         if expired.is_empty() {
             return;
         }
@@ -261,11 +282,11 @@ pub async fn expire_cycle(shared: &Shared, budget: Duration) {
             .map(|k| bytes::Bytes::copy_from_slice(k))
             .collect();
         let reply = engine
-            .write(&kv::Proposal::ExpireKeys(keys), ctx.now_ms)
+            .write(group, &kv::Proposal::ExpireKeys(keys), ctx.now_ms)
             .await;
         if reply.is_error() {
             // No longer the leader, or no quorum: the next leader samples again.
-            tracing::debug!(?reply, "active expiry stopped");
+            tracing::debug!(%group, ?reply, "active expiry stopped");
             return;
         }
         shared
@@ -290,7 +311,11 @@ mod tests {
             .map(|s| Bytes::from(s.to_string()))
             .collect();
         let proposal = kv::Proposal::Command { args, seed: 1 };
-        block_on(shared.engine.write(&proposal, shared.store.clock.now_ms()))
+        block_on(shared.engine.write(
+            cluster::FIRST_DATA_GROUP,
+            &proposal,
+            shared.store.clock.now_ms(),
+        ))
     }
 
     /// Runs a future on a fresh current-thread runtime.
@@ -315,7 +340,7 @@ mod tests {
         // Expired keys stay in memory (DBSIZE counts them, as Redis's does) until a write
         // meets them or active expiry removes them.
         std::thread::sleep(Duration::from_millis(100));
-        let len = || shared.engine.db().len();
+        let len = || shared.engine.db(cluster::FIRST_DATA_GROUP).len();
         assert_eq!(len(), 700, "nothing is removed until expiry runs");
         let mut rounds = 0;
         while len() > 200 && rounds < 1000 {
@@ -323,8 +348,18 @@ mod tests {
             rounds += 1;
         }
         assert_eq!(len(), 200, "every expired key is reclaimed, no live key is");
-        assert_eq!(shared.engine.db().volatile_len(), 100);
-        assert_eq!(shared.engine.db().stats.expired_keys, 500);
+        assert_eq!(
+            shared.engine.db(cluster::FIRST_DATA_GROUP).volatile_len(),
+            100
+        );
+        assert_eq!(
+            shared
+                .engine
+                .db(cluster::FIRST_DATA_GROUP)
+                .stats
+                .expired_keys,
+            500
+        );
         assert_eq!(
             shared
                 .store

@@ -23,6 +23,7 @@ use cluster::ReadAt;
 use crate::commands::{self, Command};
 use crate::engine::Engine;
 use crate::{Routing, Shared};
+use types::GroupId;
 
 /// What the connection does after sending a reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,9 +129,12 @@ impl Session {
         let shared = self.shared.clone();
         let engine = &shared.engine;
         let mut out: Vec<(Option<Frame>, After)> = Vec::with_capacity(requests.len());
-        let mut pending: Vec<(usize, kv::Proposal)> = Vec::new();
-        let mut barrier: Option<ReadAt> = None;
-        for args in requests {
+        let mut pending: Vec<(usize, GroupId, kv::Proposal)> = Vec::new();
+        // The read barriers taken since this connection's last write, by group.
+        let mut barriers: Vec<(GroupId, ReadAt)> = Vec::new();
+        // Upcoming requests, for the read barriers taken ahead (see `barriers_ahead`).
+        let mut ahead: std::collections::VecDeque<Vec<Bytes>> = requests.into();
+        while let Some(args) = ahead.pop_front() {
             let Some(name) = args.first() else {
                 out.push((None, After::Continue));
                 continue;
@@ -140,7 +144,7 @@ impl Session {
                 Some(Command::Data(spec)) if self.multi.is_none() => spec,
                 _ => {
                     flush_writes(engine, &mut pending, &mut out, self.now_ms).await;
-                    barrier = None;
+                    barriers.clear();
                     let reply = self.connection_command(args, command).await;
                     let close = reply.1 == After::Close;
                     out.push(reply);
@@ -151,32 +155,72 @@ impl Session {
                 }
             };
             self.note_command(name);
-            if let Err(crossslot) = self.command_slot(data, &args) {
-                out.push((Some(crossslot), After::Continue));
-                continue;
-            }
-            if let Some(moved) = self.redirect(data, &args) {
+            let slot = match self.command_slot(data, &args) {
+                Ok(slot) => slot,
+                Err(crossslot) => {
+                    out.push((Some(crossslot), After::Continue));
+                    continue;
+                }
+            };
+            if let Some(moved) = self.redirect(data, slot) {
                 out.push((Some(moved), After::Continue));
                 continue;
             }
+            let group = engine.group_of(slot);
             let mut ctx = self.ctx();
             let seed = ctx.seed;
+            let keyless = slot.is_none() && engine.is_split() && !reads_no_state(&args[0]);
             match kv::command::parse_spec(data, &args, &mut ctx) {
                 Err(e) => out.push((Some(e.to_frame()), After::Continue)),
+                Ok(cmd) if keyless => {
+                    // A whole-keyspace command: every group's part, merged.
+                    flush_writes(engine, &mut pending, &mut out, self.now_ms).await;
+                    barriers.clear();
+                    let reply = match cmd {
+                        Cmd::Write(_) => {
+                            let proposal = kv::Proposal::Command { args, seed };
+                            let groups = shared.keyspace_groups();
+                            commands::keyspace::write_everywhere(
+                                engine,
+                                &groups,
+                                &proposal,
+                                self.now_ms,
+                            )
+                            .await
+                        }
+                        Cmd::Read(_) => {
+                            let groups = shared.keyspace_groups();
+                            commands::keyspace::read_everywhere(
+                                engine, &groups, &args, seed, ctx.now_ms,
+                            )
+                            .await
+                        }
+                    };
+                    out.push((Some(reply), After::Continue));
+                }
                 Ok(Cmd::Write(_)) => {
-                    pending.push((out.len(), kv::Proposal::Command { args, seed }));
+                    pending.push((out.len(), group, kv::Proposal::Command { args, seed }));
                     out.push((None, After::Continue));
-                    barrier = None;
+                    barriers.clear();
                 }
                 Ok(Cmd::Read(read)) if reads_no_state(&args[0]) => {
-                    out.push((Some(read.run(&engine.db(), ctx.now_ms)), After::Continue));
+                    out.push((
+                        Some(read.run(&engine.db(group), ctx.now_ms)),
+                        After::Continue,
+                    ));
                 }
                 Ok(Cmd::Read(read)) => {
                     flush_writes(engine, &mut pending, &mut out, self.now_ms).await;
-                    let at = match barrier {
-                        Some(at) => at,
-                        None => match engine.read_barrier().await {
-                            Ok(at) => *barrier.insert(at),
+                    if !barriers.iter().any(|(g, _)| *g == group) {
+                        barriers_ahead(engine, group, &ahead, &mut barriers).await;
+                    }
+                    let at = match barriers.iter().find(|(g, _)| *g == group) {
+                        Some(&(_, at)) => at,
+                        None => match engine.read_barrier(group).await {
+                            Ok(at) => {
+                                barriers.push((group, at));
+                                at
+                            }
                             Err(e) => {
                                 out.push((Some(e), After::Continue));
                                 continue;
@@ -184,8 +228,8 @@ impl Session {
                         },
                     };
                     let frame = match at {
-                        ReadAt::Here => read.run(&engine.db(), ctx.now_ms),
-                        ReadAt::Leader => engine.read_at_leader(&args, seed).await,
+                        ReadAt::Here => read.run(&engine.db(group), ctx.now_ms),
+                        ReadAt::Leader => engine.read_at_leader(group, &args, seed).await,
                     };
                     out.push((Some(frame), After::Continue));
                 }
@@ -231,38 +275,57 @@ impl Session {
 
     /// True when keys are held to Redis Cluster's one-slot rule: multi-key commands,
     /// transactions and `WATCH` whose keys span slots get `-CROSSSLOT`. A cluster node in
-    /// redirect mode speaks Redis Cluster exactly; with one group and proxying, every
-    /// multi-key command is atomic in one log anyway, so standalone Redis's semantics stay.
+    /// redirect mode speaks Redis Cluster exactly, and so does one whose keyspace is split
+    /// over several groups (a command's keys must be in one group's log to be atomic, and
+    /// which slots share a group is not the client's business). With one group and
+    /// proxying, every multi-key command is atomic in one log anyway, so standalone
+    /// Redis's semantics stay.
     pub(crate) fn checks_slots(&self) -> bool {
-        self.shared.config.cluster_routing == Routing::Redirect
-            && self.shared.engine.node().is_some()
+        let engine = &self.shared.engine;
+        engine.node().is_some()
+            && (self.shared.config.cluster_routing == Routing::Redirect || engine.is_split())
     }
 
-    /// The one slot of a data command's keys (`None` for a command with none), or
-    /// `-CROSSSLOT` when they span several and slots are checked.
+    /// The slot of a data command's first key (`None` for a command with none, or a
+    /// malformed one), which routes it; `-CROSSSLOT` when its keys span several slots and
+    /// slots are checked.
     pub(crate) fn command_slot(
         &self,
         spec: &kv::Spec,
         args: &[Bytes],
     ) -> Result<Option<types::Slot>, Frame> {
-        if !self.checks_slots() || !spec.arity_ok(args.len()) {
+        if !spec.arity_ok(args.len()) {
             return Ok(None);
         }
-        one_slot(spec.key_positions(args).into_iter().map(|i| &args[i][..]))
+        let keys = spec.key_positions(args);
+        if self.checks_slots() {
+            one_slot(keys.into_iter().map(|i| &args[i][..]))
+        } else {
+            Ok(keys.first().map(|&i| types::key_slot(&args[i])))
+        }
     }
 
     /// In redirect mode (`--cluster-routing redirect`), `-MOVED` for a data command whose
-    /// first key's slot another node serves; a read stays when the connection sent
-    /// `READONLY`. Commands with no key, and malformed ones, are answered here.
-    pub(crate) fn redirect(&self, spec: &kv::Spec, args: &[Bytes]) -> Option<Frame> {
+    /// slot (from [`Session::command_slot`]) another node serves; a read stays when the
+    /// connection sent `READONLY`. Commands with no key, and malformed ones (no slot), are
+    /// answered here.
+    pub(crate) fn redirect(&self, spec: &kv::Spec, slot: Option<types::Slot>) -> Option<Frame> {
         if self.shared.config.cluster_routing != Routing::Redirect
-            || !spec.arity_ok(args.len())
             || (self.readonly && !spec.is_write())
         {
             return None;
         }
-        let first = *spec.key_positions(args).first()?;
-        self.shared.engine.moved(types::key_slot(&args[first]))
+        self.moved(slot?)
+    }
+
+    /// `-MOVED` to the node that serves `slot`, if another one does.
+    pub(crate) fn moved(&self, slot: types::Slot) -> Option<Frame> {
+        let to = self.shared.engine.moved_to(slot)?;
+        Some(crate::commands::cluster::moved(
+            slot,
+            &to,
+            self.shared.config.preferred_endpoint_type,
+        ))
     }
 
     fn note_command(&mut self, name: &[u8]) {
@@ -318,20 +381,74 @@ fn reads_no_state(name: &[u8]) -> bool {
     name.eq_ignore_ascii_case(b"ping") || name.eq_ignore_ascii_case(b"echo")
 }
 
-/// Proposes the writes waiting in `pending` (read at `now_ms`) together and puts each
-/// reply in its place.
+/// Takes, at once, the read barriers of `group` and of the groups the data reads right
+/// after it (up to the next request that is not one) will need: a pipeline of reads over
+/// many groups waits for one round trip, not one per group. Each barrier still serves only
+/// requests received before it started. A barrier that fails is not kept; the read that
+/// needs it tries again and answers the error.
+async fn barriers_ahead(
+    engine: &Engine,
+    group: GroupId,
+    ahead: &std::collections::VecDeque<Vec<Bytes>>,
+    barriers: &mut Vec<(GroupId, ReadAt)>,
+) {
+    let mut wanted = vec![group];
+    if engine.is_split() {
+        for args in ahead {
+            let Some(Command::Data(spec)) = args.first().and_then(|n| commands::lookup(n)) else {
+                break;
+            };
+            if spec.is_write() || !spec.arity_ok(args.len()) {
+                break;
+            }
+            let Some(&first) = spec.key_positions(args).first() else {
+                break;
+            };
+            let g = engine.group_of(Some(types::key_slot(&args[first])));
+            if !wanted.contains(&g) && !barriers.iter().any(|(b, _)| *b == g) {
+                wanted.push(g);
+            }
+        }
+    }
+    let taken =
+        futures_util::future::join_all(wanted.iter().map(|&g| engine.read_barrier(g))).await;
+    for (g, at) in wanted.into_iter().zip(taken) {
+        if let Ok(at) = at {
+            barriers.push((g, at));
+        }
+    }
+}
+
+/// Proposes the writes waiting in `pending` (read at `now_ms`) and puts each reply in its
+/// place: each group's writes together and in order, the groups at once.
 async fn flush_writes(
     engine: &Engine,
-    pending: &mut Vec<(usize, kv::Proposal)>,
+    pending: &mut Vec<(usize, GroupId, kv::Proposal)>,
     out: &mut [(Option<Frame>, After)],
     now_ms: i64,
 ) {
     if pending.is_empty() {
         return;
     }
-    let (places, proposals): (Vec<usize>, Vec<kv::Proposal>) = pending.drain(..).unzip();
-    let replies = engine.write_many(&proposals, now_ms).await;
-    for (place, reply) in places.into_iter().zip(replies) {
-        out[place].0 = Some(reply);
+    let mut by_group: Vec<(GroupId, Vec<usize>, Vec<kv::Proposal>)> = Vec::new();
+    for (place, group, proposal) in pending.drain(..) {
+        match by_group.iter_mut().find(|(g, _, _)| *g == group) {
+            Some((_, places, proposals)) => {
+                places.push(place);
+                proposals.push(proposal);
+            }
+            None => by_group.push((group, vec![place], vec![proposal])),
+        }
+    }
+    let replies = futures_util::future::join_all(
+        by_group
+            .iter()
+            .map(|(group, _, proposals)| engine.write_many(*group, proposals, now_ms)),
+    )
+    .await;
+    for ((_, places, _), replies) in by_group.iter().zip(replies) {
+        for (&place, reply) in places.iter().zip(replies) {
+            out[place].0 = Some(reply);
+        }
     }
 }

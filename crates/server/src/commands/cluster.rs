@@ -18,6 +18,7 @@ use types::{key_slot, node_name, NodeId, Slot};
 
 use super::{subcommand_arity, unknown_subcommand};
 use crate::session::Session;
+use crate::EndpointType;
 
 /// `CLUSTER <subcommand> ...`.
 pub(super) async fn cluster(session: &mut Session, args: &[Bytes]) -> Frame {
@@ -26,12 +27,13 @@ pub(super) async fn cluster(session: &mut Session, args: &[Bytes]) -> Frame {
     let arity = |n: usize| argc == n;
     let known = matches!(
         (sub.as_str(), argc),
-        ("help" | "slots" | "shards" | "nodes" | "myid" | "info", 2)
-            | (
-                "keyslot" | "countkeysinslot" | "forget" | "transfer-leader",
-                3
-            )
-            | ("getkeysinslot", 4)
+        (
+            "help" | "slots" | "shards" | "nodes" | "myid" | "info" | "rebalance-leaders",
+            2
+        ) | (
+            "keyslot" | "countkeysinslot" | "forget" | "transfer-leader",
+            3
+        ) | ("getkeysinslot" | "transfer-leader", 4)
     );
     // A memory-only server is a standalone Redis: after the subcommand's own checks, it
     // has no cluster (Redis's reply).
@@ -46,10 +48,9 @@ pub(super) async fn cluster(session: &mut Session, args: &[Bytes]) -> Frame {
                 Ok(slot) => slot,
                 Err(e) => return e,
             };
-            match session
-                .shared
-                .engine
-                .read(|db| db.count_in_slot(slot))
+            let engine = &session.shared.engine;
+            match engine
+                .read(engine.group_of(Some(slot)), |db| db.count_in_slot(slot))
                 .await
             {
                 Ok(n) => Frame::Integer(n as i64),
@@ -68,10 +69,9 @@ pub(super) async fn cluster(session: &mut Session, args: &[Bytes]) -> Frame {
                 _ => return kv::Error::NotInteger.to_frame(),
             };
             let now = session.now_ms;
-            let keys = session
-                .shared
-                .engine
-                .read(|db| {
+            let engine = &session.shared.engine;
+            let keys = engine
+                .read(engine.group_of(Some(slot)), |db| {
                     db.keys_in_slot(slot, count, now)
                         .into_iter()
                         .map(|k| Frame::Bulk(Bytes::copy_from_slice(k)))
@@ -81,6 +81,29 @@ pub(super) async fn cluster(session: &mut Session, args: &[Bytes]) -> Frame {
             match keys {
                 Ok(keys) => Frame::Array(keys),
                 Err(e) => e,
+            }
+        }
+        "transfer-leader" if arity(4) => {
+            let to = resp::request::parse_int(&args[2]).filter(|&id| id > 0);
+            let group = resp::request::parse_int(&args[3])
+                .and_then(|g| u64::try_from(g).ok())
+                .map(types::GroupId);
+            match (to, group) {
+                (Some(to), Some(group)) => {
+                    session
+                        .shared
+                        .engine
+                        .transfer_group_leader(group, to as u64)
+                        .await
+                }
+                (None, _) => Frame::error(format!(
+                    "ERR Unknown node {}",
+                    String::from_utf8_lossy(&args[2])
+                )),
+                (_, None) => Frame::error(format!(
+                    "ERR Unknown group {}",
+                    String::from_utf8_lossy(&args[3])
+                )),
             }
         }
         "forget" | "transfer-leader" if arity(3) => {
@@ -97,21 +120,25 @@ pub(super) async fn cluster(session: &mut Session, args: &[Bytes]) -> Frame {
                 engine.transfer_leader(id as u64).await
             }
         }
+        "rebalance-leaders" if arity(2) => session.shared.engine.rebalance_leaders().await,
         "slots" | "shards" | "nodes" | "myid" | "info" if arity(2) => {
             let Some(node) = session.shared.engine.node() else {
                 return Frame::error(NO_CLUSTER);
             };
             let topology = node.topology();
+            let kind = session.shared.config.preferred_endpoint_type;
             match sub.as_str() {
-                "slots" => slots(&topology),
-                "shards" => shards(&topology),
+                "slots" => slots(&topology, kind),
+                "shards" => shards(&topology, kind),
                 "nodes" => Frame::Verbatim("txt", Bytes::from(nodes(&topology))),
                 "myid" => Frame::bulk(node_name(topology.me)),
                 _ => Frame::Verbatim("txt", Bytes::from(info(&topology))),
             }
         }
         "slots" | "shards" | "nodes" | "myid" | "info" | "help" | "keyslot" | "countkeysinslot"
-        | "getkeysinslot" | "forget" | "transfer-leader" => subcommand_arity("cluster", &args[1]),
+        | "getkeysinslot" | "forget" | "transfer-leader" | "rebalance-leaders" => {
+            subcommand_arity("cluster", &args[1])
+        }
         _ => unknown_subcommand("cluster", &args[1]),
     }
 }
@@ -154,6 +181,28 @@ fn slot_arg(arg: &[u8]) -> Result<Slot, Frame> {
     Slot::new(n).ok_or_else(|| Frame::error("ERR Invalid slot"))
 }
 
+/// What replies name a node by, as `--preferred-endpoint-type` says (Redis's
+/// `getPreferredEndpoint`): the host of its address, its hostname (`?` if it announces
+/// none), or nothing.
+pub(crate) fn endpoint<'a>(kind: EndpointType, ip: &'a str, hostname: &'a str) -> &'a str {
+    match kind {
+        EndpointType::Ip => ip,
+        EndpointType::Hostname if hostname.is_empty() => "?",
+        EndpointType::Hostname => hostname,
+        EndpointType::UnknownEndpoint => "",
+    }
+}
+
+/// The `-MOVED` reply sending a command for `slot` to `to`.
+pub(crate) fn moved(slot: Slot, to: &types::NodeInfo, kind: EndpointType) -> Frame {
+    let (ip, port) = host_port(&to.resp_addr);
+    Frame::error(format!(
+        "MOVED {} {}:{port}",
+        slot.0,
+        endpoint(kind, ip, &to.hostname)
+    ))
+}
+
 /// `host:port` split for the protocol; a missing or bad port is 0.
 fn host_port(addr: &str) -> (&str, u16) {
     match addr.rsplit_once(':') {
@@ -178,8 +227,11 @@ fn master_first(shard: &Shard) -> Vec<NodeId> {
 }
 
 /// `CLUSTER SLOTS`: per slot range, `[start, end, master, replica...]`, each node as
-/// `[endpoint, port, name, {}]`. Nodes whose RESP address is not known yet are left out.
-fn slots(topology: &Topology) -> Frame {
+/// `[endpoint, port, name, {what else is known}]` (the endpoint null for
+/// `unknown-endpoint`; the map holds `ip` unless the endpoint is the ip, and `hostname`
+/// when one is announced and the endpoint is not it). Nodes whose RESP address is not
+/// known yet are left out.
+fn slots(topology: &Topology, kind: EndpointType) -> Frame {
     let mut ranges: Vec<(Slot, Slot, &Shard)> = topology
         .shards
         .iter()
@@ -197,12 +249,22 @@ fn slots(topology: &Topology) -> Frame {
                 let Some(m) = topology.member(id).filter(|m| !m.resp_addr.is_empty()) else {
                     continue;
                 };
-                let (host, port) = host_port(&m.resp_addr);
+                let (ip, port) = host_port(&m.resp_addr);
+                let mut more = Vec::new();
+                if kind != EndpointType::Ip {
+                    more.push((Frame::bulk("ip"), Frame::bulk(ip)));
+                }
+                if kind != EndpointType::Hostname && !m.hostname.is_empty() {
+                    more.push((Frame::bulk("hostname"), Frame::bulk(m.hostname.as_str())));
+                }
                 entry.push(Frame::Array(vec![
-                    Frame::bulk(host),
+                    match kind {
+                        EndpointType::UnknownEndpoint => Frame::Null,
+                        _ => Frame::bulk(endpoint(kind, ip, &m.hostname)),
+                    },
                     Frame::Integer(i64::from(port)),
                     Frame::bulk(node_name(id)),
-                    Frame::Map(vec![]),
+                    Frame::Map(more),
                 ]));
             }
             Frame::Array(entry)
@@ -211,8 +273,9 @@ fn slots(topology: &Topology) -> Frame {
     Frame::Array(entries)
 }
 
-/// `CLUSTER SHARDS`: one shard per group, its slots as flat start/end pairs and its nodes.
-fn shards(topology: &Topology) -> Frame {
+/// `CLUSTER SHARDS`: one shard per group, its slots as flat start/end pairs and its nodes
+/// (`hostname` among a node's fields only when it announces one).
+fn shards(topology: &Topology, kind: EndpointType) -> Frame {
     let entries = topology
         .shards
         .iter()
@@ -233,7 +296,7 @@ fn shards(topology: &Topology) -> Frame {
                 .filter_map(|id| topology.member(id).map(|m| (id, m)))
                 .filter(|(_, m)| !m.resp_addr.is_empty())
                 .map(|(id, m)| {
-                    let (host, port) = host_port(&m.resp_addr);
+                    let (ip, port) = host_port(&m.resp_addr);
                     let role = if Some(id) == master {
                         "master"
                     } else {
@@ -245,18 +308,27 @@ fn shards(topology: &Topology) -> Frame {
                     } else {
                         "loading"
                     };
-                    Frame::Map(vec![
+                    let mut fields = vec![
                         (Frame::bulk("id"), Frame::bulk(node_name(id))),
                         (Frame::bulk("port"), Frame::Integer(i64::from(port))),
-                        (Frame::bulk("ip"), Frame::bulk(host)),
-                        (Frame::bulk("endpoint"), Frame::bulk(host)),
+                        (Frame::bulk("ip"), Frame::bulk(ip)),
+                        (
+                            Frame::bulk("endpoint"),
+                            Frame::bulk(endpoint(kind, ip, &m.hostname)),
+                        ),
+                    ];
+                    if !m.hostname.is_empty() {
+                        fields.push((Frame::bulk("hostname"), Frame::bulk(m.hostname.as_str())));
+                    }
+                    fields.extend([
                         (Frame::bulk("role"), Frame::bulk(role)),
                         (
                             Frame::bulk("replication-offset"),
                             Frame::Integer(offset as i64),
                         ),
                         (Frame::bulk("health"), Frame::bulk(health)),
-                    ])
+                    ]);
+                    Frame::Map(fields)
                 })
                 .collect();
             Frame::Map(vec![
@@ -277,14 +349,19 @@ fn known(topology: &Topology) -> impl Iterator<Item = &cluster::Member> {
     })
 }
 
-/// `CLUSTER NODES`: one line per member, `id ip:port@cport flags master ping pong epoch
-/// link slots...`; a node is the master of the slots whose groups it leads and a replica
+/// `CLUSTER NODES`: one line per member, `id ip:port@cport[,hostname] flags master ping
+/// pong epoch link slots...`; a node is the master of the slots whose groups it leads and a replica
 /// (`slave <master>`) otherwise. The bus port is the node's gRPC port.
 fn nodes(topology: &Topology) -> String {
     let mut out = String::new();
     for m in known(topology) {
         let (host, port) = host_port(&m.resp_addr);
         let (_, cport) = host_port(&m.grpc_addr);
+        let hostname = if m.hostname.is_empty() {
+            String::new()
+        } else {
+            format!(",{}", m.hostname)
+        };
         let led: Vec<&Shard> = topology
             .shards
             .iter()
@@ -302,7 +379,7 @@ fn nodes(topology: &Topology) -> String {
         };
         let epoch = topology.shards.iter().map(|s| s.term).max().unwrap_or(0);
         let mut line = format!(
-            "{} {host}:{port}@{cport} {myself}{role} {master} 0 0 {epoch} connected",
+            "{} {host}:{port}@{cport}{hostname} {myself}{role} {master} 0 0 {epoch} connected",
             node_name(m.id)
         );
         for shard in led {
@@ -398,13 +475,16 @@ fn help() -> Frame {
         "NODES",
         "    Return cluster configuration seen by node. Output format:",
         "    <id> <ip:port> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ...",
+        "REBALANCE-LEADERS",
+        "    Hand groups this node leads beyond its share to voters that lead fewer; how many.",
         "SLOTS",
         "    Return information about slots range mappings. Each range is made of:",
         "    start, end, master and replicas IP addresses, ports and ids",
         "SHARDS",
         "    Return information about slot range mappings and the nodes associated with them.",
-        "TRANSFER-LEADER <node-id>",
-        "    Hand the leadership of this node's groups to that voter (send it to the leader).",
+        "TRANSFER-LEADER <node-id> [<group-id>]",
+        "    Hand the leadership of every group this node leads (or of that one group) to that",
+        "    voter.",
         "HELP",
         "    Prints this help.",
     ];
@@ -423,8 +503,13 @@ mod tests {
     use types::GroupId;
 
     fn golden(file: &str) -> String {
+        golden_in("cluster", file)
+    }
+
+    /// A file of `golden/<dir>/`.
+    fn golden_in(dir: &str, file: &str) -> String {
         let path = format!(
-            "{}/../../tests/tests/it/golden/cluster/{file}",
+            "{}/../../tests/tests/it/golden/{dir}/{file}",
             env!("CARGO_MANIFEST_DIR")
         );
         String::from_utf8(std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
@@ -433,6 +518,11 @@ mod tests {
 
     /// Three single-replica groups, node `n` leading group `n`, seen from node `me`.
     fn three_masters(me: NodeId) -> Topology {
+        three_masters_named(me, false)
+    }
+
+    /// The same, each node announcing the hostname `node-N.redraft.test` if `named`.
+    fn three_masters_named(me: NodeId, named: bool) -> Topology {
         let ranges = [(0, 5460), (5461, 10922), (10923, 16383)];
         Topology {
             me,
@@ -441,6 +531,11 @@ mod tests {
                     id: n,
                     resp_addr: format!("127.0.0.1:3000{n}"),
                     grpc_addr: format!("127.0.0.1:4000{n}"),
+                    hostname: if named {
+                        format!("node-{n}.redraft.test")
+                    } else {
+                        String::new()
+                    },
                 })
                 .collect(),
             shards: ranges
@@ -488,15 +583,27 @@ mod tests {
     #[test]
     fn cluster_slots_of_three_masters_are_redis_s_bytes() {
         let t = three_masters(1);
-        assert_eq!(bytes(slots(&t), Protocol::Resp2), golden("slots.resp2"));
-        assert_eq!(bytes(slots(&t), Protocol::Resp3), golden("slots.resp3"));
+        assert_eq!(
+            bytes(slots(&t, EndpointType::Ip), Protocol::Resp2),
+            golden("slots.resp2")
+        );
+        assert_eq!(
+            bytes(slots(&t, EndpointType::Ip), Protocol::Resp3),
+            golden("slots.resp3")
+        );
     }
 
     #[test]
     fn cluster_shards_of_three_masters_are_redis_s_bytes() {
         let t = three_masters(1);
-        assert_eq!(bytes(shards(&t), Protocol::Resp2), golden("shards.resp2"));
-        assert_eq!(bytes(shards(&t), Protocol::Resp3), golden("shards.resp3"));
+        assert_eq!(
+            bytes(shards(&t, EndpointType::Ip), Protocol::Resp2),
+            golden("shards.resp2")
+        );
+        assert_eq!(
+            bytes(shards(&t, EndpointType::Ip), Protocol::Resp3),
+            golden("shards.resp3")
+        );
     }
 
     #[test]
@@ -506,17 +613,7 @@ mod tests {
             (2, "nodes-node2.resp2"),
             (3, "nodes-node3.resp2"),
         ] {
-            // The recorder put placeholders where Redis writes times and epochs.
-            let ours: String = normalize(&nodes(&three_masters(me)))
-                .lines()
-                .map(|l| {
-                    let mut f: Vec<&str> = l.split(' ').collect();
-                    f[4] = "<ping_sent>";
-                    f[5] = "<pong_recv>";
-                    f[6] = "<config_epoch>";
-                    f.join(" ") + "\n"
-                })
-                .collect();
+            let ours = nodes_lines(&nodes(&three_masters(me)));
             let want = golden(file);
             let body = want
                 .split_once("\r\n")
@@ -537,5 +634,80 @@ mod tests {
         {
             assert!(ours.contains(&format!("{line}\r\n")), "{line} in {ours}");
         }
+    }
+
+    /// The body of a golden CLUSTER NODES reply, with our times and epochs replaced by the
+    /// recorder's placeholders.
+    fn nodes_lines(text: &str) -> String {
+        normalize(text)
+            .lines()
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(' ').collect();
+                f[4] = "<ping_sent>";
+                f[5] = "<pong_recv>";
+                f[6] = "<config_epoch>";
+                f.join(" ") + "\n"
+            })
+            .collect()
+    }
+
+    #[test]
+    fn announced_hostnames_are_shown_as_redis_shows_them_for_each_endpoint_type() {
+        let t = three_masters_named(1, true);
+        let node3 = types::NodeInfo {
+            resp_addr: "127.0.0.1:30003".into(),
+            grpc_addr: "127.0.0.1:40003".into(),
+            hostname: "node-3.redraft.test".into(),
+        };
+        for (kind, name) in [
+            (EndpointType::Ip, "ip"),
+            (EndpointType::Hostname, "hostname"),
+            (EndpointType::UnknownEndpoint, "unknown-endpoint"),
+        ] {
+            let golden = |case: &str| golden_in("cluster-hostname", &format!("{name}-{case}"));
+            for proto in [Protocol::Resp2, Protocol::Resp3] {
+                let ext = if proto == Protocol::Resp2 {
+                    "resp2"
+                } else {
+                    "resp3"
+                };
+                assert_eq!(
+                    bytes(slots(&t, kind), proto),
+                    golden(&format!("slots.{ext}")),
+                    "{name} slots {ext}"
+                );
+                assert_eq!(
+                    bytes(shards(&t, kind), proto),
+                    golden(&format!("shards.{ext}")),
+                    "{name} shards {ext}"
+                );
+            }
+            let want = golden("nodes.resp2");
+            let body = want.split_once("\r\n").map(|(_, b)| b).expect("a bulk");
+            assert_eq!(
+                format!("{}\r\n", nodes_lines(&nodes(&t))),
+                body,
+                "{name} nodes"
+            );
+            assert_eq!(
+                String::from_utf8(
+                    moved(Slot(12182), &node3, kind)
+                        .to_bytes(Protocol::Resp2)
+                        .to_vec()
+                )
+                .expect("text"),
+                golden("moved-get.resp2"),
+                "{name} MOVED"
+            );
+        }
+        // Without a hostname, `hostname` says `?`, as Redis does.
+        let plain = types::NodeInfo {
+            hostname: String::new(),
+            ..node3
+        };
+        assert_eq!(
+            moved(Slot(1), &plain, EndpointType::Hostname),
+            Frame::error("MOVED 1 ?:30003")
+        );
     }
 }

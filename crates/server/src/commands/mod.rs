@@ -7,8 +7,9 @@
 //! Every request is looked up once, in one table of both kinds ([`lookup`]), and a
 //! connection command is run by one function ([`run`]).
 
-mod cluster;
+pub(crate) mod cluster;
 mod connection;
+pub(crate) mod keyspace;
 pub(crate) mod multi;
 mod server;
 

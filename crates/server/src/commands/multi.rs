@@ -60,14 +60,16 @@ pub(super) fn watch(session: &mut Session, args: &[Bytes]) -> Frame {
     if session.shared.config.cluster_routing == Routing::Redirect {
         let moved = args[1..]
             .iter()
-            .find_map(|key| session.shared.engine.moved(types::key_slot(key)));
+            .find_map(|key| session.moved(types::key_slot(key)));
         if let Some(moved) = moved {
             return moved;
         }
     }
     let now = session.now_ms;
     let shared = session.shared.clone();
-    let db = shared.engine.db();
+    let db = shared
+        .engine
+        .db(shared.engine.group_of(Some(types::key_slot(&args[1]))));
     for key in &args[1..] {
         if !session.watches.iter().any(|w| w.key.as_slice() == &key[..]) {
             session.watches.push(db.watch(key, now));
@@ -111,12 +113,27 @@ pub(crate) fn queue(session: &mut Session, args: Vec<Bytes>, command: Option<Com
                 return crossslot;
             }
         };
-        if let Some(moved) = session.redirect(spec, &args) {
+        if let Some(moved) = session.redirect(spec, slot) {
             session.multi_dirty = true;
             return moved;
         }
+        // A transaction runs in one group's log; a whole-keyspace command (FLUSHALL,
+        // DBSIZE, KEYS, SCAN, RANDOMKEY) there would see or change that group's part only.
+        if slot.is_none()
+            && session.shared.engine.is_split()
+            && spec.key_positions(&args).is_empty()
+            && !matches!(spec.name, "ping" | "echo")
+        {
+            session.multi_dirty = true;
+            return Frame::error(format!(
+                "ERR {} inside MULTI would cover one of the {} groups the keyspace is split \
+                 over; send it outside the transaction",
+                spec.name.to_ascii_uppercase(),
+                session.shared.engine.groups().len()
+            ));
+        }
         if let Some(slot) = slot {
-            if session.multi_slot.is_some_and(|s| s != slot) {
+            if session.checks_slots() && session.multi_slot.is_some_and(|s| s != slot) {
                 session.multi_crossslot = true;
             }
             session.multi_slot.get_or_insert(slot);
@@ -139,6 +156,7 @@ pub(super) async fn exec(session: &mut Session) -> Frame {
     }
     let dirty = session.multi_dirty;
     let crossslot = session.multi_crossslot;
+    let multi_slot = session.multi_slot;
     let queued = session.end_multi();
     let watches = std::mem::take(&mut session.watches);
     if dirty {
@@ -148,6 +166,18 @@ pub(super) async fn exec(session: &mut Session) -> Frame {
         return Frame::error(CROSSSLOT);
     }
     // Each queued request's kind, looked up once (every one was found when queued).
+    // The transaction runs in one group's log: the group of its keys' slot, or of the
+    // watched keys' when it has none. Watched keys in another slot than the queued ones
+    // cannot be checked in that log.
+    let watched = watches.first().map(|w| types::key_slot(&w.key));
+    let slot = multi_slot.or(watched);
+    if session.checks_slots() {
+        let keys = watches.iter().map(|w| &w.key[..]);
+        if one_slot(keys).is_err() || watched.is_some_and(|w| Some(w) != slot) {
+            return Frame::error(CROSSSLOT);
+        }
+    }
+    let group = session.shared.engine.group_of(slot);
     let kinds: Vec<Option<Command>> = queued.iter().map(|args| super::lookup(&args[0])).collect();
     // The data commands, each with its own seed, go into one EXEC proposal, parsed (on
     // every replica) with the time of EXEC; connection commands are answered here and
@@ -161,7 +191,7 @@ pub(super) async fn exec(session: &mut Session) -> Frame {
     let reply = session
         .shared
         .engine
-        .write(&kv::Proposal::Exec { watches, cmds }, session.now_ms)
+        .write(group, &kv::Proposal::Exec { watches, cmds }, session.now_ms)
         .await;
     let Frame::Array(replies) = reply else {
         return reply;

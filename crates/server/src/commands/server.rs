@@ -26,17 +26,39 @@ pub(super) fn time() -> Frame {
     ])
 }
 
-/// `DEBUG DIGEST`: the digest of this node's data after the read barrier, so it is
-/// the same on every replica that has applied the same log.
+/// `DEBUG DIGEST`: the digest of this node's data after each group's read barrier, so
+/// it is the same on every node that has applied the same logs: the XOR of the groups'
+/// digests, which is what one database holding every key would digest to.
+/// `DEBUG DIGEST-GROUP <id>`: one data group's digest.
 pub(super) async fn debug(session: &mut Session, args: &[Bytes]) -> Frame {
-    if !kv::args::is(&args[1], "digest") || args.len() != 2 {
-        return unknown_subcommand("debug", &args[1]);
-    }
+    let engine = &session.shared.engine;
     let now = session.now_ms;
-    match session.shared.engine.read(|db| db.digest(now)).await {
-        Ok(digest) => Frame::Status(digest),
-        Err(e) => e,
+    let groups = if kv::args::is(&args[1], "digest") && args.len() == 2 {
+        engine.groups()
+    } else if kv::args::is(&args[1], "digest-group") && args.len() == 3 {
+        let wanted = std::str::from_utf8(&args[2])
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(types::GroupId);
+        match wanted.filter(|g| engine.groups().contains(g)) {
+            Some(g) => vec![g],
+            None => return Frame::error("ERR no such data group"),
+        }
+    } else {
+        return unknown_subcommand("debug", &args[1]);
+    };
+    let mut acc = [0u8; 20];
+    for group in groups {
+        match engine.read(group, |db| db.digest(now)).await {
+            Ok(digest) => {
+                for (i, byte) in acc.iter_mut().enumerate() {
+                    *byte ^= u8::from_str_radix(&digest[2 * i..2 * i + 2], 16).unwrap_or(0);
+                }
+            }
+            Err(e) => return e,
+        }
     }
+    Frame::Status(acc.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The ACL category Redis files a command group under.
