@@ -2,7 +2,11 @@
 """Records the golden CLUSTER replies; run by tools/record-cluster-golden, which starts the
 3-master Redis Cluster first. Not meant to be run on its own.
 
-usage: record-cluster-golden.py OUTDIR PORT1 PORT2 PORT3
+usage: record-cluster-golden.py [--hostnames] OUTDIR PORT1 PORT2 PORT3
+
+With --hostnames (the nodes announce hostnames), only the replies that show endpoints are
+recorded, once for each `cluster-preferred-endpoint-type` (set with CONFIG SET on every
+node): the cases are named `<type>-<case>`.
 
 Speaks raw RESP over TCP (no redis-cli formatting), so every reply is recorded as the
 exact bytes Redis sent, up to the normalization described in
@@ -402,12 +406,40 @@ def keyslot_keys():
     return edge + rand
 
 
+def endpoint_cases(rec, prefix):
+    """The replies that show where a node is reached."""
+    nodes = lambda r: map_blob(r, norm_cluster_nodes)
+    rec.case(prefix + "slots", 1, [["CLUSTER", "SLOTS"]], post=check_cluster_slots)
+    rec.case(prefix + "shards", 1, [["CLUSTER", "SHARDS"]], post=norm_cluster_shards)
+    rec.case(prefix + "nodes", 1, [["CLUSTER", "NODES"]], post=nodes)
+    rec.case(prefix + "moved-get", 1, [["GET", "foo"]])
+    rec.case(prefix + "moved-set", 1, [["SET", "foo", "1"]])
+
+
+def set_endpoint_type(rec, kind):
+    for port in rec.ports:
+        c = Conn(port)
+        r, raw = c.call("CONFIG", "SET", "cluster-preferred-endpoint-type", kind)
+        c.close()
+        assert r == (b"+", b"OK"), raw
+
+
 def main():
-    outdir = sys.argv[1]
-    ports = [int(p) for p in sys.argv[2:]]
+    args = sys.argv[1:]
+    hostnames = args[:1] == ["--hostnames"]
+    if hostnames:
+        args = args[1:]
+    outdir = args[0]
+    ports = [int(p) for p in args[1:]]
     assert len(ports) == 3
     rec = Recorder(outdir, ports)
     case = rec.case
+    if hostnames:
+        for kind in ("ip", "hostname", "unknown-endpoint"):
+            set_endpoint_type(rec, kind)
+            endpoint_cases(rec, kind + "-")
+        rec.write_manifest()
+        return
 
     tag = "{user1000}"
     tagslot = key_slot(tag.encode())

@@ -26,6 +26,19 @@ pub struct RaftInfo {
     /// `raft_last_log_index` and `raft_log_size`, when the node reports them.
     pub last_log: Option<u64>,
     pub log_size: Option<u64>,
+    /// Each data group as this node sees it, from its
+    /// `raft_group_<id>:role=..,term=..,leader=..,...,voters=1 2 3,...` line (empty when
+    /// the node reports no such lines).
+    pub groups: BTreeMap<u64, GroupInfo>,
+}
+
+/// One data group's line of `INFO replication`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub role: String,
+    pub term: u64,
+    pub leader: Option<u64>,
+    pub voters: Vec<u64>,
 }
 
 impl RaftInfo {
@@ -62,7 +75,43 @@ impl RaftInfo {
                     format!("INFO replication `raft_leader_id:{v}` is not a node id")
                 })?),
             };
+        let mut groups = BTreeMap::new();
+        for (key, value) in &fields {
+            let Some(group) = key.strip_prefix("raft_group_") else {
+                continue;
+            };
+            let Ok(group) = group.parse::<u64>() else {
+                continue;
+            };
+            let field = |name: &str| {
+                value
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                    .ok_or_else(|| format!("INFO `{key}:{value}` has no {name}"))
+            };
+            let bad = |what: &str| format!("INFO `{key}:{value}`: bad {what}");
+            let voters = field("voters")?
+                .split(' ')
+                .filter(|x| !x.is_empty())
+                .map(str::parse::<u64>)
+                .collect::<Result<Vec<u64>, _>>()
+                .map_err(|_| bad("voters"))?;
+            let leader = match field("leader")? {
+                "none" | "" => None,
+                l => Some(l.parse().map_err(|_| bad("leader"))?),
+            };
+            groups.insert(
+                group,
+                GroupInfo {
+                    role: field("role")?.to_string(),
+                    term: field("term")?.parse().map_err(|_| bad("term"))?,
+                    leader,
+                    voters,
+                },
+            );
+        }
         Ok(RaftInfo {
+            groups,
             role: get("role")?.to_string(),
             term: num("raft_term")?,
             leader,
@@ -105,6 +154,24 @@ mod tests {
         let i = RaftInfo::parse(text).unwrap();
         assert_eq!((i.role.as_str(), i.term, i.leader), ("leader", 7, Some(2)));
         assert_eq!(i.voters, Some(vec![1, 2, 3]));
+        assert!(i.groups.is_empty());
+        let groups = format!(
+            "{text}raft_group_1:role=leader,term=7,leader=2,commit=10,applied=9,last_log=12,\
+             voters=1 2 3,slots=0-8191\r\nraft_group_2:role=follower,term=3,leader=1,commit=4,\
+             applied=4,last_log=4,voters=1 3,slots=8192-16383\r\n"
+        );
+        let g = RaftInfo::parse(&groups).unwrap().groups;
+        assert_eq!(
+            g.get(&1),
+            Some(&GroupInfo {
+                role: "leader".into(),
+                term: 7,
+                leader: Some(2),
+                voters: vec![1, 2, 3]
+            })
+        );
+        assert_eq!(g[&2].voters, vec![1, 3]);
+        assert_eq!(g[&2].leader, Some(1));
         assert_eq!(i.purged(), Some(8));
         assert_eq!(field(text, "raft_voters"), Some("1,2,3"));
         let none = text.replace("raft_leader_id:2", "raft_leader_id:none");

@@ -34,7 +34,8 @@ enum Cmd {
     /// Runs the matrix (each nemesis and mixed, x each workload) or one combination.
     Run {
         /// `all` (each nemesis alone, then mixed), `mixed`, `none`, or a comma-separated
-        /// list of partition, kill, pause, transfer, membership applied together.
+        /// list of partition, kill, pause, shuffle-leaders, membership, disk-full applied
+        /// together.
         #[arg(long, default_value = "all")]
         nemesis: String,
         /// `all`, register, counter, set or list-append.
@@ -81,6 +82,10 @@ struct Common {
     /// Applied entries between snapshots (small, so catch-up by snapshot happens).
     #[arg(long, default_value_t = 1000)]
     snapshot_logs: u64,
+    /// Raft groups the nodes spread the slots over (the binary's default: keys of every
+    /// workload land in several groups, each with its own leader).
+    #[arg(long, default_value_t = 16)]
+    raft_groups: u32,
     /// Client timeout, ms: past it an operation's outcome is unknown.
     #[arg(long, default_value_t = 4000)]
     op_timeout_ms: u64,
@@ -124,6 +129,7 @@ impl Common {
             }),
             heartbeat_ms: self.heartbeat_ms,
             snapshot_logs: self.snapshot_logs,
+            raft_groups: self.raft_groups,
             op_timeout_ms: self.op_timeout_ms,
             think_ms: self.think_ms,
             out,
@@ -207,6 +213,14 @@ fn report_all(summaries: &[report::Summary], expected: usize, interrupted: bool)
                 "jepsen: NODE CRASH in {}: {}",
                 s.dir.display(),
                 s.crashes.join("; ")
+            );
+        }
+        if !s.diverged.is_empty() {
+            ok = false;
+            println!(
+                "jepsen: REPLICAS DIVERGED in {}: {}",
+                s.dir.display(),
+                s.diverged.join("; ")
             );
         }
         if s.interrupted {

@@ -83,6 +83,8 @@ pub struct DbOptions {
     pub nodes: u64,
     pub heartbeat_ms: u64,
     pub snapshot_logs: u64,
+    /// `--raft-groups`.
+    pub raft_groups: u32,
     /// `--unsafe` value, for the self-test.
     pub unsafe_mode: Option<String>,
     /// Where `nodes/` goes.
@@ -208,6 +210,8 @@ impl Db {
             self.opts.heartbeat_ms.to_string(),
             "--snapshot-logs".into(),
             self.opts.snapshot_logs.to_string(),
+            "--raft-groups".into(),
+            self.opts.raft_groups.to_string(),
         ]
         .into();
         if let Some(u) = &self.opts.unsafe_mode {
@@ -474,17 +478,18 @@ impl Db {
         self.wait_ready(id, Duration::from_secs(30))
     }
 
-    /// Asks leader `from` to hand leadership to `to`.
-    pub fn transfer(&self, from: u64, to: u64) -> Result<()> {
+    /// Asks leader `from` of `group` to hand it to `to`.
+    pub fn transfer_group(&self, from: u64, to: u64, group: u64) -> Result<()> {
+        let (to_arg, group_arg) = (to.to_string(), group.to_string());
         match call(
             from,
-            &["CLUSTER", "TRANSFER-LEADER", &to.to_string()],
+            &["CLUSTER", "TRANSFER-LEADER", &to_arg, &group_arg],
             Duration::from_secs(5),
         )
         .map_err(|e| anyhow!(e))?
         {
             redis::Value::Okay => Ok(()),
-            other => bail!("n{from}: CLUSTER TRANSFER-LEADER {to} -> {other:?}"),
+            other => bail!("n{from}: CLUSTER TRANSFER-LEADER {to} {group} -> {other:?}"),
         }
     }
 

@@ -33,9 +33,11 @@ pub enum Kind {
     Kill,
     /// `SIGSTOP`, then `SIGCONT` (the leader or a random node).
     Pause,
-    /// `CLUSTER TRANSFER-LEADER` to a random other voter, again every 0.8 s while the
-    /// step holds.
-    Transfer,
+    /// Leadership moved under load (`shuffle-leaders`, also `transfer`): the leaders of a
+    /// quarter of the data groups (at least one), chosen at random, each hand their group
+    /// to a random other voter (`CLUSTER TRANSFER-LEADER <node> <group>`), again every
+    /// 0.8 s while the step holds.
+    ShuffleLeaders,
     /// `CLUSTER FORGET` a node, wipe its disk, add it back with `--join`.
     Membership,
     /// Fill a node's disk (every node's data directory is then a small tmpfs of its own),
@@ -48,7 +50,7 @@ impl Kind {
         Kind::Partition,
         Kind::Kill,
         Kind::Pause,
-        Kind::Transfer,
+        Kind::ShuffleLeaders,
         Kind::Membership,
         Kind::DiskFull,
     ];
@@ -58,7 +60,7 @@ impl Kind {
             Kind::Partition => "partition",
             Kind::Kill => "kill",
             Kind::Pause => "pause",
-            Kind::Transfer => "transfer",
+            Kind::ShuffleLeaders => "shuffle-leaders",
             Kind::Membership => "membership",
             Kind::DiskFull => "disk-full",
         }
@@ -105,6 +107,12 @@ impl FromStr for Kinds {
         }
         let mut kinds = BTreeSet::new();
         for part in s.split([',', '+']).map(str::trim) {
+            // The name before there were many groups to shuffle.
+            let part = if part == "transfer" {
+                Kind::ShuffleLeaders.name()
+            } else {
+                part
+            };
             let kind = Kind::ALL
                 .into_iter()
                 .find(|k| k.name() == part)
@@ -176,7 +184,7 @@ pub enum Fault {
     Partition(Shape),
     Kill(Target),
     Pause(Target),
-    Transfer,
+    ShuffleLeaders,
     /// Remove a node (the leader if `leader`, else a random one), wipe it, re-add it.
     Membership {
         leader: bool,
@@ -191,7 +199,7 @@ impl Fault {
             Fault::Partition(_) => Kind::Partition,
             Fault::Kill(_) => Kind::Kill,
             Fault::Pause(_) => Kind::Pause,
-            Fault::Transfer => Kind::Transfer,
+            Fault::ShuffleLeaders => Kind::ShuffleLeaders,
             Fault::Membership { .. } => Kind::Membership,
             Fault::DiskFull(_) => Kind::DiskFull,
         }
@@ -204,7 +212,7 @@ impl fmt::Display for Fault {
             Fault::Partition(s) => write!(f, "partition {}", s.name()),
             Fault::Kill(t) => write!(f, "kill -9 {}", t.name()),
             Fault::Pause(t) => write!(f, "pause {}", t.name()),
-            Fault::Transfer => f.write_str("transfer leadership"),
+            Fault::ShuffleLeaders => f.write_str("shuffle leaders"),
             Fault::Membership { leader: true } => f.write_str("remove and re-add the leader"),
             Fault::Membership { leader: false } => f.write_str("remove and re-add a node"),
             Fault::DiskFull(t) => write!(f, "fill the disk of the {}", t.name()),
@@ -272,7 +280,7 @@ fn fault_of(kind: Kind, rng: &mut impl Rng) -> Fault {
         } else {
             Target::Random
         }),
-        Kind::Transfer => Fault::Transfer,
+        Kind::ShuffleLeaders => Fault::ShuffleLeaders,
         Kind::Membership => Fault::Membership {
             leader: rng.gen_bool(0.3),
         },

@@ -77,7 +77,7 @@ fn window_colour(label: &str) -> RGBColor {
         Some("partition") => RGBColor(70, 130, 230),
         Some("kill") => RGBColor(230, 60, 60),
         Some("pause") => RGBColor(160, 80, 200),
-        Some("transfer") => RGBColor(230, 180, 30),
+        Some("shuffle") => RGBColor(230, 180, 30),
         _ => RGBColor(60, 170, 90),
     }
 }

@@ -28,6 +28,8 @@ pub struct Summary {
     pub valid: Option<bool>,
     /// Nodes that exited on their own.
     pub crashes: Vec<String>,
+    /// What the replica checks after the run found wrong.
+    pub diverged: Vec<String>,
     pub interrupted: bool,
     pub dir: PathBuf,
 }
@@ -50,6 +52,9 @@ impl Summary {
         let mut extra = String::new();
         if !self.crashes.is_empty() {
             extra.push_str(&format!(" {} NODE CRASH(ES)", self.crashes.len()));
+        }
+        if !self.diverged.is_empty() {
+            extra.push_str(" REPLICAS DIVERGED");
         }
         if self.interrupted {
             extra.push_str(" interrupted");
@@ -105,6 +110,9 @@ pub fn judge(dir: &Path) -> Result<Summary> {
     for c in &faults.crashes {
         text.push_str(&format!("{c}\n"));
     }
+    for d in &faults.diverged {
+        text.push_str(&format!("replicas diverged: {d}\n"));
+    }
     fs::write(dir.join("verdict.txt"), text)?;
     let title = format!(
         "{workload} under {}{} (seed {})",
@@ -130,6 +138,7 @@ pub fn judge(dir: &Path) -> Result<Summary> {
         info: c.info,
         valid: report.valid(),
         crashes: faults.crashes,
+        diverged: faults.diverged,
         interrupted: faults.interrupted,
         dir: dir.to_path_buf(),
     })

@@ -13,7 +13,7 @@
 //!   outer process (its parent) is gone.
 //! - `iptables` runs only inside the namespace: [`inner`] refuses to start elsewhere.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -47,6 +47,9 @@ pub struct RunSpec {
     pub seed: u64,
     pub heartbeat_ms: u64,
     pub snapshot_logs: u64,
+    /// `--raft-groups` of the nodes.
+    #[serde(default = "one_group")]
+    pub raft_groups: u32,
     /// `--unsafe` for the nodes (the self-test), if any.
     pub unsafe_mode: Option<String>,
     /// How long a client waits for a reply before the operation is unknown.
@@ -55,6 +58,11 @@ pub struct RunSpec {
     pub think_ms: u64,
     pub bin: PathBuf,
     pub dir: PathBuf,
+}
+
+/// What a `run.json` written before runs had several groups meant.
+fn one_group() -> u32 {
+    1
 }
 
 impl RunSpec {
@@ -98,6 +106,10 @@ pub struct Faults {
     pub windows: Vec<Window>,
     /// Nodes that exited without being killed (a crash), with their exit status.
     pub crashes: Vec<String>,
+    /// What the replica checks after the final reads found wrong: a group whose replicas'
+    /// digests differ, slots not served exactly once (see [`replica_checks`]).
+    #[serde(default)]
+    pub diverged: Vec<String>,
     /// Set when the run stopped early.
     pub interrupted: bool,
 }
@@ -131,8 +143,8 @@ impl Log {
     }
 }
 
-/// How often leadership moves while a transfer step holds.
-const TRANSFER_EVERY: Duration = Duration::from_millis(800);
+/// How often leaders move while a shuffle-leaders step holds.
+const SHUFFLE_EVERY: Duration = Duration::from_millis(800);
 
 /// Sleeps until `at` after `start`, in short naps; false if told to stop first.
 fn wait_until(start: Instant, at: Duration, stop: &Stop) -> bool {
@@ -187,6 +199,7 @@ pub fn inner(spec_path: &Path) -> Result<bool> {
         nodes: spec.nodes,
         heartbeat_ms: spec.heartbeat_ms,
         snapshot_logs: spec.snapshot_logs,
+        raft_groups: spec.raft_groups,
         unsafe_mode: spec.unsafe_mode.clone(),
         dir: spec.dir.clone(),
         tmpfs: kinds
@@ -256,10 +269,10 @@ pub fn inner(spec_path: &Path) -> Result<bool> {
         let t0 = recorder.now();
         let undo: Vec<(String, Undo)> = step.faults.iter().map(|&f| nemesis.apply(f)).collect();
         let end = (start.elapsed() + step.hold).min(last_end);
-        // A leader transfer is over at once: while its step holds, leadership moves again
-        // every TRANSFER_EVERY.
-        let repeat = step.faults.contains(&Fault::Transfer);
-        let mut tick = start.elapsed() + TRANSFER_EVERY;
+        // A shuffle of leaders is over at once: while its step holds, leaders move again
+        // every SHUFFLE_EVERY.
+        let repeat = step.faults.contains(&Fault::ShuffleLeaders);
+        let mut tick = start.elapsed() + SHUFFLE_EVERY;
         let held = loop {
             let until = if repeat { tick.min(end) } else { end };
             if !wait_until(start, until, &stop) {
@@ -268,8 +281,8 @@ pub fn inner(spec_path: &Path) -> Result<bool> {
             if until >= end {
                 break true;
             }
-            nemesis.apply(Fault::Transfer);
-            tick += TRANSFER_EVERY;
+            nemesis.apply(Fault::ShuffleLeaders);
+            tick += SHUFFLE_EVERY;
         };
         for (label, u) in undo.into_iter().rev() {
             nemesis.heal(u);
@@ -311,6 +324,9 @@ pub fn inner(spec_path: &Path) -> Result<bool> {
             );
         }
     }
+    if completed {
+        nemesis.faults.diverged = replica_checks(&nemesis.db, spec.raft_groups, &log);
+    }
     nemesis.check_crashes();
     nemesis.db.stop_all();
     recorder.flush().context("write history.jsonl")?;
@@ -321,6 +337,84 @@ pub fn inner(spec_path: &Path) -> Result<bool> {
     )?;
     log.line(if completed { "done" } else { "interrupted" });
     Ok(completed)
+}
+
+/// After the run, with every fault healed: each group's replicas hold the same data (its
+/// `DEBUG DIGEST-GROUP`, read after a read barrier, equal on every running node) and every
+/// slot is served by exactly one range of `CLUSTER SLOTS` on every node. A node still
+/// catching up gets up to 30 s. What is wrong, in words (empty when all is well).
+fn replica_checks(db: &Db, groups: u32, log: &Log) -> Vec<String> {
+    let timeout = Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let nodes = db.awake();
+    let text = |v: &redis::Value| match v {
+        redis::Value::SimpleString(s) => s.clone(),
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        other => format!("{other:?}"),
+    };
+    let mut problems = Vec::new();
+    for g in 1..=groups.max(1) {
+        let group = g.to_string();
+        let mut last = String::new();
+        let agreed = loop {
+            let digests: Vec<(u64, Result<String, String>)> = nodes
+                .iter()
+                .map(|&id| {
+                    let d = db::call(id, &["DEBUG", "DIGEST-GROUP", &group], timeout);
+                    (id, d.map(|v| text(&v)))
+                })
+                .collect();
+            let distinct: BTreeSet<&Result<String, String>> =
+                digests.iter().map(|(_, d)| d).collect();
+            if distinct.len() == 1 && digests.iter().all(|(_, d)| d.is_ok()) {
+                break true;
+            }
+            last = digests
+                .iter()
+                .map(|(id, d)| format!("n{id}={}", d.as_ref().unwrap_or_else(|e| e)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            if Instant::now() >= deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        if !agreed {
+            problems.push(format!("group {g}: replicas differ: {last}"));
+        }
+    }
+    for &id in &nodes {
+        let mut served = vec![0u32; 16384];
+        match db::call(id, &["CLUSTER", "SLOTS"], timeout) {
+            Ok(redis::Value::Array(ranges)) => {
+                for range in ranges {
+                    if let redis::Value::Array(e) = range {
+                        if let (Some(redis::Value::Int(a)), Some(redis::Value::Int(b))) =
+                            (e.first(), e.get(1))
+                        {
+                            for s in (*a).max(0)..=(*b).min(16383) {
+                                served[s as usize] += 1;
+                            }
+                        }
+                    }
+                }
+                let wrong = served.iter().filter(|&&n| n != 1).count();
+                if wrong > 0 {
+                    problems.push(format!("n{id}: {wrong} slots not served exactly once"));
+                }
+            }
+            other => problems.push(format!("n{id}: CLUSTER SLOTS answered {other:?}")),
+        }
+    }
+    log.line(if problems.is_empty() {
+        format!(
+            "replica checks: {} groups agree on every node",
+            groups.max(1)
+        )
+    } else {
+        format!("replica checks FAILED: {}", problems.join("; "))
+    });
+    problems
 }
 
 /// Reads the whole state once per final op, through any node that answers (bounded).
@@ -565,26 +659,10 @@ impl Nemesis<'_> {
                     Undo::Resume(vec![victim]),
                 ))
             }
-            Fault::Transfer => {
-                let leader = self
-                    .db
-                    .leader()
-                    .ok_or_else(|| anyhow!("no leader to transfer from"))?;
-                let voters = self.db.info(leader)?.voters.unwrap_or_default();
-                let awake = self.db.awake();
-                let others: Vec<u64> = voters
-                    .into_iter()
-                    .filter(|&v| v != leader && awake.contains(&v))
-                    .collect();
-                let to = *others
-                    .choose(&mut self.rng)
-                    .ok_or_else(|| anyhow!("no other awake voter"))?;
-                self.db.transfer(leader, to)?;
-                Ok((
-                    format!("transfer leadership n{leader} -> n{to}"),
-                    Undo::Nothing,
-                ))
-            }
+            Fault::ShuffleLeaders => Ok((
+                format!("shuffle leaders: {}", self.shuffle_leaders()?),
+                Undo::Nothing,
+            )),
             Fault::Membership { leader } => {
                 let current = self.db.leader();
                 let victim = if leader {
@@ -599,7 +677,7 @@ impl Nemesis<'_> {
                     others.choose(&mut self.rng).copied()
                 }
                 .ok_or_else(|| anyhow!("no node to remove"))?;
-                self.db.forget(victim)?;
+                self.forget(victim)?;
                 self.removed.insert(victim);
                 self.db.kill(victim)?;
                 Ok((
@@ -665,7 +743,9 @@ impl Nemesis<'_> {
     }
 
     /// Starts removed node `id` with an empty disk and `--join`, and waits until the
-    /// leader counts it as a voter.
+    /// leader counts it as a voter and every awake node lists it among the voters of
+    /// every data group (a join goes group by group: the next step must not remove
+    /// another node from a group this one has not joined yet).
     fn rejoin(&mut self, id: u64) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let via = loop {
@@ -684,7 +764,14 @@ impl Nemesis<'_> {
                 .leader()
                 .and_then(|l| self.db.info(l).ok())
                 .is_some_and(|i| i.voters.is_some_and(|v| v.contains(&id)));
-            if voter {
+            let everywhere = || {
+                self.db.awake().into_iter().all(|n| {
+                    self.db
+                        .info(n)
+                        .is_ok_and(|i| i.groups.values().all(|g| g.voters.contains(&id)))
+                })
+            };
+            if voter && everywhere() {
                 self.removed.remove(&id);
                 return Ok(());
             }
@@ -692,6 +779,80 @@ impl Nemesis<'_> {
                 bail!("n{id} did not become a voter again within 30 s");
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Moves the leadership of a quarter of the data groups (at least one), chosen at
+    /// random, each to a random other awake voter; says which moved where (and which
+    /// refused; an error, logged as a step that could not be taken, when all did). A
+    /// group's leader is the node that says it leads it, in the highest term.
+    fn shuffle_leaders(&mut self) -> Result<String> {
+        let awake = self.db.awake();
+        let mut leaders: BTreeMap<u64, (u64, u64, Vec<u64>)> = BTreeMap::new();
+        for &n in &awake {
+            let Ok(info) = self.db.info(n) else {
+                continue;
+            };
+            for (&group, line) in &info.groups {
+                let newer = leaders
+                    .get(&group)
+                    .is_none_or(|&(_, term, _)| line.term > term);
+                if line.role == "leader" && line.leader == Some(n) && newer {
+                    leaders.insert(group, (n, line.term, line.voters.clone()));
+                }
+            }
+        }
+        let groups: Vec<u64> = leaders.keys().copied().collect();
+        let count = (groups.len() / 4).max(1);
+        let chosen: Vec<u64> = groups
+            .choose_multiple(&mut self.rng, count)
+            .copied()
+            .collect();
+        let mut moved = Vec::new();
+        for group in chosen {
+            let (from, _, voters) = &leaders[&group];
+            let others: Vec<u64> = voters
+                .iter()
+                .copied()
+                .filter(|v| v != from && awake.contains(v))
+                .collect();
+            let Some(&to) = others.choose(&mut self.rng) else {
+                continue;
+            };
+            moved.push(match self.db.transfer_group(*from, to, group) {
+                Ok(()) => format!("g{group} n{from}->n{to}"),
+                Err(e) => format!("g{group} n{from}->n{to} refused ({e:#})"),
+            });
+        }
+        if moved.is_empty() {
+            bail!("no group has a leader and another awake voter");
+        }
+        if moved.iter().all(|m| m.contains("refused")) {
+            bail!("every transfer was refused: {}", moved.join(", "));
+        }
+        Ok(moved.join(", "))
+    }
+
+    /// `CLUSTER FORGET victim` until it succeeds, for up to 30 s: a removal goes group by
+    /// group and one cut short (a deadline, a change of leader) is finished by asking
+    /// again, never left half done.
+    fn forget(&mut self, victim: u64) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut asked = false;
+        loop {
+            match self.db.forget(victim) {
+                Ok(()) => return Ok(()),
+                // The last ask finished the removal, though its answer was lost.
+                Err(e) if asked && format!("{e:#}").contains("Unknown node") => return Ok(()),
+                Err(e) if Instant::now() < deadline => {
+                    asked = true;
+                    self.log.line(format!(
+                        "CLUSTER FORGET {victim} failed, asking again: {e:#}"
+                    ));
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 

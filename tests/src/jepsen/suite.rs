@@ -40,6 +40,7 @@ pub struct Settings {
     pub seed: u64,
     pub heartbeat_ms: u64,
     pub snapshot_logs: u64,
+    pub raft_groups: u32,
     pub op_timeout_ms: u64,
     pub think_ms: u64,
     /// Where run directories go.
@@ -102,7 +103,7 @@ pub fn short() -> Vec<Combo> {
         combo("partition", Workload::Register),
         combo("kill", Workload::Counter),
         combo("pause", Workload::ListAppend),
-        combo("transfer", Workload::Set),
+        combo("shuffle-leaders", Workload::Set),
         combo("membership", Workload::Register),
         combo("disk-full", Workload::Register),
         combo("kill", Workload::BigValues),
@@ -181,6 +182,7 @@ pub fn run_all(combos: &[Combo], settings: &Settings, stop: &AtomicBool) -> Resu
             seed,
             heartbeat_ms: settings.heartbeat_ms,
             snapshot_logs: settings.snapshot_logs,
+            raft_groups: settings.raft_groups,
             unsafe_mode: combo.unsafe_mode.clone(),
             op_timeout_ms: settings.op_timeout_ms,
             think_ms: settings.think_ms,
@@ -225,6 +227,7 @@ pub fn run_all(combos: &[Combo], settings: &Settings, stop: &AtomicBool) -> Resu
                     info: 0,
                     valid: None,
                     crashes: Vec::new(),
+                    diverged: Vec::new(),
                     interrupted: true,
                     dir: dir.clone(),
                 }

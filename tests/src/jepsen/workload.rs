@@ -3,10 +3,16 @@
 //!
 //! - register: `SET`/`GET` of integers on [`REGISTER_KEYS`] keys; written values are
 //!   unique per key (a counter per key), which keeps the linearizability search small.
-//! - counter: `INCRBY counter n` (n in 1..=5) and `GET counter` (a missing key reads 0).
-//! - set: `SADD set n` of unique integers, a few `SMEMBERS` reads along the way.
-//! - list-append: `MULTI` of 1-3 `RPUSH`/`LRANGE` on [`LIST_KEYS`] keys sharing the `{la}`
-//!   hash tag, then `EXEC`; appended values are unique per key.
+//! - counter: `INCRBY counterK n` (n in 1..=5) and `GET counterK` (a missing key reads 0)
+//!   on [`COUNTER_KEYS`] keys.
+//! - set: `SADD setK n` of unique integers on [`SET_KEYS`] keys, a few `SMEMBERS` reads
+//!   along the way.
+//! - list-append: `MULTI` of 1-3 `RPUSH`/`LRANGE` on the [`LIST_KEYS`] keys of one of
+//!   [`LIST_TAGS`] hash tags (`{laT}kK`: a transaction stays in one slot, as Redis Cluster
+//!   demands), then `EXEC`; appended values are unique per key.
+//!
+//! With the default 16 groups every workload's keys span several slots and groups (a
+//! test checks it), so faults meet many groups at once.
 //! - big-values: the register on [`BIG_KEYS`] keys, each written integer `n` padded to
 //!   [`big_len`]`(n)` bytes (1 KiB to 3 MiB: most travel as large writes, in parts); a
 //!   read checks the padding, and a value whose padding is wrong reads as `-1`, a value no
@@ -29,12 +35,24 @@ use serde_json::{json, Value};
 
 /// Keys of the register workload.
 pub const REGISTER_KEYS: usize = 3;
-/// Keys of the list-append workload (one hash slot thanks to the `{la}` tag).
-pub const LIST_KEYS: usize = 4;
-/// The counter workload's key.
-pub const COUNTER_KEY: &str = "counter";
-/// The set workload's key.
-pub const SET_KEY: &str = "set";
+/// Hash tags of the list-append workload, each its own slot.
+pub const LIST_TAGS: usize = 4;
+/// Keys of the list-append workload per hash tag.
+pub const LIST_KEYS: usize = 3;
+/// Keys of the counter workload.
+pub const COUNTER_KEYS: usize = 6;
+/// Keys of the set workload.
+pub const SET_KEYS: usize = 6;
+
+/// The counter key `i`.
+pub fn counter_key(i: usize) -> String {
+    format!("counter{i}")
+}
+
+/// The set key `i`.
+pub fn set_key(i: usize) -> String {
+    format!("set{i}")
+}
 /// Keys of the big-values workload.
 pub const BIG_KEYS: usize = 3;
 
@@ -106,9 +124,9 @@ pub fn register_key(i: usize) -> String {
     format!("r{i}")
 }
 
-/// The list-append key `i`.
-pub fn list_key(i: usize) -> String {
-    format!("{{la}}k{i}")
+/// The list-append key `k` of hash tag `tag`.
+pub fn list_key(tag: usize, k: usize) -> String {
+    format!("{{la{tag}}}k{k}")
 }
 
 /// Draws operations for one workload; shared by every worker (values are unique across
@@ -126,8 +144,9 @@ impl Generator {
         let keys = match workload {
             Workload::Register => REGISTER_KEYS,
             Workload::BigValues => BIG_KEYS,
-            Workload::ListAppend => LIST_KEYS,
-            Workload::Counter | Workload::Set => 1,
+            Workload::ListAppend => LIST_TAGS * LIST_KEYS,
+            Workload::Counter => COUNTER_KEYS,
+            Workload::Set => SET_KEYS,
         };
         Generator {
             workload,
@@ -165,38 +184,42 @@ impl Generator {
                 }
             }
             Workload::Counter => {
+                let key = counter_key(rng.gen_range(0..COUNTER_KEYS));
                 if rng.gen_bool(0.25) {
-                    read_op(COUNTER_KEY)
+                    read_op(&key)
                 } else {
                     Op {
                         f: "add",
-                        key: Some(COUNTER_KEY.into()),
+                        key: Some(key),
                         value: json!(rng.gen_range(1..=5)),
                     }
                 }
             }
             Workload::Set => {
+                let k = rng.gen_range(0..SET_KEYS);
                 if rng.gen_bool(0.05) {
-                    read_op(SET_KEY)
+                    read_op(&set_key(k))
                 } else {
                     Op {
                         f: "add",
-                        key: Some(SET_KEY.into()),
-                        value: json!(self.value(0)),
+                        key: Some(set_key(k)),
+                        value: json!(self.value(k)),
                     }
                 }
             }
             Workload::ListAppend => {
                 let n = rng.gen_range(1..=3);
+                let tag = rng.gen_range(0..LIST_TAGS);
                 let mut keys: Vec<usize> = (0..LIST_KEYS).collect();
                 keys.shuffle(rng);
                 let mops: Vec<Value> = keys[..n]
                     .iter()
                     .map(|&k| {
                         if rng.gen_bool(0.5) {
-                            json!(["append", list_key(k), self.value(k)])
+                            let value = self.value(tag * LIST_KEYS + k);
+                            json!(["append", list_key(tag, k), value])
                         } else {
-                            json!(["r", list_key(k), null])
+                            json!(["r", list_key(tag, k), null])
                         }
                     })
                     .collect();
@@ -214,17 +237,21 @@ impl Generator {
     pub fn final_reads(&self) -> Vec<Op> {
         match self.workload {
             Workload::Register | Workload::BigValues => Vec::new(),
-            Workload::Counter => vec![read_op(COUNTER_KEY)],
-            Workload::Set => vec![read_op(SET_KEY)],
-            Workload::ListAppend => vec![Op {
-                f: "txn",
-                key: None,
-                value: Value::Array(
-                    (0..LIST_KEYS)
-                        .map(|k| json!(["r", list_key(k), null]))
-                        .collect(),
-                ),
-            }],
+            Workload::Counter => (0..COUNTER_KEYS)
+                .map(|k| read_op(&counter_key(k)))
+                .collect(),
+            Workload::Set => (0..SET_KEYS).map(|k| read_op(&set_key(k))).collect(),
+            Workload::ListAppend => (0..LIST_TAGS)
+                .map(|tag| Op {
+                    f: "txn",
+                    key: None,
+                    value: Value::Array(
+                        (0..LIST_KEYS)
+                            .map(|k| json!(["r", list_key(tag, k), null]))
+                            .collect(),
+                    ),
+                })
+                .collect(),
         }
     }
 }
@@ -411,7 +438,7 @@ fn run(con: &mut redis::Connection, op: &Op) -> Result<Outcome, Failure> {
                 other => Err(Failure::Unexpected(format!("SET -> {other:?}"))),
             }
         }
-        "add" if key == COUNTER_KEY => {
+        "add" if is_counter_key(&key) => {
             q(
                 redis::cmd("INCRBY").arg(&key).arg(op.value.to_string()),
                 con,
@@ -422,7 +449,7 @@ fn run(con: &mut redis::Connection, op: &Op) -> Result<Outcome, Failure> {
             q(redis::cmd("SADD").arg(&key).arg(op.value.to_string()), con)?;
             Ok(ok(op.value.clone()))
         }
-        "read" if key == SET_KEY => {
+        "read" if is_set_key(&key) => {
             let reply = q(redis::cmd("SMEMBERS").arg(&key), con)?;
             Ok(ok(int_list(&reply, true)?))
         }
@@ -430,7 +457,7 @@ fn run(con: &mut redis::Connection, op: &Op) -> Result<Outcome, Failure> {
             let reply = q(redis::cmd("GET").arg(&key), con)?;
             let v = int_or_nil(&reply)?;
             // A counter never written reads as 0, as INCRBY would see it.
-            Ok(ok(if key == COUNTER_KEY && v.is_null() {
+            Ok(ok(if is_counter_key(&key) && v.is_null() {
                 json!(0)
             } else {
                 v
@@ -439,6 +466,16 @@ fn run(con: &mut redis::Connection, op: &Op) -> Result<Outcome, Failure> {
         "txn" => txn(con, op),
         other => Err(Failure::Unexpected(format!("no such operation `{other}`"))),
     }
+}
+
+fn is_counter_key(key: &str) -> bool {
+    key.strip_prefix("counter")
+        .is_some_and(|k| k.parse::<usize>().is_ok())
+}
+
+fn is_set_key(key: &str) -> bool {
+    key.strip_prefix("set")
+        .is_some_and(|k| k.parse::<usize>().is_ok())
 }
 
 /// A list-append transaction: `MULTI`, one `RPUSH` or `LRANGE` per micro-operation, `EXEC`.
@@ -600,7 +637,42 @@ mod tests {
             }
         }
         let g = Generator::new(Workload::Set);
-        assert_eq!(g.final_reads(), vec![read_op(SET_KEY)]);
+        assert_eq!(g.final_reads().len(), SET_KEYS);
+        assert_eq!(g.final_reads()[0], read_op(&set_key(0)));
+    }
+
+    #[test]
+    fn every_workload_spreads_its_keys_over_several_groups() {
+        // The group of a slot with the default 16 groups of 1024 slots each.
+        let group = |key: &str| types::key_slot(key.as_bytes()).0 / 1024;
+        for workload in [
+            Workload::Register,
+            Workload::Counter,
+            Workload::Set,
+            Workload::ListAppend,
+            Workload::BigValues,
+        ] {
+            let g = Generator::new(workload);
+            let mut rng = StdRng::seed_from_u64(3);
+            let mut groups = std::collections::BTreeSet::new();
+            for _ in 0..500 {
+                let op = g.next(&mut rng);
+                match op.value.as_array() {
+                    Some(mops) if op.f == "txn" => {
+                        let slots: std::collections::BTreeSet<u16> = mops
+                            .iter()
+                            .map(|m| types::key_slot(m[1].as_str().unwrap().as_bytes()).0)
+                            .collect();
+                        assert_eq!(slots.len(), 1, "a transaction stays in one slot: {op:?}");
+                        groups.insert(group(mops[0][1].as_str().unwrap()));
+                    }
+                    _ => {
+                        groups.insert(group(op.key.as_deref().unwrap()));
+                    }
+                }
+            }
+            assert!(groups.len() >= 3, "{workload:?} touches groups {groups:?}");
+        }
     }
 
     #[test]

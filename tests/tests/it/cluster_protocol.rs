@@ -555,3 +555,585 @@ fn a_node_restarted_on_a_new_address_is_found_there() {
     let py = redis_py(new, "py", 20);
     assert!(py.contains("ok=20 nodes=3"), "{py}");
 }
+
+#[test]
+fn announced_hostnames_reach_clients_and_follow_restarts() {
+    // As in Kubernetes, each node announces a name clients resolve, and cluster replies
+    // name nodes by it. The harness gives each node an address of its own on loopback,
+    // which no DNS name resolves to here, so each announces its address written as a
+    // name (Redis's rule lets it); what is shown where is compared byte for byte with
+    // Redis in the golden tests of the server crate.
+    let options = Options {
+        extra: [
+            "--cluster-routing",
+            "redirect",
+            "--announce-hostname",
+            "{ip}",
+            "--preferred-endpoint-type",
+            "hostname",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Options::default()
+    };
+    let mut cluster = Cluster::start("hostnames", 3, options);
+    let ids = cluster.ids();
+    let leader = cluster.wait_leader(&ids, ELECTION);
+    let follower = a_follower(&ids, leader);
+    // `CLUSTER NODES` on node `id` once it shows `want` as the hostname of each member
+    // (by RESP port).
+    let with_hostnames = |cluster: &Cluster, id: u64, want: &dyn Fn(u16) -> String| {
+        let mut last = String::new();
+        poll(ELECTION, || {
+            last = text(cluster.call(id, &["CLUSTER", "NODES"]));
+            let named = last
+                .lines()
+                .filter_map(|l| {
+                    let (addr, hostname) = l.split(' ').nth(1)?.split_once(',')?;
+                    let port: u16 = addr.split_once('@')?.0.rsplit_once(':')?.1.parse().ok()?;
+                    (hostname == want(port)).then_some(())
+                })
+                .count();
+            (named == 3).then_some(())
+        })
+        .unwrap_or_else(|| panic!("node {id} never listed the hostnames: {last}"));
+    };
+    let ip_of_port = |cluster: &Cluster, port: u16| {
+        let id = cluster
+            .ids()
+            .into_iter()
+            .find(|&id| cluster.addr(id).port() == port);
+        id.map_or(String::new(), |id| cluster.addr(id).ip().to_string())
+    };
+    for &id in &ids {
+        with_hostnames(&cluster, id, &|port| ip_of_port(&cluster, port));
+    }
+
+    // MOVED and CLUSTER SLOTS name the leader by its hostname, its ip beside it.
+    let leader_addr = cluster.addr(leader);
+    let leader_port = leader_addr.port();
+    let mut raw = Raw::connect(cluster.addr(follower));
+    assert_eq!(
+        raw.call(&["GET".to_string(), "foo".to_string()]),
+        format!("-MOVED 12182 {leader_addr}\r\n").into_bytes()
+    );
+    let ranges = slots_with_every_node(&cluster, follower);
+    let Value::Array(entry) = &ranges[0] else {
+        unreachable!()
+    };
+    let Value::Array(master) = &entry[2] else {
+        panic!("{}", show_value(&entry[2]))
+    };
+    assert_eq!(
+        master[0],
+        Value::BulkString(leader_addr.ip().to_string().into_bytes())
+    );
+    assert_eq!(master[1], Value::Int(i64::from(leader_port)));
+    assert_eq!(
+        show_value(&master[3]),
+        format!("[\"ip\", \"{}\"]", leader_addr.ip()),
+        "the ip in the map beside the endpoint"
+    );
+
+    // Real cluster clients follow the hostnames.
+    let follower_addr = cluster.addr(follower);
+    let (host, port) = (
+        follower_addr.ip().to_string(),
+        follower_addr.port().to_string(),
+    );
+    let cli = |args: &[&str]| {
+        run(Command::new("redis-cli")
+            .args(["-c", "-h", &host, "-p", &port])
+            .args(args))
+    };
+    assert_eq!(cli(&["SET", "foo", "bar"]).trim(), "OK");
+    assert_eq!(cli(&["GET", "foo"]).trim(), "bar");
+    let py = redis_py(cluster.addr(follower), "py", 30);
+    assert!(py.contains("ok=30"), "{py}");
+
+    // A node restarted with another hostname is recorded with it.
+    cluster.terminate(follower, Duration::from_secs(20));
+    cluster.set_arg(follower, "--announce-hostname", "renamed.redraft.test");
+    cluster.restart(follower);
+    let follower_port = cluster.addr(follower).port();
+    with_hostnames(&cluster, leader, &|port| {
+        if port == follower_port {
+            "renamed.redraft.test".to_string()
+        } else {
+            ip_of_port(&cluster, port)
+        }
+    });
+}
+
+/// `raft_groups_led` and `raft_groups_without_leader` of node `id`.
+fn leadership(cluster: &Cluster, id: u64) -> Option<(usize, usize)> {
+    let text = match cluster.try_call(id, &["INFO", "replication"]).ok()? {
+        Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+        Value::VerbatimString { text, .. } => text,
+        _ => return None,
+    };
+    let field = |f: &str| redraft_tests::info::field(&text, f)?.parse().ok();
+    Some((
+        field("raft_groups_led")?,
+        field("raft_groups_without_leader")?,
+    ))
+}
+
+/// Waits until every group has a leader and the leaderships are spread evenly over
+/// `ids` (each leads 5 or 6 of 16); the counts by node.
+fn balanced(cluster: &Cluster, ids: &[u64]) -> Vec<usize> {
+    let mut last = Vec::new();
+    poll(ELECTION, || {
+        last = ids.iter().map(|&id| leadership(cluster, id)).collect();
+        let counts: Vec<usize> = last.iter().map(|l| l.map_or(0, |l| l.0)).collect();
+        let all_led = last.iter().all(|l| l.is_some_and(|l| l.1 == 0));
+        (all_led && counts.iter().sum::<usize>() == 16 && counts.iter().all(|&c| c == 5 || c == 6))
+            .then_some(counts)
+    })
+    .unwrap_or_else(|| panic!("leaders never spread evenly over the nodes: {last:?}"))
+}
+
+/// Every key a full `SCAN` (COUNT 7) of node `id` returns, and how many calls it took.
+fn scan_all(cluster: &Cluster, id: u64) -> (Vec<String>, usize) {
+    let mut keys = Vec::new();
+    let mut cursor = "0".to_string();
+    for calls in 1..=10_000 {
+        let Value::Array(parts) = cluster.call(id, &["SCAN", &cursor, "COUNT", "7"]) else {
+            panic!("SCAN reply")
+        };
+        let (Value::BulkString(next), Value::Array(items)) = (&parts[0], &parts[1]) else {
+            panic!("SCAN reply shape")
+        };
+        for item in items {
+            if let Value::BulkString(k) = item {
+                keys.push(String::from_utf8_lossy(k).into_owned());
+            }
+        }
+        cursor = String::from_utf8_lossy(next).into_owned();
+        if cursor == "0" {
+            return (keys, calls);
+        }
+    }
+    panic!("SCAN never ended")
+}
+
+fn int(v: Value) -> i64 {
+    match v {
+        Value::Int(n) => n,
+        other => panic!("expected an integer, got {}", show_value(&other)),
+    }
+}
+
+#[test]
+fn sixteen_groups_spread_slots_and_leaders_over_every_node() {
+    // The binary's default: 16 data groups, every node a replica of each, leaders spread.
+    let options = Options {
+        raft_groups: Some(16),
+        extra: vec!["--cluster-routing".into(), "redirect".into()],
+        ..Options::default()
+    };
+    let mut cluster = Cluster::start("groups", 3, options);
+    let ids = cluster.ids();
+    balanced(&cluster, &ids);
+
+    // Cluster clients see three masters sharing the 16 groups' ranges, every slot once,
+    // once every node has announced its address in every group.
+    let mut last = String::new();
+    let ranges = poll(ELECTION, || {
+        let v = cluster.call(1, &["CLUSTER", "SLOTS"]);
+        last = show_value(&v);
+        match v {
+            Value::Array(ranges)
+                if ranges
+                    .iter()
+                    .all(|r| matches!(r, Value::Array(e) if e.len() == 5)) =>
+            {
+                Some(ranges)
+            }
+            _ => None,
+        }
+    })
+    .unwrap_or_else(|| panic!("CLUSTER SLOTS never listed every node in every range: {last}"));
+    assert_eq!(ranges.len(), 16, "one range per group");
+    let mut covered = 0;
+    let mut masters = std::collections::BTreeSet::new();
+    for range in &ranges {
+        let Value::Array(entry) = range else { panic!() };
+        let (Value::Int(a), Value::Int(b)) = (&entry[0], &entry[1]) else {
+            panic!()
+        };
+        covered += b - a + 1;
+        let Value::Array(master) = &entry[2] else {
+            panic!()
+        };
+        masters.insert(show_value(&master[1]));
+        assert_eq!(
+            entry.len(),
+            5,
+            "a master and two replicas: {}",
+            show_value(range)
+        );
+    }
+    assert_eq!(covered, 16384);
+    assert_eq!(masters.len(), 3, "every node is the master of some ranges");
+    let addr = cluster.addr(2);
+    let check = run(Command::new("redis-cli").args(["--cluster", "check", &addr.to_string()]));
+    assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+    assert!(
+        check.contains("[OK] All nodes agree about slots configuration."),
+        "{check}"
+    );
+
+    // Real clients spread keys over every group.
+    assert_eq!(redis_rs(&[addr], "rs", 300).expect("the redis crate"), 300);
+    let py = redis_py(addr, "py", 300);
+    assert!(py.contains("ok=300 nodes=3"), "{py}");
+    let bench = run(Command::new("redis-benchmark").args([
+        "--cluster",
+        "-h",
+        &addr.ip().to_string(),
+        "-p",
+        &addr.port().to_string(),
+        "-c",
+        "6",
+        "-n",
+        "3000",
+        "-r",
+        "1000",
+        "-t",
+        "set",
+        "-q",
+    ]));
+    assert!(bench.contains("SET: "), "{bench}");
+
+    // Ownership is checked where writes are applied: a write for slot 0's key handed,
+    // over gRPC, to the leader of the last group (slots 15360-16383) is refused there,
+    // by every replica alike, and changes nothing.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let pool = rpc::PeerPool::new(rpc::PoolConfig::default());
+    let key = "{3560}x"; // slot 0 (CLUSTER KEYSLOT says so below)
+    assert_eq!(int(cluster.call(1, &["CLUSTER", "KEYSLOT", key])), 0);
+    let proposal = kv::Proposal::Command {
+        args: vec!["SET".into(), key.into(), "wrong".into()],
+        seed: 1,
+    };
+    let mut answers = Vec::new();
+    for &id in &ids {
+        let forward = rpc::Forward {
+            group_id: types::GroupId(16),
+            args: Vec::new(),
+            proto_version: 3,
+            seed: None,
+            proposal: Some(proposal.encode().into()),
+        };
+        let grpc = cluster.node(id).grpc_addr();
+        let answer = rt.block_on(async {
+            let mut peer = pool.node(&grpc).expect("a peer client");
+            peer.forward(forward).await
+        });
+        if let Ok(wire) = answer {
+            answers.push(String::from_utf8_lossy(&wire).into_owned());
+        }
+    }
+    assert_eq!(
+        answers.len(),
+        1,
+        "one leader of group 16 served it: {answers:?}"
+    );
+    assert!(
+        answers[0].contains("TRYAGAIN slot 0 is not served by this group"),
+        "{answers:?}"
+    );
+    // Redirect mode: whichever node leads slot 0's group answers (nil: nothing was
+    // written); every other node sends the client there.
+    let replies: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|&id| Raw::connect(cluster.addr(id)).call(&["GET".to_string(), key.to_string()]))
+        .collect();
+    let served = replies.iter().filter(|r| r.as_slice() == b"$-1\r\n").count();
+    let moved = replies.iter().filter(|r| r.starts_with(b"-MOVED 0 ")).count();
+    assert_eq!(
+        (served, moved),
+        (1, ids.len() - 1),
+        "one node serves slot 0, the others redirect: {:?}",
+        replies.iter().map(|r| String::from_utf8_lossy(r)).collect::<Vec<_>>()
+    );
+
+    // Redirect mode: a node's whole-keyspace commands cover the groups it leads, as a
+    // Redis Cluster master's do, so summing over the masters counts every key once.
+    let total: i64 = ids
+        .iter()
+        .map(|&id| int(cluster.call(id, &["DBSIZE"])))
+        .sum();
+    assert!(total >= 600, "{total}");
+    let info = run(Command::new("redis-cli").args(["--cluster", "info", &addr.to_string()]));
+    assert!(
+        info.contains(&format!("[OK] {total} keys in 3 masters.")),
+        "keys counted once: {info}"
+    );
+    let mut scanned: Vec<String> = ids
+        .iter()
+        .flat_map(|&id| scan_all(&cluster, id).0)
+        .collect();
+    scanned.sort();
+    let n = scanned.len();
+    scanned.dedup();
+    assert_eq!(
+        (n, scanned.len() as i64),
+        (scanned.len(), total),
+        "each key once"
+    );
+    let digests: Vec<Value> = ids
+        .iter()
+        .map(|&id| cluster.call(id, &["DEBUG", "DIGEST"]))
+        .collect();
+    assert!(
+        digests.windows(2).all(|w| w[0] == w[1]),
+        "replicas agree: {digests:?}"
+    );
+
+    // One group's leadership moves on request (`CLUSTER TRANSFER-LEADER <node> <group>`,
+    // what the shuffle-leaders nemesis does); a node that does not lead it refuses.
+    let group_leader = |id: u64, group: u64| -> Option<u64> {
+        let info = text(cluster.call(id, &["INFO", "replication"]));
+        let line = info
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("raft_group_{group}:")))?;
+        line.split(',')
+            .find_map(|f| f.strip_prefix("leader="))?
+            .parse()
+            .ok()
+    };
+    let from = poll(ELECTION, || group_leader(1, 16)).expect("group 16 has a leader");
+    let to = ids
+        .iter()
+        .copied()
+        .find(|&i| i != from)
+        .expect("another node");
+    let refused = cluster
+        .try_call(to, &["CLUSTER", "TRANSFER-LEADER", &from.to_string(), "16"])
+        .expect("an answer");
+    assert!(
+        show_value(&refused).contains(&format!("not the leader; node {from} leads")),
+        "a non-leader refuses: {}",
+        show_value(&refused)
+    );
+    assert_eq!(
+        cluster.call(from, &["CLUSTER", "TRANSFER-LEADER", &to.to_string(), "16"]),
+        Value::Okay
+    );
+    assert_eq!(
+        group_leader(to, 16),
+        Some(to),
+        "node {to} leads group 16 now"
+    );
+
+    // Kill -9 the node that leads a share of the groups: the others take over its groups,
+    // the clients follow, nothing acknowledged is lost, and once it is back the
+    // leaderships spread over it again.
+    cluster.kill9(3);
+    let survivors = [1, 2];
+    // Cluster clients learn the new masters from CLUSTER SLOTS once the survivors have
+    // elected them (a client that meets the dead master first gives up, as with Redis).
+    poll(ELECTION, || {
+        let led: Vec<Option<(usize, usize)>> = survivors
+            .iter()
+            .map(|&id| leadership(&cluster, id))
+            .collect();
+        (led.iter().flatten().map(|l| l.0).sum::<usize>() == 16).then_some(())
+    })
+    .expect("the survivors lead every group");
+    let addrs = cluster.addrs(&survivors);
+    assert_eq!(
+        redis_rs(&addrs, "after", 200).expect("writes after the kill"),
+        200
+    );
+    for prefix in ["rs", "py"] {
+        let mut con = redis::cluster::ClusterClient::new(
+            addrs
+                .iter()
+                .map(|a| format!("redis://{a}"))
+                .collect::<Vec<_>>(),
+        )
+        .and_then(|c| c.get_connection())
+        .expect("a cluster connection");
+        for i in 0..300 {
+            let v: Option<usize> = redis::cmd("GET")
+                .arg(format!("{prefix}:{i}"))
+                .query(&mut con)
+                .expect("GET");
+            assert_eq!(v, Some(i), "{prefix}:{i} survived the kill");
+        }
+    }
+    cluster.restart(3);
+    let counts = balanced(&cluster, &ids);
+    assert!(counts[2] >= 5, "the restarted node leads again: {counts:?}");
+}
+
+#[test]
+fn sixteen_groups_behind_the_proxy_look_like_one_redis() {
+    // Proxy mode (the default routing): any node answers for the whole keyspace; keys of
+    // one command must share a slot (a hash tag), as in Redis Cluster, since the slots
+    // of a split keyspace are in different logs.
+    let options = Options {
+        raft_groups: Some(16),
+        ..Options::default()
+    };
+    let cluster = Cluster::start("groups-proxy", 3, options);
+    let ids = cluster.ids();
+    balanced(&cluster, &ids);
+    for i in 0..200 {
+        assert_eq!(
+            cluster.call(1 + i % 3, &["SET", &format!("k{i}"), &i.to_string()]),
+            Value::Okay
+        );
+    }
+    assert_eq!(
+        cluster.call(2, &["SET", "ttl", "x", "PX", "100"]),
+        Value::Okay
+    );
+    for &id in &ids {
+        assert!(
+            matches!(int(cluster.call(id, &["DBSIZE"])), 200 | 201),
+            "node {id}"
+        );
+        let (mut keys, calls) = scan_all(&cluster, id);
+        keys.retain(|k| k != "ttl");
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 200, "node {id}: a SCAN sees every key");
+        assert!(calls > 16, "one group at a time: {calls} calls");
+        let Value::Array(all) = cluster.call(id, &["KEYS", "k1*"]) else {
+            panic!("KEYS")
+        };
+        assert_eq!(all.len(), 111, "k1, k10-k19, k100-k199");
+        assert!(matches!(
+            cluster.call(id, &["RANDOMKEY"]),
+            Value::BulkString(_)
+        ));
+    }
+    // A pipeline of reads over many groups (their read barriers taken together) answers
+    // each in order, interleaved with a write it must see.
+    let mut c = cluster
+        .conn_with_timeout(2, crate::nodes::CALL_TIMEOUT)
+        .expect("connect");
+    let names: Vec<String> = (0..60).map(|i| format!("k{i}")).collect();
+    let mut cmds: Vec<Vec<&str>> = names.iter().map(|k| vec!["GET", k.as_str()]).collect();
+    cmds.insert(30, vec!["SET", "k45", "changed"]);
+    c.send(&cmds).expect("send the pipeline");
+    for (i, cmd) in cmds.iter().enumerate() {
+        let want = match (cmd[0], cmd[1]) {
+            ("SET", _) => Value::Okay,
+            (_, "k45") if i > 30 => Value::BulkString(b"changed".to_vec()),
+            (_, k) => Value::BulkString(k.as_bytes()[1..].to_vec()),
+        };
+        assert_eq!(c.recv().expect("a reply"), want, "{cmd:?}");
+    }
+    drop(c);
+    assert_eq!(cluster.call(1, &["SET", "k45", "45"]), Value::Okay);
+
+    // Active expiry runs on every group's leader: the volatile key goes by itself.
+    poll(ELECTION, || {
+        (int(cluster.call(3, &["DBSIZE"])) == 200).then_some(())
+    })
+    .expect("the expired key was reclaimed");
+    let mut raw = Raw::connect(cluster.addr(1));
+    let s = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        raw.call(&s(&["MSET", "a", "1", "b", "2"])),
+        b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+    );
+    assert_eq!(
+        raw.call(&s(&["MSET", "{u}a", "1", "{u}b", "2"])),
+        b"+OK\r\n"
+    );
+    assert_eq!(raw.call(&s(&["MULTI"])), b"+OK\r\n");
+    assert_eq!(raw.call(&s(&["INCR", "{u}n"])), b"+QUEUED\r\n");
+    assert_eq!(raw.call(&s(&["INCR", "other"])), b"+QUEUED\r\n");
+    assert_eq!(
+        raw.call(&s(&["EXEC"])),
+        b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+    );
+    // A whole-keyspace command cannot run inside a transaction, which is one group's.
+    assert_eq!(raw.call(&s(&["MULTI"])), b"+OK\r\n");
+    let refused = raw.call(&s(&["FLUSHALL"]));
+    assert!(
+        String::from_utf8_lossy(&refused).starts_with("-ERR FLUSHALL inside MULTI"),
+        "{}",
+        String::from_utf8_lossy(&refused)
+    );
+    assert_eq!(
+        raw.call(&s(&["EXEC"])),
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    assert_eq!(int(cluster.call(1, &["DBSIZE"])), 202, "nothing flushed");
+    assert_eq!(raw.call(&s(&["FLUSHALL"])), b"+OK\r\n");
+    for &id in &ids {
+        assert_eq!(
+            int(cluster.call(id, &["DBSIZE"])),
+            0,
+            "node {id} after FLUSHALL"
+        );
+    }
+}
+
+#[test]
+fn a_data_directory_of_one_group_is_kept_or_refused_with_a_way_out() {
+    // A data directory written before there were several groups holds group 1 and no
+    // record of the layout (what a one-group node leaves once that record is removed).
+    let mut cluster = Cluster::start("upgrade", 1, Options::default());
+    for i in 0..50 {
+        assert_eq!(
+            cluster.call(1, &["SET", &format!("k{i}"), "v"]),
+            Value::Okay
+        );
+    }
+    cluster.terminate(1, Duration::from_secs(20));
+    let layout = cluster.node(1).data_dir().join("raft-groups");
+    assert_eq!(
+        std::fs::read_to_string(&layout).expect("the layout file"),
+        "1\n"
+    );
+    std::fs::remove_file(&layout).expect("remove the layout file");
+
+    // Started with the default (16 groups), it refuses, and says what to do.
+    cluster.set_raft_groups(1, 16);
+    cluster.node_mut(1).spawn();
+    let status = cluster
+        .node_mut(1)
+        .wait_exit(Duration::from_secs(20))
+        .expect("a node given an old data directory and 16 groups must not start");
+    assert!(!status.success());
+    let log = cluster.log_since_start(1);
+    assert!(
+        log.contains("written by a redraft with one data group") && log.contains("--raft-groups 1"),
+        "{log}"
+    );
+
+    // With one group it starts, keeps every key, and records the layout; a later start
+    // with another number is refused.
+    cluster.set_raft_groups(1, 1);
+    cluster.restart(1);
+    poll(ELECTION, || {
+        (int(cluster.call(1, &["DBSIZE"])) == 50).then_some(())
+    })
+    .expect("every key kept");
+    assert_eq!(cluster.call(1, &["SET", "after", "1"]), Value::Okay);
+    cluster.terminate(1, Duration::from_secs(20));
+    assert_eq!(
+        std::fs::read_to_string(&layout).expect("recorded again"),
+        "1\n"
+    );
+    cluster.set_raft_groups(1, 4);
+    cluster.node_mut(1).spawn();
+    assert!(cluster
+        .node_mut(1)
+        .wait_exit(Duration::from_secs(20))
+        .is_some_and(|s| !s.success()));
+    assert!(cluster
+        .log_since_start(1)
+        .contains("holds 1 data groups, and this node was started with --raft-groups 4"));
+}

@@ -859,7 +859,7 @@ fn forged_peer_messages_with_extreme_fields_never_crash_a_node() {
     let log_id = |term: u64, index: u64| LogId::new(leader_id(term, leader), index);
     fn to<T>(target: u64, body: T) -> Envelope<T> {
         Envelope {
-            group_id: cluster::DATA_GROUP,
+            group_id: cluster::FIRST_DATA_GROUP,
             target,
             body,
         }
@@ -984,7 +984,9 @@ fn a_joiner_that_never_answers_stays_a_learner_and_can_be_forgotten() {
         node_id: 9,
         resp_addr: "127.0.0.1:1".into(),
         grpc_addr: dead.to_string(),
+        hostname: String::new(),
         forwarded: false,
+        group: None,
     };
     let answer = rt.block_on(async {
         let mut peer = pool.node(&grpc).expect("a peer client");

@@ -163,6 +163,9 @@ impl Redraft {
             bind: "127.0.0.1".into(),
             port: addr.port(),
             in_memory: !raft,
+            // One group: every multi-key command stays atomic in one log, as in a
+            // standalone Redis the differential tests compare with.
+            raft_groups: 1,
             data_dir,
             grpc_port,
             ..Default::default()

@@ -86,8 +86,13 @@ pub struct Options {
     pub snapshot_logs: Option<u64>,
     /// `--read-consistency`: `linearizable` (the binary's default), `lease` or `stale`.
     pub read_consistency: Option<&'static str>,
-    /// More flags for every node (`--unsafe skip-log-checks`, `--shutdown-timeout 5`).
+    /// More flags for every node (`--unsafe skip-log-checks`, `--shutdown-timeout 5`);
+    /// `{ip}` in one stands for the node's own IP address.
     pub extra: Vec<String>,
+    /// `--raft-groups N`. `None` means one group: the stories of leaders, failover, faults
+    /// and membership written for one group's leader (the binary's default, 16 groups,
+    /// has its own stories in `cluster_protocol`).
+    pub raft_groups: Option<u32>,
     /// How particular nodes are started, by id.
     pub wrap: BTreeMap<u64, Wrap>,
 }
@@ -392,7 +397,14 @@ impl Cluster {
         if let Some(rc) = self.options.read_consistency {
             args.extend(["--read-consistency".into(), rc.to_string()]);
         }
-        args.extend(self.options.extra.iter().cloned());
+        let groups = self.options.raft_groups.unwrap_or(1);
+        args.extend(["--raft-groups".into(), groups.to_string()]);
+        args.extend(
+            self.options
+                .extra
+                .iter()
+                .map(|a| a.replace("{ip}", &ip.to_string())),
+        );
         let node = Node {
             id,
             ip,
@@ -547,6 +559,21 @@ impl Cluster {
         node.port = port;
         node.spawn();
         node.wait_ready();
+    }
+
+    /// Changes the `--raft-groups` node `id` starts with from now on.
+    pub fn set_raft_groups(&mut self, id: u64, groups: u32) {
+        self.set_arg(id, "--raft-groups", &groups.to_string());
+    }
+
+    /// Makes node `id` start with `flag value` from now on (replacing the flag's value if
+    /// its command line has the flag, else adding it).
+    pub fn set_arg(&mut self, id: u64, flag: &str, value: &str) {
+        let node = self.nodes.get_mut(&id).expect("known node");
+        match node.args.iter().position(|a| a == flag) {
+            Some(at) => node.args[at + 1] = value.to_string(),
+            None => node.args.extend([flag.to_string(), value.to_string()]),
+        }
     }
 
     /// Starts several stopped nodes at once, then waits until each answers.
