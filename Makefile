@@ -3,7 +3,7 @@ CARGO ?= cargo
 PORT ?= 6379
 DATA_DIR ?= ./data
 
-.PHONY: run build test fmt lint bench bench-quick bench-node bench-raft cluster deps bench-deps clean jepsen jepsen-short
+.PHONY: run build test fmt lint bench bench-quick bench-cluster bench-node bench-raft cluster deps bench-deps clean jepsen jepsen-short
 
 ## Build and start one node on 127.0.0.1:$(PORT) (data in $(DATA_DIR)).
 run:
@@ -31,6 +31,10 @@ test: deps
 	# The benchmark suite end to end for a second per point (redis-server and a one-node
 	# redraft): fails unless the table comes out with a ratio.
 	$(CARGO) run -q -p redraft-bench -- suite --plan smoke --redraft target/debug/redraft --out target/bench/smoke
+	# The cluster benchmark end to end, briefly (a real Redis Cluster and redraft's 16
+	# groups under redis-benchmark --cluster): fails unless every row comes out.
+	REQUESTS=3000 KEYS=1000 REDRAFT=target/debug/redraft tools/bench-cluster | tee target/bench/cluster-smoke.md
+	test "$$(grep -c '^| [SG]ET -P' target/bench/cluster-smoke.md)" = 4
 	# The short Jepsen suite: every nemesis, then the UNSAFE self-test (needs root;
 	# REDRAFT_JEPSEN_SKIP=1 skips it, loudly).
 	$(MAKE) --no-print-directory jepsen-short
@@ -57,6 +61,12 @@ cluster: build
 ## Markdown table with ratios, JSON and SVG plots in target/bench/<time>-full. ~30 min.
 bench: bench-deps build
 	$(CARGO) run --release -q -p redraft-bench -- suite --plan full $(BENCH_ARGS)
+	tools/bench-cluster
+
+## A real 3-master Redis Cluster (appendfsync always) beside a 3-node redraft (16 groups,
+## leaders balanced), both under redis-benchmark --cluster: req/s, p50, CPU per request.
+bench-cluster: deps build
+	tools/bench-cluster
 
 ## The headline rows only (redraft three nodes vs Redis always vs etcd, SET and GET at 50
 ## clients, pipeline 1 and 16): a few minutes.

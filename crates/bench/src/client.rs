@@ -283,6 +283,43 @@ pub async fn etcd_status(url: &str, timeout: Duration) -> Result<(u64, u64)> {
 }
 
 /// The leader id a redraft node reports in `INFO replication` (`raft_leader_id`).
+/// The data groups a redraft node lists in `INFO replication`
+/// (`raft_group_<id>:...,leader=<id>,...,slots=<a>-<b> ...`): each group's leader, if it
+/// knows one, and its first slot range. Empty for a node of one group.
+pub async fn redraft_groups(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<Vec<(Option<u64>, u16, u16)>> {
+    let (reply, raw) = resp_call(addr, &[b"INFO", b"replication"], timeout).await?;
+    if let Reply::Error(e) = reply {
+        bail!("INFO answered {e}");
+    }
+    let text = String::from_utf8_lossy(&raw);
+    let mut groups = Vec::new();
+    for line in text.lines() {
+        let Some((name, fields)) = line.trim().split_once(':') else {
+            continue;
+        };
+        if !name.starts_with("raft_group_") {
+            continue;
+        }
+        let field = |f: &str| {
+            fields
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(f)?.strip_prefix('='))
+        };
+        let leader = field("leader").and_then(|l| l.parse().ok());
+        let range = field("slots")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+        if let Some((a, b)) = range {
+            groups.push((leader, a, b));
+        }
+    }
+    Ok(groups)
+}
+
 pub async fn redraft_leader(addr: SocketAddr, timeout: Duration) -> Result<Option<u64>> {
     let (reply, raw) = resp_call(addr, &[b"INFO", b"replication"], timeout).await?;
     if let Reply::Error(e) = reply {

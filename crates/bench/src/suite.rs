@@ -144,7 +144,7 @@ impl Plan {
             crosscheck: true,
             figures: true,
             big_keys: 1_000_000,
-            failover_tries: 5,
+            failover_tries: 10,
         }
     }
 
@@ -823,8 +823,11 @@ async fn figures(sys: &mut Sys, plan: &Plan, report: &mut Report) -> Result<()> 
     }
     if members > 1 {
         let mut tries = Vec::new();
+        let mut others = Vec::new();
         for t in 0..plan.failover_tries {
-            tries.push(failover(sys, t).await?);
+            let f = failover(sys, t).await?;
+            tries.push(f.ms);
+            others.extend(f.others_ms);
         }
         let shown: Vec<String> = tries.iter().map(|ms| format!("{ms:.0}")).collect();
         figure(
@@ -832,8 +835,23 @@ async fn figures(sys: &mut Sys, plan: &Plan, report: &mut Report) -> Result<()> 
             "writes stalled after kill -9 of the leader (median)".into(),
             median(&tries).unwrap_or(0.0),
             "ms",
-            format!("{} tries: {} ms", tries.len(), shown.join(", ")),
+            format!(
+                "{} tries: {} ms; with several groups, writes to a group the killed node \
+                 led",
+                tries.len(),
+                shown.join(", ")
+            ),
         );
+        if !others.is_empty() {
+            let shown: Vec<String> = others.iter().map(|ms| format!("{ms:.0}")).collect();
+            figure(
+                "failover_others_ms".into(),
+                "longest write to a survivor's group meanwhile (largest)".into(),
+                others.iter().copied().fold(0.0, f64::max),
+                "ms",
+                format!("{} tries: {} ms", others.len(), shown.join(", ")),
+            );
+        }
     }
     Ok(())
 }
@@ -864,14 +882,61 @@ async fn restart(sys: &mut Sys, i: usize) -> Result<f64> {
     }
 }
 
-/// Kill -9 the leader; milliseconds until a write through a survivor succeeds. Then the
-/// killed member is started again and caught up before the next try.
-async fn failover(sys: &mut Sys, try_no: usize) -> Result<f64> {
+/// What one failover try measured.
+struct Failover {
+    /// Until a write to a slot of the killed node's groups succeeded through a survivor.
+    ms: f64,
+    /// The longest write to a group a survivor led, meanwhile (`None` with one group).
+    others_ms: Option<f64>,
+}
+
+/// Kill -9 the node leading the first group (with several groups, it leads about a third
+/// of them); milliseconds until a write through a survivor to a key of a group the
+/// killed node led succeeds, while another client keeps writing a key of a group a
+/// survivor leads. Then the killed member is started again and caught up before the next
+/// try.
+async fn failover(sys: &mut Sys, try_no: usize) -> Result<Failover> {
     let leader = sys.leader(Duration::from_secs(30)).await?;
     let survivor = (leader + 1) % sys.targets.len();
     let target = sys.targets[survivor].clone();
-    let key = format!("bench:failover:{try_no}");
+    let groups = match &target {
+        Target::Resp(addr) => client::redraft_groups(*addr, PROBE_TIMEOUT)
+            .await
+            .unwrap_or_default(),
+        Target::Etcd(_) => Vec::new(),
+    };
+    let led_by = |node: usize| {
+        groups
+            .iter()
+            .find(|(l, _, _)| *l == Some(node as u64 + 1))
+            .map(|&(_, a, b)| (a, b))
+    };
+    let key_in = |range: Option<(u16, u16)>, name: &str| -> String {
+        let plain = format!("bench:{name}:{try_no}");
+        let Some((a, b)) = range else { return plain };
+        (0..100_000)
+            .map(|i| format!("{plain}:{i}"))
+            .find(|k| (a..=b).contains(&types::key_slot(k.as_bytes()).0))
+            .unwrap_or(plain)
+    };
+    let key = key_in(led_by(leader), "failover");
+    let steady = led_by(survivor).map(|r| key_in(Some(r), "steady"));
     client::write_once(&target, &key, b"before", Duration::from_secs(5)).await?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let others = steady.map(|steady| {
+        let (target, stop) = (target.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut longest: f64 = 0.0;
+            let deadline = Instant::now() + Duration::from_secs(70);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                let t = Instant::now();
+                let _ = client::write_once(&target, &steady, b"x", Duration::from_secs(10)).await;
+                longest = longest.max(t.elapsed().as_secs_f64() * 1000.0);
+                tokio::time::sleep(POLL).await;
+            }
+            longest
+        })
+    });
     sys.kill9(leader);
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(60);
@@ -890,11 +955,21 @@ async fn failover(sys: &mut Sys, try_no: usize) -> Result<f64> {
         }
         tokio::time::sleep(POLL).await;
     };
-    eprintln!("{}: failover try {}: {ms:.0} ms", sys.kind.id(), try_no + 1);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let others_ms = match others {
+        Some(task) => Some(task.await?),
+        None => None,
+    };
+    eprintln!(
+        "{}: failover try {}: {ms:.0} ms (other groups' longest write {})",
+        sys.kind.id(),
+        try_no + 1,
+        others_ms.map_or_else(|| "-".to_string(), |o| format!("{o:.0} ms"))
+    );
     sys.respawn(leader)?;
     let deadline = Instant::now() + Duration::from_secs(600);
     sys.wait_serves(leader, deadline, false).await?;
-    Ok(ms)
+    Ok(Failover { ms, others_ms })
 }
 
 /// Checks a smoke run: every system measured every point, without errors or misses, and the
