@@ -84,8 +84,8 @@ bench-node: deps build
 
 ## The Jepsen-style suite: every nemesis and a mixed one x every workload, SECONDS each
 ## (default 60). One combination: make jepsen NEMESIS=partition WORKLOAD=register SECONDS=30;
-## UNSAFE=local-reads starts the nodes unsafe (the self-test); SEED=n replays a schedule;
-## NODES=5 for five nodes.
+## UNSAFE=local-reads or local-clock starts the nodes unsafe (the self-tests); SEED=n
+## replays a schedule; NODES=5 for five nodes.
 ## Needs root (network namespace, iptables). Runs land in target/jepsen/.
 NEMESIS ?= all
 WORKLOAD ?= all

@@ -84,6 +84,10 @@ pub struct ClusterConfig {
     /// a damaged log loses acknowledged writes silently. Only for proving that the
     /// damaged-log tests catch that; never in production.
     pub unsafe_skip_log_checks: bool,
+    /// UNSAFE: each replica applies writes with its own clock instead of the entry's time,
+    /// so replicas compute different expiry times and diverge. Only for proving that the
+    /// fault-injection suite's replica checks catch that; never in production.
+    pub unsafe_local_clock: bool,
     /// Largest write (its encoded proposal) accepted; larger ones are refused before
     /// anything is proposed.
     pub max_request_bytes: usize,

@@ -53,7 +53,14 @@ impl Group {
                 .await
                 .map_err(raft_error)??
         };
-        let raft::Opened { log, sm, behind } = opened;
+        let raft::Opened {
+            log,
+            mut sm,
+            behind,
+        } = opened;
+        if config.unsafe_local_clock {
+            sm.unsafe_use_local_clock();
+        }
         if let Some(b) = &behind {
             warn!(group = %id, behind = %b,
                 "the Raft log holds less than this node had flushed (damaged?); it will not \

@@ -103,6 +103,9 @@ pub struct StateMachine {
     uploads: Uploads,
     /// The log's health: no snapshot is started while it cannot write.
     health: Option<tokio::sync::watch::Receiver<Health>>,
+    /// UNSAFE (a self-test's broken setting): apply with this machine's clock instead of
+    /// the entry's time.
+    local_clock: bool,
 }
 
 impl StateMachine {
@@ -121,6 +124,7 @@ impl StateMachine {
             files,
             uploads: Uploads::default(),
             health: None,
+            local_clock: false,
         };
         let latest = sm.files.latest().map_err(|e| Error::Snapshot {
             path: sm.files.dir().to_path_buf(),
@@ -154,6 +158,13 @@ impl StateMachine {
         &self.kv
     }
 
+    /// UNSAFE, for the fault-injection suite's self-test only: from now on every write is
+    /// applied with this machine's wall clock instead of the time its entry carries, so
+    /// replicas compute different expiry times for the same write and diverge.
+    pub fn unsafe_use_local_clock(&mut self) {
+        self.local_clock = true;
+    }
+
     /// The `now_ms` the last applied write ran with (`i64::MIN` before any).
     pub fn last_now_ms(&self) -> i64 {
         self.now_ms
@@ -171,7 +182,14 @@ impl StateMachine {
     /// Applies one write proposed in `term`: a pure function of the database, the uploads
     /// in progress, the request and the time.
     fn apply_request(&mut self, request: Request, term: u64) -> Frame {
-        self.now_ms = self.now_ms.max(request.now_ms);
+        let stamped = if self.local_clock {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64)
+        } else {
+            request.now_ms
+        };
+        self.now_ms = self.now_ms.max(stamped);
         self.uploads.before_entry(term, self.now_ms);
         match request.payload {
             Payload::Proposal(bytes) => self.apply_proposal(&bytes.0),

@@ -84,6 +84,10 @@ pub enum UnsafeMode {
     /// not compared with its watermark at start: a damaged log loses acknowledged writes
     /// silently. NOT durable.
     SkipLogChecks,
+    /// Every replica applies writes with its own clock instead of the time the leader
+    /// stamped the entry with: replicas compute different expiry times for one write, and
+    /// diverge. NOT deterministic.
+    LocalClock,
 }
 
 impl UnsafeMode {
@@ -92,6 +96,7 @@ impl UnsafeMode {
         match self {
             UnsafeMode::LocalReads => "local-reads",
             UnsafeMode::SkipLogChecks => "skip-log-checks",
+            UnsafeMode::LocalClock => "local-clock",
         }
     }
 
@@ -105,6 +110,10 @@ impl UnsafeMode {
             UnsafeMode::SkipLogChecks => {
                 "the Raft log is not checked for damage; a damaged log LOSES ACKNOWLEDGED \
                  WRITES without a word"
+            }
+            UnsafeMode::LocalClock => {
+                "each replica applies writes with its own clock; replicas compute different \
+                 expiry times and DIVERGE"
             }
         }
     }
@@ -208,7 +217,8 @@ pub struct Cli {
     pub shutdown_timeout: Option<u64>,
     /// UNSAFE, for the fault-injection suites' self-tests only: `local-reads` serves every
     /// read from the node's own state (stale reads); `skip-log-checks` trusts a damaged
-    /// log (lost writes). Hidden from --help on purpose.
+    /// log (lost writes); `local-clock` applies writes with each replica's own clock
+    /// (diverging replicas). Hidden from --help on purpose.
     #[arg(long = "unsafe", env = "REDRAFT_UNSAFE", value_enum, hide = true)]
     pub unsafe_mode: Option<UnsafeMode>,
 }
@@ -497,6 +507,7 @@ impl Config {
             heartbeat_ms: self.heartbeat_ms,
             unsafe_local_reads: self.unsafe_mode == Some(UnsafeMode::LocalReads),
             unsafe_skip_log_checks: self.unsafe_mode == Some(UnsafeMode::SkipLogChecks),
+            unsafe_local_clock: self.unsafe_mode == Some(UnsafeMode::LocalClock),
             max_request_bytes: self.max_request_bytes,
             raft_groups: self.raft_groups,
         })
@@ -604,6 +615,10 @@ mod tests {
         assert!(!c.cluster().unwrap().unsafe_local_reads);
         assert!(!Config::default().cluster().unwrap().unsafe_skip_log_checks);
         let cli = Cli::try_parse_from(["redraft", "--unsafe", "local-reads"]).unwrap();
+        assert!(!Config::default().cluster().unwrap().unsafe_local_clock);
+        let c: Config = toml::from_str("unsafe = \"local-clock\"\n").unwrap();
+        let cluster = c.cluster().unwrap();
+        assert!(cluster.unsafe_local_clock && !cluster.unsafe_local_reads);
         assert_eq!(cli.unsafe_mode, Some(UnsafeMode::LocalReads));
         assert!(Cli::try_parse_from(["redraft", "--unsafe", "nope"]).is_err());
     }

@@ -43,6 +43,25 @@ impl Summary {
         }
     }
 
+    /// For a self-test (a run of nodes in an UNSAFE mode): whether the suite caught what
+    /// the mode breaks. Stale reads (`local-reads`) must make the history invalid; a clock
+    /// of each replica's own (`local-clock`) must make the replicas diverge. `None` for an
+    /// ordinary run.
+    pub fn self_test_caught(&self) -> Option<bool> {
+        self.unsafe_mode.as_deref().map(|mode| match mode {
+            "local-clock" => !self.diverged.is_empty(),
+            _ => self.valid == Some(false),
+        })
+    }
+
+    /// What a self-test must be caught by, in words.
+    pub fn self_test_expects(&self) -> &'static str {
+        match self.unsafe_mode.as_deref() {
+            Some("local-clock") => "diverging replicas",
+            _ => "stale reads",
+        }
+    }
+
     /// One line: nemesis, workload, ops, ok/fail/info, verdict, run directory.
     pub fn line(&self) -> String {
         let name = match &self.unsafe_mode {

@@ -35,6 +35,10 @@ use serde_json::{json, Value};
 
 /// Keys of the register workload.
 pub const REGISTER_KEYS: usize = 3;
+/// TTL of every register write: a day, far beyond any run. Its expiry time is computed
+/// from the entry's time, the same on every replica, so it is part of what the replica
+/// checks compare (the `local-clock` self-test breaks exactly that).
+const REGISTER_TTL_MS: u64 = 86_400_000;
 /// Hash tags of the list-append workload, each its own slot.
 pub const LIST_TAGS: usize = 4;
 /// Keys of the list-append workload per hash tag.
@@ -431,7 +435,16 @@ fn run(con: &mut redis::Connection, op: &Op) -> Result<Outcome, Failure> {
             }
         }
         "write" => {
-            let reply = q(redis::cmd("SET").arg(&key).arg(op.value.to_string()), con)?;
+            // With a TTL far beyond the run, so that the replica checks also compare the
+            // expiry time every replica computed from the entry's time.
+            let reply = q(
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(op.value.to_string())
+                    .arg("PX")
+                    .arg(REGISTER_TTL_MS),
+                con,
+            )?;
             match reply {
                 redis::Value::Okay => Ok(ok(op.value.clone())),
                 redis::Value::SimpleString(s) if s == "OK" => Ok(ok(op.value.clone())),
