@@ -166,7 +166,7 @@ impl Group {
 
     /// True if this replica believes it leads the group.
     pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow_watched().current_leader == Some(self.node_id)
+        self.leader_id() == Some(self.node_id)
     }
 
     /// The current leader and its gRPC address, if known. Asked for every write and read
@@ -174,7 +174,7 @@ impl Group {
     pub(crate) fn leader(&self) -> Option<(NodeId, String)> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow_watched();
-        let id = m.current_leader?;
+        let id = known_leader(&m)?;
         let addr = m
             .membership_config
             .membership()
@@ -185,7 +185,7 @@ impl Group {
 
     /// The leader's id, if known.
     pub(crate) fn leader_id(&self) -> Option<NodeId> {
-        self.raft.metrics().borrow_watched().current_leader
+        known_leader(&self.raft.metrics().borrow_watched())
     }
 
     /// The least index a read served by this replica as leader must see applied: its last
@@ -222,4 +222,13 @@ impl Group {
 
 pub(crate) fn raft_error(e: impl std::fmt::Display) -> StartError {
     StartError::Raft(e.to_string())
+}
+
+/// The leader a replica's metrics name, unless its Raft has stopped (shut down, or a fatal
+/// error): the last metrics of a stopped replica still name whoever led when it stopped,
+/// often itself, and a write sent there would get "raft stopped" as a final answer instead
+/// of waiting for a leader that can take it.
+pub(crate) fn known_leader(m: &openraft::RaftMetrics<TypeConfig>) -> Option<NodeId> {
+    m.running_state.as_ref().ok()?;
+    m.current_leader
 }

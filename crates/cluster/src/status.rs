@@ -7,6 +7,7 @@ use tokio::sync::watch;
 use tracing::info;
 use types::{GroupId, NodeId, NodeInfo, Slot};
 
+use crate::group::known_leader;
 use crate::{Node, Raft};
 
 /// A replica's role in its group, named once for `INFO` and for the `Node` service.
@@ -84,7 +85,7 @@ impl Node {
     pub fn redirect(&self, slot: Slot) -> Option<NodeInfo> {
         let metrics = self.group_of(slot).raft.metrics();
         let m = metrics.borrow_watched();
-        let leader = m.current_leader.filter(|&l| l != self.id)?;
+        let leader = known_leader(&m).filter(|&l| l != self.id)?;
         let info = m.membership_config.membership().get_node(&leader)?;
         (!info.resp_addr.is_empty()).then(|| info.clone())
     }
@@ -117,7 +118,7 @@ impl Node {
                 Shard {
                     group: group.id,
                     slots: self.ranges_of(group.id),
-                    leader: m.current_leader,
+                    leader: known_leader(&m),
                     replicas,
                     term: m.current_term,
                     applied: m.last_applied.as_ref().map_or(0, |l| l.index()),

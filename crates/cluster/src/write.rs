@@ -160,7 +160,9 @@ impl Node {
                             Some(Err(Error::UnknownOutcome(LEADER_CHANGED.into())))
                         }
                         Ok(Err(e)) => Some(Err(Error::Failed(format!("raft: {e}")))),
-                        Err(fatal) => Some(Err(Error::Failed(format!("raft: {fatal}")))),
+                        Err(fatal) => Some(Err(Error::UnknownOutcome(format!(
+                            "the replica stopped with the write in flight: {fatal}"
+                        )))),
                     });
                     if results.len() == proposals.len() {
                         break;
@@ -316,6 +318,11 @@ fn outcome(
         Err(e) if matches!(e.api_error(), Some(ClientWriteError::LogEntryDiscarded(_))) => {
             Err(Retry::No(Error::UnknownOutcome(LEADER_CHANGED.into())))
         }
+        // The replica's Raft stopped (shut down, or a fatal error) with the write in
+        // hand: it may have been appended, and replicated, before it stopped.
+        Err(openraft::errors::RaftError::Fatal(fatal)) => Err(Retry::No(Error::UnknownOutcome(
+            format!("the replica stopped with the write in flight: {fatal}"),
+        ))),
         Err(e) => Err(Retry::No(Error::Failed(format!("raft: {e}")))),
     }
 }
