@@ -93,6 +93,9 @@ pub struct ClusterConfig {
     pub max_request_bytes: usize,
     /// Data groups the 16384 slots are spread over (fixed when the cluster is founded).
     pub raft_groups: u32,
+    /// Links a test has cut between the nodes of an in-process cluster: the gRPC server
+    /// refuses calls over them. `None` in production.
+    pub links: Option<rpc::Links>,
 }
 
 /// Default [`ClusterConfig::raft_groups`].

@@ -56,10 +56,7 @@ impl Node {
             .await
             .map_err(raft_error)??
         };
-        let local_address = config
-            .advertise
-            .rsplit_once(':')
-            .and_then(|(host, _)| host.trim_matches(['[', ']']).parse::<IpAddr>().ok());
+        let local_address = local_ip(&config.advertise);
         let max_forward = config.max_request_bytes + (1 << 20);
         let pool = rpc::PeerPool::new(rpc::PoolConfig {
             local_address,
@@ -234,4 +231,12 @@ impl Node {
                 .await;
         }
     }
+}
+
+/// The IP address of an advertised `host:port`, when its host is one: peers' calls are
+/// sent from it, so that a peer sees which node calls.
+pub(crate) fn local_ip(advertise: &str) -> Option<IpAddr> {
+    advertise
+        .rsplit_once(':')
+        .and_then(|(host, _)| host.trim_matches(['[', ']']).parse::<IpAddr>().ok())
 }

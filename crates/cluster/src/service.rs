@@ -11,6 +11,7 @@ use tonic::Status;
 use tracing::warn;
 use types::GroupId;
 
+use crate::node::local_ip;
 use crate::status::role;
 use crate::write::Retry;
 use crate::Node;
@@ -23,17 +24,39 @@ pub(crate) async fn serve(
     max_message: usize,
     mut stop: watch::Receiver<bool>,
 ) {
-    let result = tonic::transport::Server::builder()
-        .add_service(rpc::RaftService::new(registry).into_server())
-        .add_service(
-            rpc::NodeService::new(Handler(node))
-                .with_max_message(max_message)
-                .into_server(),
-        )
-        .serve_with_incoming_shutdown(accept_peers(listener), async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await;
+    let raft = rpc::RaftService::new(registry).into_server();
+    let peer = rpc::NodeService::new(Handler(node.clone()))
+        .with_max_message(max_message)
+        .into_server();
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    let mut builder = tonic::transport::Server::builder();
+    // A test's cut links (in-process clusters only) are checked before any handler.
+    let links = node
+        .config
+        .links
+        .clone()
+        .zip(local_ip(&node.config.advertise));
+    let result = match links {
+        Some((links, own)) => {
+            builder
+                .layer(tonic::service::InterceptorLayer::new(
+                    links.interceptor(own),
+                ))
+                .add_service(raft)
+                .add_service(peer)
+                .serve_with_incoming_shutdown(accept_peers(listener), shutdown)
+                .await
+        }
+        None => {
+            builder
+                .add_service(raft)
+                .add_service(peer)
+                .serve_with_incoming_shutdown(accept_peers(listener), shutdown)
+                .await
+        }
+    };
     if let Err(e) = result {
         warn!(error = %e, "gRPC server stopped");
     }

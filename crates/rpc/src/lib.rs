@@ -6,6 +6,8 @@
 //!   membership and status through a [`server::NodeHandler`].
 //! - [`network::GrpcNetworkFactory`] is the `RaftNetworkFactory` of one group; every group
 //!   shares one [`pool::PeerPool`], which keeps one HTTP/2 channel per peer.
+//! - [`links`]: links a test cut between the nodes of an in-process cluster; a server
+//!   given them refuses calls over a cut link.
 //! - [`convert`] holds every proto ⇄ domain conversion, [`codec`] the byte encoding of
 //!   openraft's structs inside proto `bytes` fields.
 //!
@@ -16,6 +18,7 @@
 pub mod codec;
 pub mod convert;
 pub mod error;
+pub mod links;
 pub mod message;
 pub mod network;
 pub mod pool;
@@ -49,6 +52,7 @@ pub const MAX_TERM: u64 = 1 << 48;
 pub const MAX_INDEX: u64 = 1 << 48;
 
 pub use error::{ConvertError, PoolError};
+pub use links::Links;
 pub use message::{Envelope, Forward, GroupStatus, Join, Leave, NodeStatus, ReadIndex, Role};
 pub use network::{GrpcAddr, GrpcNetwork, GrpcNetworkFactory};
 pub use pool::{never_sent, NodePeer, PeerPool, PoolConfig};

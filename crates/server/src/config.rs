@@ -510,6 +510,7 @@ impl Config {
             unsafe_local_clock: self.unsafe_mode == Some(UnsafeMode::LocalClock),
             max_request_bytes: self.max_request_bytes,
             raft_groups: self.raft_groups,
+            links: None,
         })
     }
 
@@ -614,11 +615,11 @@ mod tests {
         assert!(c.cluster().unwrap().unsafe_skip_log_checks);
         assert!(!c.cluster().unwrap().unsafe_local_reads);
         assert!(!Config::default().cluster().unwrap().unsafe_skip_log_checks);
-        let cli = Cli::try_parse_from(["redraft", "--unsafe", "local-reads"]).unwrap();
         assert!(!Config::default().cluster().unwrap().unsafe_local_clock);
         let c: Config = toml::from_str("unsafe = \"local-clock\"\n").unwrap();
         let cluster = c.cluster().unwrap();
         assert!(cluster.unsafe_local_clock && !cluster.unsafe_local_reads);
+        let cli = Cli::try_parse_from(["redraft", "--unsafe", "local-reads"]).unwrap();
         assert_eq!(cli.unsafe_mode, Some(UnsafeMode::LocalReads));
         assert!(Cli::try_parse_from(["redraft", "--unsafe", "nope"]).is_err());
     }

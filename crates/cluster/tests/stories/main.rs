@@ -1,0 +1,148 @@
+//! Routing and ownership stories on an in-process cluster whose network the test controls
+//! (see `fixture`). Each story waits for states, never for lengths of time, so none
+//! depends on how fast the machine is.
+
+mod fixture;
+
+use cluster::Error;
+use fixture::{key_in, until, Fixture};
+use resp::Frame;
+use types::{GroupId, NodeId};
+
+/// The node leading the fewest groups, other than `not`.
+fn least_loaded(
+    leaders: &std::collections::BTreeMap<GroupId, NodeId>,
+    ids: &[NodeId],
+    not: NodeId,
+) -> NodeId {
+    ids.iter()
+        .copied()
+        .filter(|&id| id != not)
+        .min_by_key(|&id| leaders.values().filter(|&&l| l == id).count())
+        .expect("another node")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moved_names_each_groups_leader_and_follows_a_transfer() {
+    let fx = Fixture::start(1, 3, 4).await;
+    let ids = fx.ids();
+    let leaders = fx.settled(&ids).await;
+    for (&group, &leader) in &leaders {
+        let (_, slot) = key_in(fx.node(1), group, "k");
+        for &id in &ids {
+            let expected = (id != leader).then(|| fx.info(id, leader));
+            assert_eq!(
+                fx.node(id).redirect(slot),
+                expected,
+                "node {id} sends slot {slot:?} of group {group} to its leader {leader}"
+            );
+        }
+    }
+
+    // Group 1's leadership moves: the old leader now redirects there, the new one serves.
+    let group = GroupId(1);
+    let (old, (_, slot)) = (leaders[&group], key_in(fx.node(1), group, "k"));
+    let new = least_loaded(&leaders, &ids, old);
+    fx.node(old)
+        .transfer_group_leader(group, new)
+        .await
+        .expect("the transfer");
+    until("every node to name the new leader", || {
+        (fx.agreed_leader(group, &ids) == Some(new)).then_some(())
+    })
+    .await;
+    assert_eq!(fx.node(old).redirect(slot), Some(fx.info(old, new)));
+    assert_eq!(fx.node(new).redirect(slot), None, "the new leader serves");
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_node_acknowledges_nothing_and_loses_nothing() {
+    let fx = Fixture::start(2, 3, 3).await;
+    let ids = fx.ids();
+    let leaders = fx.settled(&ids).await;
+    // Cut off a node that leads a group, so that both of its roles are tried.
+    let cut = leaders[&GroupId(1)];
+    let majority: Vec<NodeId> = ids.iter().copied().filter(|&id| id != cut).collect();
+    fx.isolate(cut);
+    // The others elect leaders among themselves and keep writing every group.
+    fx.settled(&majority).await;
+    let groups: Vec<GroupId> = leaders.keys().copied().collect();
+    for &group in &groups {
+        let (key, _) = key_in(fx.node(1), group, "n");
+        assert_eq!(
+            fx.write(majority[0], group, &["INCR", &key]).await,
+            Ok(Frame::Integer(1)),
+            "the majority writes group {group}"
+        );
+    }
+    // Through the cut-off node no write is acknowledged: a group it no longer hears from
+    // is down once it has waited for a leader; one it still believes it leads cannot
+    // commit. (A write that never comes back is not acknowledged either: the bound is
+    // only there to end the story.)
+    for &group in &groups {
+        let (key, _) = key_in(fx.node(1), group, "n");
+        let attempt = tokio::time::timeout(
+            cluster::NO_LEADER_WAIT * 3,
+            fx.write(cut, group, &["INCR", &key]),
+        )
+        .await;
+        match attempt {
+            Ok(Err(Error::ClusterDown | Error::UnknownOutcome(_))) | Err(_) => {}
+            other => panic!("a cut-off node acknowledged a write to group {group}: {other:?}"),
+        }
+    }
+    // Healed, it follows the new leaders; each counter counts the majority's write and
+    // this one, never the cut-off node's attempt, and every replica agrees.
+    fx.links.heal();
+    fx.settled(&ids).await;
+    for &group in &groups {
+        let (key, _) = key_in(fx.node(1), group, "n");
+        assert_eq!(
+            fx.write(cut, group, &["INCR", &key]).await,
+            Ok(Frame::Integer(2)),
+            "group {group} applied the cut-off attempt nowhere"
+        );
+        let digests = fx.digests(group, &ids).await;
+        assert!(
+            digests.windows(2).all(|w| w[0] == w[1]),
+            "group {group}'s replicas agree: {digests:?}"
+        );
+    }
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_for_a_slot_its_group_does_not_serve_is_refused_by_every_replica() {
+    let fx = Fixture::start(3, 3, 2).await;
+    let ids = fx.ids();
+    fx.settled(&ids).await;
+    let (key, slot) = key_in(fx.node(1), GroupId(1), "own");
+    // Proposed to group 2 (as a stale route would), through every node in turn: the
+    // leader's state machine refuses it, and so does every replica's, alike.
+    for &id in &ids {
+        let reply = fx.write(id, GroupId(2), &["SET", &key, "wrong"]).await;
+        match reply {
+            Ok(Frame::Error(e)) if e.starts_with("TRYAGAIN") && e.contains(&slot.0.to_string()) => {
+            }
+            other => panic!("node {id}: group 2 took a write for slot {slot:?}: {other:?}"),
+        }
+    }
+    let digests = fx.digests(GroupId(2), &ids).await;
+    assert!(digests.windows(2).all(|w| w[0] == w[1]), "{digests:?}");
+    for &id in &ids {
+        for group in fx.node(id).groups() {
+            assert!(
+                group.db().get(key.as_bytes(), 0).is_none(),
+                "node {id}, group {}: the refused write changed nothing",
+                group.id
+            );
+        }
+    }
+    // The group that owns the slot takes it.
+    assert_eq!(
+        fx.write(2, GroupId(1), &["SET", &key, "right"]).await,
+        Ok(Frame::OK)
+    );
+    fx.stop().await;
+}
