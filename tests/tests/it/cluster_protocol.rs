@@ -853,13 +853,22 @@ fn sixteen_groups_spread_slots_and_leaders_over_every_node() {
         .iter()
         .map(|&id| Raw::connect(cluster.addr(id)).call(&["GET".to_string(), key.to_string()]))
         .collect();
-    let served = replies.iter().filter(|r| r.as_slice() == b"$-1\r\n").count();
-    let moved = replies.iter().filter(|r| r.starts_with(b"-MOVED 0 ")).count();
+    let served = replies
+        .iter()
+        .filter(|r| r.as_slice() == b"$-1\r\n")
+        .count();
+    let moved = replies
+        .iter()
+        .filter(|r| r.starts_with(b"-MOVED 0 "))
+        .count();
     assert_eq!(
         (served, moved),
         (1, ids.len() - 1),
         "one node serves slot 0, the others redirect: {:?}",
-        replies.iter().map(|r| String::from_utf8_lossy(r)).collect::<Vec<_>>()
+        replies
+            .iter()
+            .map(|r| String::from_utf8_lossy(r))
+            .collect::<Vec<_>>()
     );
 
     // Redirect mode: a node's whole-keyspace commands cover the groups it leads, as a
