@@ -94,6 +94,9 @@ pub struct Db {
     pub stats: Stats,
     /// The slots this database serves (see [`crate::claim`]); `None`: every slot.
     pub(crate) claim: Option<Claim>,
+    /// The cluster map, in the meta group's database only (see
+    /// [`crate::Proposal::Meta`]).
+    pub(crate) meta: Option<meta::MetaState>,
 }
 
 const FLUSH_MARK: u64 = 0;
@@ -114,6 +117,7 @@ impl Db {
             journal: VecDeque::new(),
             stats: Stats::default(),
             claim: None,
+            meta: None,
         }
     }
 
@@ -299,6 +303,11 @@ impl Db {
         }
         self.touch(key);
         true
+    }
+
+    /// The cluster map, if this is the meta group's database and it has one.
+    pub fn meta(&self) -> Option<&meta::MetaState> {
+        self.meta.as_ref()
     }
 
     /// The slots this database serves, if it has been given a claim.

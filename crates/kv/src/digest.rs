@@ -56,6 +56,16 @@ impl Db {
                 *a ^= b;
             }
         }
+        // The meta group's database: its cluster map counts as one more entry.
+        if let Some(map) = &self.meta {
+            any = true;
+            let mut h = Sha1::new();
+            field(&mut h, b"cluster map");
+            field(&mut h, &map.encode());
+            for (a, b) in acc.iter_mut().zip(h.digest().bytes()) {
+                *a ^= b;
+            }
+        }
         if !any {
             return "0".repeat(40);
         }

@@ -42,6 +42,9 @@ pub enum Proposal {
     ExpireKeys(Vec<Bytes>),
     /// The group takes these slots (see [`crate::claim`]).
     Claim(Claim),
+    /// A change of the cluster map, which only the meta group keeps
+    /// ([`meta::MetaState::apply`]); a data group (one that holds a claim) refuses it.
+    Meta(meta::MetaCommand),
 }
 
 impl Proposal {
@@ -62,7 +65,7 @@ impl Proposal {
                         cmds.iter()
                             .find_map(|(args, _)| claim::unserved(claim, args))
                     }),
-                Proposal::ExpireKeys(_) | Proposal::Claim(_) => None,
+                Proposal::ExpireKeys(_) | Proposal::Claim(_) | Proposal::Meta(_) => None,
             };
             if let Some(slot) = unserved {
                 return claim::not_served(slot);
@@ -70,6 +73,7 @@ impl Proposal {
         }
         match self {
             Proposal::Claim(claim) => apply_claim(db, claim),
+            Proposal::Meta(command) => apply_meta(db, command),
             Proposal::Command { args, seed } => {
                 let mut ctx = Ctx {
                     now_ms,
@@ -149,6 +153,10 @@ impl Proposal {
                     out.extend_from_slice(&b.0.to_le_bytes());
                 }
             }
+            Proposal::Meta(command) => {
+                out.push(5);
+                put_bytes(&mut out, &command.encode());
+            }
         }
         out
     }
@@ -221,6 +229,12 @@ impl Proposal {
                 }
                 Proposal::Claim(claim)
             }
+            5 => {
+                let bytes = r.bytes()?;
+                let command = meta::MetaCommand::decode(&bytes)
+                    .map_err(|e| Error::err(format!("a bad cluster map command: {e}")))?;
+                Proposal::Meta(command)
+            }
             tag => return Err(Error::err(format!("bad proposal tag {tag}"))),
         };
         if r.pos != bytes.len() {
@@ -243,6 +257,19 @@ fn apply_claim(db: &mut Db, claim: &Claim) -> Frame {
             db.claim = Some(claim.clone());
             Frame::OK
         }
+    }
+}
+
+/// A cluster map change: the map's new version, or why it changed nothing. Only a database
+/// without a claim (the meta group's) keeps a map; it starts empty at the first change.
+fn apply_meta(db: &mut Db, command: &meta::MetaCommand) -> Frame {
+    if db.claim.is_some() {
+        return Frame::error("ERR a data group keeps no cluster map");
+    }
+    let map = db.meta.get_or_insert_with(meta::MetaState::default);
+    match map.apply(command) {
+        Ok(()) => Frame::Integer(map.version as i64),
+        Err(refused) => Frame::error(format!("ERR cluster map: {refused}")),
     }
 }
 
@@ -473,6 +500,50 @@ mod tests {
         assert_eq!(Proposal::decode(&c.encode()).unwrap(), c);
         let mut bad = claim(7, 200, 100).encode();
         assert!(Proposal::decode(&bad).is_err());
+        bad.truncate(bad.len() - 1);
+        assert!(Proposal::decode(&bad).is_err());
+    }
+
+    #[test]
+    fn only_an_unclaimed_database_keeps_the_cluster_map() {
+        let member = meta::Member {
+            resp_addr: "127.0.0.1:7001".into(),
+            grpc_addr: "127.0.0.1:8001".into(),
+            hostname: None,
+        };
+        let bootstrap = Proposal::Meta(meta::MetaCommand::Bootstrap {
+            members: [(1, member.clone())].into(),
+            groups: 2,
+            replication: 1,
+        });
+        assert_eq!(Proposal::decode(&bootstrap.encode()).unwrap(), bootstrap);
+        // The meta group's database: version 1, then a refusal that changes nothing.
+        let mut db = Db::new();
+        assert_eq!(bootstrap.apply(&mut db, 1), Frame::Integer(1));
+        let again = bootstrap.apply(&mut db, 2);
+        assert!(
+            format!("{again:?}").contains("already bootstrapped"),
+            "{again:?}"
+        );
+        assert_eq!(db.meta().map(|m| m.version), Some(1));
+        let moved = Proposal::Meta(meta::MetaCommand::SetMember {
+            id: 1,
+            member: meta::Member {
+                resp_addr: "127.0.0.1:7101".into(),
+                ..member
+            },
+        });
+        assert_eq!(moved.apply(&mut db, 3), Frame::Integer(2));
+        // A data group's database refuses every map change and keeps no map.
+        let mut data = Db::new();
+        Proposal::Claim(Claim {
+            epoch: 1,
+            ranges: vec![(Slot(0), Slot(16383))],
+        })
+        .apply(&mut data, 1);
+        assert!(bootstrap.apply(&mut data, 2).is_error());
+        assert_eq!(data.meta(), None);
+        let mut bad = bootstrap.encode();
         bad.truncate(bad.len() - 1);
         assert!(Proposal::decode(&bad).is_err());
     }

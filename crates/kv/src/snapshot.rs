@@ -22,7 +22,8 @@
 //! `stats.expired_keys: u64`, `seq: u64`, `u32 n` journal fingerprints (`u64` each),
 //! `u64 n` keys, each `key`, `expire_at: i64`, value; `u64 n` volatile keys; the slot
 //! claim (`u8` 0 for none, or 1 then `u64 epoch`, `u32 n` ranges of two `u16`s; since
-//! version 2); finally a 64-bit FNV-1a checksum of every byte before it. A byte string is `u32 len` + bytes. A
+//! version 2); the cluster map (`u8` 0 for none, or 1 then the map's bytes as a byte
+//! string, [`meta::MetaState::encode`]; since version 3); finally a 64-bit FNV-1a checksum of every byte before it. A byte string is `u32 len` + bytes. A
 //! value is a tag, then for `0` string: bytes; `1` list: `u32 n` items; `2` hash: `u8 big`,
 //! `u32 n` field/value pairs; `3` set: `u8 big`, `u32 n` members; `4` sorted set: `u8 big`,
 //! `u32 n` member and `f64` score bits.
@@ -43,8 +44,9 @@ use crate::db::{Db, Entry, JOURNAL_LEN};
 use crate::value::{BuildHasher, Hash, List, Map, Score, Set, SetValue, Value, ZSet};
 
 const MAGIC: &[u8; 9] = b"REDRAFTKV";
-/// Version 2 added the slot claim; version 1 (no claim) is still read.
-const VERSION: u32 = 2;
+/// Version 2 added the slot claim, version 3 the cluster map; versions 1 and 2 are still
+/// read.
+const VERSION: u32 = 3;
 
 const STR: u8 = 0;
 const LIST: u8 = 1;
@@ -108,6 +110,13 @@ impl Db {
                 }
             }
         }
+        match &self.meta {
+            None => w.put(&[0])?,
+            Some(map) => {
+                w.put(&[1])?;
+                w.bytes(&map.encode())?;
+            }
+        }
         let sum = w.hash;
         w.inner.write_all(&sum.to_le_bytes())
     }
@@ -132,7 +141,7 @@ impl Db {
             return Err(SnapshotError::BadMagic);
         }
         let version = r.u32()?;
-        if version != VERSION && version != 1 {
+        if !(1..=VERSION).contains(&version) {
             return Err(SnapshotError::Version(version));
         }
         let mut db = Db::new();
@@ -197,6 +206,12 @@ impl Db {
                 return Err(SnapshotError::Corrupt("slot claim not well formed"));
             }
             db.claim = Some(claim);
+        }
+        if version >= 3 && r.array::<1>()?[0] == 1 {
+            let bytes = r.compact()?;
+            let map = meta::MetaState::decode(&bytes)
+                .map_err(|_| SnapshotError::Corrupt("cluster map"))?;
+            db.meta = Some(map);
         }
 
         let sum = r.hash;
@@ -590,6 +605,57 @@ mod tests {
         assert_eq!(restored.get(b"a", 3).map(|v| v.type_name()), Some("string"));
         let unclaimed = Db::read_snapshot(&mut snapshot(&Db::new()).as_slice()).unwrap();
         assert_eq!(unclaimed.claim(), None);
+    }
+
+    #[test]
+    fn a_snapshot_keeps_the_cluster_map() {
+        let mut db = Db::new();
+        let member = |n: u16| meta::Member {
+            resp_addr: format!("127.0.0.1:{n}"),
+            grpc_addr: format!("127.0.0.1:{}", n + 1000),
+            hostname: (n == 7001).then(|| "redraft-1.redraft".to_string()),
+        };
+        let bootstrap = meta::MetaCommand::Bootstrap {
+            members: [(1, member(7001)), (2, member(7002))].into(),
+            groups: 4,
+            replication: 2,
+        };
+        assert_eq!(
+            crate::Proposal::Meta(bootstrap).apply(&mut db, 1),
+            Frame::Integer(1)
+        );
+        let restored = Db::read_snapshot(&mut snapshot(&db).as_slice()).unwrap();
+        assert_eq!(restored.meta(), db.meta());
+        assert_eq!(restored.digest(2), db.digest(2));
+        assert_eq!(
+            Db::read_snapshot(&mut snapshot(&Db::new()).as_slice())
+                .unwrap()
+                .meta(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_version_2_snapshot_still_reads() {
+        // What version 2 wrote for a database with one key and no claim: the same bytes
+        // as version 3 without the map's flag, under its own version and checksum.
+        let mut db = Db::new();
+        run(
+            &mut db,
+            1,
+            0,
+            &[b"SET".to_vec(), b"a".to_vec(), b"1".to_vec()],
+        );
+        let v3 = snapshot(&db);
+        let body = &v3[..v3.len() - 8 - 1];
+        assert_eq!(&body[9..13], &3u32.to_le_bytes());
+        let mut v2 = body.to_vec();
+        v2[9..13].copy_from_slice(&2u32.to_le_bytes());
+        let sum = fnv(FNV_OFFSET, &v2);
+        v2.extend_from_slice(&sum.to_le_bytes());
+        let restored = Db::read_snapshot(&mut v2.as_slice()).unwrap();
+        assert_eq!(restored.digest(2), db.digest(2));
+        assert_eq!(restored.meta(), None);
     }
 
     #[test]
