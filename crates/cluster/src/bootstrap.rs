@@ -29,6 +29,10 @@ impl Node {
         if first.is_initialized().await.map_err(raft_error)? {
             info!(node = self.id, "resuming from the data directory");
             self.spawn(announce(self.clone()));
+            if !self.meta.raft.is_initialized().await.map_err(raft_error)? {
+                // A data directory written before the meta group existed.
+                self.spawn(crate::meta_map::adopt(self.clone()));
+            }
             return Ok(());
         }
         if let Some(addr) = self.config.join.clone() {
@@ -60,9 +64,9 @@ impl Node {
             groups = self.groups.len(),
             "initializing the cluster"
         );
-        // Every data group starts with the same members (with three nodes and three
-        // replicas, every node holds every group).
-        for group in &self.groups {
+        // Every data group, and the meta group, starts with the same members (with three
+        // nodes and three replicas, every node holds every group).
+        for group in self.replicas() {
             match group.raft.initialize(members.clone()).await {
                 Ok(()) => {}
                 // Another founding member's identical proposal got here first.

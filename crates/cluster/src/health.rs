@@ -40,7 +40,7 @@ pub(crate) async fn guard_votes(
     floor: Option<u64>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Some(group) = node.group(group) else {
+    let Some(group) = node.replica(group) else {
         return;
     };
     let mut health = node.log_db.health();

@@ -8,6 +8,7 @@
 //! - `route`: "on the leader, or forwarded to it", the one loop every leader-only request
 //!   goes through, and the rule that a forwarded request is never forwarded again.
 //! - `write`, `read`, `membership`: the paths below.
+//! - `meta_map`: the meta group (group 0) and the cluster map it keeps.
 //! - `health`: what a log that cannot write changes (`MISCONF`, no votes).
 //! - `status`: `INFO` fields, role names, leader-change logging, and the [`Topology`]
 //!   the Redis Cluster protocol is rendered from.
@@ -118,6 +119,7 @@ mod error;
 mod group;
 mod health;
 mod membership;
+mod meta_map;
 mod node;
 mod placement;
 mod read;

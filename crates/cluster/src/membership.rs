@@ -23,13 +23,13 @@ const CATCH_UP_WAIT: Duration = Duration::from_secs(3);
 const TRANSFER_WAIT: Duration = Duration::from_secs(2);
 
 impl Node {
-    /// `CLUSTER FORGET <node-id>`: removes a node from every data group (on each group's
-    /// leader, or forwarded to it).
+    /// `CLUSTER FORGET <node-id>`: removes a node from every data group, then from the
+    /// meta group (on each group's leader, or forwarded to it).
     /// A group that no longer has the node (a forget interrupted halfway) counts as done;
     /// a node no group has is unknown.
     pub async fn forget(&self, node_id: NodeId) -> Result<(), Error> {
         let mut removed = 0;
-        for group in &self.groups {
+        for group in self.replicas() {
             let outcome = self
                 .on_leader(group, |to| async move {
                     match to {
@@ -61,14 +61,14 @@ impl Node {
         Ok(())
     }
 
-    /// A joining node's request (it may reach any member): adds it to every data group,
-    /// each on its leader or forwarded to it once (a forwarded one names its group and is
+    /// A joining node's request (it may reach any member): adds it to every data group and
+    /// then the meta group, each on its leader or forwarded to it once (a forwarded one names its group and is
     /// served only by that group's leader).
     pub(crate) async fn admit(&self, join: rpc::Join) -> Result<(), Error> {
         if join.forwarded {
             let group = join
                 .group
-                .and_then(|g| self.group(g))
+                .and_then(|g| self.replica(g))
                 .ok_or_else(|| Error::Failed(format!("no group {:?} here", join.group)))?;
             if !group.is_leader() {
                 return Err(Error::NotLeader {
@@ -77,7 +77,7 @@ impl Node {
             }
             return self.add_member(group, join).await;
         }
-        for group in &self.groups {
+        for group in self.replicas() {
             self.on_leader(group, |to| {
                 let join = rpc::Join {
                     forwarded: true,
@@ -104,7 +104,7 @@ impl Node {
     /// node that leads no group refuses, saying which node leads the first one, so the
     /// caller can ask it instead.
     pub async fn transfer_leader(&self, to: NodeId) -> Result<(), Error> {
-        let led: Vec<&Group> = self.groups.iter().filter(|g| g.is_leader()).collect();
+        let led: Vec<&Group> = self.replicas().filter(|g| g.is_leader()).collect();
         if led.is_empty() {
             return Err(Error::NotLeader {
                 leader: self.groups[0].leader_id(),

@@ -14,7 +14,7 @@ use types::{GroupId, NodeId, NodeInfo, Slot};
 
 use crate::error::StartError;
 use crate::group::{raft_error, Group};
-use crate::{health, placement, read, service, status, wall_ms, Clock, ClusterConfig};
+use crate::{health, meta_map, placement, read, service, status, wall_ms, Clock, ClusterConfig};
 
 /// A running node: its replicas of the data groups and its gRPC server.
 pub struct Node {
@@ -22,6 +22,9 @@ pub struct Node {
     pub(crate) config: ClusterConfig,
     /// The data groups, in id order: `groups[i]` is group `i + 1`.
     pub(crate) groups: Vec<Group>,
+    /// This node's replica of the meta group (group 0), which keeps the cluster map (see
+    /// `meta_map`). Never on the data path.
+    pub(crate) meta: Group,
     /// Which group owns which slots: `(first, last, group)`, ascending, covering every
     /// slot (fixed when the cluster was founded; see `placement`).
     pub(crate) layout: Vec<(Slot, Slot, GroupId)>,
@@ -68,13 +71,14 @@ impl Node {
         for g in 1..=config.raft_groups {
             groups.push(Group::open(GroupId(g as u64), &config, &log_db, pool.clone()).await?);
         }
+        let meta = Group::open(GroupId::META, &config, &log_db, pool.clone()).await?;
 
         let snapshot_dir = config.data_dir.join("snapshots");
         std::fs::create_dir_all(&snapshot_dir)?;
         let registry = rpc::Groups::<TypeConfig, raft::StateMachine>::new(move |_| {
             tempfile::tempfile_in(&snapshot_dir)
         });
-        for group in &groups {
+        for group in groups.iter().chain([&meta]) {
             registry.insert(group.id, group.raft.clone());
             if let Some(b) = &group.behind {
                 registry.set_vote_refusal(group.id, Some(format!("catching up after damage: {b}")));
@@ -86,6 +90,7 @@ impl Node {
             id: config.node_id,
             config,
             groups,
+            meta,
             layout,
             log_db,
             registry: registry.clone(),
@@ -102,7 +107,7 @@ impl Node {
             max_forward,
             stop_rx.clone(),
         ));
-        for group in &node.groups {
+        for group in node.replicas() {
             node.spawn(read::run_read_rounds(
                 group.raft.clone(),
                 group.rounds.clone(),
@@ -110,7 +115,7 @@ impl Node {
             ));
         }
         node.bootstrap().await?;
-        for group in &node.groups {
+        for group in node.replicas() {
             let floor = group.behind.as_ref().map(|b| b.floor);
             node.spawn(health::guard_votes(
                 node.clone(),
@@ -126,7 +131,8 @@ impl Node {
             ));
         }
         node.spawn(placement::claim_slots(node.clone(), stop_rx.clone()));
-        node.spawn(placement::balance_leaders(node.clone(), stop_rx));
+        node.spawn(placement::balance_leaders(node.clone(), stop_rx.clone()));
+        node.spawn(meta_map::keep_map(node.clone(), stop_rx));
         Ok(node)
     }
 
@@ -168,6 +174,25 @@ impl Node {
         &self.groups
     }
 
+    /// This node's replica of the meta group.
+    pub fn meta(&self) -> &Group {
+        &self.meta
+    }
+
+    /// Every group this node holds a replica of: the data groups, then the meta group.
+    pub(crate) fn replicas(&self) -> impl Iterator<Item = &Group> {
+        self.groups.iter().chain([&self.meta])
+    }
+
+    /// Group `id` among every group here, the meta group included.
+    pub(crate) fn replica(&self, id: GroupId) -> Option<&Group> {
+        if id == GroupId::META {
+            Some(&self.meta)
+        } else {
+            self.group(id)
+        }
+    }
+
     /// Data group `id`, if this node hosts it.
     pub fn group(&self, id: GroupId) -> Option<&Group> {
         let i = usize::try_from(id.0).ok()?.checked_sub(1)?;
@@ -189,10 +214,10 @@ impl Node {
     /// Hands the leadership of every group this node leads to another voter, then stops
     /// Raft and the gRPC server.
     pub async fn shutdown(&self) {
-        let handovers = self.groups.iter().map(|group| self.hand_away(group));
+        let handovers = self.replicas().map(|group| self.hand_away(group));
         futures_util::future::join_all(handovers).await;
         let _ = self.stop.send(true);
-        for group in &self.groups {
+        for group in self.replicas() {
             if let Err(e) = group.raft.shutdown().await {
                 warn!(group = %group.id, error = %e, "raft shutdown");
             }

@@ -160,7 +160,9 @@ impl rpc::NodeHandler for Handler {
     async fn leave(&self, req: rpc::Leave) -> Result<(), Status> {
         let node = &self.0;
         let groups: Vec<&crate::group::Group> = match req.group {
-            Some(g) => vec![self.group(g)?],
+            Some(g) => vec![node
+                .replica(g)
+                .ok_or_else(|| Status::not_found(format!("no group {g}")))?],
             None => node.groups().iter().collect(),
         };
         for group in groups {

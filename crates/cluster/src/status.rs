@@ -135,7 +135,8 @@ impl Node {
     /// Fields for `INFO replication`: the first data group's role, term, leader and
     /// indexes (with one group, the whole story), the node's log, then a summary of every
     /// group and one line per group
-    /// (`raft_group_<id>:role=...,term=...,leader=...,commit=...,applied=...,slots=a-b`).
+    /// (`raft_group_<id>:role=...,term=...,leader=...,commit=...,applied=...,slots=a-b`),
+    /// and last the meta group's line (`raft_meta:role=...,map_version=...,map_members=...`).
     pub fn status(&self) -> Vec<(String, String)> {
         let mut fields: Vec<(String, String)> = self
             .first_group_status()
@@ -186,6 +187,29 @@ impl Node {
                 ),
             ));
         }
+        let m = self.meta.metrics();
+        let map = self.cluster_map().unwrap_or_default();
+        fields.push((
+            "raft_meta".into(),
+            format!(
+                "role={},term={},leader={},voters={},map_version={},map_members={}",
+                role(m.state).name(),
+                m.current_term,
+                known_leader(&m).map_or_else(|| "none".to_string(), |l| l.to_string()),
+                m.membership_config
+                    .membership()
+                    .voter_ids()
+                    .map(|id| id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                map.version,
+                map.members
+                    .keys()
+                    .map(|id| id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+        ));
         fields
     }
 

@@ -243,7 +243,7 @@ impl From<Join> for npb::JoinRequest {
             resp_addr: j.resp_addr,
             grpc_addr: j.grpc_addr,
             forwarded: j.forwarded,
-            group_id: j.group.map_or(0, |g| g.0),
+            group_id: j.group.map(|g| g.0),
             hostname: j.hostname,
         }
     }
@@ -261,7 +261,7 @@ impl TryFrom<npb::JoinRequest> for Join {
             grpc_addr: j.grpc_addr,
             hostname: j.hostname,
             forwarded: j.forwarded,
-            group: (j.group_id != 0).then_some(GroupId(j.group_id)),
+            group: j.group_id.map(GroupId),
         })
     }
 }
@@ -270,7 +270,7 @@ impl From<Leave> for npb::LeaveRequest {
     fn from(l: Leave) -> Self {
         npb::LeaveRequest {
             node_id: l.node_id,
-            group_id: l.group.map_or(0, |g| g.0),
+            group_id: l.group.map(|g| g.0),
         }
     }
 }
@@ -279,7 +279,7 @@ impl From<npb::LeaveRequest> for Leave {
     fn from(l: npb::LeaveRequest) -> Self {
         Leave {
             node_id: l.node_id,
-            group: (l.group_id != 0).then_some(GroupId(l.group_id)),
+            group: l.group_id.map(GroupId),
         }
     }
 }
@@ -443,11 +443,10 @@ mod tests {
 
     #[test]
     fn leave_and_read_index_round_trip() {
-        let l = Leave {
-            node_id: 5,
-            group: Some(GroupId(2)),
-        };
-        assert_eq!(Leave::from(npb::LeaveRequest::from(l)), l);
+        for group in [Some(GroupId(2)), Some(GroupId::META), None] {
+            let l = Leave { node_id: 5, group };
+            assert_eq!(Leave::from(npb::LeaveRequest::from(l)), l, "{group:?}");
+        }
         let r = ReadIndex {
             read_index: 42,
             leader: 1,

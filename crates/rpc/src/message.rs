@@ -87,7 +87,8 @@ pub struct Join {
     /// Sent by a member on the joiner's behalf to the member it believes leads: served
     /// only by a leader, never passed on again.
     pub forwarded: bool,
-    /// With `forwarded`, the one group to add the node to; `None`: every data group.
+    /// With `forwarded`, the one group to add the node to (the meta group included);
+    /// `None`: every group.
     pub group: Option<GroupId>,
 }
 
@@ -96,7 +97,8 @@ pub struct Join {
 pub struct Leave {
     /// The leaving node's id.
     pub node_id: u64,
-    /// The group to remove it from (the receiver leads it); `None`: every data group.
+    /// The group to remove it from (the receiver leads it; the meta group included);
+    /// `None`: every data group.
     pub group: Option<GroupId>,
 }
 

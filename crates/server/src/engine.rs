@@ -81,6 +81,15 @@ impl Engine {
         }
     }
 
+    /// The digest of the cluster map as this node's replica of the meta group has applied
+    /// it (no read barrier: the map is not on any command's path); `None` without one.
+    pub fn meta_digest(&self, now_ms: i64) -> Option<String> {
+        match self {
+            Engine::Memory(_) => None,
+            Engine::Cluster(node) => Some(node.meta().db().digest(now_ms)),
+        }
+    }
+
     /// True when the keyspace is split over several groups: keyless commands (`DBSIZE`,
     /// `KEYS`, `SCAN`, `RANDOMKEY`, `FLUSHALL`) run in each and their replies are merged.
     pub fn is_split(&self) -> bool {

@@ -340,7 +340,8 @@ pub fn inner(spec_path: &Path) -> Result<bool> {
 }
 
 /// After the run, with every fault healed: each group's replicas hold the same data (its
-/// `DEBUG DIGEST-GROUP`, read after a read barrier, equal on every running node) and every
+/// `DEBUG DIGEST-GROUP`, read after a read barrier, equal on every running node), the meta
+/// group's replicas the same cluster map (group 0's digest), and every
 /// slot is served by exactly one range of `CLUSTER SLOTS` on every node. A node still
 /// catching up gets up to 30 s. What is wrong, in words (empty when all is well).
 fn replica_checks(db: &Db, groups: u32, log: &Log) -> Vec<String> {
@@ -353,7 +354,7 @@ fn replica_checks(db: &Db, groups: u32, log: &Log) -> Vec<String> {
         other => format!("{other:?}"),
     };
     let mut problems = Vec::new();
-    for g in 1..=groups.max(1) {
+    for g in 0..=groups.max(1) {
         let group = g.to_string();
         let mut last = String::new();
         let agreed = loop {

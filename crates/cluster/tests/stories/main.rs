@@ -146,3 +146,47 @@ async fn a_write_for_a_slot_its_group_does_not_serve_is_refused_by_every_replica
     );
     fx.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_meta_group_keeps_the_cluster_map_through_a_forget() {
+    let fx = Fixture::start(4, 3, 4).await;
+    let ids = fx.ids();
+    fx.settled(&ids).await;
+    // Every replica of the meta group holds the same map: the three members as clients
+    // reach them, every group on all three, the slots as the layout splits them.
+    let map = until("every node to hold the whole map", || {
+        let maps: Vec<_> = ids.iter().map(|&id| fx.node(id).cluster_map()).collect();
+        let first = maps[0].clone()?;
+        let whole = first.members.len() == 3
+            && first.members.values().all(|m| !m.resp_addr.is_empty())
+            && first.groups.values().all(|r| r.len() == 3);
+        (whole && maps.iter().all(|m| m.as_ref() == Some(&first))).then_some(first)
+    })
+    .await;
+    assert_eq!(map.groups.len(), 4);
+    for group in fx.node(1).groups() {
+        let (_, slot) = key_in(fx.node(1), group.id, "m");
+        assert_eq!(map.owner(slot).map(|o| o.group), Some(group.id));
+    }
+    assert_eq!(map.members[&2].resp_addr, fx.info(1, 2).resp_addr);
+
+    // CLUSTER FORGET of node 3 (through node 1): it leaves every group, and then the map.
+    fx.node(1).forget(3).await.expect("the forget");
+    let after = until("the map to drop node 3", || {
+        let map = fx.node(1).cluster_map()?;
+        (!map.members.contains_key(&3)).then_some(map)
+    })
+    .await;
+    assert!(after.version > map.version);
+    assert!(
+        after.groups.values().all(|r| r.iter().eq([1, 2].iter())),
+        "{:?}",
+        after.groups
+    );
+    let digest = |id: NodeId| fx.node(id).meta().db().digest(0);
+    until("both remaining replicas to hold the same map", || {
+        (digest(1) == digest(2)).then_some(())
+    })
+    .await;
+    fx.stop().await;
+}

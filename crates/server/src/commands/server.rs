@@ -29,7 +29,8 @@ pub(super) fn time() -> Frame {
 /// `DEBUG DIGEST`: the digest of this node's data after each group's read barrier, so
 /// it is the same on every node that has applied the same logs: the XOR of the groups'
 /// digests, which is what one database holding every key would digest to.
-/// `DEBUG DIGEST-GROUP <id>`: one data group's digest.
+/// `DEBUG DIGEST-GROUP <id>`: one data group's digest; group 0 is the meta group, whose
+/// digest is its cluster map's as this replica has applied it.
 pub(super) async fn debug(session: &mut Session, args: &[Bytes]) -> Frame {
     let engine = &session.shared.engine;
     let now = session.now_ms;
@@ -40,6 +41,11 @@ pub(super) async fn debug(session: &mut Session, args: &[Bytes]) -> Frame {
             .ok()
             .and_then(|s| s.parse::<u64>().ok())
             .map(types::GroupId);
+        if wanted == Some(types::GroupId::META) {
+            if let Some(digest) = engine.meta_digest(now) {
+                return Frame::Status(digest);
+            }
+        }
         match wanted.filter(|g| engine.groups().contains(g)) {
             Some(g) => vec![g],
             None => return Frame::error("ERR no such data group"),
