@@ -43,6 +43,8 @@
 //! and then discarded on a change of leader (`LogEntryDiscarded`), or lost with a
 //! connection mid-call, may still be committed by the next leader, so it is never proposed
 //! twice: the client gets [`Error::UnknownOutcome`], as a Redis client gets a timeout.
+//! So does a write the leader appended and could not commit within [`COMMIT_WAIT`] (a
+//! leader cut off from its quorum), instead of waiting for the partition to heal.
 //! (Exactly-once retries would need request ids deduplicated by the state machine: not
 //! done yet.)
 //!
@@ -149,5 +151,10 @@ pub use status::{Member, Shard, Topology};
 pub const FIRST_DATA_GROUP: GroupId = GroupId(1);
 /// Longest a command waits for a leader before `-CLUSTERDOWN`.
 pub const NO_LEADER_WAIT: Duration = Duration::from_secs(3);
+/// Longest a leader waits for a write it appended to be committed and applied before the
+/// client gets [`Error::UnknownOutcome`] (a leader cut off from its quorum would keep it
+/// waiting until the partition heals; etcd answers "request timed out"). Not applied to a
+/// large write's parts, whose wait grows with their bytes.
+pub const COMMIT_WAIT: Duration = Duration::from_secs(10);
 
 type Raft = raft::typ::Raft;

@@ -15,7 +15,7 @@ use types::GroupId;
 use crate::error::{Error, LEADER_CHANGED};
 use crate::group::Group;
 use crate::route::{Attempt, Target};
-use crate::Node;
+use crate::{Node, COMMIT_WAIT};
 
 /// How many times a large write lost to a change of leader is sent again.
 const LARGE_ATTEMPTS: u32 = 3;
@@ -152,7 +152,15 @@ impl Node {
                 // `None`: refused before it was appended, to be sent again below.
                 let mut results: Vec<Option<Result<Frame, Error>>> =
                     Vec::with_capacity(proposals.len());
-                while let Some(result) = stream.next().await {
+                let deadline = tokio::time::Instant::now() + COMMIT_WAIT;
+                loop {
+                    let Ok(next) = tokio::time::timeout_at(deadline, stream.next()).await else {
+                        // Appended, and not committed in time: of unknown outcome, never
+                        // sent again.
+                        results.resize_with(proposals.len(), || Some(Err(not_committed())));
+                        break;
+                    };
+                    let Some(result) = next else { break };
                     results.push(match result {
                         Ok(Ok(written)) => Some(Ok(written.response.0)),
                         Ok(Err(ClientWriteError::ForwardToLeader(_))) => None,
@@ -194,7 +202,10 @@ impl Node {
             return self.propose_large(group, encoded).await;
         }
         let request = Request::encoded(self.stamp(), encoded);
-        outcome(group.raft.client_write(request).await)
+        match tokio::time::timeout(COMMIT_WAIT, group.raft.client_write(request)).await {
+            Ok(result) => outcome(result),
+            Err(_) => Err(Retry::No(not_committed())),
+        }
     }
 
     /// Proposes a write larger than a part (see `raft::uploads`): its parts, at most
@@ -297,6 +308,14 @@ impl Node {
         );
         Err(Retry::Yes)
     }
+}
+
+/// Why a write appended by this leader got no reply within [`COMMIT_WAIT`].
+fn not_committed() -> Error {
+    Error::UnknownOutcome(format!(
+        "not committed within {} s (the leader may have lost its quorum)",
+        COMMIT_WAIT.as_secs()
+    ))
 }
 
 /// What the result of a `client_write` means for the client.

@@ -65,9 +65,17 @@ async fn a_cut_off_node_acknowledges_nothing_and_loses_nothing() {
     let cut = leaders[&GroupId(1)];
     let majority: Vec<NodeId> = ids.iter().copied().filter(|&id| id != cut).collect();
     fx.isolate(cut);
+    // At once, a write to the group it leads: it still holds its lease, so it appends the
+    // write and cannot commit it. It must not wait for the heal (`COMMIT_WAIT`).
+    let groups: Vec<GroupId> = leaders.keys().copied().collect();
+    let (early_key, _) = key_in(fx.node(1), GroupId(1), "n");
+    let early = {
+        let node = fx.node(cut).clone();
+        let incr = fixture::command(&["INCR", &early_key]);
+        tokio::spawn(async move { node.write(GroupId(1), &incr).await })
+    };
     // The others elect leaders among themselves and keep writing every group.
     fx.settled(&majority).await;
-    let groups: Vec<GroupId> = leaders.keys().copied().collect();
     for &group in &groups {
         let (key, _) = key_in(fx.node(1), group, "n");
         assert_eq!(
@@ -76,21 +84,30 @@ async fn a_cut_off_node_acknowledges_nothing_and_loses_nothing() {
             "the majority writes group {group}"
         );
     }
-    // Through the cut-off node no write is acknowledged: a group it no longer hears from
-    // is down once it has waited for a leader; one it still believes it leads cannot
-    // commit. (A write that never comes back is not acknowledged either: the bound is
-    // only there to end the story.)
+    // Through the cut-off node no write is acknowledged, and none waits for the heal: a
+    // group it no longer hears from is down once it has waited for a leader
+    // (`NO_LEADER_WAIT`); one it still believes it leads either refuses the write (its
+    // lease ran out) or appends it and cannot commit it (`COMMIT_WAIT`): of unknown
+    // outcome. The story's own bound only turns a hang into a failure.
     for &group in &groups {
         let (key, _) = key_in(fx.node(1), group, "n");
         let attempt = tokio::time::timeout(
-            cluster::NO_LEADER_WAIT * 3,
+            cluster::COMMIT_WAIT + cluster::NO_LEADER_WAIT + fixture::PATIENCE,
             fx.write(cut, group, &["INCR", &key]),
         )
         .await;
         match attempt {
-            Ok(Err(Error::ClusterDown | Error::UnknownOutcome(_))) | Err(_) => {}
-            other => panic!("a cut-off node acknowledged a write to group {group}: {other:?}"),
+            Ok(Err(Error::ClusterDown | Error::UnknownOutcome(_))) => {}
+            Err(_) => panic!("a write to group {group} through the cut-off node never ended"),
+            Ok(other) => {
+                panic!("a cut-off node acknowledged a write to group {group}: {other:?}")
+            }
         }
+    }
+    let bound = cluster::COMMIT_WAIT + cluster::NO_LEADER_WAIT + fixture::PATIENCE;
+    match tokio::time::timeout(bound, early).await {
+        Ok(Ok(Err(Error::UnknownOutcome(_) | Error::ClusterDown))) => {}
+        other => panic!("the write the cut-off leader took at once: {other:?}"),
     }
     // Healed, it follows the new leaders; each counter counts the majority's write and
     // this one, never the cut-off node's attempt, and every replica agrees.
