@@ -320,6 +320,30 @@ pub async fn redraft_groups(
     Ok(groups)
 }
 
+/// From a redraft node's `INFO replication`: how many data groups it has, how many it
+/// leads, and how many have no leader it knows of.
+pub async fn redraft_leadership(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<(usize, usize, usize)> {
+    let (reply, raw) = resp_call(addr, &[b"INFO", b"replication"], timeout).await?;
+    if let Reply::Error(e) = reply {
+        bail!("INFO answered {e}");
+    }
+    let text = String::from_utf8_lossy(&raw);
+    let field = |name: &str| -> Result<usize> {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("no {name} in INFO replication"))
+    };
+    Ok((
+        field("raft_groups")?,
+        field("raft_groups_led")?,
+        field("raft_groups_without_leader")?,
+    ))
+}
+
 pub async fn redraft_leader(addr: SocketAddr, timeout: Duration) -> Result<Option<u64>> {
     let (reply, raw) = resp_call(addr, &[b"INFO", b"replication"], timeout).await?;
     if let Reply::Error(e) = reply {

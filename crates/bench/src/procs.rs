@@ -52,6 +52,14 @@ impl Proc {
         let _ = self.child.wait();
     }
 
+    /// SIGKILL, without waiting for the kernel to reap the process: the kernel frees a
+    /// large process's memory before it closes its sockets, which takes a while, and a
+    /// measurement that starts at the kill must not wait for it. Dropping the `Proc` (or
+    /// [`Proc::kill9`]) reaps it later.
+    pub fn kill9_now(&mut self) {
+        let _ = self.child.kill();
+    }
+
     /// Resident memory in KiB (VmRSS), if the process is alive.
     pub fn rss_kib(&self) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
