@@ -978,9 +978,7 @@ async fn failover(sys: &mut Sys, try_no: usize) -> Result<Failover> {
     // The clock starts at the kill; the process is reaped after the measurement (this
     // runtime has one thread, and a blocking wait for the reaping would stall the writes
     // being timed, the survivor's included).
-    let mut dying = sys.procs[leader]
-        .take()
-        .context("the leader is running")?;
+    let mut dying = sys.procs[leader].take().context("the leader is running")?;
     dying.kill9_now();
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(60);
