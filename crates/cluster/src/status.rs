@@ -10,6 +10,16 @@ use types::{GroupId, NodeId, NodeInfo, Slot};
 use crate::group::known_leader;
 use crate::{Node, Raft};
 
+/// A leader's id as `INFO` shows it, `none` when there is none.
+fn leader_name(leader: Option<NodeId>) -> String {
+    leader.map_or_else(|| "none".to_string(), |l| l.to_string())
+}
+
+/// Node ids as `INFO` lists them: separated by spaces.
+fn id_list(ids: impl Iterator<Item = NodeId>) -> String {
+    ids.map(|id| id.to_string()).collect::<Vec<_>>().join(" ")
+}
+
 /// A replica's role in its group, named once for `INFO` and for the `Node` service.
 pub(crate) fn role(state: ServerState) -> rpc::Role {
     match state {
@@ -172,17 +182,11 @@ impl Node {
                      slots={}",
                     role(m.state).name(),
                     m.current_term,
-                    m.current_leader
-                        .map_or_else(|| "none".to_string(), |l| l.to_string()),
+                    leader_name(m.current_leader),
                     index(&m.local_committed),
                     index(&m.last_applied),
                     m.last_log_index.unwrap_or(0),
-                    m.membership_config
-                        .membership()
-                        .voter_ids()
-                        .map(|id| id.to_string())
-                        .collect::<Vec<_>>()
-                        .join(" "),
+                    id_list(m.membership_config.membership().voter_ids()),
                     slots.join(" "),
                 ),
             ));
@@ -195,19 +199,10 @@ impl Node {
                 "role={},term={},leader={},voters={},map_version={},map_members={}",
                 role(m.state).name(),
                 m.current_term,
-                known_leader(&m).map_or_else(|| "none".to_string(), |l| l.to_string()),
-                m.membership_config
-                    .membership()
-                    .voter_ids()
-                    .map(|id| id.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                leader_name(known_leader(&m)),
+                id_list(m.membership_config.membership().voter_ids()),
                 map.version,
-                map.members
-                    .keys()
-                    .map(|id| id.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                id_list(map.members.keys().copied()),
             ),
         ));
         fields
@@ -227,11 +222,7 @@ impl Node {
             ("raft_node_id", self.id.to_string()),
             ("raft_group", group.id.to_string()),
             ("raft_term", m.current_term.to_string()),
-            (
-                "raft_leader_id",
-                m.current_leader
-                    .map_or_else(|| "none".to_string(), |l| l.to_string()),
-            ),
+            ("raft_leader_id", leader_name(m.current_leader)),
             ("raft_commit_index", index(&m.local_committed).to_string()),
             ("raft_applied_index", index(&m.last_applied).to_string()),
             (
