@@ -62,8 +62,8 @@ impl Node {
     }
 
     /// A joining node's request (it may reach any member): adds it to every data group and
-    /// then the meta group, each on its leader or forwarded to it once (a forwarded one names its group and is
-    /// served only by that group's leader).
+    /// then the meta group, each on its leader or forwarded to it once (a forwarded one
+    /// names its group and is served only by that group's leader).
     pub(crate) async fn admit(&self, join: rpc::Join) -> Result<(), Error> {
         if join.forwarded {
             let group = join

@@ -151,10 +151,27 @@ pub(crate) async fn keep_map(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// A member among `members` (other than this node) that says it holds a replica of the
+/// meta group, if any answers so.
+async fn holder_of_meta(node: &Node, members: &BTreeMap<NodeId, NodeInfo>) -> Option<NodeId> {
+    for (&id, info) in members.iter().filter(|(&id, _)| id != node.id) {
+        let Ok(mut peer) = node.pool.node(&info.grpc_addr) else {
+            continue;
+        };
+        if let Ok(status) = peer.status().await {
+            if status.groups.iter().any(|g| g.group_id == GroupId::META) {
+                return Some(id);
+            }
+        }
+    }
+    None
+}
+
 /// For a data directory written before the meta group existed: once this node leads data
 /// group 1, initializes the meta group with that group's members, unless it already
-/// exists here (initialized by another node and replicated here). Ends then, or when the
-/// node stops.
+/// exists here (initialized by another node and replicated here) or another member says
+/// it holds one (this node joined a cluster that has it, and restarted before it was added
+/// to it). Ends then, or when the node stops.
 pub(crate) async fn adopt(node: Arc<Node>) {
     let mut stop = node.stop.subscribe();
     loop {
@@ -174,6 +191,15 @@ pub(crate) async fn adopt(node: Arc<Node>) {
                 .voter_ids()
                 .filter_map(|id| membership.get_node(&id).map(|info| (id, info.clone())))
                 .collect();
+            if let Some(holder) = holder_of_meta(&node, &members).await {
+                // This node joined a cluster that has one, and restarted before it was
+                // added to it: its announcement adds it.
+                info!(
+                    node = node.id,
+                    holder, "another member holds the meta group; not creating one"
+                );
+                return;
+            }
             match node.meta.raft.initialize(members.clone()).await {
                 Ok(()) => {
                     info!(

@@ -16,7 +16,8 @@ use crate::error::StartError;
 use crate::group::{raft_error, Group};
 use crate::{health, meta_map, placement, read, service, status, wall_ms, Clock, ClusterConfig};
 
-/// A running node: its replicas of the data groups and its gRPC server.
+/// A running node: its replicas of the data groups and of the meta group, and its gRPC
+/// server.
 pub struct Node {
     pub id: NodeId,
     pub(crate) config: ClusterConfig,

@@ -177,9 +177,21 @@ impl rpc::NodeHandler for Handler {
     async fn status(&self) -> Result<rpc::NodeStatus, Status> {
         let node = &self.0;
         let index = |l: &Option<raft::typ::LogId>| l.as_ref().map(|l| l.index());
+        // The meta group is listed once this replica holds it (a data directory written
+        // before it has none until it is created: see `meta_map::adopt`).
+        let meta = node
+            .meta()
+            .metrics()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .next()
+            .is_some()
+            .then(|| node.meta());
         let groups = node
             .groups()
             .iter()
+            .chain(meta)
             .map(|group| {
                 let m = group.metrics();
                 rpc::GroupStatus {
