@@ -5,7 +5,7 @@
 //! that joins, beside the data groups; no command a client sends touches it.
 //!
 //! Today the map follows the data groups: the meta group's leader compares the map with
-//! the memberships the data groups have committed ([`keep_map`]) and proposes what
+//! the data groups' memberships as it sees them ([`keep_map`]) and proposes what
 //! differs: `Bootstrap` once (the founding members, the layout's groups and slots), then
 //! `SetMember` when a member joins or announces new addresses, `SetReplicas` when a
 //! group's voters change, and `RemoveMember` once no group holds a forgotten node. It is
