@@ -4,6 +4,7 @@
 //! node hosts one data group today and will host several (and the meta group) alike.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,9 @@ pub struct Group {
     started_with: (u64, u64),
     /// Set when the log was found at start to hold less than this node had flushed.
     pub(crate) behind: Option<raft::Behind>,
+    /// Set once this replica has been seen to hold its group's claim (see
+    /// [`Group::claimed`]).
+    claimed: AtomicBool,
 }
 
 impl Group {
@@ -150,7 +154,24 @@ impl Group {
             rounds: ReadRounds::new(),
             started_with,
             behind,
+            claimed: AtomicBool::new(false),
         })
+    }
+
+    /// True once this replica has applied its group's claim of its slots (see
+    /// `placement`): from then on the group serves writes. Asked for every write, so it
+    /// locks the data only until the claim is seen: a claim is replaced only by a newer
+    /// one and never removed (a snapshot installed later was taken after it, and holds
+    /// it), so once seen it is remembered.
+    pub(crate) fn claimed(&self) -> bool {
+        if self.claimed.load(Ordering::Relaxed) {
+            return true;
+        }
+        let claimed = self.db().claim().is_some();
+        if claimed {
+            self.claimed.store(true, Ordering::Relaxed);
+        }
+        claimed
     }
 
     /// The data this replica's state machine applies to.

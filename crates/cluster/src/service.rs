@@ -119,7 +119,7 @@ impl rpc::NodeHandler for Handler {
         kv::Proposal::decode_shared(&encoded)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         node.must_lead(group)?;
-        if group.db().claim().is_none() {
+        if !group.claimed() {
             // Not serving its slots yet (see `placement`): the sender tries again.
             return Err(crate::Error::NotLeader { leader: None }.to_status());
         }

@@ -79,7 +79,7 @@ impl Node {
                 async move {
                     match to {
                         // A group serves no write before its claim (see `placement`).
-                        Target::Here if group.db().claim().is_none() => Attempt::Again,
+                        Target::Here if !group.claimed() => Attempt::Again,
                         Target::Here => match self.propose_local(group, encoded).await {
                             Ok(frame) => Attempt::Done(Ok(frame)),
                             Err(Retry::No(e)) => Attempt::Done(Err(e)),
@@ -138,11 +138,7 @@ impl Node {
             .map(|e| e.len())
             .max()
             .and_then(|n| self.refuse_write(n));
-        if proposals.len() > 1
-            && small
-            && refused.is_none()
-            && group.is_leader()
-            && group.db().claim().is_some()
+        if proposals.len() > 1 && small && refused.is_none() && group.is_leader() && group.claimed()
         {
             let requests: Vec<Request> = encoded
                 .iter()

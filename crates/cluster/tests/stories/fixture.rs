@@ -204,8 +204,9 @@ impl Fixture {
     }
 
     /// Waits until every replica of `group` among `among` has applied as far as the one
-    /// that has applied furthest, then returns their digests (one per node).
-    pub async fn digests(&self, group: GroupId, among: &[NodeId]) -> Vec<String> {
+    /// that has applied furthest, then checks that their data is the same (equal
+    /// digests).
+    pub async fn assert_replicas_agree(&self, group: GroupId, among: &[NodeId]) {
         let applied = |id: NodeId| {
             self.node(id)
                 .topology()
@@ -219,13 +220,17 @@ impl Fixture {
             seen.windows(2).all(|w| w[0] == w[1]).then_some(())
         })
         .await;
-        among
+        let digests = among
             .iter()
             .map(|&id| {
                 let group = self.node(id).group(group).expect("a replica");
                 group.db().digest(0)
             })
-            .collect()
+            .collect::<Vec<String>>();
+        assert!(
+            digests.windows(2).all(|w| w[0] == w[1]),
+            "group {group}'s replicas differ: {digests:?}"
+        );
     }
 
     /// One write through node `id`.

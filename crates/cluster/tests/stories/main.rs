@@ -120,11 +120,7 @@ async fn a_cut_off_node_acknowledges_nothing_and_loses_nothing() {
             Ok(Frame::Integer(2)),
             "group {group} applied the cut-off attempt nowhere"
         );
-        let digests = fx.digests(group, &ids).await;
-        assert!(
-            digests.windows(2).all(|w| w[0] == w[1]),
-            "group {group}'s replicas agree: {digests:?}"
-        );
+        fx.assert_replicas_agree(group, &ids).await;
     }
     fx.stop().await;
 }
@@ -133,7 +129,6 @@ async fn a_cut_off_node_acknowledges_nothing_and_loses_nothing() {
 async fn a_write_for_a_slot_its_group_does_not_serve_is_refused_by_every_replica() {
     let fx = Fixture::start(3, 3, 2).await;
     let ids = fx.ids();
-    fx.settled(&ids).await;
     let (key, slot) = key_in(fx.node(1), GroupId(1), "own");
     // Proposed to group 2 (as a stale route would), through every node in turn: the
     // leader's state machine refuses it, and so does every replica's, alike.
@@ -145,8 +140,7 @@ async fn a_write_for_a_slot_its_group_does_not_serve_is_refused_by_every_replica
             other => panic!("node {id}: group 2 took a write for slot {slot:?}: {other:?}"),
         }
     }
-    let digests = fx.digests(GroupId(2), &ids).await;
-    assert!(digests.windows(2).all(|w| w[0] == w[1]), "{digests:?}");
+    fx.assert_replicas_agree(GroupId(2), &ids).await;
     for &id in &ids {
         for group in fx.node(id).groups() {
             assert!(
@@ -168,7 +162,6 @@ async fn a_write_for_a_slot_its_group_does_not_serve_is_refused_by_every_replica
 async fn the_meta_group_keeps_the_cluster_map_through_a_forget() {
     let fx = Fixture::start(4, 3, 4).await;
     let ids = fx.ids();
-    fx.settled(&ids).await;
     // Every replica of the meta group holds the same map: the three members as clients
     // reach them, every group on all three, the slots as the layout splits them.
     let map = until("every node to hold the whole map", || {
