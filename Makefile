@@ -35,7 +35,7 @@ test: deps
 	# groups under redis-benchmark --cluster): fails unless every row comes out.
 	REQUESTS=3000 KEYS=1000 REDRAFT=target/debug/redraft tools/bench-cluster | tee target/bench/cluster-smoke.md
 	test "$$(grep -c '^| [SG]ET -P' target/bench/cluster-smoke.md)" = 4
-	# The short Jepsen suite: every nemesis, then the UNSAFE self-test (needs root;
+	# The short Jepsen suite: every nemesis, then the UNSAFE self-tests (needs root;
 	# REDRAFT_JEPSEN_SKIP=1 skips it, loudly).
 	$(MAKE) --no-print-directory jepsen-short
 	# Last, so its summary closes the output.
@@ -99,7 +99,7 @@ jepsen: deps
 	target/debug/jepsen run --nemesis $(NEMESIS) --workload $(WORKLOAD) --seconds $(SECONDS) \
 	  --nodes $(NODES) $(if $(UNSAFE),--unsafe $(UNSAFE)) $(if $(SEED),--seed $(SEED))
 
-## The short suite `make test` runs (a few minutes): every nemesis, then the self-test.
+## The short suite `make test` runs (a few minutes): every nemesis, then the self-tests.
 ## A fixed seed (SEED=1 unless given) keeps its schedule the same from run to run.
 jepsen-short: deps
 	$(CARGO) build -p redraft
