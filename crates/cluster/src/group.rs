@@ -4,7 +4,7 @@
 //! node hosts one data group today and will host several (and the meta group) alike.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use openraft::async_runtime::watch::WatchReceiver;
 use openraft::SnapshotPolicy;
 use raft::TypeConfig;
 use tracing::warn;
-use types::{GroupId, NodeId};
+use types::{Epoch, GroupId, NodeId};
 
 use crate::error::StartError;
 use crate::read::ReadRounds;
@@ -35,9 +35,9 @@ pub struct Group {
     started_with: (u64, u64),
     /// Set when the log was found at start to hold less than this node had flushed.
     pub(crate) behind: Option<raft::Behind>,
-    /// Set once this replica has been seen to hold its group's claim (see
-    /// [`Group::claimed`]).
-    claimed: AtomicBool,
+    /// The epoch of the group's claim as this replica last saw it, 0 before it saw one
+    /// (see [`Group::claim_epoch`]).
+    claim_epoch: AtomicU64,
 }
 
 impl Group {
@@ -154,24 +154,34 @@ impl Group {
             rounds: ReadRounds::new(),
             started_with,
             behind,
-            claimed: AtomicBool::new(false),
+            claim_epoch: AtomicU64::new(0),
         })
     }
 
     /// True once this replica has applied its group's claim of its slots (see
-    /// `placement`): from then on the group serves writes. Asked for every write, so it
-    /// locks the data only until the claim is seen: a claim is replaced only by a newer
-    /// one and never removed (a snapshot installed later was taken after it, and holds
-    /// it), so once seen it is remembered.
+    /// `placement`): from then on the group serves writes.
     pub(crate) fn claimed(&self) -> bool {
-        if self.claimed.load(Ordering::Relaxed) {
-            return true;
+        self.claim_epoch().is_some()
+    }
+
+    /// The epoch of the group's claim that this replica has applied: what the writes it
+    /// routes carry. Asked for every write, so it is remembered once seen instead of
+    /// locking the data each time; a claim is never removed (a snapshot installed later
+    /// was taken after it, and holds it), and a newer claim is looked for again when the
+    /// group refuses a write for its claim ([`Group::refresh_claim_epoch`]).
+    pub(crate) fn claim_epoch(&self) -> Option<Epoch> {
+        match self.claim_epoch.load(Ordering::Relaxed) {
+            0 => self.refresh_claim_epoch(),
+            seen => Some(Epoch(seen)),
         }
-        let claimed = self.db().claim().is_some();
-        if claimed {
-            self.claimed.store(true, Ordering::Relaxed);
-        }
-        claimed
+    }
+
+    /// Reads the applied claim's epoch again (see [`Group::claim_epoch`]).
+    pub(crate) fn refresh_claim_epoch(&self) -> Option<Epoch> {
+        let epoch = self.db().claim().map(|c| c.epoch).filter(|&e| e != 0);
+        self.claim_epoch
+            .store(epoch.unwrap_or(0), Ordering::Relaxed);
+        epoch.map(Epoch)
     }
 
     /// The data this replica's state machine applies to.

@@ -10,7 +10,7 @@ use openraft::errors::ClientWriteError;
 use raft::{Request, TypeConfig};
 use resp::Frame;
 use tracing::info;
-use types::GroupId;
+use types::{Epoch, GroupId};
 
 use crate::error::{Error, LEADER_CHANGED};
 use crate::group::Group;
@@ -24,6 +24,18 @@ const PART_WINDOW: usize = 16;
 /// Windows of a large write in flight at once (4 MiB): other writes wait behind at most
 /// these.
 const WINDOWS_IN_FLIGHT: usize = 4;
+
+/// `proposal` encoded with its route: its slot and `epoch`, the epoch of the group's
+/// claim as the router sees it (see `DESIGN.md`, "Groups and slots"). A replica that has
+/// applied no claim yet has no epoch to give (`None`), and the write goes bare: the
+/// group's claim alone checks it at apply, as it does entries written before routes were
+/// carried.
+fn route(epoch: Option<Epoch>, proposal: &kv::Proposal) -> Bytes {
+    match epoch {
+        Some(epoch) => proposal.encode_routed(epoch).into(),
+        None => proposal.encode().into(),
+    }
+}
 
 /// Why a proposal got no reply of its own.
 pub(crate) enum Retry {
@@ -47,9 +59,39 @@ impl Node {
     }
 
     /// Proposes a write; its reply (see the crate header for forwarding and retries).
+    ///
+    /// A command or transaction carries the slot and claim epoch it was routed with (see
+    /// `route`); refused by the group's claim, it was not applied, and it is routed once
+    /// more if this replica has applied a newer claim since.
     pub async fn write(&self, group: GroupId, proposal: &kv::Proposal) -> Result<Frame, Error> {
         let group = self.hosted(group)?;
-        self.write_encoded(group, proposal.encode().into()).await
+        let routed_with = group.claim_epoch();
+        let reply = self
+            .write_encoded(group, route(routed_with, proposal))
+            .await;
+        match &reply {
+            Ok(refused)
+                if kv::claim::is_refusal(refused) && group.refresh_claim_epoch() != routed_with =>
+            {
+                self.write_encoded(group, route(group.claim_epoch(), proposal))
+                    .await
+            }
+            _ => reply,
+        }
+    }
+
+    /// Proposes a write routed with `epoch`, whatever this replica has applied: the way a
+    /// router that reads the slots' epochs elsewhere (the cluster map) sends it. Every
+    /// replica refuses it, with `TRYAGAIN`, if the group's claim has another epoch.
+    pub async fn write_at(
+        &self,
+        group: GroupId,
+        epoch: Epoch,
+        proposal: &kv::Proposal,
+    ) -> Result<Frame, Error> {
+        let group = self.hosted(group)?;
+        self.write_encoded(group, route(Some(epoch), proposal))
+            .await
     }
 
     /// Data group `id`, or an error for a group this node does not host.
@@ -131,7 +173,8 @@ impl Node {
             Err(e) => return proposals.iter().map(|_| Err(e.clone())).collect(),
         };
         let mut out = Vec::with_capacity(proposals.len());
-        let encoded: Vec<Bytes> = proposals.iter().map(|p| p.encode().into()).collect();
+        let epoch = group.claim_epoch();
+        let encoded: Vec<Bytes> = proposals.iter().map(|p| route(epoch, p)).collect();
         let small = encoded.iter().all(|e| e.len() <= raft::uploads::PART_BYTES);
         let refused = encoded
             .iter()
@@ -184,6 +227,12 @@ impl Node {
         }
         for e in &encoded[out.len()..] {
             out.push(self.write_encoded(group, e.clone()).await);
+        }
+        if out
+            .iter()
+            .any(|reply| matches!(reply, Ok(r) if kv::claim::is_refusal(r)))
+        {
+            group.refresh_claim_epoch();
         }
         out
     }

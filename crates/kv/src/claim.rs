@@ -50,6 +50,23 @@ pub fn not_served(slot: Slot) -> Frame {
     ))
 }
 
+/// The reply to a write routed with another epoch than the group's claim: ownership
+/// changed between routing and applying, so the route may be wrong; nothing was applied.
+/// [`is_refusal`] recognises it, as it does [`not_served`]'s.
+pub fn stale_route(route: &crate::proposal::Route, held: u64) -> Frame {
+    let slot = route.slot.map_or(0, |s| s.0);
+    Frame::error(format!(
+        "TRYAGAIN slot {slot} was routed with epoch {}, and this group's is {held}",
+        route.epoch
+    ))
+}
+
+/// True if `reply` is a refusal by the group's claim ([`not_served`], [`stale_route`]):
+/// the write was not applied, and the router's view of the slots may be out of date.
+pub fn is_refusal(reply: &Frame) -> bool {
+    matches!(reply, Frame::Error(e) if e.starts_with("TRYAGAIN "))
+}
+
 /// The first slot of `args`' keys that `claim` does not cover (`None` when every key is
 /// served, or when the command is unknown or malformed: it fails by itself).
 pub(crate) fn unserved(claim: &Claim, args: &[Bytes]) -> Option<Slot> {

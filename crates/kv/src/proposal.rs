@@ -11,6 +11,9 @@
 //! - `2` Exec: `u32 n` watches (`key`, `u64 seq`, `u8 flags`), `u32 n` commands (`u64 seed`, args);
 //! - `3` ExpireKeys: `u32 n` keys;
 //! - `4` Claim: `u64 epoch`, `u32 n` ranges (`u16 first`, `u16 last`);
+//! - `5` Meta: a byte string, a `meta::MetaCommand`'s encoding;
+//! - `6` Routed: `u16 slot` (`0xffff` for a keyless write), `u64 epoch`, then a Command or
+//!   an Exec (tag and body) routed with them;
 //!
 //! where args are `u32 n` then `n` byte strings, and a byte string is `u32 len` + bytes.
 //! [`Proposal::decode`] refuses truncated or trailing bytes and absurd counts with an
@@ -19,7 +22,7 @@
 use bytes::Bytes;
 use resp::Frame;
 
-use types::Slot;
+use types::{Epoch, Slot};
 
 use crate::bytes::CompactBytes;
 use crate::claim::{self, Claim};
@@ -45,7 +48,25 @@ pub enum Proposal {
     /// A change of the cluster map, which only the meta group keeps
     /// ([`meta::MetaState::apply`]); a data group (one that holds a claim) refuses it.
     Meta(meta::MetaCommand),
+    /// A command or transaction with the slot and epoch the node that routed it saw (see
+    /// [`Route`]). Entries written before routes were carried are bare, and checked by the
+    /// claim alone.
+    Routed { route: Route, write: Box<Proposal> },
 }
+
+/// What a data write was routed with: the slot of its keys and the epoch of that slot's
+/// ownership in the routing node's view. Applying refuses, on every replica alike, a route
+/// whose epoch is not the group's (an ownership change came between routing and applying:
+/// TiKV's region-epoch rule) or whose slot is not the keys'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// `None` for a keyless write (`FLUSHALL` sent to each group).
+    pub slot: Option<Slot>,
+    pub epoch: Epoch,
+}
+
+/// The encoding of "no slot" in a route.
+const NO_SLOT: u16 = u16::MAX;
 
 impl Proposal {
     /// Applies the proposal with the entry's time: a pure function of `db`, `self` and
@@ -54,6 +75,22 @@ impl Proposal {
     /// A command or transaction with a key in a slot the database does not serve is
     /// refused whole ([`crate::claim::not_served`]) and changes nothing.
     pub fn apply(&self, db: &mut Db, now_ms: i64) -> Frame {
+        if let Proposal::Routed { route, write } = self {
+            if let Some(claim) = &db.claim {
+                if route.epoch.0 != claim.epoch {
+                    return claim::stale_route(route, claim.epoch);
+                }
+                let slot = write.slot();
+                if slot != route.slot {
+                    return Frame::error(format!(
+                        "ERR a write routed for slot {} holds keys of slot {}",
+                        show_slot(route.slot),
+                        show_slot(slot)
+                    ));
+                }
+            }
+            return write.apply(db, now_ms);
+        }
         if let Some(claim) = &db.claim {
             let unserved = match self {
                 Proposal::Command { args, .. } => claim::unserved(claim, args),
@@ -65,13 +102,17 @@ impl Proposal {
                         cmds.iter()
                             .find_map(|(args, _)| claim::unserved(claim, args))
                     }),
-                Proposal::ExpireKeys(_) | Proposal::Claim(_) | Proposal::Meta(_) => None,
+                Proposal::ExpireKeys(_)
+                | Proposal::Claim(_)
+                | Proposal::Meta(_)
+                | Proposal::Routed { .. } => None,
             };
             if let Some(slot) = unserved {
                 return claim::not_served(slot);
             }
         }
         match self {
+            Proposal::Routed { write, .. } => write.apply(db, now_ms),
             Proposal::Claim(claim) => apply_claim(db, claim),
             Proposal::Meta(command) => apply_meta(db, command),
             Proposal::Command { args, seed } => {
@@ -118,36 +159,83 @@ impl Proposal {
         }
     }
 
+    /// The slot of the write's first key: what a route names. `None` for a keyless write
+    /// and for entries that are not routed (expiry, claims, map changes).
+    pub fn slot(&self) -> Option<Slot> {
+        let first = |args: &[Bytes]| {
+            let spec = command::lookup(args.first()?)?;
+            if !spec.arity_ok(args.len()) {
+                return None;
+            }
+            let i = *spec.key_positions(args).first()?;
+            Some(types::key_slot(&args[i]))
+        };
+        match self {
+            Proposal::Command { args, .. } => first(args),
+            Proposal::Exec { watches, cmds } => watches
+                .first()
+                .map(|w| types::key_slot(&w.key))
+                .or_else(|| cmds.iter().find_map(|(args, _)| first(args))),
+            Proposal::Routed { write, .. } => write.slot(),
+            Proposal::ExpireKeys(_) | Proposal::Claim(_) | Proposal::Meta(_) => None,
+        }
+    }
+
+    /// The encoding of this write routed with `epoch` (and its own slot): a command or a
+    /// transaction becomes [`Proposal::Routed`]; anything else is encoded as it is.
+    pub fn encode_routed(&self, epoch: Epoch) -> Vec<u8> {
+        if !matches!(self, Proposal::Command { .. } | Proposal::Exec { .. }) {
+            return self.encode();
+        }
+        let route = Route {
+            slot: self.slot(),
+            epoch,
+        };
+        let mut out = Vec::new();
+        put_route(&mut out, &route);
+        self.encode_into(&mut out);
+        out
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
         match self {
+            Proposal::Routed { route, write } => {
+                put_route(out, route);
+                write.encode_into(out);
+            }
             Proposal::Command { args, seed } => {
                 out.push(1);
                 out.extend_from_slice(&seed.to_le_bytes());
-                put_args(&mut out, args);
+                put_args(out, args);
             }
             Proposal::Exec { watches, cmds } => {
                 out.push(2);
-                put_u32(&mut out, watches.len());
+                put_u32(out, watches.len());
                 for w in watches {
-                    put_bytes(&mut out, &w.key);
+                    put_bytes(out, &w.key);
                     out.extend_from_slice(&w.seq.to_le_bytes());
                     out.push(w.volatile_live as u8 | (w.existed as u8) << 1);
                 }
-                put_u32(&mut out, cmds.len());
+                put_u32(out, cmds.len());
                 for (args, seed) in cmds {
                     out.extend_from_slice(&seed.to_le_bytes());
-                    put_args(&mut out, args);
+                    put_args(out, args);
                 }
             }
             Proposal::ExpireKeys(keys) => {
                 out.push(3);
-                put_args(&mut out, keys);
+                put_args(out, keys);
             }
             Proposal::Claim(claim) => {
                 out.push(4);
                 out.extend_from_slice(&claim.epoch.to_le_bytes());
-                put_u32(&mut out, claim.ranges.len());
+                put_u32(out, claim.ranges.len());
                 for (a, b) in &claim.ranges {
                     out.extend_from_slice(&a.0.to_le_bytes());
                     out.extend_from_slice(&b.0.to_le_bytes());
@@ -155,10 +243,9 @@ impl Proposal {
             }
             Proposal::Meta(command) => {
                 out.push(5);
-                put_bytes(&mut out, &command.encode());
+                put_bytes(out, &command.encode());
             }
         }
-        out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Proposal> {
@@ -180,8 +267,35 @@ impl Proposal {
     }
 
     fn decode_from(mut r: Reader<'_>) -> Result<Proposal> {
-        let bytes = r.buf;
-        let proposal = match r.u8()? {
+        let tag = r.u8()?;
+        let proposal = match tag {
+            6 => {
+                let slot = match r.u16()? {
+                    NO_SLOT => None,
+                    s if s < Slot::COUNT => Some(Slot(s)),
+                    s => return Err(Error::err(format!("a route names slot {s}"))),
+                };
+                let epoch = Epoch(r.u64()?);
+                let write = match r.u8()? {
+                    tag @ (1 | 2) => Proposal::decode_body(tag, &mut r)?,
+                    tag => return Err(Error::err(format!("a routed proposal of tag {tag}"))),
+                };
+                Proposal::Routed {
+                    route: Route { slot, epoch },
+                    write: Box::new(write),
+                }
+            }
+            tag => Proposal::decode_body(tag, &mut r)?,
+        };
+        if r.pos != r.buf.len() {
+            return Err(Error::err("trailing bytes after a proposal"));
+        }
+        Ok(proposal)
+    }
+
+    /// The proposal of tag `tag` (1 to 5) whose body `r` holds.
+    fn decode_body(tag: u8, r: &mut Reader<'_>) -> Result<Proposal> {
+        let proposal = match tag {
             1 => {
                 let seed = r.u64()?;
                 Proposal::Command {
@@ -237,9 +351,6 @@ impl Proposal {
             }
             tag => return Err(Error::err(format!("bad proposal tag {tag}"))),
         };
-        if r.pos != bytes.len() {
-            return Err(Error::err("trailing bytes after a proposal"));
-        }
         Ok(proposal)
     }
 }
@@ -271,6 +382,16 @@ fn apply_meta(db: &mut Db, command: &meta::MetaCommand) -> Frame {
         Ok(()) => Frame::Integer(map.version as i64),
         Err(refused) => Frame::error(format!("ERR cluster map: {refused}")),
     }
+}
+
+fn put_route(out: &mut Vec<u8>, route: &Route) {
+    out.push(6);
+    out.extend_from_slice(&route.slot.map_or(NO_SLOT, |s| s.0).to_le_bytes());
+    out.extend_from_slice(&route.epoch.0.to_le_bytes());
+}
+
+fn show_slot(slot: Option<Slot>) -> String {
+    slot.map_or_else(|| "none".to_string(), |s| s.0.to_string())
 }
 
 fn put_u32(out: &mut Vec<u8>, n: usize) {
@@ -306,6 +427,10 @@ impl Reader<'_> {
     }
     fn u8(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
     }
     fn u32(&mut self) -> Result<usize> {
         let b = self.take(4)?;
@@ -505,6 +630,88 @@ mod tests {
     }
 
     #[test]
+    fn a_write_routed_with_another_epoch_or_slot_is_refused() {
+        let mut db = Db::new();
+        let a = types::key_slot(b"a");
+        let set_a = Proposal::Command {
+            args: args("SET a 1"),
+            seed: 0,
+        };
+        let routed = |epoch| Proposal::decode(&set_a.encode_routed(Epoch(epoch))).unwrap();
+        assert_eq!(
+            routed(3),
+            Proposal::Routed {
+                route: Route {
+                    slot: Some(a),
+                    epoch: Epoch(3)
+                },
+                write: Box::new(set_a.clone()),
+            }
+        );
+        // Without a claim the route is not checked (a log written before claims).
+        assert_eq!(routed(9).apply(&mut db, 1), Frame::OK);
+        let claim = Proposal::Claim(Claim {
+            epoch: 2,
+            ranges: vec![(Slot(0), Slot(16383))],
+        });
+        assert_eq!(claim.apply(&mut db, 2), Frame::OK);
+        for stale in [1, 3] {
+            let refused = routed(stale).apply(&mut db, 3);
+            assert!(claim::is_refusal(&refused), "{refused:?}");
+            assert!(format!("{refused:?}").contains(&format!("epoch {stale}")));
+        }
+        // A route naming another slot than the keys' is refused too.
+        let wrong_slot = Proposal::Routed {
+            route: Route {
+                slot: Some(Slot(a.0 ^ 1)),
+                epoch: Epoch(2),
+            },
+            write: Box::new(Proposal::Command {
+                args: args("SET a 2"),
+                seed: 0,
+            }),
+        };
+        assert!(wrong_slot.apply(&mut db, 4).is_error());
+        let Some(crate::value::Value::Str(v)) = db.get(b"a", 5) else {
+            panic!("a is a string")
+        };
+        assert_eq!(&v[..], b"1", "no refused write changed the data");
+        assert_eq!(routed(2).apply(&mut db, 6), Frame::OK);
+        // A keyless write routes with no slot; a transaction with its first key's.
+        let flush = Proposal::Command {
+            args: args("FLUSHALL"),
+            seed: 0,
+        };
+        let exec = Proposal::Exec {
+            watches: vec![],
+            cmds: vec![(args("PING"), 0), (args("SET a 3"), 0)],
+        };
+        assert_eq!(flush.slot(), None);
+        assert_eq!(exec.slot(), Some(a));
+        for write in [flush, exec] {
+            let encoded = write.encode_routed(Epoch(2));
+            assert_eq!(
+                Proposal::decode(&encoded).unwrap(),
+                Proposal::Routed {
+                    route: Route {
+                        slot: write.slot(),
+                        epoch: Epoch(2)
+                    },
+                    write: Box::new(write),
+                }
+            );
+        }
+        // Only commands and transactions are routed; a routed claim does not decode.
+        assert_eq!(claim.encode_routed(Epoch(2)), claim.encode());
+        let mut nested = vec![6, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0];
+        nested.extend(claim.encode());
+        assert!(Proposal::decode(&nested).is_err());
+        let mut bad_slot = set_a.encode_routed(Epoch(2));
+        bad_slot[1..3].copy_from_slice(&16384u16.to_le_bytes());
+        assert!(Proposal::decode(&bad_slot).is_err());
+    }
+
+    #[test]
     fn only_an_unclaimed_database_keeps_the_cluster_map() {
         let member = meta::Member {
             resp_addr: "127.0.0.1:7001".into(),
@@ -563,6 +770,14 @@ mod tests {
         assert!(Proposal::decode(&trailing).is_err());
         assert!(Proposal::decode(&[9]).is_err());
         assert!(Proposal::decode(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255]).is_err());
+        let routed = Proposal::Command {
+            args: args("SET k v"),
+            seed: 9,
+        }
+        .encode_routed(Epoch(1));
+        for cut in 0..routed.len() {
+            assert!(Proposal::decode(&routed[..cut]).is_err());
+        }
         // Pseudo-random bytes never panic.
         let mut rng = crate::rng::Rng::new(7);
         for _ in 0..10_000 {

@@ -200,3 +200,62 @@ async fn the_meta_group_keeps_the_cluster_map_through_a_forget() {
     .await;
     fx.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_routed_with_an_older_claims_epoch_is_refused_by_every_replica() {
+    let fx = Fixture::start(5, 3, 2).await;
+    let ids = fx.ids();
+    let group = GroupId(1);
+    let (key, _) = key_in(fx.node(1), group, "epoch");
+    let incr = ["INCR", key.as_str()];
+    let mut count = 0;
+    // Every node routes a write with the claim it has applied (epoch 1) and remembers it.
+    for &id in &ids {
+        count += 1;
+        assert_eq!(fx.write(id, group, &incr).await, Ok(Frame::Integer(count)));
+    }
+    // The group claims its slots again with a newer epoch, as a slot move will.
+    let held = fx
+        .node(1)
+        .group(group)
+        .expect("a replica")
+        .db()
+        .claim()
+        .cloned();
+    let renewed = kv::Claim {
+        epoch: 2,
+        ..held.expect("a claim")
+    };
+    let claim = kv::Proposal::Claim(renewed);
+    assert_eq!(fx.node(1).write(group, &claim).await, Ok(Frame::OK));
+    until("every replica to apply the newer claim", || {
+        ids.iter()
+            .all(|&id| {
+                let replica = fx.node(id).group(group).expect("a replica");
+                let epoch = replica.db().claim().map(|c| c.epoch);
+                epoch == Some(2)
+            })
+            .then_some(())
+    })
+    .await;
+    // Routed with the old epoch, through every node: every replica refuses it alike.
+    for &id in &ids {
+        let reply = fx
+            .node(id)
+            .write_at(group, types::Epoch(1), &fixture::command(&incr))
+            .await;
+        match reply {
+            Ok(Frame::Error(e)) if e.starts_with("TRYAGAIN") && e.contains("epoch 1") => {}
+            other => panic!("node {id}: a write routed with epoch 1 was taken: {other:?}"),
+        }
+    }
+    fx.assert_replicas_agree(group, &ids).await;
+    // Each node still remembers epoch 1: its next write is refused once, routed again with
+    // epoch 2 and applied once. The counter shows no refused attempt counted.
+    for &id in &ids {
+        count += 1;
+        assert_eq!(fx.write(id, group, &incr).await, Ok(Frame::Integer(count)));
+    }
+    fx.assert_replicas_agree(group, &ids).await;
+    fx.stop().await;
+}
