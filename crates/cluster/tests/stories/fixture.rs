@@ -67,6 +67,10 @@ pub fn key_in(node: &Node, group: GroupId, prefix: &str) -> (String, Slot) {
         .expect("some key falls in every group")
 }
 
+fn all_equal<T: PartialEq>(v: &[T]) -> bool {
+    v.windows(2).all(|w| w[0] == w[1])
+}
+
 impl Fixture {
     /// Starts `nodes` founding members with `groups` data groups each, and waits until
     /// every group is ready ([`Fixture::settled`]). `story` picks the addresses' third
@@ -203,34 +207,43 @@ impl Fixture {
         .await
     }
 
-    /// Waits until every replica of `group` among `among` has applied as far as the one
-    /// that has applied furthest, then checks that their data is the same (equal
-    /// digests).
+    /// Waits until every replica of `group` among `among` has applied the same entries
+    /// and holds the same data (equal digests), or fails naming what differs after
+    /// [`PATIENCE`]. Applied indexes are read from the metrics, which openraft updates a
+    /// moment after the data (a reply can arrive before its entry's index shows), so
+    /// both are compared together: a real divergence never heals, and waiting cannot
+    /// hide it.
     pub async fn assert_replicas_agree(&self, group: GroupId, among: &[NodeId]) {
-        let applied = |id: NodeId| {
-            self.node(id)
-                .topology()
-                .shards
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let applied: Vec<u64> = among
                 .iter()
-                .find(|s| s.group == group)
-                .map_or(0, |s| s.applied)
-        };
-        until("the replicas to apply the same entries", || {
-            let seen: Vec<u64> = among.iter().map(|&id| applied(id)).collect();
-            seen.windows(2).all(|w| w[0] == w[1]).then_some(())
-        })
-        .await;
-        let digests = among
-            .iter()
-            .map(|&id| {
-                let group = self.node(id).group(group).expect("a replica");
-                group.db().digest(0)
-            })
-            .collect::<Vec<String>>();
-        assert!(
-            digests.windows(2).all(|w| w[0] == w[1]),
-            "group {group}'s replicas differ: {digests:?}"
-        );
+                .map(|&id| {
+                    self.node(id)
+                        .topology()
+                        .shards
+                        .iter()
+                        .find(|s| s.group == group)
+                        .map_or(0, |s| s.applied)
+                })
+                .collect();
+            let digests: Vec<String> = among
+                .iter()
+                .map(|&id| {
+                    let replica = self.node(id).group(group).expect("a replica");
+                    let digest = replica.db().digest(0);
+                    digest
+                })
+                .collect();
+            if all_equal(&applied) && all_equal(&digests) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "group {group}'s replicas differ: applied {applied:?}, digests {digests:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// One write through node `id`.
