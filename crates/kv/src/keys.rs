@@ -466,7 +466,8 @@ impl Read {
                 let keys = db
                     .iter()
                     .filter(|(k, e)| {
-                        Db::is_live_entry(e, now_ms) && (all || args::glob_match(pattern, k, false))
+                        Db::is_live_entry(e, now_ms)
+                            && (all || crate::glob::glob_match(pattern, k, false))
                     })
                     .map(|(k, _)| Frame::bulk(&**k))
                     .collect();

@@ -21,6 +21,7 @@ pub mod db;
 pub mod digest;
 pub mod error;
 pub mod float;
+pub mod glob;
 pub mod hashes;
 pub mod keys;
 pub mod lists;

@@ -60,7 +60,7 @@ impl ScanArgs {
     pub fn matches(&self, item: &[u8]) -> bool {
         self.pattern
             .as_ref()
-            .is_none_or(|p| args::glob_match(p, item, false))
+            .is_none_or(|p| crate::glob::glob_match(p, item, false))
     }
 }
 

@@ -9,6 +9,7 @@ mod cluster_protocol;
 mod diff;
 mod faults;
 mod gen;
+mod glob;
 mod harness;
 mod history;
 mod nodes;

@@ -260,7 +260,7 @@ pub(super) fn command(args: &[Bytes]) -> Frame {
                     .filter(|n| {
                         pattern
                             .as_ref()
-                            .is_none_or(|p| args::glob_match(p, n.as_bytes(), true))
+                            .is_none_or(|p| kv::glob::glob_match(p, n.as_bytes(), true))
                     })
                     .map(Frame::bulk)
                     .collect(),
@@ -374,7 +374,7 @@ pub(super) fn config(session: &mut Session, args: &[Bytes]) -> Frame {
             for (name, value) in &params {
                 if args[2..]
                     .iter()
-                    .any(|p| args::glob_match(p, name.as_bytes(), true))
+                    .any(|p| kv::glob::glob_match(p, name.as_bytes(), true))
                 {
                     out.push((Frame::bulk(name), Frame::bulk(value)));
                 }
