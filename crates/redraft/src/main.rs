@@ -1,10 +1,11 @@
 //! `redraft`: one node. Reads the command line, sets up logging, serves until Ctrl-C or
 //! SIGTERM, then shuts down gracefully and exits 0.
 //!
-//! Shutting down always ends: a watchdog thread exits the process (status 1) once the
-//! shutdown budget (`--shutdown-timeout`) has passed, whatever is stuck (a full disk, a
-//! wedged flush, a long command), and a second Ctrl-C or SIGTERM exits at once (status
-//! 130). When the Raft log is stuck for good and the disk has room again, the process
+//! Shutting down always ends: the signals are taken by a thread of their own, not by the
+//! runtime, so they are seen even when every runtime worker is busy or stuck; that thread
+//! exits the process (status 1) once the shutdown budget (`--shutdown-timeout`) has
+//! passed, whatever is stuck (a full disk, a wedged flush, a long command), and at once
+//! (status 130) on a second Ctrl-C or SIGTERM. When the Raft log is stuck for good and the disk has room again, the process
 //! executes itself again with the same command line (same PID) to open the log afresh.
 
 use std::time::Duration;
@@ -49,8 +50,11 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("listening on {addr}"))?;
-        let signals = Signals::new()?;
-        let exit = server::run(listener, config, shutdown_signal(signals, budget)).await?;
+        let shutdown = watch_signals(budget)?;
+        let exit = server::run(listener, config, async move {
+            let _ = shutdown.await;
+        })
+        .await?;
         anyhow::Ok(exit)
     })?;
     if exit == server::Exit::Restart {
@@ -61,54 +65,55 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Ctrl-C and SIGTERM.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> anyhow::Result<Signals> {
-        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("listening for SIGTERM")?;
-        Ok(Signals { term })
-    }
-
-    /// Completes on the next Ctrl-C or SIGTERM; says which.
-    async fn next(&mut self) -> &'static str {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => "Ctrl-C",
-            _ = self.term.recv() => "SIGTERM",
-        }
-    }
-}
-
-/// Completes on Ctrl-C or SIGTERM, and makes sure the process then ends: within `budget`
-/// (a watchdog thread, which needs nothing from the runtime), or at once on a second
-/// signal.
-async fn shutdown_signal(mut signals: Signals, budget: Duration) {
-    let first = signals.next().await;
-    tracing::info!(
-        budget_s = budget.as_secs(),
-        "received {first}: shutting down"
-    );
-    let watchdog = std::thread::Builder::new()
+/// Starts the threads that take Ctrl-C (SIGINT) and SIGTERM: the first signal asks for a
+/// graceful shutdown (the receiver completes), then the process ends within `budget`, or
+/// at once on a second signal. They need nothing from the runtime.
+fn watch_signals(budget: Duration) -> anyhow::Result<tokio::sync::oneshot::Receiver<()>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("listening for SIGINT and SIGTERM")?;
+    let (seen, received) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let name = if signal == SIGINT {
+                    "Ctrl-C"
+                } else {
+                    "SIGTERM"
+                };
+                if seen.send(name).is_err() {
+                    return;
+                }
+            }
+        })
+        .context("starting the signal thread")?;
+    let (shutdown, requested) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
         .name("shutdown-watchdog".into())
         .spawn(move || {
-            std::thread::sleep(budget);
-            tracing::error!(
+            let Ok(first) = received.recv() else { return };
+            tracing::info!(
                 budget_s = budget.as_secs(),
-                "shutdown did not finish within its budget; exiting now"
+                "received {first}: shutting down"
             );
-            std::process::exit(1);
-        });
-    if let Err(e) = watchdog {
-        tracing::warn!(error = %e, "cannot start the shutdown watchdog");
-    }
-    tokio::spawn(async move {
-        let second = signals.next().await;
-        tracing::warn!("received {second} again: exiting at once");
-        std::process::exit(130);
-    });
+            let _ = shutdown.send(());
+            match received.recv_timeout(budget) {
+                Ok(second) => {
+                    tracing::warn!("received {second} again: exiting at once");
+                    std::process::exit(130);
+                }
+                Err(_) => {
+                    tracing::error!(
+                        budget_s = budget.as_secs(),
+                        "shutdown did not finish within its budget; exiting now"
+                    );
+                    std::process::exit(1);
+                }
+            }
+        })
+        .context("starting the shutdown watchdog")?;
+    Ok(requested)
 }
 
 /// Executes this program again with the same arguments (same PID), replacing the process.
