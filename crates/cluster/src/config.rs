@@ -93,6 +93,10 @@ pub struct ClusterConfig {
     pub max_request_bytes: usize,
     /// Data groups the 16384 slots are spread over (fixed when the cluster is founded).
     pub raft_groups: u32,
+    /// The cluster secret: every call to a peer carries it, and the gRPC server refuses
+    /// calls without it (`rpc::secret`). `None`: calls are taken from anyone who reaches
+    /// the port.
+    pub peer_secret: Option<rpc::PeerSecret>,
     /// Links a test has cut between the nodes of an in-process cluster: the gRPC server
     /// refuses calls over them. `None` in production.
     pub links: Option<rpc::Links>,

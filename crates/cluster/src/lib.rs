@@ -145,6 +145,7 @@ pub use group::Group;
 pub use node::Node;
 pub use raft::Health as LogHealth;
 pub use read::ReadAt;
+pub use rpc::PeerSecret;
 pub use status::{Member, Shard, Topology};
 
 /// The first data group (the only one with `--raft-groups 1`).

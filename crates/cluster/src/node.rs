@@ -65,6 +65,7 @@ impl Node {
         let pool = rpc::PeerPool::new(rpc::PoolConfig {
             local_address,
             max_forward_bytes: max_forward,
+            secret: config.peer_secret.clone(),
             ..rpc::PoolConfig::default()
         });
         let layout = placement::check_layout(&config, &log_db).await?;

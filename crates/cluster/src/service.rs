@@ -31,32 +31,23 @@ pub(crate) async fn serve(
     let shutdown = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
-    let mut builder = tonic::transport::Server::builder();
-    // A test's cut links (in-process clusters only) are checked before any handler.
-    let links = node
-        .config
-        .links
-        .clone()
-        .zip(local_ip(&node.config.advertise));
-    let result = match links {
-        Some((links, own)) => {
-            builder
-                .layer(tonic::service::InterceptorLayer::new(
-                    links.interceptor(own),
-                ))
-                .add_service(raft)
-                .add_service(peer)
-                .serve_with_incoming_shutdown(accept_peers(listener), shutdown)
-                .await
-        }
-        None => {
-            builder
-                .add_service(raft)
-                .add_service(peer)
-                .serve_with_incoming_shutdown(accept_peers(listener), shutdown)
-                .await
-        }
+    // The cluster secret and, in tests, the cut links are checked before any handler.
+    let gate = rpc::Gate {
+        secret: node.config.peer_secret.clone(),
+        links: node
+            .config
+            .links
+            .clone()
+            .zip(local_ip(&node.config.advertise)),
     };
+    let result = tonic::transport::Server::builder()
+        .layer(tonic::service::InterceptorLayer::new(move |request| {
+            gate.check(request)
+        }))
+        .add_service(raft)
+        .add_service(peer)
+        .serve_with_incoming_shutdown(accept_peers(listener), shutdown)
+        .await;
     if let Err(e) = result {
         warn!(error = %e, "gRPC server stopped");
     }

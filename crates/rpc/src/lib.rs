@@ -6,8 +6,9 @@
 //!   membership and status through a [`server::NodeHandler`].
 //! - [`network::GrpcNetworkFactory`] is the `RaftNetworkFactory` of one group; every group
 //!   shares one [`pool::PeerPool`], which keeps one HTTP/2 channel per peer.
-//! - [`links`]: links a test cut between the nodes of an in-process cluster; a server
-//!   given them refuses calls over a cut link.
+//! - [`secret`]: the cluster secret every call to a peer carries, and the [`secret::Gate`]
+//!   a server checks each call with before any handler (the secret, and in tests
+//!   [`links`], links a test cut between the nodes of an in-process cluster).
 //! - [`convert`] holds every proto ⇄ domain conversion, [`codec`] the byte encoding of
 //!   openraft's structs inside proto `bytes` fields.
 //!
@@ -23,6 +24,7 @@ pub mod message;
 pub mod network;
 pub mod pool;
 pub mod registry;
+pub mod secret;
 pub mod server;
 
 /// Generated proto code.
@@ -57,4 +59,5 @@ pub use message::{Envelope, Forward, GroupStatus, Join, Leave, NodeStatus, ReadI
 pub use network::{GrpcAddr, GrpcNetwork, GrpcNetworkFactory};
 pub use pool::{never_sent, NodePeer, PeerPool, PoolConfig};
 pub use registry::{GroupRegistry, Groups};
+pub use secret::{Gate, PeerChannel, PeerSecret};
 pub use server::{NodeHandler, NodeService, RaftService, DEFAULT_MAX_SNAPSHOT};

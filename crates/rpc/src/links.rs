@@ -3,7 +3,7 @@
 //! an address of its own and sends from it ([`crate::PoolConfig::local_address`]), so a
 //! call is identified by its two addresses; a server given a [`Links`] refuses each call
 //! over a cut link with `UNAVAILABLE`, as the network would fail it, before any handler
-//! sees it. Production servers have none.
+//! sees it ([`crate::secret::Gate`]). Production servers have none.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -49,22 +49,6 @@ impl Links {
     /// True if calls from `from` to `to` fail.
     pub fn is_cut(&self, from: IpAddr, to: IpAddr) -> bool {
         self.with(|cut| cut.contains(&(from, to)))
-    }
-
-    /// What a server listening on `own` checks each call with: `UNAVAILABLE` for a call
-    /// whose caller's link to `own` is cut. Calls of unknown origin pass.
-    pub fn interceptor(
-        &self,
-        own: IpAddr,
-    ) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
-        let links = self.clone();
-        move |request: tonic::Request<()>| match request.remote_addr() {
-            Some(from) if links.is_cut(from.ip(), own) => Err(tonic::Status::unavailable(format!(
-                "the link from {} to {own} is cut",
-                from.ip()
-            ))),
-            _ => Ok(request),
-        }
     }
 }
 

@@ -29,7 +29,6 @@ use openraft::raft::{
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{RaftNetworkFactory, RaftNetworkV2, RaftTypeConfig};
 use tokio::sync::{mpsc, oneshot};
-use tonic::transport::Channel;
 use tonic::Status;
 use types::GroupId;
 
@@ -37,6 +36,7 @@ use crate::message::{Envelope, Reply, SnapshotHeader, VoteCall};
 use crate::pb::raft as rpb;
 use crate::pb::raft::raft_client::RaftClient;
 use crate::pool::{deadline, timed, PeerPool};
+use crate::secret::PeerChannel;
 use crate::MAX_CHUNK;
 
 /// A node record that knows its gRPC `host:port`.
@@ -114,7 +114,7 @@ where
 pub struct GrpcNetwork<C, SD> {
     pool: PeerPool,
     /// The peer's client, or why its address is unusable.
-    client: Result<RaftClient<Channel>, String>,
+    client: Result<RaftClient<PeerChannel>, String>,
     group_id: GroupId,
     local_id: u64,
     target: u64,
@@ -125,7 +125,7 @@ impl<C, SD> GrpcNetwork<C, SD>
 where
     C: RaftTypeConfig<NodeId = u64>,
 {
-    fn client(&self) -> Result<RaftClient<Channel>, Unreachable<C>> {
+    fn client(&self) -> Result<RaftClient<PeerChannel>, Unreachable<C>> {
         self.client.clone().map_err(Unreachable::from_string)
     }
 
@@ -167,7 +167,7 @@ where
     ) -> Result<Resp, RPCError<C>>
     where
         Resp: serde::de::DeserializeOwned,
-        F: FnOnce(RaftClient<Channel>, tonic::Request<Req>) -> Fut,
+        F: FnOnce(RaftClient<PeerChannel>, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<rpb::RaftReply>, Status>>,
     {
         let client = self.client()?;

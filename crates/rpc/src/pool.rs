@@ -32,6 +32,7 @@ use crate::message::{Forward, Join, Leave, NodeStatus, ReadIndex};
 use crate::pb::node as npb;
 use crate::pb::node::node_client::NodeClient;
 use crate::pb::raft::raft_client::RaftClient;
+use crate::secret::{PeerChannel, PeerSecret, Present};
 use crate::server::MAX_MESSAGE;
 
 /// How to connect to peers, and how long each kind of call may take.
@@ -64,6 +65,8 @@ pub struct PoolConfig {
     pub min_bytes_per_sec: u64,
     /// Largest Node service message (a forwarded write) sent or accepted.
     pub max_forward_bytes: usize,
+    /// The cluster secret every call carries (see [`crate::secret`]); `None`: none.
+    pub secret: Option<PeerSecret>,
 }
 
 /// Default [`PoolConfig::max_append_bytes`]: 4 MiB (a large write's parts are 64 KiB
@@ -86,6 +89,7 @@ impl Default for PoolConfig {
             max_append_bytes: DEFAULT_MAX_APPEND_BYTES,
             min_bytes_per_sec: DEFAULT_MIN_BYTES_PER_SEC,
             max_forward_bytes: MAX_MESSAGE,
+            secret: None,
         }
     }
 }
@@ -170,9 +174,15 @@ impl PeerPool {
             .keep_alive_while_idle(true))
     }
 
+    /// `channel(addr)`, its calls carrying the cluster secret.
+    fn peer_channel(&self, addr: &str) -> Result<PeerChannel, PoolError> {
+        let present = Present(self.inner.config.secret.clone());
+        Ok(PeerChannel::new(self.channel(addr)?, present))
+    }
+
     /// A client of the peer's `Raft` service.
-    pub fn raft_client(&self, addr: &str) -> Result<RaftClient<Channel>, PoolError> {
-        Ok(RaftClient::new(self.channel(addr)?)
+    pub fn raft_client(&self, addr: &str) -> Result<RaftClient<PeerChannel>, PoolError> {
+        Ok(RaftClient::new(self.peer_channel(addr)?)
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE))
     }
@@ -182,7 +192,7 @@ impl PeerPool {
         let c = &self.inner.config;
         let max = c.max_forward_bytes.max(MAX_MESSAGE);
         Ok(NodePeer {
-            client: NodeClient::new(self.channel(addr)?)
+            client: NodeClient::new(self.peer_channel(addr)?)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
             timeout: c.node_timeout,
@@ -252,7 +262,7 @@ pub fn never_sent(status: &Status) -> bool {
 /// A typed client of one peer's `Node` service.
 #[derive(Clone)]
 pub struct NodePeer {
-    client: NodeClient<Channel>,
+    client: NodeClient<PeerChannel>,
     timeout: Duration,
     config: PoolConfig,
 }

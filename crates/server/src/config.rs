@@ -215,6 +215,12 @@ pub struct Cli {
     /// a second signal exits at once [default: 20]
     #[arg(long, env = "REDRAFT_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout: Option<u64>,
+    /// A file holding the cluster secret (at least 16 bytes; white space around it is not
+    /// part of it): every call between nodes carries it, and a node refuses gRPC calls
+    /// without it. Every node of a cluster needs the same one [default: none: any process
+    /// that reaches the gRPC port is taken for a peer]
+    #[arg(long, env = "REDRAFT_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// UNSAFE, for the fault-injection suites' self-tests only: `local-reads` serves every
     /// read from the node's own state (stale reads); `skip-log-checks` trusts a damaged
     /// log (lost writes); `local-clock` applies writes with each replica's own clock
@@ -267,6 +273,8 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// Shutdown budget, seconds.
     pub shutdown_timeout: u64,
+    /// File holding the cluster secret; empty: none.
+    pub cluster_secret_file: PathBuf,
     /// UNSAFE behaviour for the fault-injection suite's self-test (`unsafe = "local-reads"`
     /// in a file); none by default, and nothing else should ever set it.
     #[serde(rename = "unsafe")]
@@ -300,6 +308,7 @@ impl Default for Config {
             preferred_endpoint_type: EndpointType::Ip,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            cluster_secret_file: PathBuf::new(),
             unsafe_mode: None,
             in_memory: false,
         }
@@ -379,6 +388,9 @@ impl Config {
         if let Some(v) = cli.shutdown_timeout {
             config.shutdown_timeout = v;
         }
+        if let Some(v) = &cli.cluster_secret_file {
+            config.cluster_secret_file = v.clone();
+        }
         if let Some(v) = cli.unsafe_mode {
             config.unsafe_mode = Some(v);
         }
@@ -444,7 +456,18 @@ impl Config {
                 self.shutdown_timeout
             )));
         }
+        self.peer_secret()?;
         Ok(())
+    }
+
+    /// The cluster secret from `cluster-secret-file`, if one is named.
+    pub fn peer_secret(&self) -> Result<Option<cluster::PeerSecret>, Error> {
+        if self.cluster_secret_file.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        cluster::PeerSecret::read(&self.cluster_secret_file)
+            .map(Some)
+            .map_err(|e| Error::Config(format!("cluster-secret-file: {e}")))
     }
 
     /// The founding members from `initial-cluster`: id → `host:port`. Empty for a
@@ -510,6 +533,7 @@ impl Config {
             unsafe_local_clock: self.unsafe_mode == Some(UnsafeMode::LocalClock),
             max_request_bytes: self.max_request_bytes,
             raft_groups: self.raft_groups,
+            peer_secret: self.peer_secret()?,
             links: None,
         })
     }

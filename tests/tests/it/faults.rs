@@ -1077,3 +1077,124 @@ fn sigterm_ends_a_stuck_node_within_its_budget_and_a_second_signal_at_once() {
     }
     cluster.wait_leader(&ids, ELECTION);
 }
+
+#[test]
+fn the_cluster_secret_keeps_out_every_call_without_it() {
+    use rpc::{Forward, Join, Leave, PeerPool, PeerSecret, PoolConfig};
+
+    let dir = std::env::temp_dir().join(format!("redraft-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory for the secret");
+    let file = dir.join("secret");
+    let right = "a-cluster-secret-of-32-bytes-0001";
+    std::fs::write(&file, format!("{right}\n")).expect("write the secret");
+    let options = Options {
+        extra: vec!["--cluster-secret-file".into(), file.display().to_string()],
+        ..Options::default()
+    };
+    let mut cluster = Cluster::start("secret", 3, options);
+    let ids = cluster.ids();
+    let leader = cluster.wait_leader(&ids, ELECTION);
+    for i in 0..100 {
+        let key = format!("kept:{i}");
+        assert_eq!(cluster.call(leader, &["SET", &key, "v"]), Value::Okay);
+    }
+
+    // Calls from processes that reach the gRPC port without the secret, or with another.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let addr = cluster.node(leader).grpc_addr();
+    let peer = |secret: Option<&str>| {
+        let secret = secret.map(|s| PeerSecret::new(s.as_bytes()).expect("long enough"));
+        let pool = PeerPool::new(PoolConfig {
+            secret,
+            ..PoolConfig::default()
+        });
+        pool.node(&addr).expect("a client")
+    };
+    let flushall = kv::Proposal::Command {
+        args: vec!["FLUSHALL".into()],
+        seed: 0,
+    };
+    for secret in [None, Some("another-secret-also-32-bytes-0002")] {
+        let mut p = rt.block_on(async { peer(secret) });
+        let refused = |what: &str, status: tonic::Status| {
+            assert_eq!(
+                status.code(),
+                tonic::Code::Unauthenticated,
+                "{what} with secret {secret:?}: {status}"
+            );
+        };
+        let forward = Forward {
+            group_id: cluster::FIRST_DATA_GROUP,
+            args: Vec::new(),
+            proto_version: 3,
+            seed: None,
+            proposal: Some(flushall.encode().into()),
+        };
+        match rt.block_on(p.forward(forward)) {
+            Err(s) => refused("a forwarded FLUSHALL", s),
+            Ok(reply) => panic!("a forwarded FLUSHALL was taken: {reply:?}"),
+        }
+        let join = Join {
+            node_id: 9,
+            resp_addr: "127.0.0.1:1".into(),
+            grpc_addr: "127.0.0.1:2".into(),
+            hostname: String::new(),
+            forwarded: false,
+            group: None,
+        };
+        match rt.block_on(p.join(join)) {
+            Err(s) => refused("a join", s),
+            Ok(()) => panic!("a fake node joined"),
+        }
+        let leave = Leave {
+            node_id: *ids.iter().find(|&&i| i != leader).expect("a follower"),
+            group: None,
+        };
+        match rt.block_on(p.leave(leave)) {
+            Err(s) => refused("a leave", s),
+            Ok(()) => panic!("a member was removed"),
+        }
+        match rt.block_on(p.read_index(cluster::FIRST_DATA_GROUP)) {
+            Err(s) => refused("a read index", s),
+            Ok(r) => panic!("a read index was served: {r:?}"),
+        }
+        match rt.block_on(p.status()) {
+            Err(s) => refused("a status", s),
+            Ok(s) => panic!("the status was served: {s:?}"),
+        }
+    }
+    // The same client with the secret is served: the refusals were the secret's.
+    let mut p = rt.block_on(async { peer(Some(right)) });
+    rt.block_on(p.status()).expect("status with the secret");
+    for &id in &ids {
+        assert_eq!(
+            cluster.call(id, &["DBSIZE"]),
+            Value::Int(100),
+            "node {id} lost nothing"
+        );
+        let voters = cluster.raft_info(id).expect("INFO").voters;
+        assert_eq!(voters, Some(ids.clone()), "node {id}'s voters");
+    }
+
+    // A node started with another secret cannot join: every node refuses it.
+    std::fs::write(&file, "another-secret-also-32-bytes-0002").expect("write");
+    cluster.join(4, leader);
+    let refused = poll(CONVERGE, || {
+        let log = cluster.log_since_start(4);
+        log.contains("cluster secret is another").then_some(log)
+    });
+    assert!(refused.is_some(), "node 4 was not told its secret is wrong");
+    let info = cluster.raft_info(leader).expect("INFO");
+    assert_eq!(info.voters, Some(ids.clone()), "node 4 is no member");
+    let nodes = cluster.call(leader, &["CLUSTER", "NODES"]);
+    assert!(
+        !show_value(&nodes).contains(&types::node_name(4)),
+        "{}",
+        show_value(&nodes)
+    );
+    cluster.discard(4);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -100,6 +100,7 @@ impl Fixture {
                 unsafe_local_clock: false,
                 max_request_bytes: cluster::DEFAULT_MAX_REQUEST_BYTES,
                 raft_groups: groups,
+                peer_secret: None,
                 links: Some(links.clone()),
             })
             .collect();
