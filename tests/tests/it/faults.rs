@@ -1166,6 +1166,32 @@ fn the_cluster_secret_keeps_out_every_call_without_it() {
             Ok(s) => panic!("the status was served: {s:?}"),
         }
     }
+    // The Raft service too: a vote for a candidate that does not exist, without it.
+    {
+        use openraft::raft::VoteRequest;
+        use raft::typ::Vote;
+        use rpc::message::{Envelope, VoteCall};
+        use rpc::pb::raft as rpb;
+        let msg = rpb::VoteRequest::try_from(Envelope {
+            group_id: cluster::FIRST_DATA_GROUP,
+            target: leader,
+            body: VoteCall::<raft::TypeConfig> {
+                pre_vote: false,
+                req: VoteRequest::new(Vote::new(1_000, 9), None),
+            },
+        })
+        .expect("encode");
+        let vote = rt.block_on(async {
+            let mut client = rpb::raft_client::RaftClient::connect(format!("http://{addr}"))
+                .await
+                .expect("connect to the peer port");
+            client.vote(msg).await
+        });
+        match vote {
+            Err(s) => assert_eq!(s.code(), tonic::Code::Unauthenticated, "a vote: {s}"),
+            Ok(r) => panic!("a vote was taken: {r:?}"),
+        }
+    }
     // The same client with the secret is served: the refusals were the secret's.
     let mut p = rt.block_on(async { peer(Some(right)) });
     rt.block_on(p.status()).expect("status with the secret");
@@ -1175,8 +1201,13 @@ fn the_cluster_secret_keeps_out_every_call_without_it() {
             Value::Int(100),
             "node {id} lost nothing"
         );
-        let voters = cluster.raft_info(id).expect("INFO").voters;
-        assert_eq!(voters, Some(ids.clone()), "node {id}'s voters");
+        let info = cluster.raft_info(id).expect("INFO");
+        assert_eq!(info.voters, Some(ids.clone()), "node {id}'s voters");
+        assert!(
+            info.term < 1_000,
+            "node {id} took the vote's term: {}",
+            info.term
+        );
     }
 
     // A node started with another secret cannot join: every node refuses it.
