@@ -313,6 +313,8 @@ impl Sys {
                         &i.to_string(),
                         "--bind",
                         &host,
+                        "--grpc-bind",
+                        &host,
                         "--port",
                         &port.to_string(),
                         "--grpc-port",

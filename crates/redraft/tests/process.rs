@@ -76,6 +76,8 @@ fn help_documents_every_flag() {
         "--log-format",
         "--maxclients",
         "--hz",
+        "--grpc-bind",
+        "--cluster-secret-file",
     ] {
         assert!(
             help.contains(flag),
@@ -161,6 +163,30 @@ fn bad_configuration_is_refused_before_start() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("hz"));
+
+    // Named at an address its gRPC port does not listen on (loopback unless set).
+    let port = free_port().to_string();
+    let out = Command::new(BIN)
+        .args(["--port", &port, "--data-dir"])
+        .arg(dir.join("data"))
+        .args(["--initial-cluster", "1=10.1.2.3:7379,2=10.1.2.4:7379"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--grpc-bind 10.1.2.3"), "{err}");
+
+    // A cluster secret too short to be one.
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "short\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["--port", &port, "--cluster-secret-file"])
+        .arg(&secret)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at least 16"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -164,8 +164,12 @@ pub struct Cli {
     /// Port for gRPC between nodes [default: 7379]
     #[arg(long, env = "REDRAFT_GRPC_PORT")]
     pub grpc_port: Option<u16>,
+    /// Address the gRPC port for other nodes listens on, apart from the clients' --bind;
+    /// a node whose peers reach it elsewhere must name it (or 0.0.0.0) [default: 127.0.0.1]
+    #[arg(long, env = "REDRAFT_GRPC_BIND")]
+    pub grpc_bind: Option<String>,
     /// host:port other nodes reach this node's gRPC port at; a DNS name is fine
-    /// [default: <bind>:<grpc-port>]
+    /// [default: <grpc-bind>:<grpc-port>]
     #[arg(long, env = "REDRAFT_ADVERTISE")]
     pub advertise: Option<String>,
     /// Every founding member, etcd-style: `1=host:port,2=host:port,3=host:port` (gRPC
@@ -249,7 +253,10 @@ pub struct Config {
     pub node_id: u64,
     /// gRPC port between nodes; 0 picks a free one (tests).
     pub grpc_port: u16,
-    /// Address other nodes reach this node at (`host:port`); empty means `bind:grpc-port`.
+    /// Address the gRPC port listens on.
+    pub grpc_bind: String,
+    /// Address other nodes reach this node at (`host:port`); empty means
+    /// `grpc-bind:grpc-port`.
     pub advertise: String,
     /// Founding members, `id=host:port,...`; empty means a one-member cluster.
     pub initial_cluster: String,
@@ -296,6 +303,7 @@ impl Default for Config {
             hz: DEFAULT_HZ,
             node_id: DEFAULT_NODE_ID,
             grpc_port: DEFAULT_GRPC_PORT,
+            grpc_bind: DEFAULT_BIND.to_string(),
             advertise: String::new(),
             initial_cluster: String::new(),
             read_consistency: ReadMode::Linearizable,
@@ -352,6 +360,9 @@ impl Config {
         if let Some(v) = cli.grpc_port {
             config.grpc_port = v;
         }
+        if let Some(v) = &cli.grpc_bind {
+            config.grpc_bind = v.clone();
+        }
         if let Some(v) = &cli.advertise {
             config.advertise = v.clone();
         }
@@ -403,6 +414,9 @@ impl Config {
         if self.bind.trim().is_empty() {
             return Err(Error::Config("bind must not be empty".into()));
         }
+        if self.grpc_bind.trim().is_empty() {
+            return Err(Error::Config("grpc-bind must not be empty".into()));
+        }
         if self.maxclients == 0 {
             return Err(Error::Config("maxclients must be at least 1".into()));
         }
@@ -429,6 +443,7 @@ impl Config {
         if !self.join.is_empty() {
             parse_host_port(&self.join).map_err(|e| Error::Config(format!("join: {e}")))?;
         }
+        self.check_grpc_bind()?;
         if self.snapshot_logs == 0 {
             return Err(Error::Config("snapshot-logs must be at least 1".into()));
         }
@@ -499,23 +514,58 @@ impl Config {
 
     /// The gRPC address this node advertises.
     pub fn advertise_addr(&self) -> String {
+        self.named_advertise()
+            .map(|(addr, _)| addr)
+            .unwrap_or_else(|| join_host_port(&self.grpc_bind, self.grpc_port))
+    }
+
+    /// The gRPC address peers are told to reach this node at, and the setting that says
+    /// so (`--advertise`, else this node's entry in `--initial-cluster`), if either does.
+    fn named_advertise(&self) -> Option<(String, &'static str)> {
         if !self.advertise.is_empty() {
-            return self.advertise.clone();
+            return Some((self.advertise.clone(), "--advertise"));
         }
-        if let Ok(members) = self.members() {
-            if let Some(addr) = members.get(&self.node_id) {
-                return addr.clone();
-            }
+        let members = self.members().ok()?;
+        let addr = members.get(&self.node_id)?;
+        Some((addr.clone(), "--initial-cluster"))
+    }
+
+    /// Refuses a gRPC port that listens where the node's peers are not told to reach it:
+    /// since gRPC has a bind address of its own, loopback unless set, a node named at
+    /// another IP by `--advertise` or `--initial-cluster` would be unreachable.
+    fn check_grpc_bind(&self) -> Result<(), Error> {
+        let Some((named, source)) = self.named_advertise() else {
+            return Ok(());
+        };
+        let Ok(bind) = self
+            .grpc_bind
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+        else {
+            return Ok(());
+        };
+        let Ok((host, _)) = parse_host_port(&named) else {
+            return Ok(());
+        };
+        match host.parse::<std::net::IpAddr>() {
+            Ok(ip) if !bind.is_unspecified() && ip != bind => Err(Error::Config(format!(
+                "peers reach this node's gRPC port at {named} ({source}), but it listens on                  {bind} (--grpc-bind, 127.0.0.1 unless set): start it with --grpc-bind {ip}                  (or 0.0.0.0)"
+            ))),
+            _ => Ok(()),
         }
-        format!("{}:{}", self.bind, self.grpc_port)
     }
 
     /// The cluster layer's view of this configuration.
     pub fn cluster(&self) -> Result<cluster::ClusterConfig, Error> {
         let advertise = self.advertise_addr();
-        let host = advertise
-            .rsplit_once(':')
-            .map_or(self.bind.as_str(), |(h, _)| h);
+        // Clients are named the host peers reach the node at, with the RESP port; a node
+        // that names none is reached where its RESP port listens.
+        let host = match self.named_advertise() {
+            Some(_) => advertise
+                .rsplit_once(':')
+                .map_or(self.bind.as_str(), |(h, _)| h),
+            None => self.bind.as_str(),
+        };
         Ok(cluster::ClusterConfig {
             node_id: self.node_id,
             grpc_listen: self.grpc_listen_addr(),
@@ -538,13 +588,9 @@ impl Config {
         })
     }
 
-    /// `bind:grpc-port`.
+    /// `grpc-bind:grpc-port`.
     pub fn grpc_listen_addr(&self) -> String {
-        if self.bind.contains(':') {
-            format!("[{}]:{}", self.bind, self.grpc_port)
-        } else {
-            format!("{}:{}", self.bind, self.grpc_port)
-        }
+        join_host_port(&self.grpc_bind, self.grpc_port)
     }
 
     /// `bind:port`.
@@ -558,6 +604,15 @@ impl Config {
 }
 
 /// Checks `host:port` (host may be a DNS name or an IP; the port a number).
+/// `host:port`, an IPv6 host in brackets.
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 pub fn parse_host_port(s: &str) -> Result<(&str, u16), String> {
     let (host, port) = s
         .rsplit_once(':')
@@ -625,6 +680,47 @@ mod tests {
             c.validate().is_err(),
             "a node missing from its own initial cluster"
         );
+    }
+
+    #[test]
+    fn the_grpc_port_listens_where_peers_reach_it() {
+        let node = |grpc_bind: &str, initial_cluster: &str, advertise: &str| Config {
+            node_id: 1,
+            grpc_bind: grpc_bind.into(),
+            initial_cluster: initial_cluster.into(),
+            advertise: advertise.into(),
+            ..Config::default()
+        };
+        let lan = "1=10.0.0.5:7379,2=10.0.0.6:7379,3=10.0.0.7:7379";
+        let refused = node("127.0.0.1", lan, "")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("--grpc-bind 10.0.0.5"), "{refused}");
+        assert!(node("10.0.0.5", lan, "").validate().is_ok());
+        assert!(node("0.0.0.0", lan, "").validate().is_ok());
+        let refused = node("127.0.0.1", "", "10.0.0.5:7379")
+            .validate()
+            .unwrap_err();
+        assert!(refused.to_string().contains("--advertise"), "{refused}");
+        // Loopback clusters, DNS names and single nodes need nothing more.
+        assert!(node("127.0.0.1", "1=127.0.0.1:7379,2=127.0.0.1:7380", "")
+            .validate()
+            .is_ok());
+        assert!(node("127.0.0.1", "1=redraft-0.redraft:7379", "")
+            .validate()
+            .is_ok());
+        assert!(Config::default().validate().is_ok());
+        // Unnamed, a node advertises where its gRPC port listens, and clients reach it
+        // where its RESP port does.
+        let alone = Config {
+            bind: "10.0.0.5".into(),
+            grpc_bind: "127.0.0.5".into(),
+            ..Config::default()
+        };
+        assert_eq!(alone.advertise_addr(), "127.0.0.5:7379");
+        assert_eq!(alone.grpc_listen_addr(), "127.0.0.5:7379");
+        assert_eq!(alone.cluster().unwrap().resp_addr, "10.0.0.5:6379");
     }
 
     #[test]

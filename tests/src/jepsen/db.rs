@@ -195,6 +195,8 @@ impl Db {
             id.to_string(),
             "--bind".into(),
             ip_of(id).to_string(),
+            "--grpc-bind".into(),
+            ip_of(id).to_string(),
             "--port".into(),
             RESP_PORT.to_string(),
             "--grpc-port".into(),

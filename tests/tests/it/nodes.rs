@@ -383,6 +383,8 @@ impl Cluster {
             id.to_string(),
             "--bind".into(),
             ip.to_string(),
+            "--grpc-bind".into(),
+            ip.to_string(),
             "--port".into(),
             port.to_string(),
             "--grpc-port".into(),
