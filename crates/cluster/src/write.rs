@@ -25,16 +25,26 @@ const PART_WINDOW: usize = 16;
 /// these.
 const WINDOWS_IN_FLIGHT: usize = 4;
 
-/// `proposal` encoded with its route: its slot and `epoch`, the epoch of the group's
-/// claim as the router sees it (see `DESIGN.md`, "Groups and slots"). A replica that has
-/// applied no claim yet has no epoch to give (`None`), and the write goes bare: the
-/// group's claim alone checks it at apply, as it does entries written before routes were
-/// carried.
-fn route(epoch: Option<Epoch>, proposal: &kv::Proposal) -> Bytes {
-    match epoch {
-        Some(epoch) => proposal.encode_routed(epoch).into(),
-        None => proposal.encode().into(),
+/// The epoch of `group`'s claim as this replica has applied it, waiting for the claim
+/// (a node just started, or a group whose leader has not claimed yet) as a write waits
+/// for a leader: `CLUSTERDOWN` if none comes within [`crate::NO_LEADER_WAIT`].
+async fn claim_epoch(group: &Group) -> Result<Epoch, Error> {
+    let deadline = tokio::time::Instant::now() + crate::NO_LEADER_WAIT;
+    loop {
+        if let Some(epoch) = group.claim_epoch() {
+            return Ok(epoch);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::ClusterDown);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+}
+
+/// `proposal` encoded with its route: its slot and `epoch`, the epoch of the group's
+/// claim as the router sees it (see `DESIGN.md`, "Groups and slots").
+fn route(epoch: Epoch, proposal: &kv::Proposal) -> Bytes {
+    proposal.encode_routed(epoch).into()
 }
 
 /// Why a proposal got no reply of its own.
@@ -65,16 +75,17 @@ impl Node {
     /// more if this replica has applied a newer claim since.
     pub async fn write(&self, group: GroupId, proposal: &kv::Proposal) -> Result<Frame, Error> {
         let group = self.hosted(group)?;
-        let routed_with = group.claim_epoch();
+        let routed_with = claim_epoch(group).await?;
         let reply = self
             .write_encoded(group, route(routed_with, proposal))
             .await;
         match &reply {
             Ok(refused)
-                if kv::claim::is_refusal(refused) && group.refresh_claim_epoch() != routed_with =>
+                if kv::claim::is_refusal(refused)
+                    && group.refresh_claim_epoch() != Some(routed_with) =>
             {
-                self.write_encoded(group, route(group.claim_epoch(), proposal))
-                    .await
+                let epoch = claim_epoch(group).await?;
+                self.write_encoded(group, route(epoch, proposal)).await
             }
             _ => reply,
         }
@@ -90,8 +101,7 @@ impl Node {
         proposal: &kv::Proposal,
     ) -> Result<Frame, Error> {
         let group = self.hosted(group)?;
-        self.write_encoded(group, route(Some(epoch), proposal))
-            .await
+        self.write_encoded(group, route(epoch, proposal)).await
     }
 
     /// Data group `id`, or an error for a group this node does not host.
@@ -173,7 +183,10 @@ impl Node {
             Err(e) => return proposals.iter().map(|_| Err(e.clone())).collect(),
         };
         let mut out = Vec::with_capacity(proposals.len());
-        let epoch = group.claim_epoch();
+        let epoch = match claim_epoch(group).await {
+            Ok(epoch) => epoch,
+            Err(e) => return proposals.iter().map(|_| Err(e.clone())).collect(),
+        };
         let encoded: Vec<Bytes> = proposals.iter().map(|p| route(epoch, p)).collect();
         let small = encoded.iter().all(|e| e.len() <= raft::uploads::PART_BYTES);
         let refused = encoded

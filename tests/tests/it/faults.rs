@@ -207,11 +207,12 @@ fn a_write_over_max_request_bytes_is_refused_before_it_is_proposed() {
             text,
             format!(
                 "ERR write of {} bytes exceeds max-request-bytes (1048576)",
+                // As proposed: with the slot and epoch it is routed with.
                 kv::Proposal::Command {
                     args: vec!["SET".into(), "too-big".into(), big.clone().into()],
                     seed: 0,
                 }
-                .encode()
+                .encode_routed(types::Epoch(1))
                 .len()
             ),
             "node {node}"
