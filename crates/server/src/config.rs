@@ -119,6 +119,15 @@ impl UnsafeMode {
     }
 }
 
+/// A setting Redis spells `yes` or `no` (`--protected-mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum YesNo {
+    #[default]
+    Yes,
+    No,
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -225,6 +234,14 @@ pub struct Cli {
     /// that reaches the gRPC port is taken for a peer]
     #[arg(long, env = "REDRAFT_CLUSTER_SECRET_FILE")]
     pub cluster_secret_file: Option<PathBuf>,
+    /// The password clients give with AUTH (Redis's requirepass; the environment or the
+    /// file keep it out of `ps`) [default: none]
+    #[arg(long, env = "REDRAFT_REQUIREPASS")]
+    pub requirepass: Option<String>,
+    /// yes: without a requirepass, take clients from loopback addresses only, as Redis's
+    /// protected mode does [default: yes]
+    #[arg(long, env = "REDRAFT_PROTECTED_MODE", value_enum)]
+    pub protected_mode: Option<YesNo>,
     /// UNSAFE, for the fault-injection suites' self-tests only: `local-reads` serves every
     /// read from the node's own state (stale reads); `skip-log-checks` trusts a damaged
     /// log (lost writes); `local-clock` applies writes with each replica's own clock
@@ -282,6 +299,10 @@ pub struct Config {
     pub shutdown_timeout: u64,
     /// File holding the cluster secret; empty: none.
     pub cluster_secret_file: PathBuf,
+    /// The default user's password; empty: none.
+    pub requirepass: String,
+    /// Without a password, take loopback clients only.
+    pub protected_mode: YesNo,
     /// UNSAFE behaviour for the fault-injection suite's self-test (`unsafe = "local-reads"`
     /// in a file); none by default, and nothing else should ever set it.
     #[serde(rename = "unsafe")]
@@ -317,6 +338,8 @@ impl Default for Config {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             cluster_secret_file: PathBuf::new(),
+            requirepass: String::new(),
+            protected_mode: YesNo::Yes,
             unsafe_mode: None,
             in_memory: false,
         }
@@ -401,6 +424,12 @@ impl Config {
         }
         if let Some(v) = &cli.cluster_secret_file {
             config.cluster_secret_file = v.clone();
+        }
+        if let Some(v) = &cli.requirepass {
+            config.requirepass = v.clone();
+        }
+        if let Some(v) = cli.protected_mode {
+            config.protected_mode = v;
         }
         if let Some(v) = cli.unsafe_mode {
             config.unsafe_mode = Some(v);

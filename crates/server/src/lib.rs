@@ -6,6 +6,7 @@
 //! server stops accepting, lets every connection finish the requests it has read and send
 //! their replies, waits for them (at most [`DRAIN_TIMEOUT`]) and returns.
 
+pub mod auth;
 pub mod clients;
 pub mod commands;
 pub mod config;
@@ -28,7 +29,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 pub use cluster::ReadMode;
-pub use config::{Cli, Config, EndpointType, LogFormat, Routing, UnsafeMode};
+pub use config::{Cli, Config, EndpointType, LogFormat, Routing, UnsafeMode, YesNo};
 pub use engine::Engine;
 pub use store::Store;
 
@@ -55,6 +56,8 @@ pub struct Shared {
     pub engine: Engine,
     pub config: Config,
     pub clients: clients::Clients,
+    /// Who may run commands (`requirepass`, protected mode).
+    pub auth: auth::Auth,
     pub started: Instant,
     pub local_port: u16,
 }
@@ -82,6 +85,7 @@ impl Shared {
         Shared {
             store: Arc::new(Store::new()),
             engine,
+            auth: auth::Auth::new(&config.requirepass, config.protected_mode == YesNo::Yes),
             config,
             clients: clients::Clients::default(),
             started: Instant::now(),
@@ -174,6 +178,12 @@ pub async fn run(
                     shared.store.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
                     warn!(%addr, "refusing connection: maxclients reached");
                     let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+                    continue;
+                }
+                if let Some(denied) = shared.auth.refuses(addr.ip()) {
+                    shared.store.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+                    warn!(%addr, "refusing a remote client: protected mode, and no requirepass");
+                    let _ = stream.write_all(denied.as_bytes()).await;
                     continue;
                 }
                 let laddr = match stream.local_addr() {

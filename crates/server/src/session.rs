@@ -41,6 +41,9 @@ pub struct Session {
     /// A queued command was refused: `EXEC` must abort.
     pub(crate) multi_dirty: bool,
     pub(crate) watches: Vec<Watch>,
+    /// Signed in (or no password is asked for): commands other than `AUTH`, `HELLO`,
+    /// `QUIT` and `RESET` run.
+    pub(crate) authenticated: bool,
     /// `READONLY`: reads of slots this node does not lead may be served here (through a
     /// read index) instead of redirected.
     pub(crate) readonly: bool,
@@ -61,7 +64,9 @@ impl Session {
     pub fn new(shared: Arc<Shared>, info: Arc<crate::clients::ClientInfo>) -> Self {
         let rng = kv::rng::Rng::new(shared.store.seed());
         let now_ms = shared.store.clock.now_ms();
+        let authenticated = !shared.auth.required();
         Session {
+            authenticated,
             shared,
             info,
             proto: Protocol::Resp2,
@@ -140,6 +145,11 @@ impl Session {
                 continue;
             };
             let command = commands::lookup(name);
+            if !self.authenticated && must_sign_in(command, args.len()) {
+                self.note_command(name);
+                out.push((Some(Frame::error(crate::auth::NOAUTH)), After::Continue));
+                continue;
+            }
             let data = match command {
                 Some(Command::Data(spec)) if self.multi.is_none() => spec,
                 _ => {
@@ -450,5 +460,17 @@ async fn flush_writes(
         for (&place, reply) in places.iter().zip(replies) {
             out[place].0 = Some(reply);
         }
+    }
+}
+
+/// True if a connection that has not signed in gets `-NOAUTH` for this command: a known
+/// command with the right number of arguments (Redis answers unknown commands and arity
+/// errors first) that is not one of the few allowed before (`no_auth`: `AUTH`, `HELLO`,
+/// `QUIT`, `RESET`).
+fn must_sign_in(command: Option<Command>, argc: usize) -> bool {
+    match command {
+        None => false,
+        Some(Command::Data(spec)) => spec.arity_ok(argc),
+        Some(Command::Connection(spec)) => spec.arity_ok(argc) && !spec.flags.contains(&"no_auth"),
     }
 }

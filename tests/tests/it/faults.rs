@@ -1230,3 +1230,95 @@ fn the_cluster_secret_keeps_out_every_call_without_it() {
     cluster.discard(4);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn protected_mode_takes_remote_clients_only_with_a_password() {
+    use redraft_tests::jepsen::netns::{run, Namespace};
+    use std::process::{Command, Stdio};
+
+    if !may_mount("protected mode (a network namespace)") {
+        return;
+    }
+    // A namespace of its own with an address besides loopback (on one end of a veth pair
+    // whose both ends stay inside): a client connecting to 10.77.0.1 comes from
+    // 10.77.0.1, not from a loopback address. Nothing in it reaches any other interface.
+    let ns = Namespace::create().expect("a network namespace");
+    for args in [
+        vec!["link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+        vec!["addr", "add", "10.77.0.1/24", "dev", "v0"],
+        vec!["link", "set", "v0", "up"],
+        vec!["link", "set", "v1", "up"],
+    ] {
+        let mut all = vec!["-n", ns.name.as_str()];
+        all.extend(args);
+        run("ip", &all).expect("set up the namespace's address");
+    }
+    let dir = std::env::temp_dir().join(format!("redraft-protected-{}", std::process::id()));
+    let cli = |host: &str, extra: &[&str]| -> String {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                "redis-cli",
+                "-h",
+                host,
+                "-p",
+                "6390",
+            ])
+            .args(extra)
+            .arg("PING")
+            .output()
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let cases: [(&str, &[&str], &str); 3] = [
+        (
+            "protected",
+            &[],
+            "DENIED Redis is running in protected mode",
+        ),
+        ("unprotected", &["--protected-mode", "no"], "PONG"),
+        (
+            "password",
+            &["--requirepass", "a-password-for-the-tests"],
+            "NOAUTH",
+        ),
+    ];
+    for (case, flags, remote) in cases {
+        let data = dir.join(case);
+        let mut node = Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(crate::nodes::redraft_bin())
+            .args(["--bind", "0.0.0.0", "--port", "6390", "--grpc-port", "7390"])
+            .arg("--data-dir")
+            .arg(&data)
+            .args(flags)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redraft in the namespace");
+        let password = ["-a", "a-password-for-the-tests", "--no-auth-warning"];
+        let local = poll(CONVERGE, || {
+            let reply = cli("127.0.0.1", &password);
+            (reply == "PONG").then_some(reply)
+        });
+        assert!(local.is_some(), "{case}: a loopback client was not served");
+        let got = cli("10.77.0.1", &[]);
+        assert!(got.contains(remote), "{case}: a remote client got {got:?}");
+        if case == "password" {
+            assert_eq!(
+                cli("10.77.0.1", &password),
+                "PONG",
+                "{case}: with the password"
+            );
+        }
+        // `ip netns exec` runs redraft in its own place: this PID is the node's.
+        let _ = Command::new("kill")
+            .args(["-TERM", &node.id().to_string()])
+            .status();
+        let _ = node.wait();
+    }
+    drop(ns);
+    let _ = std::fs::remove_dir_all(&dir);
+}

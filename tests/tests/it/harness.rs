@@ -54,7 +54,17 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts `redis-server` on a free port and waits until it answers PING.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// [`RedisServer::start`] with more arguments (`--requirepass pw`: readiness signs in).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         require_binary("redis-server");
+        let password = extra
+            .iter()
+            .position(|&a| a == "--requirepass")
+            .and_then(|i| extra.get(i + 1))
+            .map(|p| p.to_string());
         let mut last_err = String::new();
         for _ in 0..5 {
             let port = free_port();
@@ -66,13 +76,14 @@ impl RedisServer {
                 .args(["--daemonize", "no"])
                 .args(["--logfile", ""])
                 .args(["--loglevel", "warning"])
+                .args(extra)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap_or_else(|e| panic!("spawn redis-server: {e}; {INSTALL_HINT}"));
             let mut server = RedisServer { child, port };
-            match server.wait_ready() {
+            match server.wait_ready(password.as_deref()) {
                 Ok(()) => return server,
                 Err(e) => last_err = e,
             }
@@ -80,7 +91,7 @@ impl RedisServer {
         panic!("redis-server never came up: {last_err}");
     }
 
-    fn wait_ready(&mut self) -> Result<(), String> {
+    fn wait_ready(&mut self, password: Option<&str>) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -90,6 +101,9 @@ impl RedisServer {
                 ));
             }
             if let Ok(mut c) = Conn::try_connect(self.addr()) {
+                if let Some(password) = password {
+                    let _ = c.call(&["AUTH", password]);
+                }
                 // Ours, not another test's server that got the same port first.
                 if let Ok(Value::BulkString(info)) = c.call(&["INFO", "server"]) {
                     let want = format!("process_id:{}\r\n", self.child.id());
@@ -142,6 +156,12 @@ pub struct Redraft {
 impl Redraft {
     /// Binds 127.0.0.1:0 and spawns `server::run` on a fresh two-thread runtime.
     pub fn start() -> Redraft {
+        Redraft::start_with(|_| {})
+    }
+
+    /// [`Redraft::start`] with the configuration changed by `configure` (a `requirepass`:
+    /// readiness signs in).
+    pub fn start_with(configure: impl FnOnce(&mut server::Config)) -> Redraft {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("redraft-test")
@@ -159,7 +179,7 @@ impl Redraft {
         let data_dir =
             std::env::temp_dir().join(format!("redraft-it-{}-{}", std::process::id(), addr.port()));
         let grpc_port = free_port();
-        let config = server::Config {
+        let mut config = server::Config {
             bind: "127.0.0.1".into(),
             port: addr.port(),
             in_memory: !raft,
@@ -170,6 +190,8 @@ impl Redraft {
             grpc_port,
             ..Default::default()
         };
+        configure(&mut config);
+        let password = config.requirepass.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
             let _ = stopped.await;
@@ -184,6 +206,9 @@ impl Redraft {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(mut c) = Conn::try_connect(addr) {
+                if !password.is_empty() {
+                    let _ = c.call(&["AUTH", password.as_str()]);
+                }
                 if c.call(&["PING"]).is_ok() {
                     return redraft;
                 }

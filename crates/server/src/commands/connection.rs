@@ -11,6 +11,7 @@ use crate::session::Session;
 pub(super) fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
     let mut proto = session.proto;
     let mut setname = None;
+    let mut auth = None;
     if let Some(v) = args.get(1) {
         let Some(v) = resp::request::parse_int(v) else {
             return Frame::error("ERR Protocol version is not an integer or out of range");
@@ -24,6 +25,7 @@ pub(super) fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
         while i < args.len() {
             let more = args.len() - i - 1;
             if kv::args::is(&args[i], "auth") && more >= 2 {
+                auth = Some((args[i + 1].clone(), args[i + 2].clone()));
                 i += 3;
             } else if kv::args::is(&args[i], "setname") && more >= 1 {
                 setname = Some(args[i + 1].clone());
@@ -35,6 +37,15 @@ pub(super) fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
                 ));
             }
         }
+    }
+    if let Some((user, password)) = auth {
+        if let Err(refused) = session.shared.auth.sign_in(Some(&user), &password) {
+            return refused;
+        }
+        session.authenticated = true;
+    }
+    if !session.authenticated {
+        return Frame::error(crate::auth::HELLO_NOAUTH);
     }
     if let Some(name) = setname {
         if let Err(e) = set_client_name(session, &name) {
@@ -72,12 +83,20 @@ pub(super) fn select(args: &[Bytes]) -> Frame {
     }
 }
 
-/// `AUTH [username] password`: no password is configured.
-pub(super) fn auth(args: &[Bytes]) -> Frame {
-    if args.len() > 3 {
-        return Frame::error("ERR syntax error");
+/// `AUTH [username] password`: signs the connection in (see `crate::auth`).
+pub(super) fn auth(session: &mut Session, args: &[Bytes]) -> Frame {
+    let (user, password) = match args.len() {
+        2 => (None, &args[1]),
+        3 => (Some(&args[1][..]), &args[2]),
+        _ => return Frame::error("ERR syntax error"),
+    };
+    match session.shared.auth.sign_in(user, password) {
+        Ok(()) => {
+            session.authenticated = true;
+            Frame::OK
+        }
+        Err(refused) => refused,
     }
-    Frame::error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 }
 
 /// `RESET`: back to a fresh connection's state.
@@ -86,6 +105,8 @@ pub(super) fn reset(session: &mut Session) -> Frame {
     session.watches.clear();
     session.set_proto(Protocol::Resp2);
     *session.info.name.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    // Back to the default user: signed out if it has a password.
+    session.authenticated = !session.shared.auth.required();
     Frame::Simple("RESET")
 }
 

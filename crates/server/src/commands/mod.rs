@@ -63,7 +63,7 @@ pub(crate) async fn run(
         ServerCmd::Hello => connection::hello(session, args),
         ServerCmd::Select => connection::select(args),
         ServerCmd::Client => connection::client(session, args),
-        ServerCmd::Auth => connection::auth(args),
+        ServerCmd::Auth => connection::auth(session, args),
         ServerCmd::Quit => return (Some(Frame::OK), After::Close),
         ServerCmd::Reset => connection::reset(session),
         ServerCmd::Command => server::command(args),

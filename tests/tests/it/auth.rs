@@ -1,0 +1,115 @@
+//! `requirepass`, `AUTH`, `HELLO ... AUTH`, `-NOAUTH` and `RESET` against a real
+//! `redis-server` started with the same password: each session's commands go to both on
+//! fresh connections, and every reply must be byte for byte the same (a successful
+//! `HELLO`, whose map names the server, only of the same kind). Then the same without a
+//! password, where `AUTH <password>` is a mistake and `HELLO ... AUTH` names users.
+
+use crate::harness::{show_cmd, Conn, RedisServer, Redraft};
+
+const PASSWORD: &str = "a-password-for-the-tests";
+
+/// A step: the command, and whether its reply is compared by kind only.
+type Step = (Vec<&'static str>, bool);
+
+fn exact(cmd: &[&'static str]) -> Step {
+    (cmd.to_vec(), false)
+}
+
+/// A `HELLO` that succeeds: the map it answers names the server and its version.
+fn hello(cmd: &[&'static str]) -> Step {
+    (cmd.to_vec(), true)
+}
+
+/// Runs each session on a fresh connection to both servers and lists every difference.
+fn compare(redis: &RedisServer, redraft: &Redraft, sessions: &[Vec<Step>]) {
+    let mut differ = Vec::new();
+    for (n, session) in sessions.iter().enumerate() {
+        let mut conns = [Conn::connect(redis.addr()), Conn::connect(redraft.addr())];
+        for (cmd, kind_only) in session {
+            let [(_, want), (_, got)] = conns.each_mut().map(|c| c.call_raw(cmd));
+            let same = if *kind_only {
+                want.first() == got.first() && !want.starts_with(b"-")
+            } else {
+                want == got
+            };
+            if !same {
+                differ.push(format!(
+                    "session {n}, {}: redis {:?}, redraft {:?}",
+                    show_cmd(cmd),
+                    String::from_utf8_lossy(&want),
+                    String::from_utf8_lossy(&got)
+                ));
+            }
+        }
+    }
+    assert!(differ.is_empty(), "replies differ:\n{}", differ.join("\n"));
+}
+
+#[test]
+fn with_a_password_clients_sign_in_as_redis_clients_do() {
+    let redis = RedisServer::start_with(&["--requirepass", PASSWORD]);
+    let redraft = Redraft::start_with(|c| c.requirepass = PASSWORD.into());
+    let sessions = vec![
+        vec![
+            exact(&["PING"]),
+            exact(&["GET", "k"]),
+            exact(&["GET"]),
+            exact(&["NOSUCHCOMMAND", "x"]),
+            exact(&["SET", "k", "v"]),
+            exact(&["MULTI"]),
+            exact(&["CLIENT", "SETNAME", "x"]),
+            exact(&["SELECT", "0"]),
+            exact(&["HELLO"]),
+            exact(&["HELLO", "3"]),
+            exact(&["HELLO", "3", "AUTH", "default", "wrong"]),
+            exact(&["HELLO", "2", "AUTH", "alice", PASSWORD]),
+            exact(&["AUTH"]),
+            exact(&["AUTH", "a", "b", "c"]),
+            exact(&["AUTH", "wrong"]),
+            exact(&["AUTH", "alice", PASSWORD]),
+            exact(&["AUTH", PASSWORD]),
+            exact(&["PING"]),
+            exact(&["AUTH", "wrong"]),
+            exact(&["PING"]),
+            exact(&["SET", "k", "v"]),
+            exact(&["RESET"]),
+            exact(&["GET", "k"]),
+            exact(&["AUTH", "default", PASSWORD]),
+            exact(&["GET", "k"]),
+            exact(&["QUIT"]),
+        ],
+        vec![
+            hello(&["HELLO", "3", "AUTH", "default", PASSWORD]),
+            exact(&["PING"]),
+            exact(&["GET", "k"]),
+            hello(&["HELLO", "2"]),
+        ],
+        vec![exact(&["QUIT"])],
+        vec![
+            exact(&["AUTH", PASSWORD]),
+            exact(&["MULTI"]),
+            exact(&["SET", "k", "w"]),
+            exact(&["AUTH", "wrong"]),
+            exact(&["EXEC"]),
+            exact(&["GET", "k"]),
+        ],
+    ];
+    compare(&redis, &redraft, &sessions);
+}
+
+#[test]
+fn without_a_password_auth_names_the_default_user_only() {
+    let redis = RedisServer::start();
+    let redraft = Redraft::start();
+    let sessions = vec![vec![
+        exact(&["AUTH", "anything"]),
+        exact(&["AUTH", "default", "anything"]),
+        exact(&["AUTH", "alice", "secret"]),
+        exact(&["HELLO", "2", "AUTH", "alice", "secret"]),
+        hello(&["HELLO", "2", "AUTH", "default", "whatever"]),
+        exact(&["PING"]),
+        exact(&["RESET"]),
+        exact(&["PING"]),
+    ]];
+    compare(&redis, &redraft, &sessions);
+}
