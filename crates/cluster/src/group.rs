@@ -186,7 +186,7 @@ impl Group {
 
     /// The data this replica's state machine applies to.
     pub fn db(&self) -> MutexGuard<'_, kv::Db> {
-        self.kv.lock().unwrap_or_else(|p| p.into_inner())
+        raft::patient::lock(&self.kv)
     }
 
     /// A copy of the metrics, for status and membership changes (not the per-command path:

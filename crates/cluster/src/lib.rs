@@ -143,8 +143,9 @@ pub use config::{
 pub use error::{Error, StartError};
 pub use group::Group;
 pub use node::Node;
+pub use raft::patient;
 pub use raft::Health as LogHealth;
-pub use read::ReadAt;
+pub use read::{run_read, ReadAt};
 pub use rpc::PeerSecret;
 pub use status::{Member, Shard, Topology};
 

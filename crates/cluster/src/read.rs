@@ -153,7 +153,7 @@ impl Node {
         match kv::parse(args, &mut ctx) {
             Ok(kv::Cmd::Read(read)) => {
                 let frame = self
-                    .read(group.id, |db| read.run(db, now))
+                    .read(group.id, |db| run_read(&read, db, now))
                     .await
                     .unwrap_or_else(|e| e.to_frame());
                 Ok(frame.to_wire())
@@ -235,5 +235,15 @@ pub(crate) async fn run_read_rounds(
             _ = stop.changed() => return,
         };
         rounds.done.send_replace((round, index));
+    }
+}
+
+/// Runs `read` on `db`; one that walks the key space, with the runtime told that it may
+/// take long ([`raft::patient`]).
+pub fn run_read(read: &kv::Read, db: &kv::Db, now_ms: i64) -> resp::Frame {
+    if read.walks_keyspace() {
+        raft::patient::blocking(|| read.run(db, now_ms))
+    } else {
+        read.run(db, now_ms)
     }
 }

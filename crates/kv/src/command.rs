@@ -235,6 +235,16 @@ pub enum Write {
 }
 
 impl Read {
+    /// True for a read that walks the key space (`KEYS`, `SCAN`): its time grows with
+    /// the keys a group holds, not with its own arguments, so the server runs it where a
+    /// long run holds up no other task (see `raft::patient`).
+    pub fn walks_keyspace(&self) -> bool {
+        matches!(
+            self,
+            Read::Keys(crate::keys::Read::Keys(_) | crate::keys::Read::Scan(_))
+        )
+    }
+
     pub fn run(&self, db: &Db, now_ms: i64) -> Frame {
         let result = match self {
             Read::Strings(c) => c.run(db, now_ms),

@@ -14,6 +14,7 @@
 //! applies go on; a restart loads the newest one and openraft replays the log after it.
 
 pub mod log_store;
+pub mod patient;
 pub mod snapshot_files;
 pub mod state_machine;
 pub mod typ;

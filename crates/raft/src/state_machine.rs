@@ -170,8 +170,10 @@ impl StateMachine {
         self.now_ms
     }
 
+    /// The data, waiting for a long read to end without holding up the runtime's other
+    /// tasks ([`crate::patient`]).
     fn lock(&self) -> MutexGuard<'_, kv::Db> {
-        self.kv.lock().unwrap_or_else(|p| p.into_inner())
+        crate::patient::lock(&self.kv)
     }
 
     /// Bytes held by large writes still arriving in parts.

@@ -100,7 +100,7 @@ impl Engine {
     /// locked.
     pub fn db(&self, group: GroupId) -> MutexGuard<'_, Db> {
         match self {
-            Engine::Memory(m) => m.db.lock().unwrap_or_else(|p| p.into_inner()),
+            Engine::Memory(m) => cluster::patient::lock(&m.db),
             Engine::Cluster(node) => node.group(group).unwrap_or(&node.groups()[0]).db(),
         }
     }

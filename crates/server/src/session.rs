@@ -215,7 +215,7 @@ impl Session {
                 }
                 Ok(Cmd::Read(read)) if reads_no_state(&args[0]) => {
                     out.push((
-                        Some(read.run(&engine.db(group), ctx.now_ms)),
+                        Some(cluster::run_read(&read, &engine.db(group), ctx.now_ms)),
                         After::Continue,
                     ));
                 }
@@ -238,7 +238,7 @@ impl Session {
                         },
                     };
                     let frame = match at {
-                        ReadAt::Here => read.run(&engine.db(group), ctx.now_ms),
+                        ReadAt::Here => cluster::run_read(&read, &engine.db(group), ctx.now_ms),
                         ReadAt::Leader => engine.read_at_leader(group, &args, seed).await,
                     };
                     out.push((Some(frame), After::Continue));

@@ -154,7 +154,7 @@ async fn read_in(engine: &Engine, group: GroupId, args: &[Bytes], seed: u64, now
         Ok(ReadAt::Here) => {
             let mut ctx = kv::Ctx { now_ms, seed };
             match kv::parse(args, &mut ctx) {
-                Ok(kv::Cmd::Read(read)) => read.run(&engine.db(group), now_ms),
+                Ok(kv::Cmd::Read(read)) => cluster::run_read(&read, &engine.db(group), now_ms),
                 Ok(kv::Cmd::Write(_)) => Frame::error("ERR not a read"),
                 Err(e) => e.to_frame(),
             }
