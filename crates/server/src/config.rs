@@ -36,6 +36,8 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: u64 = 20;
 
 /// The largest `max-request-bytes` allowed: 4 GiB, what one large write may hold.
 pub const MAX_REQUEST_BYTES_LIMIT: usize = 4 << 30;
+/// Largest `timeout`, seconds (Redis's `INT_MAX`).
+pub const MAX_TIMEOUT: u64 = i32::MAX as u64;
 
 /// How reads are served (`--read-consistency`).
 /// `--read-consistency`'s names, listed in `--help` and checked by clap.
@@ -242,6 +244,10 @@ pub struct Cli {
     /// protected mode does [default: yes]
     #[arg(long, env = "REDRAFT_PROTECTED_MODE", value_enum)]
     pub protected_mode: Option<YesNo>,
+    /// Seconds a client may stay idle before its connection is closed; 0 never (Redis's
+    /// timeout) [default: 0]
+    #[arg(long, env = "REDRAFT_TIMEOUT")]
+    pub timeout: Option<u64>,
     /// UNSAFE, for the fault-injection suites' self-tests only: `local-reads` serves every
     /// read from the node's own state (stale reads); `skip-log-checks` trusts a damaged
     /// log (lost writes); `local-clock` applies writes with each replica's own clock
@@ -303,6 +309,8 @@ pub struct Config {
     pub requirepass: String,
     /// Without a password, take loopback clients only.
     pub protected_mode: YesNo,
+    /// Idle seconds before a client is disconnected; 0: never.
+    pub timeout: u64,
     /// UNSAFE behaviour for the fault-injection suite's self-test (`unsafe = "local-reads"`
     /// in a file); none by default, and nothing else should ever set it.
     #[serde(rename = "unsafe")]
@@ -340,6 +348,7 @@ impl Default for Config {
             cluster_secret_file: PathBuf::new(),
             requirepass: String::new(),
             protected_mode: YesNo::Yes,
+            timeout: 0,
             unsafe_mode: None,
             in_memory: false,
         }
@@ -431,6 +440,9 @@ impl Config {
         if let Some(v) = cli.protected_mode {
             config.protected_mode = v;
         }
+        if let Some(v) = cli.timeout {
+            config.timeout = v;
+        }
         if let Some(v) = cli.unsafe_mode {
             config.unsafe_mode = Some(v);
         }
@@ -498,6 +510,12 @@ impl Config {
             return Err(Error::Config(format!(
                 "shutdown-timeout must be between 1 and 3600 seconds, got {}",
                 self.shutdown_timeout
+            )));
+        }
+        if self.timeout > MAX_TIMEOUT {
+            return Err(Error::Config(format!(
+                "timeout must be between 0 and {MAX_TIMEOUT} seconds, got {}",
+                self.timeout
             )));
         }
         self.peer_secret()?;

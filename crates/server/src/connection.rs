@@ -4,8 +4,9 @@
 //! write, so 10,000 pipelined commands get 10,000 replies in order. A protocol error
 //! gets Redis's `-ERR Protocol error: ...` reply and the connection closes; any other
 //! error is a reply and the connection stays open. A request still incomplete after
-//! 1 GB (Redis's `client-query-buffer-limit`) closes the connection. On shutdown the loop
-//! finishes the requests it has read, sends their replies and closes.
+//! 1 GB (Redis's `client-query-buffer-limit`) closes the connection, and so does silence
+//! longer than `timeout` seconds (when set). On shutdown the loop finishes the requests it
+//! has read, sends their replies and closes.
 
 use std::sync::Arc;
 
@@ -41,6 +42,9 @@ pub async fn serve(
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut progress = Progress::default();
+    // Redis's `timeout`: a client silent this long is disconnected.
+    let idle_limit =
+        (shared.config.timeout > 0).then(|| std::time::Duration::from_secs(shared.config.timeout));
     debug!(client = id, %addr, "connection opened");
     'conn: loop {
         let mut close = false;
@@ -109,7 +113,17 @@ pub async fn serve(
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(READ_CHUNK);
         }
+        let idle = async {
+            match idle_limit {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            _ = idle => {
+                debug!(client = id, "closing a client idle for longer than timeout");
+                break 'conn;
+            }
             read = stream.read_buf(&mut buf) => {
                 match read {
                     Ok(0) | Err(_) => break 'conn,

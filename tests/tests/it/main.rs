@@ -13,5 +13,6 @@ mod gen;
 mod glob;
 mod harness;
 mod history;
+mod limits;
 mod nodes;
 mod protocol;

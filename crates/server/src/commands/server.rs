@@ -351,12 +351,21 @@ fn config_params(session: &Session) -> Vec<(&'static str, String)> {
         ("maxmemory-policy", "noeviction".into()),
         ("notify-keyspace-events", "".into()),
         ("port", c.port.to_string()),
+        (
+            "protected-mode",
+            match c.protected_mode {
+                crate::YesNo::Yes => "yes",
+                crate::YesNo::No => "no",
+            }
+            .into(),
+        ),
         ("proto-max-bulk-len", "536870912".into()),
+        ("requirepass", c.requirepass.clone()),
         ("save", "".into()),
         ("set-max-intset-entries", "512".into()),
         ("slowlog-log-slower-than", "10000".into()),
         ("slowlog-max-len", "128".into()),
-        ("timeout", "0".into()),
+        ("timeout", c.timeout.to_string()),
         ("zset-max-listpack-entries", "128".into()),
         ("zset-max-listpack-value", "64".into()),
         ("zset-max-ziplist-entries", "128".into()),
