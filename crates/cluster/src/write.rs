@@ -47,6 +47,16 @@ fn route(epoch: Epoch, proposal: &kv::Proposal) -> Bytes {
     proposal.encode_routed(epoch).into()
 }
 
+/// The claim epoch `proposals` are routed with (see [`claim_epoch`]); any epoch for
+/// entries that carry no route (expiry), which need not wait for a claim.
+async fn route_epoch(group: &Group, proposals: &[kv::Proposal]) -> Result<Epoch, Error> {
+    if proposals.iter().any(kv::Proposal::is_routed) {
+        claim_epoch(group).await
+    } else {
+        Ok(Epoch(0))
+    }
+}
+
 /// Why a proposal got no reply of its own.
 pub(crate) enum Retry {
     /// Certainly not appended: send it again, to whoever leads now.
@@ -75,7 +85,7 @@ impl Node {
     /// more if this replica has applied a newer claim since.
     pub async fn write(&self, group: GroupId, proposal: &kv::Proposal) -> Result<Frame, Error> {
         let group = self.hosted(group)?;
-        let routed_with = claim_epoch(group).await?;
+        let routed_with = route_epoch(group, std::slice::from_ref(proposal)).await?;
         let reply = self
             .write_encoded(group, route(routed_with, proposal))
             .await;
@@ -183,7 +193,7 @@ impl Node {
             Err(e) => return proposals.iter().map(|_| Err(e.clone())).collect(),
         };
         let mut out = Vec::with_capacity(proposals.len());
-        let epoch = match claim_epoch(group).await {
+        let epoch = match route_epoch(group, proposals).await {
             Ok(epoch) => epoch,
             Err(e) => return proposals.iter().map(|_| Err(e.clone())).collect(),
         };

@@ -181,10 +181,16 @@ impl Proposal {
         }
     }
 
+    /// True for what is routed by slot, and carries its route: a command or a
+    /// transaction (not expiry, claims or map changes).
+    pub fn is_routed(&self) -> bool {
+        matches!(self, Proposal::Command { .. } | Proposal::Exec { .. })
+    }
+
     /// The encoding of this write routed with `epoch` (and its own slot): a command or a
     /// transaction becomes [`Proposal::Routed`]; anything else is encoded as it is.
     pub fn encode_routed(&self, epoch: Epoch) -> Vec<u8> {
-        if !matches!(self, Proposal::Command { .. } | Proposal::Exec { .. }) {
+        if !self.is_routed() {
             return self.encode();
         }
         let route = Route {
