@@ -193,6 +193,9 @@ fn a_write_over_max_request_bytes_is_refused_before_it_is_proposed() {
     let ids = cluster.ids();
     let leader = cluster.wait_leader(&ids, ELECTION);
     let follower = *ids.iter().find(|&&id| id != leader).expect("a follower");
+    // A first write waits for the group's claim of its slots, which its leader proposes
+    // after the election: from then on nothing else is appended unasked.
+    assert_eq!(cluster.call(leader, &["SET", "first", "1"]), Value::Okay);
     let before = info(&cluster, leader)
         .last_log
         .expect("raft_last_log_index");
