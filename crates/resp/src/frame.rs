@@ -51,6 +51,30 @@ pub enum Frame {
 impl Frame {
     pub const OK: Frame = Frame::Simple("OK");
 
+    /// About how many bytes the reply holds (its strings' lengths plus a few bytes of
+    /// framing each): what it will cost to buffer it, encoded, until it is written.
+    pub fn approx_len(&self) -> usize {
+        const FRAMING: usize = 8;
+        FRAMING
+            + match self {
+                Frame::Simple(s) => s.len(),
+                Frame::Status(s) | Frame::Error(s) => s.len(),
+                Frame::Bulk(b) | Frame::Verbatim(_, b) => b.len(),
+                Frame::Integer(_)
+                | Frame::Null
+                | Frame::NullArray
+                | Frame::Double(_)
+                | Frame::Boolean(_) => 16,
+                Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => {
+                    items.iter().map(Frame::approx_len).sum()
+                }
+                Frame::Map(pairs) | Frame::Pairs(pairs) => pairs
+                    .iter()
+                    .map(|(k, v)| k.approx_len() + v.approx_len())
+                    .sum(),
+            }
+    }
+
     /// A bulk string copied from a byte slice.
     pub fn bulk(bytes: impl AsRef<[u8]>) -> Frame {
         Frame::Bulk(Bytes::copy_from_slice(bytes.as_ref()))

@@ -46,16 +46,18 @@ pub async fn serve(
     let idle_limit =
         (shared.config.timeout > 0).then(|| std::time::Duration::from_secs(shared.config.timeout));
     debug!(client = id, %addr, "connection opened");
+    // Requests read and not handled yet (a batch stops once its replies are large: see
+    // `Session::handle_batch`), and a protocol error met after them.
+    let mut requests = std::collections::VecDeque::new();
+    let mut broken = None;
     'conn: loop {
         let mut close = false;
         session.begin_batch();
         // Every complete request in the buffer (at most MAX_BATCH) is handled as one batch.
-        let mut requests = Vec::new();
-        let mut broken = None;
-        while requests.len() < MAX_BATCH {
+        while broken.is_none() && requests.len() < MAX_BATCH {
             match request::check_resuming(&buf, &limits, &mut progress) {
                 Ok(Check::Complete(len)) => {
-                    requests.push(request::parse(buf.split_to(len).freeze()))
+                    requests.push_back(request::parse(buf.split_to(len).freeze()))
                 }
                 Ok(Check::Incomplete(need)) => {
                     if buf.len() > MAX_QUERY_BUFFER {
@@ -78,21 +80,27 @@ pub async fn serve(
                 }
             }
         }
-        let more_ready = requests.len() == MAX_BATCH;
-        for (reply, after) in session.handle_batch(requests).await {
+        let full = requests.len() == MAX_BATCH;
+        for (reply, after) in session.handle_batch(&mut requests).await {
             if let Some(reply) = reply {
                 reply.encode(session.proto, &mut out);
             }
             if after == After::Close {
                 close = true;
                 broken = None;
+                requests.clear();
                 break;
             }
         }
-        if let Some(e) = broken {
-            debug!(client = id, error = %e, "protocol error");
-            resp::Frame::Error(e.reply_text()).encode(session.proto, &mut out);
-            close = true;
+        // More to answer before reading again: requests left for the next batch, or a
+        // full batch (the buffer may hold more).
+        let more_ready = full || !requests.is_empty();
+        if requests.is_empty() {
+            if let Some(e) = broken.take() {
+                debug!(client = id, error = %e, "protocol error");
+                resp::Frame::Error(e.reply_text()).encode(session.proto, &mut out);
+                close = true;
+            }
         }
         if !out.is_empty() {
             if stream.write_all(&out).await.is_err() {

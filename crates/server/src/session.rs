@@ -25,6 +25,9 @@ use crate::engine::Engine;
 use crate::{Routing, Shared};
 use types::GroupId;
 
+/// Bytes of replies one batch makes before it stops (see [`Session::handle_batch`]).
+pub const REPLY_BUDGET: usize = 8 << 20;
+
 /// What the connection does after sending a reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum After {
@@ -116,30 +119,48 @@ impl Session {
 
     /// Handles one request. An empty request gets no reply (`None`).
     pub async fn handle(&mut self, args: Vec<Bytes>) -> (Option<Frame>, After) {
-        self.handle_batch(vec![args])
+        self.handle_batch(&mut vec![args].into())
             .await
             .pop()
             .unwrap_or((None, After::Continue))
     }
 
-    /// Handles requests that arrived together on one connection, in order, and returns
-    /// their replies in order (stopping after `QUIT`).
+    /// Handles requests that arrived together on one connection, in order, taking them
+    /// from the front of `requests`, and returns their replies in order (stopping after
+    /// `QUIT`). It stops early, leaving the rest in `requests`, once the replies hold
+    /// [`REPLY_BUDGET`] bytes: a client that pipelines a thousand `GET`s of a large value
+    /// has them answered a budget at a time, each written before the next is made, so
+    /// the node never holds more than a budget of its replies.
     ///
     /// Consecutive data writes are proposed together ([`Engine::write_many`]: with Raft,
     /// one batch to the log, replies in order) and consecutive data reads share one read
     /// barrier. A barrier serves the reads after it until this connection's next write:
     /// every one of them was received before the barrier started, so each still sees every
     /// write acknowledged before it was sent.
-    pub async fn handle_batch(&mut self, requests: Vec<Vec<Bytes>>) -> Vec<(Option<Frame>, After)> {
+    pub async fn handle_batch(
+        &mut self,
+        ahead: &mut std::collections::VecDeque<Vec<Bytes>>,
+    ) -> Vec<(Option<Frame>, After)> {
         let shared = self.shared.clone();
         let engine = &shared.engine;
-        let mut out: Vec<(Option<Frame>, After)> = Vec::with_capacity(requests.len());
+        let mut out: Vec<(Option<Frame>, After)> = Vec::with_capacity(ahead.len());
         let mut pending: Vec<(usize, GroupId, kv::Proposal)> = Vec::new();
         // The read barriers taken since this connection's last write, by group.
         let mut barriers: Vec<(GroupId, ReadAt)> = Vec::new();
-        // Upcoming requests, for the read barriers taken ahead (see `barriers_ahead`).
-        let mut ahead: std::collections::VecDeque<Vec<Bytes>> = requests.into();
+        // Bytes of the replies so far (pending writes' replies, made at the flush, are
+        // small); the rest waits for the next batch once the budget is spent.
+        let mut reply_bytes = 0;
+        let mut counted = 0;
         while let Some(args) = ahead.pop_front() {
+            reply_bytes += out[counted..]
+                .iter()
+                .filter_map(|(f, _)| f.as_ref().map(Frame::approx_len))
+                .sum::<usize>();
+            counted = out.len();
+            if reply_bytes >= REPLY_BUDGET {
+                ahead.push_front(args);
+                break;
+            }
             let Some(name) = args.first() else {
                 out.push((None, After::Continue));
                 continue;

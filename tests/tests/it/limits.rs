@@ -45,3 +45,46 @@ fn timeout_closes_idle_clients_as_redis_does() {
     let redraft = Redraft::start_with(|c| c.timeout = 1);
     idle_client_is_closed_and_a_busy_one_kept("redraft", redraft.addr());
 }
+
+/// This process's resident memory, in MiB (the in-process redraft's included).
+fn rss_mib() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib / 1024
+}
+
+#[test]
+fn a_client_that_pipelines_gets_of_a_large_value_and_never_reads_costs_little_memory() {
+    let redraft = Redraft::start();
+    let mut setter = Conn::connect(redraft.addr());
+    let value = vec![b'v'; 1 << 20];
+    assert_eq!(
+        setter
+            .call(&[b"SET".as_slice(), b"big", &value])
+            .expect("SET"),
+        Value::Okay
+    );
+    drop(value);
+    let before = rss_mib();
+    // 2,000 GETs of a 1 MiB value, 2 GiB of replies, written at once and never read.
+    let mut greedy = Conn::connect(redraft.addr());
+    let gets: Vec<Vec<&str>> = (0..2000).map(|_| vec!["GET", "big"]).collect();
+    greedy.send(&gets).expect("send the pipeline");
+    // The node answers other clients meanwhile, and holds a batch of replies at most.
+    for _ in 0..20 {
+        assert_eq!(
+            setter.call(&["PING"]).expect("PING"),
+            Value::SimpleString("PONG".into())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let grown = rss_mib().saturating_sub(before);
+    assert!(
+        grown < 64,
+        "memory grew by {grown} MiB for a client that reads nothing"
+    );
+}
