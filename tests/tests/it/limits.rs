@@ -88,3 +88,74 @@ fn a_client_that_pipelines_gets_of_a_large_value_and_never_reads_costs_little_me
         "memory grew by {grown} MiB for a client that reads nothing"
     );
 }
+
+#[test]
+fn connections_past_maxclients_get_redis_error_and_the_others_are_served() {
+    use std::io::{Read, Write};
+
+    let redraft = Redraft::start_with(|c| c.maxclients = 100);
+    let addr = redraft.addr();
+    let mut held: Vec<Conn> = (0..100).map(|_| Conn::connect(addr)).collect();
+    for c in &mut held {
+        assert_eq!(
+            c.call(&["PING"]).expect("PING"),
+            Value::SimpleString("PONG".into())
+        );
+    }
+    // 20,000 more, 200 at a time (so the test stays within a small descriptor limit):
+    // each gets Redis's error, then the end of the connection.
+    let mut refused = 0;
+    for batch in 0..100 {
+        let conns: Vec<std::net::TcpStream> = (0..200)
+            .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+            .collect();
+        for mut s in conns {
+            s.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("a read timeout");
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).expect("read to the end");
+            assert_eq!(
+                got, b"-ERR max number of clients reached\r\n",
+                "batch {batch}"
+            );
+            refused += 1;
+        }
+        // The clients already in are served all along.
+        let c = &mut held[batch % 100];
+        assert_eq!(
+            c.call(&["PING"]).expect("PING"),
+            Value::SimpleString("PONG".into())
+        );
+    }
+    assert_eq!(refused, 20_000);
+    let stats = match held[0].call(&["INFO", "stats"]).expect("INFO") {
+        Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("INFO stats: {other:?}"),
+    };
+    assert!(
+        stats.contains("rejected_connections:20000\r\n"),
+        "INFO stats: {stats}"
+    );
+    // Once clients leave, new ones are taken again.
+    held.truncate(10);
+    let mut newcomer = poll_connect(addr);
+    newcomer.writer().write_all(b"PING\r\n").expect("write");
+    assert_eq!(
+        newcomer.recv().expect("PONG"),
+        Value::SimpleString("PONG".into())
+    );
+}
+
+/// A connection that is served (the server counts a closed client out a moment after
+/// the close).
+fn poll_connect(addr: SocketAddr) -> Conn {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = Conn::connect(addr);
+        match c.call(&["PING"]) {
+            Ok(Value::SimpleString(s)) if s == "PONG" => return c,
+            other => assert!(Instant::now() < deadline, "never served again: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
