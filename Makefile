@@ -3,7 +3,7 @@ CARGO ?= cargo
 PORT ?= 6379
 DATA_DIR ?= ./data
 
-.PHONY: run build test fmt lint bench bench-quick bench-cluster bench-node bench-raft cluster deps bench-deps clean jepsen jepsen-short
+.PHONY: run build test fmt lint bench bench-quick bench-cluster bench-node bench-raft cluster deps bench-deps clean jepsen jepsen-short fuzz
 
 ## Build and start one node on 127.0.0.1:$(PORT) (data in $(DATA_DIR)).
 run:
@@ -105,6 +105,19 @@ jepsen-short: deps
 	$(CARGO) build -p redraft
 	$(CARGO) build -p redraft-tests --bin jepsen
 	target/debug/jepsen short --seed $(or $(SEED),1)
+
+## Fuzz every target for FUZZ_RUNS executions each (default 10,000,000), growing its
+## corpus in fuzz/corpus/<target>/ (make test replays it on stable Rust). Needs a nightly
+## toolchain; installs cargo-fuzz when missing.
+FUZZ_RUNS ?= 10000000
+FUZZ_TARGETS ?= resp_request kv_command proposal snapshot glob
+fuzz:
+	command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	$(CARGO) run -q -p fuzzing --example seeds -- fuzz/corpus
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  cargo +nightly fuzz run -O $$t -- -runs=$(FUZZ_RUNS) -print_final_stats=1 || exit 1; \
+	  cargo +nightly fuzz cmin -O $$t || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

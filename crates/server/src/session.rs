@@ -126,8 +126,8 @@ impl Session {
     }
 
     /// Handles requests that arrived together on one connection, in order, taking them
-    /// from the front of `requests`, and returns their replies in order (stopping after
-    /// `QUIT`). It stops early, leaving the rest in `requests`, once the replies hold
+    /// from the front of `ahead`, and returns their replies in order (stopping after
+    /// `QUIT`). It stops early, leaving the rest in `ahead`, once the replies hold
     /// [`REPLY_BUDGET`] bytes: a client that pipelines a thousand `GET`s of a large value
     /// has them answered a budget at a time, each written before the next is made, so
     /// the node never holds more than a budget of its replies.
