@@ -243,7 +243,7 @@ impl Session {
                 Ok(Cmd::Read(read)) => {
                     flush_writes(engine, &mut pending, &mut out, self.now_ms).await;
                     if !barriers.iter().any(|(g, _)| *g == group) {
-                        barriers_ahead(engine, group, &ahead, &mut barriers).await;
+                        barriers_ahead(engine, group, ahead, &mut barriers).await;
                     }
                     let at = match barriers.iter().find(|(g, _)| *g == group) {
                         Some(&(_, at)) => at,
