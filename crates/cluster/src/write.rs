@@ -50,7 +50,7 @@ fn route(epoch: Epoch, proposal: &kv::Proposal) -> Bytes {
 /// The claim epoch `proposals` are routed with (see [`claim_epoch`]); any epoch for
 /// entries that carry no route (expiry), which need not wait for a claim.
 async fn route_epoch(group: &Group, proposals: &[kv::Proposal]) -> Result<Epoch, Error> {
-    if proposals.iter().any(kv::Proposal::is_routed) {
+    if proposals.iter().any(kv::Proposal::is_routable) {
         claim_epoch(group).await
     } else {
         Ok(Epoch(0))

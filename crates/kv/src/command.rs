@@ -147,6 +147,25 @@ impl Spec {
         }
     }
 
+    /// The position of the first key in `args` (already arity-checked): the first of
+    /// [`Spec::key_positions`], without building the list (asked for every write).
+    pub fn first_key(&self, args: &[Bytes]) -> Option<usize> {
+        let ks = self.keys;
+        if ks.first > 0 {
+            let last = if ks.last < 0 {
+                args.len() as i32 + ks.last
+            } else {
+                ks.last
+            };
+            if ks.first <= last && (ks.first as usize) < args.len() {
+                return Some(ks.first as usize);
+            }
+        }
+        let at = ks.numkeys_at?;
+        let n = args.get(at).and_then(|a| resp::request::parse_int(a))?;
+        (n > 0 && at + 1 < args.len()).then_some(at + 1)
+    }
+
     /// Positions of the keys in `args` (already arity-checked).
     pub fn key_positions(&self, args: &[Bytes]) -> Vec<usize> {
         let mut out = Vec::new();

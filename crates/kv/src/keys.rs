@@ -1139,6 +1139,29 @@ mod tests {
     }
 
     #[test]
+    fn the_first_key_is_the_first_of_the_key_positions() {
+        let shapes: [&[&str]; 5] = [
+            &["k"],
+            &["a", "b", "c", "d"],
+            &["2", "a", "b", "x"],
+            &["0", "a"],
+            &["ENCODING", "a", "b"],
+        ];
+        for spec in crate::command::specs() {
+            for shape in shapes {
+                let mut words = vec![spec.name];
+                words.extend_from_slice(shape);
+                let args = argv(&words);
+                assert_eq!(
+                    spec.first_key(&args),
+                    spec.key_positions(&args).first().copied(),
+                    "{words:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn key_positions() {
         let positions = |words: &[&str]| {
             let args = argv(words);

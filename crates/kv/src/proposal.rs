@@ -75,22 +75,6 @@ impl Proposal {
     /// A command or transaction with a key in a slot the database does not serve is
     /// refused whole ([`crate::claim::not_served`]) and changes nothing.
     pub fn apply(&self, db: &mut Db, now_ms: i64) -> Frame {
-        if let Proposal::Routed { route, write } = self {
-            if let Some(claim) = &db.claim {
-                if route.epoch.0 != claim.epoch {
-                    return claim::stale_route(route, claim.epoch);
-                }
-                let slot = write.slot();
-                if slot != route.slot {
-                    return Frame::error(format!(
-                        "ERR a write routed for slot {} holds keys of slot {}",
-                        show_slot(route.slot),
-                        show_slot(slot)
-                    ));
-                }
-            }
-            return write.apply(db, now_ms);
-        }
         if let Some(claim) = &db.claim {
             let unserved = match self {
                 Proposal::Command { args, .. } => claim::unserved(claim, args),
@@ -112,7 +96,9 @@ impl Proposal {
             }
         }
         match self {
-            Proposal::Routed { write, .. } => write.apply(db, now_ms),
+            Proposal::Routed { route, write } => {
+                refuse_route(db, route, write).unwrap_or_else(|| write.apply(db, now_ms))
+            }
             Proposal::Claim(claim) => apply_claim(db, claim),
             Proposal::Meta(command) => apply_meta(db, command),
             Proposal::Command { args, seed } => {
@@ -167,7 +153,7 @@ impl Proposal {
             if !spec.arity_ok(args.len()) {
                 return None;
             }
-            let i = *spec.key_positions(args).first()?;
+            let i = spec.first_key(args)?;
             Some(types::key_slot(&args[i]))
         };
         match self {
@@ -181,16 +167,17 @@ impl Proposal {
         }
     }
 
-    /// True for what is routed by slot, and carries its route: a command or a
-    /// transaction (not expiry, claims or map changes).
-    pub fn is_routed(&self) -> bool {
+    /// True for what is routed by slot, and so carries a route once encoded with
+    /// [`Proposal::encode_routed`]: a command or a transaction (not expiry, claims or map
+    /// changes, nor a proposal already routed).
+    pub fn is_routable(&self) -> bool {
         matches!(self, Proposal::Command { .. } | Proposal::Exec { .. })
     }
 
     /// The encoding of this write routed with `epoch` (and its own slot): a command or a
     /// transaction becomes [`Proposal::Routed`]; anything else is encoded as it is.
     pub fn encode_routed(&self, epoch: Epoch) -> Vec<u8> {
-        if !self.is_routed() {
+        if !self.is_routable() {
             return self.encode();
         }
         let route = Route {
@@ -359,6 +346,24 @@ impl Proposal {
         };
         Ok(proposal)
     }
+}
+
+/// Why a write routed with `route` is refused here, if it is: the group's claim has
+/// another epoch, or the route names another slot than the write's keys. A database
+/// without a claim (a log written before claims) checks no route.
+fn refuse_route(db: &Db, route: &Route, write: &Proposal) -> Option<Frame> {
+    let claim = db.claim.as_ref()?;
+    if route.epoch.0 != claim.epoch {
+        return Some(claim::stale_route(route, claim.epoch));
+    }
+    let slot = write.slot();
+    (slot != route.slot).then(|| {
+        Frame::error(format!(
+            "ERR a write routed for slot {} holds keys of slot {}",
+            show_slot(route.slot),
+            show_slot(slot)
+        ))
+    })
 }
 
 /// A claim replaces an older one (a lower epoch); the same claim again is a no-op; any

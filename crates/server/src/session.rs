@@ -432,7 +432,7 @@ async fn barriers_ahead(
             if spec.is_write() || !spec.arity_ok(args.len()) {
                 break;
             }
-            let Some(&first) = spec.key_positions(args).first() else {
+            let Some(first) = spec.first_key(args) else {
                 break;
             };
             let g = engine.group_of(Some(types::key_slot(&args[first])));
