@@ -1083,6 +1083,65 @@ fn sigterm_ends_a_stuck_node_within_its_budget_and_a_second_signal_at_once() {
 }
 
 #[test]
+fn sigterm_ends_a_node_with_a_long_read_on_every_worker() {
+    // Six clients loop KEYS * over 200,000 keys on a node with two runtime workers: every
+    // worker is running a long read when the signal comes. The node still stops taking
+    // requests, lets each read end, and exits within its budget (measured: 0.5 s, exit 0).
+    let options = Options {
+        extra: vec!["--shutdown-timeout".into(), "2".into()],
+        ..Options::default()
+    };
+    let mut cluster = Cluster::start("busy-workers", 1, options);
+    let addr = cluster.addr(1);
+    let mut loader = crate::harness::Conn::connect(addr);
+    for batch in 0..200 {
+        let mut mset = vec!["MSET".to_string()];
+        for i in 0..1000 {
+            mset.push(format!("key:{batch}:{i}"));
+            mset.push("v".into());
+        }
+        assert_eq!(loader.call(&mset).unwrap(), Value::Okay);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let looping: Vec<_> = (0..6)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let Ok(mut c) = crate::harness::Conn::try_connect(addr) else {
+                    return 0;
+                };
+                let _ = c.writer().set_read_timeout(Some(Duration::from_secs(10)));
+                let mut rounds = 0;
+                // Bounded: at most 200 rounds, and it stops with the node.
+                while rounds < 200 && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if c.call(&["KEYS", "*"]).is_err() {
+                        break;
+                    }
+                    rounds += 1;
+                }
+                rounds
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    cluster.signal(1, "TERM");
+    let status = cluster
+        .node_mut(1)
+        .wait_exit(Duration::from_secs(10))
+        .expect("the busy node still runs 10 s after SIGTERM");
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rounds: Vec<u32> = looping.into_iter().map(|t| t.join().unwrap()).collect();
+    eprintln!("busy node exited ({status}) after {took:?}; KEYS rounds per client {rounds:?}");
+    assert!(
+        rounds.iter().all(|&r| r > 0),
+        "every client was served before: {rounds:?}"
+    );
+    assert!(took < Duration::from_secs(4), "{took:?}");
+}
+
+#[test]
 fn the_cluster_secret_keeps_out_every_call_without_it() {
     use rpc::{Forward, Join, Leave, PeerPool, PeerSecret, PoolConfig};
 
