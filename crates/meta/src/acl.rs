@@ -292,6 +292,11 @@ impl User {
                     Some((held, _)) => {
                         held.read |= perm.read;
                         held.write |= perm.write;
+                        // `%R~*` and then `%W~*` is every key: say so (`allkeys`), or the
+                        // description (`~* ~other`) would not read back.
+                        if pattern == b"*" && held.read && held.write {
+                            return self.apply(&Op::AllKeys);
+                        }
                     }
                     None => self.keys.push((*perm, pattern.clone())),
                 }
@@ -696,6 +701,8 @@ mod tests {
         assert_eq!(parse_op(b"foo", &known), Err("Syntax error".to_string()));
         assert!(parse_op(b"#aaa", &known).is_err());
         assert!(parse_op(b"%X~a", &known).is_err());
+        set(&mut users, "m", &["%R~*", "~p", "%W~*"]);
+        assert!(users.users["m"].all_keys(), "read and write of * is every key");
         set(&mut users, "k", &["allkeys"]);
         assert!(matches!(
             set(&mut users, "k", &["~a"]),
