@@ -76,15 +76,17 @@ impl Auth {
     }
 
     /// Protected mode's refusal of a client connecting from `peer` ([`DENIED`]), if it
-    /// is refused.
-    pub fn refuses(&self, peer: IpAddr) -> Option<&'static str> {
+    /// is refused. A client that presented a TLS certificate the node checked
+    /// (`tls_client_auth`) is authenticated already: protected mode does not apply.
+    pub fn refuses(&self, peer: IpAddr, tls_client_auth: bool) -> Option<&'static str> {
         let loopback = match peer {
             IpAddr::V4(v4) => v4.is_loopback(),
             IpAddr::V6(v6) => {
                 v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
             }
         };
-        (self.protected && self.password.is_none() && !loopback).then_some(DENIED)
+        (self.protected && self.password.is_none() && !tls_client_auth && !loopback)
+            .then_some(DENIED)
     }
 }
 
@@ -130,11 +132,15 @@ mod tests {
         let remote: IpAddr = "10.1.2.3".parse().unwrap();
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
         for local in ["127.0.0.1", "127.9.9.9", "::1"] {
-            assert_eq!(Auth::new("", true).refuses(local.parse().unwrap()), None);
+            assert_eq!(
+                Auth::new("", true).refuses(local.parse().unwrap(), false),
+                None
+            );
         }
-        assert_eq!(Auth::new("", true).refuses(mapped), None);
-        assert_eq!(Auth::new("", true).refuses(remote), Some(DENIED));
-        assert_eq!(Auth::new("pw", true).refuses(remote), None);
-        assert_eq!(Auth::new("", false).refuses(remote), None);
+        assert_eq!(Auth::new("", true).refuses(mapped, false), None);
+        assert_eq!(Auth::new("", true).refuses(remote, false), Some(DENIED));
+        assert_eq!(Auth::new("", true).refuses(remote, true), None);
+        assert_eq!(Auth::new("pw", true).refuses(remote, false), None);
+        assert_eq!(Auth::new("", false).refuses(remote, false), None);
     }
 }
