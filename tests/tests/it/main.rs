@@ -16,3 +16,4 @@ mod history;
 mod limits;
 mod nodes;
 mod protocol;
+mod tls;
