@@ -411,13 +411,19 @@ fn without_colors(text: &str) -> String {
     out
 }
 
-/// Certificates of one CA for every node of a cluster, by IP, in `dir` as `peer<id>.*`.
-fn peer_flags(dir: &Dir, ca: &Ca, id: u64, ip: Ipv4Addr) -> Vec<String> {
-    ca.issue(&[&ip.to_string()])
-        .write(&dir.0, &format!("peer{id}"));
+/// A node's peer certificate of `ca`, for its IP, in `dir` as `peer-<ip>.*`.
+fn peer_cert(dir: &Dir, ca: &Ca, ip: Ipv4Addr) -> Identity {
+    let id = ca.issue(&[&ip.to_string()]);
+    id.write(&dir.0, &format!("peer-{ip}"));
+    id
+}
+
+/// The peer TLS flags of every node, the same for all (`{ip}`: the node's own IP), so a
+/// node that joins later gets them too.
+fn peer_flags(dir: &Dir) -> Vec<String> {
     [
-        ("--peer-tls-cert-file", dir.path(&format!("peer{id}.crt"))),
-        ("--peer-tls-key-file", dir.path(&format!("peer{id}.key"))),
+        ("--peer-tls-cert-file", dir.path("peer-{ip}.crt")),
+        ("--peer-tls-key-file", dir.path("peer-{ip}.key")),
         ("--peer-tls-ca-file", dir.path("peer-ca.crt")),
     ]
     .into_iter()
@@ -516,9 +522,14 @@ fn peers_take_calls_only_from_members_over_mutual_tls() {
     let ca = Ca::new("redraft peers CA");
     ca.write(&dir.0.join("peer-ca.crt"));
     let mut ips = std::collections::BTreeMap::new();
-    let mut cluster = Cluster::start_with("peer-tls", 3, Options::default(), |id, ip| {
+    let options = Options {
+        extra: peer_flags(&dir),
+        ..Options::default()
+    };
+    let mut cluster = Cluster::start_with("peer-tls", 3, options, |id, ip| {
         ips.insert(id, ip);
-        peer_flags(&dir, &ca, id, ip)
+        peer_cert(&dir, &ca, ip);
+        Vec::new()
     });
     let ids = cluster.ids();
     let leader = cluster.wait_leader(&ids, ELECTION);
@@ -652,8 +663,7 @@ fn peers_take_calls_only_from_members_over_mutual_tls() {
     // restart, and the cluster goes on replicating.
     let (ip1, _) = (ips[&leader], ());
     let old = served_cert(&ca, ip1, leader_grpc, Some(&member)).expect("a handshake");
-    let rotated = ca.issue(&[&ip1.to_string()]);
-    rotated.write(&dir.0, &format!("peer{leader}"));
+    let rotated = peer_cert(&dir, &ca, ip1);
     let pid = cluster.node(leader).pid();
     let new = poll(ROTATION, || {
         served_cert(&ca, ip1, leader_grpc, Some(&member))
@@ -677,4 +687,31 @@ fn peers_take_calls_only_from_members_over_mutual_tls() {
         Value::Int(101),
         "the restarted follower caught up over TLS"
     );
+
+    // A new node with a certificate of the CA for its own address joins: its Join is
+    // taken before it is a member, the members replicate to it before it knows them, and
+    // then it is one of them.
+    let ip4 = {
+        let [a, b, c, _] = ips[&1].octets();
+        Ipv4Addr::new(a, b, c, 14)
+    };
+    peer_cert(&dir, &ca, ip4);
+    cluster.join(4, leader);
+    let mut last = String::new();
+    poll(ELECTION, || match cluster.raft_info(4) {
+        Ok(i) if i.role == "follower" && i.leader.is_some() => Some(()),
+        Ok(i) => {
+            last = format!("{i:?}");
+            None
+        }
+        Err(e) => {
+            last = e;
+            None
+        }
+    })
+    .unwrap_or_else(|| panic!("node 4 did not join over mutual TLS: {last}"));
+    let caught_up = poll(ELECTION, || {
+        (cluster.try_call(4, &["DBSIZE"]).ok()? == Value::Int(101)).then_some(())
+    });
+    assert!(caught_up.is_some(), "node 4 did not catch up");
 }
