@@ -715,3 +715,108 @@ fn peers_take_calls_only_from_members_over_mutual_tls() {
     });
     assert!(caught_up.is_some(), "node 4 did not catch up");
 }
+
+#[test]
+fn protected_mode_takes_remote_tls_clients_with_a_checked_certificate() {
+    use redraft_tests::jepsen::netns::{run, Namespace};
+
+    if !crate::faults::may_mount("protected mode over TLS (a network namespace)") {
+        return;
+    }
+    // As in faults::protected_mode_takes_remote_clients_only_with_a_password: a namespace
+    // of its own where a client connecting to 10.77.0.1 comes from a non-loopback address.
+    let ns = Namespace::create().expect("a network namespace");
+    for args in [
+        vec!["link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+        vec!["addr", "add", "10.77.0.1/24", "dev", "v0"],
+        vec!["link", "set", "v0", "up"],
+        vec!["link", "set", "v1", "up"],
+    ] {
+        let mut all = vec!["-n", ns.name.as_str()];
+        all.extend(args);
+        run("ip", &all).expect("set up the namespace's address");
+    }
+    let dir = Dir::new("tls-protected");
+    let ca = Ca::new("redraft test CA");
+    ca.write(&dir.0.join("ca.crt"));
+    ca.issue(&["127.0.0.1", "10.77.0.1"])
+        .write(&dir.0, "server");
+    ca.issue(&["client"]).write(&dir.0, "client");
+    let cli = |host: &str, tls_client: Option<Option<&str>>| -> String {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns.name, "redis-cli", "-h", host]);
+        match tls_client {
+            None => {
+                cmd.args(["-p", "6390"]);
+            }
+            Some(stem) => {
+                cmd.args(["-p", "6391", "--tls", "--cacert", &dir.path("ca.crt")]);
+                if let Some(stem) = stem {
+                    cmd.args(["--cert", &dir.path(&format!("{stem}.crt"))]);
+                    cmd.args(["--key", &dir.path(&format!("{stem}.key"))]);
+                }
+            }
+        }
+        let out = cmd.arg("PING").output().expect("run redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let denied = "DENIED Redis is running in protected mode";
+    // (tls-auth-clients, remote plain, remote TLS without a certificate, remote TLS with one)
+    let cases = [
+        ("optional", denied, denied, "PONG"),
+        ("no", denied, denied, denied),
+        ("yes", denied, "", "PONG"),
+    ];
+    for (auth, plain, without, with) in cases {
+        let data = dir.0.join(auth);
+        let mut node = Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(redraft_bin())
+            .args(["--bind", "0.0.0.0", "--port", "6390", "--grpc-port", "7390"])
+            .args(["--tls-port", "6391", "--tls-auth-clients", auth])
+            .args(["--tls-cert-file", &dir.path("server.crt")])
+            .args(["--tls-key-file", &dir.path("server.key")])
+            .args(["--tls-ca-cert-file", &dir.path("ca.crt")])
+            .arg("--data-dir")
+            .arg(&data)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start redraft in the namespace");
+        let local = poll(Duration::from_secs(20), || {
+            (cli("127.0.0.1", Some(Some("client"))) == "PONG").then_some(())
+        });
+        assert!(
+            local.is_some(),
+            "{auth}: a loopback TLS client was not served"
+        );
+        let got = cli("10.77.0.1", None);
+        assert!(
+            got.contains(plain),
+            "{auth}: a remote plain client got {got:?}"
+        );
+        let got = cli("10.77.0.1", Some(None));
+        if without.is_empty() {
+            assert!(
+                !got.contains("PONG"),
+                "{auth}: a remote client without a certificate got {got:?}"
+            );
+        } else {
+            assert!(
+                got.contains(without),
+                "{auth}: a remote client without a certificate got {got:?}"
+            );
+        }
+        let got = cli("10.77.0.1", Some(Some("client")));
+        assert!(
+            got.contains(with),
+            "{auth}: a remote client with a certificate got {got:?}"
+        );
+        // `ip netns exec` runs redraft in its own place: this PID is the node's.
+        let _ = Command::new("kill")
+            .args(["-TERM", &node.id().to_string()])
+            .status();
+        let _ = node.wait();
+    }
+    drop(ns);
+}
