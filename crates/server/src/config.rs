@@ -165,7 +165,7 @@ pub struct Cli {
     /// Address to listen on for RESP clients [default: 127.0.0.1]
     #[arg(long, env = "REDRAFT_BIND")]
     pub bind: Option<String>,
-    /// TCP port for RESP clients [default: 6379]
+    /// TCP port for RESP clients; 0 with --tls-port: none, TLS only [default: 6379]
     #[arg(long, env = "REDRAFT_PORT")]
     pub port: Option<u16>,
     /// Directory for the node's data [default: ./data]
@@ -304,7 +304,8 @@ pub struct Cli {
 pub struct Config {
     /// Address to listen on.
     pub bind: String,
-    /// RESP port; 0 picks a free one (tests).
+    /// RESP port; 0 with a `tls-port`: none (TLS only, as in Redis), else 0 picks a free
+    /// one (tests).
     pub port: u16,
     /// Data directory.
     pub data_dir: PathBuf,

@@ -155,3 +155,35 @@ fn client_certificates_are_checked_as_asked() {
     };
     assert!(ServerTls::server(no_ca, "tls", ClientCerts::Required, &[]).is_err());
 }
+
+#[test]
+fn a_rotated_ca_takes_the_new_clients_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old_ca, new_ca) = (Ca::new("old CA"), Ca::new("new CA"));
+    let w = old_ca.issue(&["127.0.0.1"]).write(dir.path(), "server");
+    let ca_file = old_ca.write(&dir.path().join("ca.crt"));
+    let files = Files {
+        cert: w.cert,
+        key: w.key,
+        ca: Some(ca_file.clone()),
+    };
+    let server = ServerTls::server(files, "tls", ClientCerts::Required, &[]).unwrap();
+    let rt = runtime();
+    let (old_client, new_client) = (old_ca.issue(&["client"]), new_ca.issue(&["client"]));
+    let try_with = |client| {
+        rt.block_on(handshake(&server, &old_ca, Some(client), "127.0.0.1"))
+            .map(|_| ())
+    };
+    assert!(try_with(&old_client).is_ok());
+    assert!(try_with(&new_client).is_err());
+    new_ca.write(&ca_file);
+    std::thread::sleep(RELOAD_CHECK + Duration::from_millis(100));
+    assert!(
+        try_with(&new_client).is_ok(),
+        "the new CA's clients are taken"
+    );
+    assert!(
+        try_with(&old_client).is_err(),
+        "the old CA's are not any more"
+    );
+}
