@@ -110,7 +110,7 @@ jepsen-short: deps
 ## corpus in fuzz/corpus/<target>/ (make test replays it on stable Rust). Needs a nightly
 ## toolchain; installs cargo-fuzz when missing.
 FUZZ_RUNS ?= 10000000
-FUZZ_TARGETS ?= resp_request kv_command proposal snapshot glob
+FUZZ_TARGETS ?= resp_request kv_command proposal snapshot glob acl_rules grpc_message
 fuzz:
 	command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 	$(CARGO) run -q -p fuzzing --example seeds -- fuzz/corpus

@@ -33,6 +33,9 @@ pub struct Group {
     /// before the crash; reads it serves in that term wait until it has applied its whole
     /// startup log (see [`Group::read_floor`]). Kept as a guard.
     started_with: (u64, u64),
+    /// The committed index saved in the log when this replica started: what it applies
+    /// again, from its own log, before it is current ([`Group::replayed`]).
+    committed_at_start: u64,
     /// Set when the log was found at start to hold less than this node had flushed.
     pub(crate) behind: Option<raft::Behind>,
     /// The epoch of the group's claim as this replica last saw it, 0 before it saw one
@@ -109,6 +112,11 @@ impl Group {
                 state.last_log_id.map_or(0, |l| l.index()),
             )
         };
+        let committed_at_start = {
+            use openraft::storage::RaftLogStorage;
+            let mut log = log.clone();
+            log.read_committed().await?.map_or(0, |l| l.index())
+        };
         let raft = Raft::new(config.node_id, Arc::new(raft_config), network, log, sm)
             .await
             .map_err(raft_error)?;
@@ -153,6 +161,7 @@ impl Group {
             kv,
             rounds: ReadRounds::new(),
             started_with,
+            committed_at_start,
             behind,
             claim_epoch: AtomicU64::new(0),
         })
@@ -160,8 +169,9 @@ impl Group {
 
     /// True once this replica has applied its group's claim of its slots (see
     /// `placement`): from then on the group serves writes.
+    /// The meta group claims no slots and serves its writes at once.
     pub(crate) fn claimed(&self) -> bool {
-        self.claim_epoch().is_some()
+        self.id == GroupId::META || self.claim_epoch().is_some()
     }
 
     /// The epoch of the group's claim that this replica has applied: what the writes it
@@ -228,6 +238,12 @@ impl Group {
         } else {
             0
         }
+    }
+
+    /// Waits until this replica has applied again what its own log held as committed when
+    /// it started (true), or `deadline` passes (false). Needs no other node.
+    pub(crate) async fn replayed(&self, deadline: Instant) -> bool {
+        self.wait_applied(self.committed_at_start, deadline).await
     }
 
     /// Waits until this replica has applied `index` (true), or `deadline` passes (false).

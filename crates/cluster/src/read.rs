@@ -60,6 +60,23 @@ impl Node {
         self.wait_read_index(group).await.map(|()| ReadAt::Here)
     }
 
+    /// Waits (until `deadline`) for this node's replica of the meta group to apply again
+    /// what its own log held as committed when it started: the users and rules as they
+    /// were before a restart, so a removed user or right never comes back for a moment
+    /// while the log replays. True when it has.
+    pub async fn users_replayed(&self, deadline: Instant) -> bool {
+        self.meta.replayed(deadline).await
+    }
+
+    /// Waits until this node's replica of the meta group has applied every change of the
+    /// users acknowledged before the call (a read barrier of the meta group).
+    pub async fn acl_barrier(&self) -> Result<(), Error> {
+        if self.config.read_mode == ReadMode::Stale {
+            return Ok(());
+        }
+        self.wait_read_index(&self.meta).await
+    }
+
     /// Runs a read command (its arguments, and the seed of a command that picks at random)
     /// on the leader, which serves it linearizably; its reply.
     pub async fn read_at_leader(

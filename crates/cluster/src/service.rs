@@ -114,10 +114,11 @@ fn accept_peers(
 struct Handler(Arc<Node>);
 
 impl Handler {
-    /// The local replica of `group`, if this node hosts it.
+    /// The local replica of `group` (a data group, or the meta group), if this node
+    /// hosts it.
     fn group(&self, group: GroupId) -> Result<&crate::group::Group, Status> {
-        self.0
-            .group(group)
+        let meta = (group == GroupId::META).then(|| self.0.meta());
+        meta.or_else(|| self.0.group(group))
             .ok_or_else(|| Status::not_found(format!("no group {group}")))
     }
 }

@@ -115,6 +115,31 @@ impl Node {
     }
 
     /// Data group `id`, or an error for a group this node does not host.
+    /// Proposes a change of the users and their rules to the meta group, through its
+    /// leader wherever it is: `+OK`, the number of users removed, or the refusal.
+    ///
+    /// It returns once this node's replica has applied the change too, so the next
+    /// command of any client of this node sees it.
+    pub async fn change_acl(&self, change: meta::acl::Change) -> Result<Frame, Error> {
+        let encoded = kv::Proposal::Acl(change).encode().into();
+        let reply = self.write_encoded(&self.meta, encoded).await?;
+        if let Err(e) = self.acl_barrier().await {
+            tracing::debug!(error = %e, "an ACL change applied, but not yet here");
+        }
+        Ok(reply)
+    }
+
+    /// The users and their rules as this node's replica of the meta group has applied
+    /// them, and their version (0: never changed).
+    pub fn acl_version(&self) -> u64 {
+        self.meta.db().acl().map_or(0, |u| u.version)
+    }
+
+    /// See [`Node::acl_version`].
+    pub fn acl_users(&self) -> meta::acl::Users {
+        self.meta.db().acl().cloned().unwrap_or_default()
+    }
+
     pub(crate) fn hosted(&self, id: GroupId) -> Result<&Group, Error> {
         self.group(id)
             .ok_or_else(|| Error::Failed(format!("no group {id} on this node")))

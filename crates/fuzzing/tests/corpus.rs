@@ -75,3 +75,13 @@ fn the_glob_reference_knows_redis_rules() {
     assert!(fuzzing::reference_glob(b"[a-\xe9]", b"A", false));
     assert!(!fuzzing::reference_glob(b"[a-\xe9]", b"b", false));
 }
+
+#[test]
+fn acl_rules() {
+    replay("acl_rules", fuzzing::acl_rules);
+}
+
+#[test]
+fn grpc_message() {
+    replay("grpc_message", fuzzing::grpc_message);
+}

@@ -97,6 +97,9 @@ pub struct Db {
     /// The cluster map, in the meta group's database only (see
     /// [`crate::Proposal::Meta`]).
     pub(crate) meta: Option<meta::MetaState>,
+    /// The users and their rules, in the meta group's database only (see
+    /// [`crate::Proposal::Acl`]); `None` until the first change.
+    pub(crate) acl: Option<meta::acl::Users>,
 }
 
 const FLUSH_MARK: u64 = 0;
@@ -118,6 +121,7 @@ impl Db {
             stats: Stats::default(),
             claim: None,
             meta: None,
+            acl: None,
         }
     }
 
@@ -308,6 +312,11 @@ impl Db {
     /// The cluster map, if this is the meta group's database and it has one.
     pub fn meta(&self) -> Option<&meta::MetaState> {
         self.meta.as_ref()
+    }
+
+    /// The users, if this is the meta group's database and one was ever changed.
+    pub fn acl(&self) -> Option<&meta::acl::Users> {
+        self.acl.as_ref()
     }
 
     /// The slots this database serves, if it has been given a claim.

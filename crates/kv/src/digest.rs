@@ -66,6 +66,15 @@ impl Db {
                 *a ^= b;
             }
         }
+        if let Some(users) = &self.acl {
+            any = true;
+            let mut h = Sha1::new();
+            field(&mut h, b"users");
+            field(&mut h, &users.encode());
+            for (a, b) in acc.iter_mut().zip(h.digest().bytes()) {
+                *a ^= b;
+            }
+        }
         if !any {
             return "0".repeat(40);
         }

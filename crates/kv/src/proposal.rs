@@ -48,6 +48,9 @@ pub enum Proposal {
     /// A change of the cluster map, which only the meta group keeps
     /// ([`meta::MetaState::apply`]); a data group (one that holds a claim) refuses it.
     Meta(meta::MetaCommand),
+    /// A change of the users and their rules, which only the meta group keeps
+    /// ([`meta::acl::Users::apply`]); a data group refuses it.
+    Acl(meta::acl::Change),
     /// A command or transaction with the slot and epoch the node that routed it saw (see
     /// [`Route`]). Entries written before routes were carried are bare, and checked by the
     /// claim alone.
@@ -89,6 +92,7 @@ impl Proposal {
                 Proposal::ExpireKeys(_)
                 | Proposal::Claim(_)
                 | Proposal::Meta(_)
+                | Proposal::Acl(_)
                 | Proposal::Routed { .. } => None,
             };
             if let Some(slot) = unserved {
@@ -101,6 +105,7 @@ impl Proposal {
             }
             Proposal::Claim(claim) => apply_claim(db, claim),
             Proposal::Meta(command) => apply_meta(db, command),
+            Proposal::Acl(change) => apply_acl(db, change),
             Proposal::Command { args, seed } => {
                 let mut ctx = Ctx {
                     now_ms,
@@ -163,7 +168,9 @@ impl Proposal {
                 .map(|w| types::key_slot(&w.key))
                 .or_else(|| cmds.iter().find_map(|(args, _)| first(args))),
             Proposal::Routed { write, .. } => write.slot(),
-            Proposal::ExpireKeys(_) | Proposal::Claim(_) | Proposal::Meta(_) => None,
+            Proposal::ExpireKeys(_) | Proposal::Claim(_) | Proposal::Meta(_) | Proposal::Acl(_) => {
+                None
+            }
         }
     }
 
@@ -237,6 +244,10 @@ impl Proposal {
             Proposal::Meta(command) => {
                 out.push(5);
                 put_bytes(out, &command.encode());
+            }
+            Proposal::Acl(change) => {
+                out.push(7);
+                put_bytes(out, &change.encode());
             }
         }
     }
@@ -342,6 +353,12 @@ impl Proposal {
                     .map_err(|e| Error::err(format!("a bad cluster map command: {e}")))?;
                 Proposal::Meta(command)
             }
+            7 => {
+                let bytes = r.bytes()?;
+                let change = meta::acl::Change::decode(&bytes)
+                    .map_err(|e| Error::err(format!("a bad ACL change: {e}")))?;
+                Proposal::Acl(change)
+            }
             tag => return Err(Error::err(format!("bad proposal tag {tag}"))),
         };
         Ok(proposal)
@@ -394,6 +411,28 @@ fn apply_meta(db: &mut Db, command: &meta::MetaCommand) -> Frame {
         Err(refused) => Frame::error(format!("ERR cluster map: {refused}")),
     }
 }
+
+/// Applies an ACL change: `+OK`, the number of users removed, or the refusal (a refused
+/// rule as `ERR <rule number> <why>`, which the proposing node words with the rule its
+/// client wrote).
+fn apply_acl(db: &mut Db, change: &meta::acl::Change) -> Frame {
+    if db.claim.is_some() {
+        return Frame::error("ERR a data group keeps no users");
+    }
+    let users = db.acl.get_or_insert_with(meta::acl::Users::default);
+    match users.apply(change) {
+        meta::acl::Answer::Ok => Frame::OK,
+        meta::acl::Answer::Removed(n) => Frame::Integer(n as i64),
+        meta::acl::Answer::Refused(why) => Frame::error(format!("ERR {why}")),
+        meta::acl::Answer::RefusedRule { at, why } => {
+            Frame::error(format!("{RULE_REFUSED} {at} {why}"))
+        }
+    }
+}
+
+/// The first word of the reply to an ACL change refused at one of its rules (see
+/// [`apply_acl`]).
+pub const RULE_REFUSED: &str = "ACLRULE";
 
 fn put_route(out: &mut Vec<u8>, route: &Route) {
     out.push(6);
@@ -764,6 +803,40 @@ mod tests {
         let mut bad = bootstrap.encode();
         bad.truncate(bad.len() - 1);
         assert!(Proposal::decode(&bad).is_err());
+    }
+
+    #[test]
+    fn only_an_unclaimed_database_keeps_the_users() {
+        let alice = Proposal::Acl(meta::acl::Change::SetUser {
+            name: "alice".into(),
+            ops: vec![meta::acl::Op::On, meta::acl::Op::AllKeys],
+        });
+        assert_eq!(Proposal::decode(&alice.encode()).unwrap(), alice);
+        let mut meta_db = Db::new();
+        assert_eq!(alice.apply(&mut meta_db, 1), Frame::OK);
+        assert_eq!(meta_db.acl().map(|u| u.version), Some(1));
+        let unknown = Proposal::Acl(meta::acl::Change::SetUser {
+            name: "alice".into(),
+            ops: vec![meta::acl::Op::RemovePassword("00".repeat(32))],
+        });
+        let refused = unknown.apply(&mut meta_db, 2);
+        assert!(
+            matches!(&refused, Frame::Error(e) if e.starts_with(&format!("{RULE_REFUSED} 0 "))),
+            "{refused:?}"
+        );
+        assert_eq!(
+            meta_db.acl().map(|u| u.version),
+            Some(1),
+            "a refusal changes nothing"
+        );
+        let mut data = Db::new();
+        Proposal::Claim(Claim {
+            epoch: 1,
+            ranges: vec![(Slot(0), Slot(16383))],
+        })
+        .apply(&mut data, 1);
+        assert!(alice.apply(&mut data, 2).is_error());
+        assert_eq!(data.acl(), None);
     }
 
     #[test]

@@ -23,7 +23,8 @@
 //! `u64 n` keys, each `key`, `expire_at: i64`, value; `u64 n` volatile keys; the slot
 //! claim (`u8` 0 for none, or 1 then `u64 epoch`, `u32 n` ranges of two `u16`s; since
 //! version 2); the cluster map (`u8` 0 for none, or 1 then the map's bytes as a byte
-//! string, [`meta::MetaState::encode`]; since version 3); finally a 64-bit FNV-1a checksum of every byte before it. A byte string is `u32 len` + bytes. A
+//! string, [`meta::MetaState::encode`]; since version 3); the users (the same way,
+//! [`meta::acl::Users::encode`]; since version 4); finally a 64-bit FNV-1a checksum of every byte before it. A byte string is `u32 len` + bytes. A
 //! value is a tag, then for `0` string: bytes; `1` list: `u32 n` items; `2` hash: `u8 big`,
 //! `u32 n` field/value pairs; `3` set: `u8 big`, `u32 n` members; `4` sorted set: `u8 big`,
 //! `u32 n` member and `f64` score bits.
@@ -44,9 +45,9 @@ use crate::db::{Db, Entry, JOURNAL_LEN};
 use crate::value::{BuildHasher, Hash, List, Map, Score, Set, SetValue, Value, ZSet};
 
 const MAGIC: &[u8; 9] = b"REDRAFTKV";
-/// Version 2 added the slot claim, version 3 the cluster map; versions 1 and 2 are still
-/// read.
-const VERSION: u32 = 3;
+/// Version 2 added the slot claim, version 3 the cluster map, version 4 the users; earlier
+/// versions are still read.
+const VERSION: u32 = 4;
 
 const STR: u8 = 0;
 const LIST: u8 = 1;
@@ -115,6 +116,13 @@ impl Db {
             Some(map) => {
                 w.put(&[1])?;
                 w.bytes(&map.encode())?;
+            }
+        }
+        match &self.acl {
+            None => w.put(&[0])?,
+            Some(users) => {
+                w.put(&[1])?;
+                w.bytes(&users.encode())?;
             }
         }
         let sum = w.hash;
@@ -212,6 +220,12 @@ impl Db {
             let map = meta::MetaState::decode(&bytes)
                 .map_err(|_| SnapshotError::Corrupt("cluster map"))?;
             db.meta = Some(map);
+        }
+        if version >= 4 && r.array::<1>()?[0] == 1 {
+            let bytes = r.compact()?;
+            let users =
+                meta::acl::Users::decode(&bytes).map_err(|_| SnapshotError::Corrupt("users"))?;
+            db.acl = Some(users);
         }
 
         let sum = r.hash;
@@ -636,9 +650,10 @@ mod tests {
     }
 
     #[test]
-    fn a_version_2_snapshot_still_reads() {
-        // What version 2 wrote for a database with one key and no claim: the same bytes
-        // as version 3 without the map's flag, under its own version and checksum.
+    fn version_2_and_3_snapshots_still_read() {
+        // What versions 2 and 3 wrote for a database with one key, no claim and no map:
+        // the same bytes as version 4 without the flags of what came later (the map in 3,
+        // the users in 4), under their own version and checksum.
         let mut db = Db::new();
         run(
             &mut db,
@@ -646,16 +661,35 @@ mod tests {
             0,
             &[b"SET".to_vec(), b"a".to_vec(), b"1".to_vec()],
         );
-        let v3 = snapshot(&db);
-        let body = &v3[..v3.len() - 8 - 1];
-        assert_eq!(&body[9..13], &3u32.to_le_bytes());
-        let mut v2 = body.to_vec();
-        v2[9..13].copy_from_slice(&2u32.to_le_bytes());
-        let sum = fnv(FNV_OFFSET, &v2);
-        v2.extend_from_slice(&sum.to_le_bytes());
-        let restored = Db::read_snapshot(&mut v2.as_slice()).unwrap();
+        let v4 = snapshot(&db);
+        assert_eq!(&v4[9..13], &4u32.to_le_bytes());
+        for (version, flags) in [(2u32, 2), (3, 1)] {
+            let mut old = v4[..v4.len() - 8 - flags].to_vec();
+            old[9..13].copy_from_slice(&version.to_le_bytes());
+            let sum = fnv(FNV_OFFSET, &old);
+            old.extend_from_slice(&sum.to_le_bytes());
+            let restored = Db::read_snapshot(&mut old.as_slice()).unwrap();
+            assert_eq!(restored.digest(2), db.digest(2), "version {version}");
+            assert_eq!(restored.meta(), None);
+            assert_eq!(restored.acl(), None);
+        }
+    }
+
+    #[test]
+    fn the_users_are_in_the_meta_groups_snapshot() {
+        let mut db = Db::new();
+        let change = meta::acl::Change::SetUser {
+            name: "alice".into(),
+            ops: vec![
+                meta::acl::Op::On,
+                meta::acl::Op::AddPassword(meta::acl::hash_password(b"pw")),
+            ],
+        };
+        crate::Proposal::Acl(change).apply(&mut db, 1);
+        let restored = Db::read_snapshot(&mut snapshot(&db).as_slice()).unwrap();
+        assert_eq!(restored.acl(), db.acl());
+        assert!(restored.acl().unwrap().users["alice"].accepts(b"pw"));
         assert_eq!(restored.digest(2), db.digest(2));
-        assert_eq!(restored.meta(), None);
     }
 
     #[test]

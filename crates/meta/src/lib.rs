@@ -15,6 +15,7 @@
 //! every replica of a group is a member; the version grows by one with every change and
 //! not at all with a refusal.
 
+pub mod acl;
 pub mod placement;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -3,11 +3,13 @@
 //! password; `RESET` signs it out again) and protected mode (a node whose default user has
 //! no password takes clients from loopback addresses only). Redis's replies, word for
 //! word; the differential test in `tests/tests/it/auth.rs` compares them with a real
-//! `redis-server`. Users of their own, with rules (ACLs replicated through the meta
-//! group), are still to come: any other user name is refused as unknown.
+//! `redis-server`. Other users, and the default user's own passwords and rules, are the
+//! ACL's (`meta::acl`, replicated through the meta group); `requirepass`, a node's own
+//! setting, is the default user's password on that node whatever the ACL says of it.
 
 use std::net::IpAddr;
 
+use meta::acl::{Users, DEFAULT_USER};
 use resp::Frame;
 
 /// The reply to a command sent before authenticating.
@@ -54,40 +56,70 @@ impl Auth {
         }
     }
 
-    /// True if a new connection must give the password before anything else.
-    pub fn required(&self) -> bool {
-        self.password.is_some()
+    /// True if a new connection must sign in before anything else: the default user
+    /// has a password (`requirepass`, or the ACL's), or is off.
+    pub fn required(&self, users: &Users) -> bool {
+        self.password.is_some() || !default_nopass(users)
     }
 
-    /// Signs in as `user` (`None`: `AUTH <password>`, the default user) with `password`;
-    /// the error reply if that fails.
-    pub fn sign_in(&self, user: Option<&[u8]>, password: &[u8]) -> Result<(), Frame> {
-        if user.is_some_and(|u| u != b"default") {
-            return Err(Frame::error(WRONGPASS));
+    /// Signs in as `user` (`None`: `AUTH <password>`, the default user) with `password`:
+    /// the user's name, or the error reply.
+    pub fn sign_in(
+        &self,
+        users: &Users,
+        user: Option<&[u8]>,
+        password: &[u8],
+    ) -> Result<String, Frame> {
+        let name = match user {
+            None => DEFAULT_USER,
+            Some(name) => std::str::from_utf8(name).map_err(|_| Frame::error(WRONGPASS))?,
+        };
+        if name == DEFAULT_USER {
+            if let Some(expected) = &self.password {
+                return match same(expected, password) {
+                    true => Ok(name.to_string()),
+                    false => Err(Frame::error(WRONGPASS)),
+                };
+            }
+            // `AUTH <password>` to a default user without one is a mistake worth saying
+            // so; `AUTH default <anything>` is fine.
+            if user.is_none() && default_nopass(users) {
+                return Err(Frame::error(NO_PASSWORD));
+            }
         }
-        match &self.password {
-            // `AUTH default <anything>` is fine for a user without a password (`nopass`),
-            // `AUTH <password>` is a mistake worth saying so.
-            None if user.is_some() => Ok(()),
-            None => Err(Frame::error(NO_PASSWORD)),
-            Some(expected) if same(expected, password) => Ok(()),
-            Some(_) => Err(Frame::error(WRONGPASS)),
+        match users.users.get(name) {
+            Some(u) if u.accepts(password) => Ok(name.to_string()),
+            _ => Err(Frame::error(WRONGPASS)),
         }
     }
 
     /// Protected mode's refusal of a client connecting from `peer` ([`DENIED`]), if it
-    /// is refused. A client that presented a TLS certificate the node checked
-    /// (`tls_client_auth`) is authenticated already: protected mode does not apply.
-    pub fn refuses(&self, peer: IpAddr, tls_client_auth: bool) -> Option<&'static str> {
+    /// is refused: the default user needs no password, the client is not local, and it
+    /// did not present a TLS certificate the node checked (`tls_client_auth`: it is
+    /// authenticated already, so protected mode does not apply).
+    pub fn refuses(
+        &self,
+        peer: IpAddr,
+        users: &Users,
+        tls_client_auth: bool,
+    ) -> Option<&'static str> {
         let loopback = match peer {
             IpAddr::V4(v4) => v4.is_loopback(),
             IpAddr::V6(v6) => {
                 v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
             }
         };
-        (self.protected && self.password.is_none() && !tls_client_auth && !loopback)
-            .then_some(DENIED)
+        let open = self.password.is_none() && default_nopass(users);
+        (self.protected && open && !tls_client_auth && !loopback).then_some(DENIED)
     }
+}
+
+/// True if the ACL's default user is on and needs no password.
+fn default_nopass(users: &Users) -> bool {
+    users
+        .users
+        .get(DEFAULT_USER)
+        .is_some_and(|u| u.enabled && u.nopass)
 }
 
 /// True if `a` and `b` are equal; takes the same time wherever they differ.
@@ -99,15 +131,39 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    fn users_with(rules: &[(&str, &[&str])]) -> Users {
+        let mut users = Users::default();
+        for (name, rules) in rules {
+            let ops = rules
+                .iter()
+                .map(|r| meta::acl::parse_op(r.as_bytes(), &crate::acl::known).unwrap())
+                .collect();
+            users.apply(&meta::acl::Change::SetUser {
+                name: name.to_string(),
+                ops,
+            });
+        }
+        users
+    }
+
     #[test]
     fn the_default_user_signs_in_with_the_password() {
         let auth = Auth::new("s3cret", true);
-        assert!(auth.required());
-        assert_eq!(auth.sign_in(None, b"s3cret"), Ok(()));
-        assert_eq!(auth.sign_in(Some(b"default"), b"s3cret"), Ok(()));
-        assert_eq!(auth.sign_in(None, b"s3creT"), Err(Frame::error(WRONGPASS)));
+        let users = users_with(&[("alice", &["on", ">s3cret"])]);
+        let ok = |name: &str| Ok(name.to_string());
+        assert!(auth.required(&users));
+        assert_eq!(auth.sign_in(&users, None, b"s3cret"), ok("default"));
         assert_eq!(
-            auth.sign_in(Some(b"alice"), b"s3cret"),
+            auth.sign_in(&users, Some(b"default"), b"s3cret"),
+            ok("default")
+        );
+        assert_eq!(
+            auth.sign_in(&users, None, b"s3creT"),
+            Err(Frame::error(WRONGPASS))
+        );
+        assert_eq!(auth.sign_in(&users, Some(b"alice"), b"s3cret"), ok("alice"));
+        assert_eq!(
+            auth.sign_in(&users, Some(b"bob"), b"s3cret"),
             Err(Frame::error(WRONGPASS))
         );
     }
@@ -115,15 +171,25 @@ mod tests {
     #[test]
     fn without_a_password_anyone_is_the_default_user() {
         let auth = Auth::new("", true);
-        assert!(!auth.required());
-        assert_eq!(auth.sign_in(Some(b"default"), b"anything"), Ok(()));
+        let users = Users::default();
+        assert!(!auth.required(&users));
         assert_eq!(
-            auth.sign_in(None, b"anything"),
+            auth.sign_in(&users, Some(b"default"), b"anything"),
+            Ok("default".to_string())
+        );
+        assert_eq!(
+            auth.sign_in(&users, None, b"anything"),
             Err(Frame::error(NO_PASSWORD))
         );
         assert_eq!(
-            auth.sign_in(Some(b"alice"), b"secret"),
+            auth.sign_in(&users, Some(b"alice"), b"secret"),
             Err(Frame::error(WRONGPASS))
+        );
+        let guarded = users_with(&[("default", &[">pw"])]);
+        assert!(auth.required(&guarded));
+        assert_eq!(
+            auth.sign_in(&guarded, None, b"pw"),
+            Ok("default".to_string())
         );
     }
 
@@ -131,16 +197,22 @@ mod tests {
     fn protected_mode_takes_loopback_clients_only_without_a_password() {
         let remote: IpAddr = "10.1.2.3".parse().unwrap();
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        let open = Users::default();
         for local in ["127.0.0.1", "127.9.9.9", "::1"] {
             assert_eq!(
-                Auth::new("", true).refuses(local.parse().unwrap(), false),
+                Auth::new("", true).refuses(local.parse().unwrap(), &open, false),
                 None
             );
         }
-        assert_eq!(Auth::new("", true).refuses(mapped, false), None);
-        assert_eq!(Auth::new("", true).refuses(remote, false), Some(DENIED));
-        assert_eq!(Auth::new("", true).refuses(remote, true), None);
-        assert_eq!(Auth::new("pw", true).refuses(remote, false), None);
-        assert_eq!(Auth::new("", false).refuses(remote, false), None);
+        assert_eq!(Auth::new("", true).refuses(mapped, &open, false), None);
+        assert_eq!(
+            Auth::new("", true).refuses(remote, &open, false),
+            Some(DENIED)
+        );
+        assert_eq!(Auth::new("", true).refuses(remote, &open, true), None);
+        assert_eq!(Auth::new("pw", true).refuses(remote, &open, false), None);
+        assert_eq!(Auth::new("", false).refuses(remote, &open, false), None);
+        let guarded = users_with(&[("default", &[">pw"])]);
+        assert_eq!(Auth::new("", true).refuses(remote, &guarded, false), None);
     }
 }

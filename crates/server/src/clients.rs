@@ -21,6 +21,8 @@ pub struct ClientInfo {
     pub multi: AtomicI64,
     /// The connection sent `READONLY`.
     pub readonly: AtomicBool,
+    /// The user it is signed in as.
+    pub user: Mutex<String>,
 }
 
 impl ClientInfo {
@@ -52,7 +54,7 @@ impl ClientInfo {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -62,6 +64,7 @@ impl ClientInfo {
             flags,
             multi,
             if cmd.is_empty() { "NULL".to_string() } else { cmd },
+            self.user.lock().unwrap_or_else(|p| p.into_inner()),
             self.resp.load(Ordering::Relaxed),
         )
     }
@@ -87,6 +90,7 @@ impl Clients {
             last_ms: AtomicU64::new(0),
             last_cmd: Mutex::new(String::new()),
             readonly: AtomicBool::new(false),
+            user: Mutex::new(meta::acl::DEFAULT_USER.to_string()),
             resp: AtomicU8::new(2),
             multi: AtomicI64::new(-1),
         });

@@ -290,6 +290,11 @@ pub struct Cli {
     /// timeout) [default: 0]
     #[arg(long, env = "REDRAFT_TIMEOUT")]
     pub timeout: Option<u64>,
+    /// An ACL file (Redis's format: `user <name> <rules...>` per line): its users seed the
+    /// cluster's on the first start of a cluster whose users were never changed, and ACL
+    /// SAVE and ACL LOAD write and read it [default: none]
+    #[arg(long, env = "REDRAFT_ACLFILE")]
+    pub aclfile: Option<PathBuf>,
     /// UNSAFE, for the fault-injection suites' self-tests only: `local-reads` serves every
     /// read from the node's own state (stale reads); `skip-log-checks` trusts a damaged
     /// log (lost writes); `local-clock` applies writes with each replica's own clock
@@ -370,6 +375,8 @@ pub struct Config {
     pub protected_mode: YesNo,
     /// Idle seconds before a client is disconnected; 0: never.
     pub timeout: u64,
+    /// The ACL file; empty: none.
+    pub aclfile: PathBuf,
     /// UNSAFE behaviour for the fault-injection suite's self-test (`unsafe = "local-reads"`
     /// in a file); none by default, and nothing else should ever set it.
     #[serde(rename = "unsafe")]
@@ -416,6 +423,7 @@ impl Default for Config {
             requirepass: String::new(),
             protected_mode: YesNo::Yes,
             timeout: 0,
+            aclfile: PathBuf::new(),
             unsafe_mode: None,
             in_memory: false,
         }
@@ -511,6 +519,9 @@ impl Config {
         if let Some(v) = cli.timeout {
             config.timeout = v;
         }
+        if let Some(v) = &cli.aclfile {
+            config.aclfile = v.clone();
+        }
         if let Some(v) = cli.unsafe_mode {
             config.unsafe_mode = Some(v);
         }
@@ -587,8 +598,27 @@ impl Config {
             )));
         }
         self.peer_secret()?;
+        self.acl_seed()?;
         self.check_tls()?;
         Ok(())
+    }
+
+    /// The ACL file, if one is named.
+    pub fn aclfile(&self) -> Option<&std::path::Path> {
+        (!self.aclfile.as_os_str().is_empty()).then_some(self.aclfile.as_path())
+    }
+
+    /// The users of the ACL file, if one is named: a file that cannot be read or holds
+    /// an error stops the node at start, as it stops Redis.
+    pub fn acl_seed(
+        &self,
+    ) -> Result<Option<std::collections::BTreeMap<String, meta::acl::User>>, Error> {
+        let Some(path) = self.aclfile() else {
+            return Ok(None);
+        };
+        crate::commands::read_aclfile(path)
+            .map(Some)
+            .map_err(|e| Error::Config(format!("aclfile: {e}")))
     }
 
     /// The cluster secret from `cluster-secret-file`, if one is named.

@@ -63,7 +63,7 @@ pub async fn serve_tls(
         .1
         .peer_certificates()
         .is_some_and(|c| !c.is_empty());
-    if let Some(denied) = shared.auth.refuses(addr.ip(), certified) {
+    if let Some(denied) = shared.auth.refuses(addr.ip(), &shared.users(), certified) {
         shared
             .store
             .stats

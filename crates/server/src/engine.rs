@@ -226,6 +226,44 @@ impl Engine {
         }
     }
 
+    /// The version of the users and their rules this node has applied (0: never
+    /// changed); a session compares it once per batch of requests.
+    pub fn acl_version(&self) -> u64 {
+        match self {
+            Engine::Memory(m) => cluster::patient::lock(&m.db).acl().map_or(0, |u| u.version),
+            Engine::Cluster(node) => node.acl_version(),
+        }
+    }
+
+    /// The users and their rules as this node has applied them.
+    pub fn acl_users(&self) -> meta::acl::Users {
+        match self {
+            Engine::Memory(m) => cluster::patient::lock(&m.db)
+                .acl()
+                .cloned()
+                .unwrap_or_default(),
+            Engine::Cluster(node) => node.acl_users(),
+        }
+    }
+
+    /// Waits until every change of the users acknowledged before the call holds here (a
+    /// read barrier of the meta group); the error reply if the meta group cannot say.
+    pub async fn acl_barrier(&self) -> Result<(), Frame> {
+        match self {
+            Engine::Memory(_) => Ok(()),
+            Engine::Cluster(node) => node.acl_barrier().await.map_err(|e| e.to_frame()),
+        }
+    }
+
+    /// Applies a change of the users: in a cluster through the meta group's log, so it
+    /// holds on every node. `+OK`, the number of users removed, or the refusal.
+    pub async fn change_acl(&self, change: meta::acl::Change) -> Frame {
+        match self {
+            Engine::Memory(m) => m.apply(&kv::Proposal::Acl(change), 0),
+            Engine::Cluster(node) => reply(node.change_acl(change).await),
+        }
+    }
+
     /// Stops the node's groups (after leadership is handed away); nothing in memory.
     pub async fn shutdown(&self) {
         if let Engine::Cluster(node) = self {

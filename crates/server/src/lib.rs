@@ -10,6 +10,7 @@
 //! feed the same connections, counted against one `maxclients`, and a TLS client runs
 //! the same connection loop once its handshake is done (see [`connection`]).
 
+pub mod acl;
 pub mod auth;
 pub mod clients;
 pub mod commands;
@@ -65,6 +66,10 @@ pub struct Shared {
     pub clients: clients::Clients,
     /// Who may run commands (`requirepass`, protected mode).
     pub auth: auth::Auth,
+    /// The users as last read, and each one's compiled access.
+    pub acl: acl::Cache,
+    /// This node's `ACL LOG`.
+    pub acl_log: acl::Log,
     pub started: Instant,
     pub local_port: u16,
 }
@@ -83,6 +88,12 @@ impl Shared {
         }
     }
 
+    /// The users and their rules as this node has applied them (cached per version).
+    pub fn users(&self) -> Arc<meta::acl::Users> {
+        self.acl
+            .users(self.engine.acl_version(), || self.engine.acl_users())
+    }
+
     /// Memory-only state (no Raft): tests of the command layer.
     pub fn new(config: Config, local_port: u16) -> Shared {
         Shared::with_engine(config, local_port, Engine::memory())
@@ -93,6 +104,19 @@ impl Shared {
             store: Arc::new(Store::new()),
             engine,
             auth: auth::Auth::new(&config.requirepass, config.protected_mode == YesNo::Yes),
+            // Until the first change of the users applies, a node with an ACL file
+            // enforces that file's users (its seed, proposed at start), never the open
+            // default.
+            acl: acl::Cache::new(match config.acl_seed() {
+                Ok(Some(seed)) => {
+                    let mut users = meta::acl::Users::default();
+                    users.apply(&meta::acl::Change::Seed(seed));
+                    users.version = 0;
+                    users
+                }
+                _ => meta::acl::Users::default(),
+            }),
+            acl_log: acl::Log::default(),
             config,
             clients: clients::Clients::default(),
             started: Instant::now(),
@@ -177,9 +201,25 @@ pub async fn serve(
                 .map_err(|e| Error::Cluster(e.to_string()))?,
         )
     };
+    if let Engine::Cluster(node) = &engine {
+        // A restarted node serves no client with the users of before its last changes.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        if !node.users_replayed(deadline).await {
+            warn!("the users' log did not replay within a minute; serving clients anyway");
+        }
+        // The committed index saved on disk may lag the last changes a little (it is
+        // flushed with the next append): confirm with the cluster, when it answers.
+        if let Err(e) = node.acl_barrier().await {
+            warn!(error = %e, "could not confirm the users with the cluster; serving \
+                   clients with those of this node's log until it answers");
+        }
+    }
     let shared = Arc::new(Shared::with_engine(config, local_port, engine));
     let (stop_tx, stop_rx) = watch::channel(false);
     let expiry = tokio::spawn(active_expiry(shared.clone(), stop_rx.clone()));
+    if let Some(seed) = shared.config.acl_seed()? {
+        tokio::spawn(seed_users(shared.clone(), seed, stop_rx.clone()));
+    }
     let addr_of = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
     info!(
         addr = ?addr_of(&listeners.plain),
@@ -232,7 +272,11 @@ pub async fn serve(
                     continue;
                 }
                 // A TLS client is looked at after its handshake (see `serve_tls`).
-                let refused = if secure { None } else { shared.auth.refuses(addr.ip(), false) };
+                let refused = if secure {
+                    None
+                } else {
+                    shared.auth.refuses(addr.ip(), &shared.users(), false)
+                };
                 if let Some(denied) = refused {
                     shared.store.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
                     warn!(%addr, "refusing a remote client: protected mode, and no requirepass");
@@ -300,6 +344,37 @@ async fn accept(
         a = on(listeners.plain.as_ref()) => (false, a),
         a = on(listeners.tls.as_ref()) => (true, a),
     }
+}
+
+/// Proposes the ACL file's users as the cluster's first users (applied only if the users
+/// were never changed; see `meta::acl::Change::Seed`), again every half second while the
+/// meta group cannot take it, for at most ten minutes or until the node stops.
+async fn seed_users(
+    shared: Arc<Shared>,
+    seed: std::collections::BTreeMap<String, meta::acl::User>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while Instant::now() < deadline {
+        let reply = shared
+            .engine
+            .change_acl(meta::acl::Change::Seed(seed.clone()))
+            .await;
+        if reply == resp::Frame::OK {
+            info!(
+                users = seed.len(),
+                "the ACL file's users are proposed as the first users"
+            );
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+    warn!(
+        "the ACL file's users could not be proposed: the meta group took no write for ten minutes"
+    );
 }
 
 /// Completes once the node's log is wedged and its disk has room again; never without a

@@ -47,6 +47,12 @@ pub struct Session {
     /// Signed in (or no password is asked for): commands other than `AUTH`, `HELLO`,
     /// `QUIT` and `RESET` run.
     pub(crate) authenticated: bool,
+    /// The user this connection runs as (`default` until it signs in as another).
+    pub(crate) user: String,
+    /// That user's rules, compiled (`None` when it no longer exists).
+    pub(crate) access: Option<Arc<crate::acl::Access>>,
+    /// The version of the users `access` was compiled from.
+    acl_version: u64,
     /// `READONLY`: reads of slots this node does not lead may be served here (through a
     /// read index) instead of redirected.
     pub(crate) readonly: bool,
@@ -67,9 +73,14 @@ impl Session {
     pub fn new(shared: Arc<Shared>, info: Arc<crate::clients::ClientInfo>) -> Self {
         let rng = kv::rng::Rng::new(shared.store.seed());
         let now_ms = shared.store.clock.now_ms();
-        let authenticated = !shared.auth.required();
+        let users = shared.users();
+        let authenticated = !shared.auth.required(&users);
+        let user = meta::acl::DEFAULT_USER.to_string();
         Session {
             authenticated,
+            access: shared.acl.access(&users, &user),
+            user,
+            acl_version: users.version,
             shared,
             info,
             proto: Protocol::Resp2,
@@ -143,6 +154,9 @@ impl Session {
     ) -> Vec<(Option<Frame>, After)> {
         let shared = self.shared.clone();
         let engine = &shared.engine;
+        if self.refresh_access() == After::Close {
+            return vec![(None, After::Close)];
+        }
         let mut out: Vec<(Option<Frame>, After)> = Vec::with_capacity(ahead.len());
         let mut pending: Vec<(usize, GroupId, kv::Proposal)> = Vec::new();
         // The read barriers taken since this connection's last write, by group.
@@ -169,6 +183,11 @@ impl Session {
             if !self.authenticated && must_sign_in(command, args.len()) {
                 self.note_command(name);
                 out.push((Some(Frame::error(crate::auth::NOAUTH)), After::Continue));
+                continue;
+            }
+            if let Some(refused) = command.and_then(|c| self.refused_by_acl(c, &args)) {
+                self.note_command(name);
+                out.push((Some(refused), After::Continue));
                 continue;
             }
             let data = match command {
@@ -357,6 +376,83 @@ impl Session {
             &to,
             self.shared.config.preferred_endpoint_type,
         ))
+    }
+
+    /// Signs the connection in as `user`.
+    pub(crate) fn sign_in_as(&mut self, user: String) {
+        let users = self.shared.users();
+        self.access = self.shared.acl.access(&users, &user);
+        self.acl_version = users.version;
+        *self.info.user.lock().unwrap_or_else(|p| p.into_inner()) = user.clone();
+        self.user = user;
+        self.authenticated = true;
+    }
+
+    /// Back to the default user, signed in only if it needs no password (`RESET`).
+    pub(crate) fn sign_out(&mut self) {
+        let users = self.shared.users();
+        self.sign_in_as(meta::acl::DEFAULT_USER.to_string());
+        self.authenticated = !self.shared.auth.required(&users);
+    }
+
+    /// Takes up the users' latest rules if they changed since this connection compiled
+    /// its own; `Close` when its user was removed (Redis closes such connections).
+    fn refresh_access(&mut self) -> After {
+        if self.shared.engine.acl_version() == self.acl_version {
+            return After::Continue;
+        }
+        let users = self.shared.users();
+        self.acl_version = users.version;
+        self.access = self.shared.acl.access(&users, &self.user);
+        if self.access.is_none() && self.authenticated {
+            return After::Close;
+        }
+        After::Continue
+    }
+
+    /// `-NOPERM` with Redis's text, and an `ACL LOG` entry, when the signed-in user may
+    /// not run this command (well-formed, so arity errors come first as in Redis) on
+    /// these keys. Refused inside `MULTI`, it dooms the transaction as Redis does.
+    fn refused_by_acl(&mut self, command: Command, args: &[Bytes]) -> Option<Frame> {
+        let access = self.access.as_ref()?;
+        if access.allows_everything() {
+            return None;
+        }
+        let (name, keys) = match command {
+            Command::Data(spec) if spec.arity_ok(args.len()) => {
+                (spec.name, spec.key_positions(args))
+            }
+            Command::Connection(spec)
+                if spec.arity_ok(args.len()) && !spec.flags.contains(&"no_auth") =>
+            {
+                (spec.name, commands::key_positions(spec, args.len()))
+            }
+            _ => return None,
+        };
+        let denied = access.check(name, args, &keys).err()?;
+        let (reason, object) = match &denied {
+            crate::acl::Denied::Command(full) => ("command", full.clone()),
+            crate::acl::Denied::Key(key) => ("key", String::from_utf8_lossy(key).into_owned()),
+        };
+        let context = if self.multi.is_some() {
+            self.multi_dirty = true;
+            "multi"
+        } else {
+            "toplevel"
+        };
+        self.shared
+            .acl_log
+            .add(reason, context, object, self.user.clone(), self.info.line());
+        if name == "exec" {
+            // A refused EXEC ends the transaction, as any refused EXEC does in Redis.
+            self.end_multi();
+            self.watches.clear();
+            return Some(Frame::error(format!(
+                "EXECABORT Transaction discarded because of: {}",
+                denied.text()
+            )));
+        }
+        Some(denied.reply())
     }
 
     fn note_command(&mut self, name: &[u8]) {

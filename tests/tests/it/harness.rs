@@ -350,6 +350,11 @@ impl Conn {
         })
     }
 
+    /// The address this connection is to.
+    pub fn peer(&self) -> SocketAddr {
+        self.writer.peer_addr().expect("a connected socket")
+    }
+
     pub fn connect(addr: SocketAddr) -> Conn {
         Conn::try_connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
     }

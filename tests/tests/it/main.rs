@@ -3,6 +3,7 @@
 //! `redis-cli`) against an in-process redraft, and cluster stories with real `redraft`
 //! processes on loopback.
 
+mod acl;
 mod auth;
 mod clients;
 mod cluster;

@@ -95,6 +95,9 @@ pub struct Options {
     pub raft_groups: Option<u32>,
     /// How particular nodes are started, by id.
     pub wrap: BTreeMap<u64, Wrap>,
+    /// The default user's password (an ACL file or `--requirepass` among `extra`):
+    /// [`Cluster::conn_with_timeout`] signs in with it.
+    pub password: Option<&'static str>,
 }
 
 /// A node started in a particular way.
@@ -664,6 +667,10 @@ impl Cluster {
         c.writer()
             .set_read_timeout(Some(timeout))
             .map_err(|e| format!("set a read timeout: {e}"))?;
+        if let Some(password) = self.options.password {
+            c.call(&["AUTH", password])
+                .map_err(|e| format!("sign in to node {id}: {e}"))?;
+        }
         Ok(c)
     }
 

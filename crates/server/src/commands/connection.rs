@@ -8,7 +8,7 @@ use super::{subcommand_arity, unknown_subcommand};
 use crate::session::Session;
 
 /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`
-pub(super) fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
+pub(super) async fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
     let mut proto = session.proto;
     let mut setname = None;
     let mut auth = None;
@@ -39,10 +39,10 @@ pub(super) fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
         }
     }
     if let Some((user, password)) = auth {
-        if let Err(refused) = session.shared.auth.sign_in(Some(&user), &password) {
-            return refused;
+        match sign_in(session, Some(&user), &password).await {
+            Ok(name) => session.sign_in_as(name),
+            Err(refused) => return refused,
         }
-        session.authenticated = true;
     }
     if !session.authenticated {
         return Frame::error(crate::auth::HELLO_NOAUTH);
@@ -84,19 +84,50 @@ pub(super) fn select(args: &[Bytes]) -> Frame {
 }
 
 /// `AUTH [username] password`: signs the connection in (see `crate::auth`).
-pub(super) fn auth(session: &mut Session, args: &[Bytes]) -> Frame {
+pub(super) async fn auth(session: &mut Session, args: &[Bytes]) -> Frame {
     let (user, password) = match args.len() {
         2 => (None, &args[1]),
         3 => (Some(&args[1][..]), &args[2]),
         _ => return Frame::error("ERR syntax error"),
     };
-    match session.shared.auth.sign_in(user, password) {
-        Ok(()) => {
-            session.authenticated = true;
+    match sign_in(session, user, password).await {
+        Ok(name) => {
+            session.sign_in_as(name);
             Frame::OK
         }
         Err(refused) => refused,
     }
+}
+
+/// Checks `user`'s `password` against the node's users; a refusal is logged in
+/// `ACL LOG` (reason `auth`), as Redis logs it.
+///
+/// A refusal is looked at again after a read barrier of the meta group, so a user made
+/// or given a password on another node a moment ago signs in here at once.
+async fn sign_in(
+    session: &mut Session,
+    user: Option<&[u8]>,
+    password: &[u8],
+) -> Result<String, Frame> {
+    let users = session.shared.users();
+    let mut signed = session.shared.auth.sign_in(&users, user, password);
+    if signed.is_err() && session.shared.engine.acl_barrier().await.is_ok() {
+        let users = session.shared.users();
+        signed = session.shared.auth.sign_in(&users, user, password);
+    }
+    if signed.is_err() {
+        let name = String::from_utf8_lossy(user.unwrap_or(b"default")).into_owned();
+        let context = if session.multi.is_some() {
+            "multi"
+        } else {
+            "toplevel"
+        };
+        session
+            .shared
+            .acl_log
+            .add("auth", context, "AUTH".into(), name, session.info.line());
+    }
+    signed
 }
 
 /// `RESET`: back to a fresh connection's state.
@@ -106,7 +137,7 @@ pub(super) fn reset(session: &mut Session) -> Frame {
     session.set_proto(Protocol::Resp2);
     *session.info.name.lock().unwrap_or_else(|p| p.into_inner()) = None;
     // Back to the default user: signed out if it has a password.
-    session.authenticated = !session.shared.auth.required();
+    session.sign_out();
     Frame::Simple("RESET")
 }
 

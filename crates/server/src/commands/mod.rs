@@ -7,11 +7,12 @@
 //! Every request is looked up once, in one table of both kinds ([`lookup`]), and a
 //! connection command is run by one function ([`run`]).
 
+mod acl;
 pub(crate) mod cluster;
 mod connection;
 pub(crate) mod keyspace;
 pub(crate) mod multi;
-mod server;
+pub(crate) mod server;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -21,6 +22,7 @@ use resp::Frame;
 
 use crate::session::{After, Session};
 
+pub use acl::read_aclfile;
 pub(crate) use multi::runs_inside_multi;
 
 /// What a command name names.
@@ -60,10 +62,10 @@ pub(crate) async fn run(
     args: &[Bytes],
 ) -> (Option<Frame>, After) {
     let reply = match spec.cmd {
-        ServerCmd::Hello => connection::hello(session, args),
+        ServerCmd::Hello => connection::hello(session, args).await,
         ServerCmd::Select => connection::select(args),
         ServerCmd::Client => connection::client(session, args),
-        ServerCmd::Auth => connection::auth(session, args),
+        ServerCmd::Auth => connection::auth(session, args).await,
         ServerCmd::Quit => return (Some(Frame::OK), After::Close),
         ServerCmd::Reset => connection::reset(session),
         ServerCmd::Command => server::command(args),
@@ -80,6 +82,7 @@ pub(crate) async fn run(
         ServerCmd::Readonly => cluster::readonly(session),
         ServerCmd::Readwrite => cluster::readwrite(session),
         ServerCmd::Asking => cluster::asking(session),
+        ServerCmd::Acl => acl::acl(session, args).await,
     };
     (Some(reply), After::Continue)
 }
@@ -114,6 +117,7 @@ pub enum ServerCmd {
     Readonly,
     Readwrite,
     Asking,
+    Acl,
 }
 
 /// A connection-level command's entry in the table.
@@ -162,10 +166,42 @@ pub const SPECS: &[ServerSpec] = &[
     ServerSpec { name: "readonly", arity: 1, flags: &["loading", "stale", "fast"], group: "cluster", summary: "Enables read queries for a connection to a Redis Cluster replica node", cmd: ServerCmd::Readonly, keys: NO_KEYS },
     ServerSpec { name: "readwrite", arity: 1, flags: &["loading", "stale", "fast"], group: "cluster", summary: "Disables read queries for a connection to a Redis Cluster replica node", cmd: ServerCmd::Readwrite, keys: NO_KEYS },
     ServerSpec { name: "asking", arity: 1, flags: &["fast"], group: "cluster", summary: "Sent by cluster clients after an -ASK redirect", cmd: ServerCmd::Asking, keys: NO_KEYS },
+    ServerSpec { name: "acl", arity: -2, flags: &[], group: "server", summary: "A container for Access List Control commands", cmd: ServerCmd::Acl, keys: NO_KEYS },
 ];
+
+/// The positions of a connection command's keys (`WATCH`'s) among `argc` arguments.
+pub(crate) fn key_positions(spec: &ServerSpec, argc: usize) -> Vec<usize> {
+    let (first, last, step) = spec.keys;
+    if first <= 0 || step <= 0 {
+        return Vec::new();
+    }
+    let last = if last < 0 { argc as i32 + last } else { last };
+    (first..=last)
+        .step_by(step as usize)
+        .map(|i| i as usize)
+        .collect()
+}
 
 /// Subcommands of the connection-level container commands, with Redis's arities.
 const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
+    (
+        "acl",
+        &[
+            ("cat", -2),
+            ("deluser", -3),
+            ("dryrun", -4),
+            ("genpass", -2),
+            ("getuser", 3),
+            ("list", 2),
+            ("load", 2),
+            ("log", -2),
+            ("save", 2),
+            ("setuser", -3),
+            ("users", 2),
+            ("whoami", 2),
+            ("help", 2),
+        ],
+    ),
     (
         "client",
         &[

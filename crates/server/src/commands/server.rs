@@ -67,19 +67,14 @@ pub(super) async fn debug(session: &mut Session, args: &[Bytes]) -> Frame {
     Frame::Status(acc.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The ACL category Redis files a command group under.
-fn category(group: &str) -> &'static str {
-    match group {
-        "string" => "@string",
-        "hash" => "@hash",
-        "list" => "@list",
-        "set" => "@set",
-        "sorted-set" => "@sortedset",
-        "generic" => "@keyspace",
-        "transactions" => "@transaction",
-        "server" => "@admin",
-        _ => "@connection",
-    }
+/// A command's ACL categories, as Redis 7.0.15 lists them (see `crate::acl`).
+fn acl_categories(name: &str) -> Frame {
+    Frame::Set(
+        crate::acl::categories_of(name)
+            .into_iter()
+            .map(|c| Frame::Status(format!("@{c}")))
+            .collect(),
+    )
 }
 
 fn bulk_pairs(pairs: Vec<(&str, Frame)>) -> Frame {
@@ -174,13 +169,7 @@ fn command_entry(name: &str) -> Option<Frame> {
     if s.keys.numkeys_at.is_some() {
         flags.push("movablekeys");
     }
-    let rw = if s.is_write() { "@write" } else { "@read" };
-    let speed = if s.flags & kv::command::FAST != 0 {
-        "@fast"
-    } else {
-        "@slow"
-    };
-    let cats = [rw, category(s.group), speed];
+    let cats = acl_categories(s.name);
     let (first, last, step) = match (s.keys.first, s.keys.numkeys_at) {
         (0, Some(at)) => (at as i64 + 1, at as i64 + 1, 1),
         _ => (s.keys.first as i64, s.keys.last as i64, s.keys.step as i64),
@@ -192,7 +181,7 @@ fn command_entry(name: &str) -> Option<Frame> {
         Frame::Integer(first),
         Frame::Integer(last),
         Frame::Integer(step),
-        Frame::Set(cats.iter().map(|c| Frame::Status(c.to_string())).collect()),
+        cats,
         Frame::Array(vec![]),
         key_specs(s),
         Frame::Array(vec![]),
@@ -213,7 +202,7 @@ fn connection_entry(s: &ServerSpec) -> Frame {
         Frame::Integer(s.keys.0 as i64),
         Frame::Integer(s.keys.1 as i64),
         Frame::Integer(s.keys.2 as i64),
-        Frame::Set(vec![Frame::Status(category(s.group).to_string())]),
+        acl_categories(s.name),
         Frame::Array(vec![]),
         Frame::Array(vec![]),
         Frame::Array(vec![]),
@@ -360,6 +349,7 @@ fn config_params(session: &Session) -> Vec<(&'static str, String)> {
             .into(),
         ),
         ("proto-max-bulk-len", "536870912".into()),
+        ("aclfile", c.aclfile.display().to_string()),
         ("requirepass", c.requirepass.clone()),
         ("save", "".into()),
         ("set-max-intset-entries", "512".into()),
