@@ -97,6 +97,10 @@ pub struct ClusterConfig {
     /// calls without it (`rpc::secret`). `None`: calls are taken from anyone who reaches
     /// the port.
     pub peer_secret: Option<rpc::PeerSecret>,
+    /// Mutual TLS with peers (`rpc::tls`): the gRPC server takes calls only from peers
+    /// whose certificate chains to the CA and names a member; calls to peers go over TLS.
+    /// `None`: plain TCP.
+    pub peer_tls: Option<rpc::PeerTls>,
     /// Links a test has cut between the nodes of an in-process cluster: the gRPC server
     /// refuses calls over them. `None` in production.
     pub links: Option<rpc::Links>,

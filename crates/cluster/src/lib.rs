@@ -123,6 +123,7 @@ mod health;
 mod membership;
 mod meta_map;
 mod node;
+mod peers;
 mod placement;
 mod read;
 mod route;
@@ -147,6 +148,7 @@ pub use raft::patient;
 pub use raft::Health as LogHealth;
 pub use read::{run_read, ReadAt};
 pub use rpc::PeerSecret;
+pub use rpc::PeerTls;
 pub use status::{Member, Shard, Topology};
 
 /// The first data group (the only one with `--raft-groups 1`).

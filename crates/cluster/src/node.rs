@@ -66,6 +66,7 @@ impl Node {
             local_address,
             max_forward_bytes: max_forward,
             secret: config.peer_secret.clone(),
+            tls: config.peer_tls.clone(),
             ..rpc::PoolConfig::default()
         });
         let layout = placement::check_layout(&config, &log_db).await?;

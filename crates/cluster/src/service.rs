@@ -40,14 +40,36 @@ pub(crate) async fn serve(
             .clone()
             .zip(local_ip(&node.config.advertise)),
     };
-    let result = tonic::transport::Server::builder()
+    // With peer TLS, who the caller is too: its certificate must name a member.
+    let identities = match &node.config.peer_tls {
+        None => rpc::tls::Identities::off(),
+        Some(_) => {
+            let node = Arc::downgrade(&node);
+            rpc::tls::Identities::new(move || node.upgrade().and_then(|n| n.peer_hosts()))
+        }
+    };
+    let router = tonic::transport::Server::builder()
         .layer(tonic::service::InterceptorLayer::new(move |request| {
             gate.check(request)
         }))
+        .layer(identities)
         .add_service(raft)
-        .add_service(peer)
-        .serve_with_incoming_shutdown(accept_peers(listener), shutdown)
-        .await;
+        .add_service(peer);
+    let result = match &node.config.peer_tls {
+        None => {
+            router
+                .serve_with_incoming_shutdown(accept_peers(listener), shutdown)
+                .await
+        }
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(
+                    tls.incoming(Box::pin(accept_peers(listener))),
+                    shutdown,
+                )
+                .await
+        }
+    };
     if let Err(e) = result {
         warn!(error = %e, "gRPC server stopped");
     }

@@ -46,12 +46,32 @@ fn main() -> anyhow::Result<()> {
     let exit = runtime.block_on(async move {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-        let addr = config.listen_addr();
-        let listener = tokio::net::TcpListener::bind(&addr)
-            .await
-            .with_context(|| format!("listening on {addr}"))?;
+        let bind = |port: u16| {
+            let addr = Config {
+                port,
+                ..config.clone()
+            }
+            .listen_addr();
+            async move {
+                tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .with_context(|| format!("listening on {addr}"))
+            }
+        };
+        // `--port 0` with a `--tls-port` is TLS only, as in Redis; alone it picks a free
+        // port (tests).
+        let listeners = server::Listeners {
+            plain: match config.serves_plain() {
+                true => Some(bind(config.port).await?),
+                false => None,
+            },
+            tls: match config.tls_port {
+                0 => None,
+                port => Some(bind(port).await?),
+            },
+        };
         let shutdown = watch_signals(budget)?;
-        let exit = server::run(listener, config, async move {
+        let exit = server::serve(listeners, config, async move {
             let _ = shutdown.await;
         })
         .await?;

@@ -9,6 +9,8 @@
 //! - [`secret`]: the cluster secret every call to a peer carries, and the [`secret::Gate`]
 //!   a server checks each call with before any handler (the secret, and in tests
 //!   [`links`], links a test cut between the nodes of an in-process cluster).
+//! - [`tls`]: mutual TLS between nodes, and the [`tls::Identities`] layer that checks a
+//!   caller's certificate names a member.
 //! - [`convert`] holds every proto ⇄ domain conversion, [`codec`] the byte encoding of
 //!   openraft's structs inside proto `bytes` fields.
 //!
@@ -26,6 +28,7 @@ pub mod pool;
 pub mod registry;
 pub mod secret;
 pub mod server;
+pub mod tls;
 
 /// Generated proto code.
 pub mod pb {
@@ -61,3 +64,4 @@ pub use pool::{never_sent, NodePeer, PeerPool, PoolConfig};
 pub use registry::{GroupRegistry, Groups};
 pub use secret::{Gate, PeerChannel, PeerSecret};
 pub use server::{NodeHandler, NodeService, RaftService, DEFAULT_MAX_SNAPSHOT};
+pub use tls::PeerTls;

@@ -13,6 +13,11 @@
 //! Outgoing connections are bound to the configured local address (the node's advertised
 //! IP), so a peer sees where a call comes from, and a test can cut two nodes apart by address.
 //!
+//! With peer TLS ([`PoolConfig::tls`]) a channel dials through [`crate::tls`]'s connector:
+//! the same TCP connector (local address, no-delay, a DNS lookup at every connect), then
+//! a TLS handshake with the configuration current at that moment, so a reconnect picks up
+//! rotated certificates.
+//!
 //! Invariants: at most one channel per address string; every call has a deadline (the
 //! configured timeout, enforced locally and sent as `grpc-timeout`).
 
@@ -34,6 +39,8 @@ use crate::pb::node::node_client::NodeClient;
 use crate::pb::raft::raft_client::RaftClient;
 use crate::secret::{PeerChannel, PeerSecret, Present};
 use crate::server::MAX_MESSAGE;
+use crate::tls::PeerTls;
+use hyper_util::client::legacy::connect::HttpConnector;
 
 /// How to connect to peers, and how long each kind of call may take.
 #[derive(Clone, Debug)]
@@ -67,6 +74,8 @@ pub struct PoolConfig {
     pub max_forward_bytes: usize,
     /// The cluster secret every call carries (see [`crate::secret`]); `None`: none.
     pub secret: Option<PeerSecret>,
+    /// Mutual TLS with peers (see [`crate::tls`]); `None`: plain TCP.
+    pub tls: Option<PeerTls>,
 }
 
 /// Default [`PoolConfig::max_append_bytes`]: 4 MiB (a large write's parts are 64 KiB
@@ -90,6 +99,7 @@ impl Default for PoolConfig {
             min_bytes_per_sec: DEFAULT_MIN_BYTES_PER_SEC,
             max_forward_bytes: MAX_MESSAGE,
             secret: None,
+            tls: None,
         }
     }
 }
@@ -141,7 +151,11 @@ impl PeerPool {
         if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
         }
-        let c = self.endpoint(addr)?.connect_lazy();
+        let endpoint = self.endpoint(addr)?;
+        let c = match &self.inner.config.tls {
+            None => endpoint.connect_lazy(),
+            Some(tls) => endpoint.connect_with_connector_lazy(tls.connector(self.tcp())),
+        };
         channels.insert(addr.to_owned(), c.clone());
         Ok(c)
     }
@@ -172,6 +186,17 @@ impl PeerPool {
             .http2_keep_alive_interval(c.keepalive)
             .keep_alive_timeout(c.keepalive)
             .keep_alive_while_idle(true))
+    }
+
+    /// The TCP connector under TLS: what `connect_lazy` sets up for plain channels.
+    fn tcp(&self) -> HttpConnector {
+        let c = &self.inner.config;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_local_address(c.local_address);
+        http.set_connect_timeout(Some(c.connect_timeout));
+        http
     }
 
     /// `channel(addr)`, its calls carrying the cluster secret.

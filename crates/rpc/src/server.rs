@@ -423,7 +423,13 @@ impl<H: NodeHandler> npb::node_server::Node for NodeService<H> {
         &self,
         request: Request<npb::JoinRequest>,
     ) -> Result<Response<npb::JoinReply>, Status> {
-        self.handler.join(request.into_inner().try_into()?).await?;
+        // A caller that is no member yet may join with its own address only.
+        let joiner = request.extensions().get::<crate::tls::Joiner>().cloned();
+        let join: Join = request.into_inner().try_into()?;
+        if let Some(joiner) = joiner {
+            joiner.check(&join.grpc_addr)?;
+        }
+        self.handler.join(join).await?;
         Ok(Response::new(npb::JoinReply {}))
     }
 

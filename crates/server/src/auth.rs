@@ -94,8 +94,15 @@ impl Auth {
     }
 
     /// Protected mode's refusal of a client connecting from `peer` ([`DENIED`]), if it
-    /// is refused: the default user needs no password and the client is not local.
-    pub fn refuses(&self, peer: IpAddr, users: &Users) -> Option<&'static str> {
+    /// is refused: the default user needs no password, the client is not local, and it
+    /// did not present a TLS certificate the node checked (`tls_client_auth`: it is
+    /// authenticated already, so protected mode does not apply).
+    pub fn refuses(
+        &self,
+        peer: IpAddr,
+        users: &Users,
+        tls_client_auth: bool,
+    ) -> Option<&'static str> {
         let loopback = match peer {
             IpAddr::V4(v4) => v4.is_loopback(),
             IpAddr::V6(v6) => {
@@ -103,7 +110,7 @@ impl Auth {
             }
         };
         let open = self.password.is_none() && default_nopass(users);
-        (self.protected && open && !loopback).then_some(DENIED)
+        (self.protected && open && !tls_client_auth && !loopback).then_some(DENIED)
     }
 }
 
@@ -193,15 +200,19 @@ mod tests {
         let open = Users::default();
         for local in ["127.0.0.1", "127.9.9.9", "::1"] {
             assert_eq!(
-                Auth::new("", true).refuses(local.parse().unwrap(), &open),
+                Auth::new("", true).refuses(local.parse().unwrap(), &open, false),
                 None
             );
         }
-        assert_eq!(Auth::new("", true).refuses(mapped, &open), None);
-        assert_eq!(Auth::new("", true).refuses(remote, &open), Some(DENIED));
-        assert_eq!(Auth::new("pw", true).refuses(remote, &open), None);
-        assert_eq!(Auth::new("", false).refuses(remote, &open), None);
+        assert_eq!(Auth::new("", true).refuses(mapped, &open, false), None);
+        assert_eq!(
+            Auth::new("", true).refuses(remote, &open, false),
+            Some(DENIED)
+        );
+        assert_eq!(Auth::new("", true).refuses(remote, &open, true), None);
+        assert_eq!(Auth::new("pw", true).refuses(remote, &open, false), None);
+        assert_eq!(Auth::new("", false).refuses(remote, &open, false), None);
         let guarded = users_with(&[("default", &[">pw"])]);
-        assert_eq!(Auth::new("", true).refuses(remote, &guarded), None);
+        assert_eq!(Auth::new("", true).refuses(remote, &guarded, false), None);
     }
 }

@@ -130,6 +130,20 @@ pub enum YesNo {
     No,
 }
 
+/// What the TLS port asks of clients' certificates (`--tls-auth-clients`, Redis's
+/// `tls-auth-clients`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsAuthClients {
+    /// A client must present a certificate chained to `tls-ca-cert-file`.
+    #[default]
+    Yes,
+    /// No certificate is asked for.
+    No,
+    /// A client may present one (then it must be good) or none.
+    Optional,
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -151,7 +165,7 @@ pub struct Cli {
     /// Address to listen on for RESP clients [default: 127.0.0.1]
     #[arg(long, env = "REDRAFT_BIND")]
     pub bind: Option<String>,
-    /// TCP port for RESP clients [default: 6379]
+    /// TCP port for RESP clients; 0 with --tls-port: none, TLS only [default: 6379]
     #[arg(long, env = "REDRAFT_PORT")]
     pub port: Option<u16>,
     /// Directory for the node's data [default: ./data]
@@ -230,6 +244,34 @@ pub struct Cli {
     /// a second signal exits at once [default: 20]
     #[arg(long, env = "REDRAFT_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout: Option<u64>,
+    /// TCP port for RESP clients over TLS (Redis's tls-port); 0: none. With it, `--port 0`
+    /// serves TLS only [default: 0]
+    #[arg(long, env = "REDRAFT_TLS_PORT")]
+    pub tls_port: Option<u16>,
+    /// The TLS port's certificate chain, PEM; re-read when it changes [default: none]
+    #[arg(long, env = "REDRAFT_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of --tls-cert-file, PEM; re-read when it changes [default: none]
+    #[arg(long, env = "REDRAFT_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// CA certificates clients' certificates must chain to, PEM [default: none]
+    #[arg(long, env = "REDRAFT_TLS_CA_CERT_FILE")]
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// yes: a TLS client must present a certificate chained to --tls-ca-cert-file; optional:
+    /// it may; no: none is asked for (Redis's tls-auth-clients) [default: yes]
+    #[arg(long, env = "REDRAFT_TLS_AUTH_CLIENTS", value_enum)]
+    pub tls_auth_clients: Option<TlsAuthClients>,
+    /// This node's certificate for gRPC between nodes, PEM, naming the host of its
+    /// advertised address; with --peer-tls-key-file and --peer-tls-ca-file, nodes talk
+    /// mutual TLS. Re-read when it changes [default: none]
+    #[arg(long, env = "REDRAFT_PEER_TLS_CERT_FILE")]
+    pub peer_tls_cert_file: Option<PathBuf>,
+    /// The private key of --peer-tls-cert-file, PEM [default: none]
+    #[arg(long, env = "REDRAFT_PEER_TLS_KEY_FILE")]
+    pub peer_tls_key_file: Option<PathBuf>,
+    /// CA certificates every peer's certificate must chain to, PEM [default: none]
+    #[arg(long, env = "REDRAFT_PEER_TLS_CA_FILE")]
+    pub peer_tls_ca_file: Option<PathBuf>,
     /// A file holding the cluster secret (at least 16 bytes; white space around it is not
     /// part of it): every call between nodes carries it, and a node refuses gRPC calls
     /// without it. Every node of a cluster needs the same one [default: none: any process
@@ -267,7 +309,8 @@ pub struct Cli {
 pub struct Config {
     /// Address to listen on.
     pub bind: String,
-    /// RESP port; 0 picks a free one (tests).
+    /// RESP port; 0 with a `tls-port`: none (TLS only, as in Redis), else 0 picks a free
+    /// one (tests).
     pub port: u16,
     /// Data directory.
     pub data_dir: PathBuf,
@@ -308,6 +351,22 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// Shutdown budget, seconds.
     pub shutdown_timeout: u64,
+    /// RESP port over TLS; 0: none.
+    pub tls_port: u16,
+    /// The TLS port's certificate chain (PEM); empty: none.
+    pub tls_cert_file: PathBuf,
+    /// Its private key (PEM); empty: none.
+    pub tls_key_file: PathBuf,
+    /// CA certificates clients' certificates must chain to (PEM); empty: none.
+    pub tls_ca_cert_file: PathBuf,
+    /// What the TLS port asks of clients' certificates.
+    pub tls_auth_clients: TlsAuthClients,
+    /// This node's certificate between nodes (PEM); empty: no TLS between nodes.
+    pub peer_tls_cert_file: PathBuf,
+    /// Its private key (PEM).
+    pub peer_tls_key_file: PathBuf,
+    /// CA certificates peers' certificates must chain to (PEM).
+    pub peer_tls_ca_file: PathBuf,
     /// File holding the cluster secret; empty: none.
     pub cluster_secret_file: PathBuf,
     /// The default user's password; empty: none.
@@ -352,6 +411,14 @@ impl Default for Config {
             preferred_endpoint_type: EndpointType::Ip,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            tls_port: 0,
+            tls_cert_file: PathBuf::new(),
+            tls_key_file: PathBuf::new(),
+            tls_ca_cert_file: PathBuf::new(),
+            tls_auth_clients: TlsAuthClients::Yes,
+            peer_tls_cert_file: PathBuf::new(),
+            peer_tls_key_file: PathBuf::new(),
+            peer_tls_ca_file: PathBuf::new(),
             cluster_secret_file: PathBuf::new(),
             requirepass: String::new(),
             protected_mode: YesNo::Yes,
@@ -439,6 +506,7 @@ impl Config {
         if let Some(v) = cli.shutdown_timeout {
             config.shutdown_timeout = v;
         }
+        config.apply_tls_flags(cli);
         if let Some(v) = &cli.cluster_secret_file {
             config.cluster_secret_file = v.clone();
         }
@@ -531,6 +599,7 @@ impl Config {
         }
         self.peer_secret()?;
         self.acl_seed()?;
+        self.check_tls()?;
         Ok(())
     }
 
@@ -661,6 +730,7 @@ impl Config {
             max_request_bytes: self.max_request_bytes,
             raft_groups: self.raft_groups,
             peer_secret: self.peer_secret()?,
+            peer_tls: self.peer_tls()?,
             links: None,
         })
     }

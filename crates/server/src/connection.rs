@@ -7,12 +7,16 @@
 //! 1 GB (Redis's `client-query-buffer-limit`) closes the connection, and so does silence
 //! longer than `timeout` seconds (when set). On shutdown the loop finishes the requests it
 //! has read, sends their replies and closes.
+//!
+//! A client of the TLS port ([`serve_tls`]) runs the same loop over its TLS stream once
+//! the handshake is done: the loop is generic over the stream, so a plain client's is
+//! compiled for `TcpStream` alone and pays nothing for TLS.
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use resp::request::{self, Check, Limits, Progress, MAX_QUERY_BUFFER};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::debug;
@@ -26,15 +30,64 @@ const MAX_RESERVE: usize = 16 * 1024 * 1024;
 /// Most requests handled as one batch before replies are written.
 const MAX_BATCH: usize = 1024;
 
+/// Longest a client of the TLS port may take over its handshake.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves one client of the TLS port, registered as `info`: the handshake (at most
+/// [`HANDSHAKE_TIMEOUT`]), then protected mode, which a client whose certificate was
+/// checked passes, then [`serve`] over the TLS stream.
+pub async fn serve_tls(
+    stream: TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    shared: Arc<Shared>,
+    info: Arc<crate::clients::ClientInfo>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (id, addr) = (info.id, info.addr);
+    let mut stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            debug!(client = id, %addr, cause = %e, "TLS handshake failed");
+            shared.clients.unregister(id);
+            return;
+        }
+        Err(_) => {
+            debug!(client = id, %addr, "TLS handshake took too long");
+            shared.clients.unregister(id);
+            return;
+        }
+    };
+    let certified = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .is_some_and(|c| !c.is_empty());
+    if let Some(denied) = shared.auth.refuses(addr.ip(), &shared.users(), certified) {
+        shared
+            .store
+            .stats
+            .rejected_connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(%addr, "refusing a remote client: protected mode, no requirepass and no client certificate");
+        let _ = stream.write_all(denied.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        shared.clients.unregister(id);
+        return;
+    }
+    serve(stream, shared, info, shutdown).await
+}
+
 /// Serves one client, registered as `info` (the accept loop registers it, so the count
 /// `maxclients` is checked against includes every connection accepted so far).
-pub async fn serve(
-    mut stream: TcpStream,
+pub async fn serve<S>(
+    mut stream: S,
     shared: Arc<Shared>,
     info: Arc<crate::clients::ClientInfo>,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let addr = info.addr;
     let id = info.id;
     let mut session = Session::new(shared.clone(), info);

@@ -5,6 +5,10 @@
 //! 0 and stop it when they like, and the binary passes Ctrl-C/SIGTERM. On shutdown the
 //! server stops accepting, lets every connection finish the requests it has read and send
 //! their replies, waits for them (at most [`DRAIN_TIMEOUT`]) and returns.
+//!
+//! [`serve`] takes a plain listener, a TLS one (`tls-port`), or both ([`Listeners`]); both
+//! feed the same connections, counted against one `maxclients`, and a TLS client runs
+//! the same connection loop once its handshake is done (see [`connection`]).
 
 pub mod acl;
 pub mod auth;
@@ -17,6 +21,7 @@ pub mod info;
 pub mod limits;
 pub mod session;
 pub mod store;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -30,7 +35,9 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 pub use cluster::ReadMode;
-pub use config::{Cli, Config, EndpointType, LogFormat, Routing, UnsafeMode, YesNo};
+pub use config::{
+    Cli, Config, EndpointType, LogFormat, Routing, TlsAuthClients, UnsafeMode, YesNo,
+};
 pub use engine::Engine;
 pub use store::Store;
 
@@ -130,15 +137,51 @@ pub enum Exit {
     Restart,
 }
 
-/// Serves RESP clients on `listener` until `shutdown` completes.
+/// Where a node takes RESP clients: plain TCP (`port`), TLS (`tls-port`), or both.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub plain: Option<TcpListener>,
+    /// Needs `tls-port` and its files in the configuration.
+    pub tls: Option<TcpListener>,
+}
+
+/// Serves RESP clients on `listener` (plain TCP) until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Exit, Error> {
+    let listeners = Listeners {
+        plain: Some(listener),
+        tls: None,
+    };
+    serve(listeners, config, shutdown).await
+}
+
+/// Serves RESP clients on `listeners` until `shutdown` completes.
+pub async fn serve(
+    listeners: Listeners,
     mut config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Exit, Error> {
     config.validate()?;
     config.maxclients = limits::fit_maxclients(config.maxclients).map_err(Error::Config)?;
-    let local_port = listener.local_addr()?.port();
+    let tls = match (&listeners.tls, config.client_tls()?) {
+        (Some(_), None) => {
+            return Err(Error::Config(
+                "a TLS listener needs tls-port, tls-cert-file and tls-key-file".into(),
+            ))
+        }
+        (Some(_), tls) => tls,
+        (None, _) => None,
+    };
+    if listeners.plain.is_none() && listeners.tls.is_none() {
+        return Err(Error::Config("no port to listen on".into()));
+    }
+    let local_port = match &listeners.plain {
+        Some(l) => l.local_addr()?.port(),
+        None => 0,
+    };
     if let Some(mode) = config.unsafe_mode {
         warn!(
             unsafe_mode = mode.name(),
@@ -177,7 +220,12 @@ pub async fn run(
     if let Some(seed) = shared.config.acl_seed()? {
         tokio::spawn(seed_users(shared.clone(), seed, stop_rx.clone()));
     }
-    info!(addr = %listener.local_addr()?, "ready to accept connections");
+    let addr_of = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+    info!(
+        addr = ?addr_of(&listeners.plain),
+        tls_addr = ?addr_of(&listeners.tls),
+        "ready to accept connections"
+    );
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     // After a failed accept (out of descriptors, most often), the next waits a little
@@ -193,7 +241,7 @@ pub async fn run(
                        process to open the log afresh");
                 return Ok(Exit::Restart);
             }
-            accepted = listener.accept() => {
+            (secure, accepted) = accept(&listeners) => {
                 let (mut stream, addr) = match accepted {
                     Ok(a) => {
                         accept_pause = Duration::from_millis(10);
@@ -217,11 +265,19 @@ pub async fn run(
                 if shared.clients.len() >= shared.config.maxclients {
                     shared.store.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
                     warn!(%addr, "refusing connection: maxclients reached");
-                    let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+                    // A TLS client could not read the reply before a handshake: closed.
+                    if !secure {
+                        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+                    }
                     continue;
                 }
-                let users = shared.users();
-                if let Some(denied) = shared.auth.refuses(addr.ip(), &users) {
+                // A TLS client is looked at after its handshake (see `serve_tls`).
+                let refused = if secure {
+                    None
+                } else {
+                    shared.auth.refuses(addr.ip(), &shared.users(), false)
+                };
+                if let Some(denied) = refused {
                     shared.store.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
                     warn!(%addr, "refusing a remote client: protected mode, and no requirepass");
                     let _ = stream.write_all(denied.as_bytes()).await;
@@ -232,7 +288,16 @@ pub async fn run(
                     Err(_) => continue,
                 };
                 let info = shared.clients.register(addr, laddr);
-                connections.spawn(connection::serve(stream, shared.clone(), info, stop_rx.clone()));
+                match &tls {
+                    Some(tls) if secure => {
+                        let acceptor = tls.acceptor();
+                        connections.spawn(connection::serve_tls(stream, acceptor, shared.clone(), info, stop_rx.clone()));
+                    }
+                    _ => {
+                        let _ = stream.set_nodelay(true);
+                        connections.spawn(connection::serve(stream, shared.clone(), info, stop_rx.clone()));
+                    }
+                }
             }
             _ = &mut shutdown => break,
         }
@@ -241,7 +306,7 @@ pub async fn run(
         open = connections.len(),
         "shutting down: draining connections"
     );
-    drop(listener);
+    drop(listeners);
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while connections.join_next().await.is_some() {}
@@ -258,6 +323,27 @@ pub async fn run(
     shared.engine.shutdown().await;
     info!("shut down");
     Ok(Exit::Shutdown)
+}
+
+/// The next connection on either listener, and whether it came to the TLS one.
+async fn accept(
+    listeners: &Listeners,
+) -> (
+    bool,
+    std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)>,
+) {
+    async fn on(
+        l: Option<&TcpListener>,
+    ) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+        match l {
+            Some(l) => l.accept().await,
+            None => std::future::pending().await,
+        }
+    }
+    tokio::select! {
+        a = on(listeners.plain.as_ref()) => (false, a),
+        a = on(listeners.tls.as_ref()) => (true, a),
+    }
 }
 
 /// Proposes the ACL file's users as the cluster's first users (applied only if the users

@@ -68,7 +68,7 @@ fn wait_log_status(
 
 /// True when this process may mount file systems (root); otherwise a story that needs it
 /// fails, unless `REDRAFT_JEPSEN_SKIP=1` (which skips everything that needs root).
-fn may_mount(story: &str) -> bool {
+pub(crate) fn may_mount(story: &str) -> bool {
     let root = std::process::Command::new("id")
         .arg("-u")
         .output()

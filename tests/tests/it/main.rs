@@ -17,3 +17,4 @@ mod history;
 mod limits;
 mod nodes;
 mod protocol;
+mod tls;

@@ -321,6 +321,17 @@ impl Cluster {
     /// Starts nodes `1..=n` with `--initial-cluster` naming all of them, waits until each
     /// answers PING and until they agree on a leader.
     pub fn start(name: &str, n: u64, options: Options) -> Cluster {
+        Cluster::start_with(name, n, options, |_, _| Vec::new())
+    }
+
+    /// [`Cluster::start`], with more flags for each node from `flags(id, ip)`, called
+    /// once its address is known (a certificate naming its IP, say).
+    pub fn start_with(
+        name: &str,
+        n: u64,
+        options: Options,
+        mut flags: impl FnMut(u64, Ipv4Addr) -> Vec<String>,
+    ) -> Cluster {
         let bin = redraft_bin();
         let guard = ONE_CLUSTER_AT_A_TIME
             .lock()
@@ -360,7 +371,8 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join(",");
         for &(id, ip, port, grpc_port) in &addrs {
-            let extra = vec!["--initial-cluster".to_string(), initial.clone()];
+            let mut extra = vec!["--initial-cluster".to_string(), initial.clone()];
+            extra.extend(flags(id, ip));
             cluster.add_node(id, ip, port, grpc_port, extra);
         }
         for node in cluster.nodes.values_mut() {
@@ -840,7 +852,7 @@ pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T>
 }
 
 /// Two distinct ports nobody listens on right now at `ip` (both held until both are chosen).
-fn free_ports(ip: Ipv4Addr) -> (u16, u16) {
+pub fn free_ports(ip: Ipv4Addr) -> (u16, u16) {
     let bind = || TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
     let (a, b) = (bind(), bind());
     let port = |l: &TcpListener| l.local_addr().expect("local addr").port();

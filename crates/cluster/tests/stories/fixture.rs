@@ -101,6 +101,7 @@ impl Fixture {
                 max_request_bytes: cluster::DEFAULT_MAX_REQUEST_BYTES,
                 raft_groups: groups,
                 peer_secret: None,
+                peer_tls: None,
                 links: Some(links.clone()),
             })
             .collect();

@@ -10,6 +10,7 @@ mod cluster;
 mod snapshot;
 mod source_addr;
 mod store;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::io::Cursor;

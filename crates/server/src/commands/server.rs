@@ -361,6 +361,9 @@ fn config_params(session: &Session) -> Vec<(&'static str, String)> {
         ("zset-max-ziplist-entries", "128".into()),
         ("zset-max-ziplist-value", "64".into()),
     ]
+    .into_iter()
+    .chain(c.tls_params())
+    .collect()
 }
 
 pub(super) fn config(session: &mut Session, args: &[Bytes]) -> Frame {
