@@ -702,7 +702,10 @@ mod tests {
         assert!(parse_op(b"#aaa", &known).is_err());
         assert!(parse_op(b"%X~a", &known).is_err());
         set(&mut users, "m", &["%R~*", "~p", "%W~*"]);
-        assert!(users.users["m"].all_keys(), "read and write of * is every key");
+        assert!(
+            users.users["m"].all_keys(),
+            "read and write of * is every key"
+        );
         set(&mut users, "k", &["allkeys"]);
         assert!(matches!(
             set(&mut users, "k", &["~a"]),
