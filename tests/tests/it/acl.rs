@@ -18,22 +18,23 @@ use crate::nodes::{poll, Cluster, Options};
 
 /// How a reply is compared.
 #[derive(Clone, Copy, PartialEq)]
-enum Check {
+pub enum Check {
     Exact,
     /// Same kind of reply, and for an array the same length (`ACL LOG`, whose ages and
-    /// client lines differ; a successful `HELLO`).
+    /// client lines differ; a successful `HELLO`, which names the server); an error
+    /// reply must be the same error.
     Shape,
     /// A bulk string of the same length (`ACL GENPASS`).
     Length,
 }
 
-type Step = (Vec<&'static str>, Check);
+pub type Step = (Vec<&'static str>, Check);
 
-fn exact(cmd: &[&'static str]) -> Step {
+pub fn exact(cmd: &[&'static str]) -> Step {
     (cmd.to_vec(), Check::Exact)
 }
 
-fn shape(cmd: &[&'static str]) -> Step {
+pub fn shape(cmd: &[&'static str]) -> Step {
     (cmd.to_vec(), Check::Shape)
 }
 
@@ -48,8 +49,9 @@ fn same_shape(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// Runs each session on fresh connections to both and lists every difference.
-fn compare(redis: &RedisServer, redraft: &Redraft, sessions: &[Vec<Step>]) {
+/// Runs each session on fresh connections to both and lists every difference (the
+/// differential tests of `auth` use it too).
+pub fn compare(redis: &RedisServer, redraft: &Redraft, sessions: &[Vec<Step>]) {
     let mut differ = Vec::new();
     for (n, session) in sessions.iter().enumerate() {
         let mut conns = [Conn::connect(redis.addr()), Conn::connect(redraft.addr())];
@@ -57,6 +59,8 @@ fn compare(redis: &RedisServer, redraft: &Redraft, sessions: &[Vec<Step>]) {
             let [(want_v, want), (got_v, got)] = conns.each_mut().map(|c| c.call_raw(cmd));
             let same = match check {
                 Check::Exact => want == got,
+                // An error is compared whole, whatever the check.
+                Check::Shape if want.starts_with(b"-") || got.starts_with(b"-") => want == got,
                 Check::Shape => match (&want_v, &got_v) {
                     (Ok(a), Ok(b)) => same_shape(a, b),
                     _ => want == got,

@@ -68,6 +68,26 @@ fn wait_log_status(
 
 /// True when this process may mount file systems (root); otherwise a story that needs it
 /// fails, unless `REDRAFT_JEPSEN_SKIP=1` (which skips everything that needs root).
+/// A network namespace of its own with an address besides loopback, 10.77.0.1 (on one end
+/// of a veth pair whose both ends stay inside): a client in it connecting to 10.77.0.1
+/// comes from 10.77.0.1, not from a loopback address. Nothing in it reaches any other
+/// interface; it goes away when dropped.
+pub(crate) fn namespace_with_address() -> redraft_tests::jepsen::netns::Namespace {
+    use redraft_tests::jepsen::netns::{run, Namespace};
+    let ns = Namespace::create().expect("a network namespace");
+    for args in [
+        vec!["link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+        vec!["addr", "add", "10.77.0.1/24", "dev", "v0"],
+        vec!["link", "set", "v0", "up"],
+        vec!["link", "set", "v1", "up"],
+    ] {
+        let mut all = vec!["-n", ns.name.as_str()];
+        all.extend(args);
+        run("ip", &all).expect("set up the namespace's address");
+    }
+    ns
+}
+
 pub(crate) fn may_mount(story: &str) -> bool {
     let root = std::process::Command::new("id")
         .arg("-u")
@@ -1295,26 +1315,12 @@ fn the_cluster_secret_keeps_out_every_call_without_it() {
 
 #[test]
 fn protected_mode_takes_remote_clients_only_with_a_password() {
-    use redraft_tests::jepsen::netns::{run, Namespace};
     use std::process::{Command, Stdio};
 
     if !may_mount("protected mode (a network namespace)") {
         return;
     }
-    // A namespace of its own with an address besides loopback (on one end of a veth pair
-    // whose both ends stay inside): a client connecting to 10.77.0.1 comes from
-    // 10.77.0.1, not from a loopback address. Nothing in it reaches any other interface.
-    let ns = Namespace::create().expect("a network namespace");
-    for args in [
-        vec!["link", "add", "v0", "type", "veth", "peer", "name", "v1"],
-        vec!["addr", "add", "10.77.0.1/24", "dev", "v0"],
-        vec!["link", "set", "v0", "up"],
-        vec!["link", "set", "v1", "up"],
-    ] {
-        let mut all = vec!["-n", ns.name.as_str()];
-        all.extend(args);
-        run("ip", &all).expect("set up the namespace's address");
-    }
+    let ns = namespace_with_address();
     let dir = std::env::temp_dir().join(format!("redraft-protected-{}", std::process::id()));
     let cli = |host: &str, extra: &[&str]| -> String {
         let out = Command::new("ip")

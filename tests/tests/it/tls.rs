@@ -718,24 +718,12 @@ fn peers_take_calls_only_from_members_over_mutual_tls() {
 
 #[test]
 fn protected_mode_takes_remote_tls_clients_with_a_checked_certificate() {
-    use redraft_tests::jepsen::netns::{run, Namespace};
-
     if !crate::faults::may_mount("protected mode over TLS (a network namespace)") {
         return;
     }
-    // As in faults::protected_mode_takes_remote_clients_only_with_a_password: a namespace
-    // of its own where a client connecting to 10.77.0.1 comes from a non-loopback address.
-    let ns = Namespace::create().expect("a network namespace");
-    for args in [
-        vec!["link", "add", "v0", "type", "veth", "peer", "name", "v1"],
-        vec!["addr", "add", "10.77.0.1/24", "dev", "v0"],
-        vec!["link", "set", "v0", "up"],
-        vec!["link", "set", "v1", "up"],
-    ] {
-        let mut all = vec!["-n", ns.name.as_str()];
-        all.extend(args);
-        run("ip", &all).expect("set up the namespace's address");
-    }
+    // As in faults::protected_mode_takes_remote_clients_only_with_a_password: a client
+    // connecting to 10.77.0.1 comes from a non-loopback address.
+    let ns = crate::faults::namespace_with_address();
     let dir = Dir::new("tls-protected");
     let ca = Ca::new("redraft test CA");
     ca.write(&dir.0.join("ca.crt"));
