@@ -41,9 +41,13 @@ impl Claim {
     }
 }
 
-/// The text of the reply to a write whose slot the group does not serve. A client (or
-/// the node that routed the write) may try again: the write was not applied.
-pub fn not_served(slot: Slot) -> Frame {
+/// The text of the reply to a write whose slot the group does not serve (not claimed,
+/// or frozen by a move in progress). A client (or the node that routed the write) may try
+/// again: the write was not applied.
+pub fn not_served(db: &crate::Db, slot: Slot) -> Frame {
+    if let Some(job) = db.moves().frozen_by(slot) {
+        return Frame::error(format!("TRYAGAIN slot {} is moving (job {job})", slot.0));
+    }
     Frame::error(format!(
         "TRYAGAIN slot {} is not served by this group",
         slot.0
@@ -69,7 +73,7 @@ pub fn is_refusal(reply: &Frame) -> bool {
 
 /// The first slot of `args`' keys that `claim` does not cover (`None` when every key is
 /// served, or when the command is unknown or malformed: it fails by itself).
-pub(crate) fn unserved(claim: &Claim, args: &[Bytes]) -> Option<Slot> {
+pub(crate) fn unserved(serves: impl Fn(Slot) -> bool, args: &[Bytes]) -> Option<Slot> {
     let spec = command::lookup(args.first()?)?;
     if !spec.arity_ok(args.len()) {
         return None;
@@ -77,7 +81,15 @@ pub(crate) fn unserved(claim: &Claim, args: &[Bytes]) -> Option<Slot> {
     spec.key_positions(args)
         .into_iter()
         .map(|i| types::key_slot(&args[i]))
-        .find(|&slot| !claim.covers(slot))
+        .find(|&slot| !serves(slot))
+}
+
+/// The first slot of a read's keys (`args`) that `db` does not serve now (see
+/// [`crate::Db::serves_now`]): a read must not see a slot another group may own, nor one
+/// frozen by a move (the target may own it already).
+pub fn unserved_read(db: &crate::Db, args: &[Bytes]) -> Option<Slot> {
+    db.claim.as_ref()?;
+    unserved(|s| db.serves_now(s), args)
 }
 
 #[cfg(test)]
@@ -106,17 +118,18 @@ mod tests {
         let c = claim(&[(a.0, a.0)]);
         let args =
             |v: &[&str]| -> Vec<Bytes> { v.iter().map(|s| Bytes::from(s.to_string())).collect() };
-        assert_eq!(unserved(&c, &args(&["SET", "a", "1"])), None);
+        let serves = |s| c.covers(s);
+        assert_eq!(unserved(serves, &args(&["SET", "a", "1"])), None);
         assert_eq!(
-            unserved(&c, &args(&["SET", "b", "1"])),
+            unserved(serves, &args(&["SET", "b", "1"])),
             Some(types::key_slot(b"b"))
         );
         assert_eq!(
-            unserved(&c, &args(&["MSET", "a", "1", "b", "2"])),
+            unserved(serves, &args(&["MSET", "a", "1", "b", "2"])),
             Some(types::key_slot(b"b"))
         );
         // Keyless and malformed commands are not refused here.
-        assert_eq!(unserved(&c, &args(&["FLUSHALL"])), None);
-        assert_eq!(unserved(&c, &args(&["SET", "b"])), None);
+        assert_eq!(unserved(serves, &args(&["FLUSHALL"])), None);
+        assert_eq!(unserved(serves, &args(&["SET", "b"])), None);
     }
 }

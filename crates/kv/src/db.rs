@@ -100,6 +100,8 @@ pub struct Db {
     /// The users and their rules, in the meta group's database only (see
     /// [`crate::Proposal::Acl`]); `None` until the first change.
     pub(crate) acl: Option<meta::acl::Users>,
+    /// Slot moves this group takes part in (see [`crate::moves`]).
+    pub(crate) moves: crate::moves::Moves,
 }
 
 const FLUSH_MARK: u64 = 0;
@@ -122,6 +124,7 @@ impl Db {
             claim: None,
             meta: None,
             acl: None,
+            moves: crate::moves::Moves::default(),
         }
     }
 
@@ -420,6 +423,40 @@ impl Db {
             self.slots.moved(slot, self.slots.places[index], index);
         }
         Some(entry)
+    }
+
+    /// Every key of hash slot `slot`, expired ones not yet removed included.
+    pub(crate) fn raw_keys_in_slot(&self, slot: types::Slot) -> Vec<&CompactBytes> {
+        self.slots
+            .positions(slot.0)
+            .iter()
+            .filter_map(|&i| self.keys.get_index(i as usize).map(|(k, _)| k))
+            .collect()
+    }
+
+    /// Puts a key a slot move brought in, expiry as it is (even if past: the next write
+    /// or active expiry removes it, as it would have at the source).
+    pub(crate) fn put_moved(&mut self, key: &[u8], entry: Entry) {
+        let volatile = entry.expire_at().is_some();
+        if let Some(old) = self.put(key, entry) {
+            if old.expire_at().is_some() && !volatile {
+                self.volatile.swap_remove(key);
+            }
+        }
+        if volatile {
+            self.volatile.insert(CompactBytes::new(key));
+        }
+        self.touch(key);
+    }
+
+    /// Removes a key a slot move took away, expired or not.
+    pub(crate) fn remove_moved(&mut self, key: &[u8]) {
+        if let Some(entry) = self.take(key) {
+            if entry.expire_at().is_some() {
+                self.volatile.swap_remove(key);
+            }
+            self.touch(key);
+        }
     }
 
     /// Builds the slot index from the map (after a snapshot is loaded).

@@ -75,6 +75,17 @@ impl Db {
                 *a ^= b;
             }
         }
+        if !self.moves.is_empty() {
+            any = true;
+            let mut h = Sha1::new();
+            let mut moves = Vec::new();
+            crate::moves::encode_moves(&mut moves, &self.moves);
+            field(&mut h, b"slot moves");
+            field(&mut h, &moves);
+            for (a, b) in acc.iter_mut().zip(h.digest().bytes()) {
+                *a ^= b;
+            }
+        }
         if !any {
             return "0".repeat(40);
         }

@@ -25,6 +25,7 @@ pub mod glob;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod moves;
 pub mod proposal;
 pub mod rng;
 pub mod scan;

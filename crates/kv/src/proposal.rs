@@ -14,6 +14,8 @@
 //! - `5` Meta: a byte string, a `meta::MetaCommand`'s encoding;
 //! - `6` Routed: `u16 slot` (`0xffff` for a keyless write), `u64 epoch`, then a Command or
 //!   an Exec (tag and body) routed with them;
+//! - `7` Acl: a byte string, a `meta::acl::Change`'s encoding;
+//! - `8` Move: a step of a slot move (`moves::Step`: a tag, the job id, then its fields);
 //!
 //! where args are `u32 n` then `n` byte strings, and a byte string is `u32 len` + bytes.
 //! [`Proposal::decode`] refuses truncated or trailing bytes and absurd counts with an
@@ -55,6 +57,8 @@ pub enum Proposal {
     /// [`Route`]). Entries written before routes were carried are bare, and checked by the
     /// claim alone.
     Routed { route: Route, write: Box<Proposal> },
+    /// A step of a slot move (see [`crate::moves`]).
+    Move(crate::moves::Step),
 }
 
 /// What a data write was routed with: the slot of its keys and the epoch of that slot's
@@ -78,28 +82,34 @@ impl Proposal {
     /// A command or transaction with a key in a slot the database does not serve is
     /// refused whole ([`crate::claim::not_served`]) and changes nothing.
     pub fn apply(&self, db: &mut Db, now_ms: i64) -> Frame {
-        if let Some(claim) = &db.claim {
+        if db.claim.is_some() {
+            let serves = |slot| db.serves_now(slot);
             let unserved = match self {
-                Proposal::Command { args, .. } => claim::unserved(claim, args),
+                Proposal::Command { args, .. } => claim::unserved(serves, args),
                 Proposal::Exec { watches, cmds } => watches
                     .iter()
                     .map(|w| types::key_slot(&w.key))
-                    .find(|&s| !claim.covers(s))
+                    .find(|&s| !serves(s))
                     .or_else(|| {
                         cmds.iter()
-                            .find_map(|(args, _)| claim::unserved(claim, args))
+                            .find_map(|(args, _)| claim::unserved(serves, args))
                     }),
                 Proposal::ExpireKeys(_)
                 | Proposal::Claim(_)
                 | Proposal::Meta(_)
                 | Proposal::Acl(_)
-                | Proposal::Routed { .. } => None,
+                | Proposal::Routed { .. }
+                | Proposal::Move(_) => None,
             };
             if let Some(slot) = unserved {
-                return claim::not_served(slot);
+                return claim::not_served(db, slot);
+            }
+            if !db.moves.frozen.is_empty() && self.flushes() {
+                return Frame::error("TRYAGAIN a slot move is in progress in this group");
             }
         }
         match self {
+            Proposal::Move(step) => db.apply_step(step),
             Proposal::Routed { route, write } => {
                 refuse_route(db, route, write).unwrap_or_else(|| write.apply(db, now_ms))
             }
@@ -144,7 +154,12 @@ impl Proposal {
                 }
             }
             Proposal::ExpireKeys(keys) => {
-                let keys = keys.iter().map(|k| CompactBytes::new(k)).collect();
+                // A frozen slot's keys stay as they are until the move ends.
+                let keys = keys
+                    .iter()
+                    .filter(|k| db.moves.frozen_by(types::key_slot(k)).is_none())
+                    .map(|k| CompactBytes::new(k))
+                    .collect();
                 Cmd::Write(Write::ExpireKeys(keys)).execute(db, now_ms)
             }
         }
@@ -168,9 +183,27 @@ impl Proposal {
                 .map(|w| types::key_slot(&w.key))
                 .or_else(|| cmds.iter().find_map(|(args, _)| first(args))),
             Proposal::Routed { write, .. } => write.slot(),
-            Proposal::ExpireKeys(_) | Proposal::Claim(_) | Proposal::Meta(_) | Proposal::Acl(_) => {
-                None
-            }
+            Proposal::ExpireKeys(_)
+            | Proposal::Claim(_)
+            | Proposal::Meta(_)
+            | Proposal::Acl(_)
+            | Proposal::Move(_) => None,
+        }
+    }
+
+    /// True for a command that empties the database (`FLUSHALL`, `FLUSHDB`), alone or in
+    /// a transaction: it waits while a slot move has frozen slots here.
+    fn flushes(&self) -> bool {
+        let flush = |args: &[Bytes]| {
+            args.first().is_some_and(|n| {
+                n.eq_ignore_ascii_case(b"flushall") || n.eq_ignore_ascii_case(b"flushdb")
+            })
+        };
+        match self {
+            Proposal::Command { args, .. } => flush(args),
+            Proposal::Exec { cmds, .. } => cmds.iter().any(|(args, _)| flush(args)),
+            Proposal::Routed { write, .. } => write.flushes(),
+            _ => false,
         }
     }
 
@@ -248,6 +281,10 @@ impl Proposal {
             Proposal::Acl(change) => {
                 out.push(7);
                 put_bytes(out, &change.encode());
+            }
+            Proposal::Move(step) => {
+                out.push(8);
+                step.encode_into(out);
             }
         }
     }
@@ -359,6 +396,7 @@ impl Proposal {
                     .map_err(|e| Error::err(format!("a bad ACL change: {e}")))?;
                 Proposal::Acl(change)
             }
+            8 => Proposal::Move(crate::moves::Step::decode_from(r)?),
             tag => return Err(Error::err(format!("bad proposal tag {tag}"))),
         };
         Ok(proposal)
@@ -460,40 +498,50 @@ fn put_args(out: &mut Vec<u8>, args: &[Bytes]) {
     }
 }
 
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     /// The buffer `buf` is, when byte strings may be slices of it.
     shared: Option<&'a Bytes>,
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8]> {
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader {
+            buf,
+            pos: 0,
+            shared: None,
+        }
+    }
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+    pub(crate) fn take(&mut self, n: usize) -> Result<&[u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
         let end = end.ok_or_else(|| Error::err("truncated proposal"))?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
     }
-    fn u8(&mut self) -> Result<u8> {
+    pub(crate) fn u8(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])
     }
-    fn u16(&mut self) -> Result<u16> {
+    pub(crate) fn u16(&mut self) -> Result<u16> {
         let b = self.take(2)?;
         Ok(u16::from_le_bytes([b[0], b[1]]))
     }
-    fn u32(&mut self) -> Result<usize> {
+    pub(crate) fn u32(&mut self) -> Result<usize> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
     }
-    fn u64(&mut self) -> Result<u64> {
+    pub(crate) fn u64(&mut self) -> Result<u64> {
         let b = self.take(8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Ok(u64::from_le_bytes(a))
     }
     /// A count, no larger than the bytes left could hold (each item is at least 4 bytes).
-    fn count(&mut self) -> Result<usize> {
+    pub(crate) fn count(&mut self) -> Result<usize> {
         let n = self.u32()?;
         if n > (self.buf.len() - self.pos) / 4 + 1 {
             return Err(Error::err("proposal count larger than its bytes"));

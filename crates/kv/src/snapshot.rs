@@ -24,7 +24,8 @@
 //! claim (`u8` 0 for none, or 1 then `u64 epoch`, `u32 n` ranges of two `u16`s; since
 //! version 2); the cluster map (`u8` 0 for none, or 1 then the map's bytes as a byte
 //! string, [`meta::MetaState::encode`]; since version 3); the users (the same way,
-//! [`meta::acl::Users::encode`]; since version 4); finally a 64-bit FNV-1a checksum of every byte before it. A byte string is `u32 len` + bytes. A
+//! [`meta::acl::Users::encode`]; since version 4); the slot moves (a byte string,
+//! `moves::encode_moves`; since version 5); finally a 64-bit FNV-1a checksum of every byte before it. A byte string is `u32 len` + bytes. A
 //! value is a tag, then for `0` string: bytes; `1` list: `u32 n` items; `2` hash: `u8 big`,
 //! `u32 n` field/value pairs; `3` set: `u8 big`, `u32 n` members; `4` sorted set: `u8 big`,
 //! `u32 n` member and `f64` score bits.
@@ -45,9 +46,9 @@ use crate::db::{Db, Entry, JOURNAL_LEN};
 use crate::value::{BuildHasher, Hash, List, Map, Score, Set, SetValue, Value, ZSet};
 
 const MAGIC: &[u8; 9] = b"REDRAFTKV";
-/// Version 2 added the slot claim, version 3 the cluster map, version 4 the users; earlier
-/// versions are still read.
-const VERSION: u32 = 4;
+/// Version 2 added the slot claim, version 3 the cluster map, version 4 the users,
+/// version 5 the slot moves; earlier versions are still read.
+const VERSION: u32 = 5;
 
 const STR: u8 = 0;
 const LIST: u8 = 1;
@@ -125,6 +126,9 @@ impl Db {
                 w.bytes(&users.encode())?;
             }
         }
+        let mut moves = Vec::new();
+        crate::moves::encode_moves(&mut moves, &self.moves);
+        w.bytes(&moves)?;
         let sum = w.hash;
         w.inner.write_all(&sum.to_le_bytes())
     }
@@ -227,6 +231,11 @@ impl Db {
                 meta::acl::Users::decode(&bytes).map_err(|_| SnapshotError::Corrupt("users"))?;
             db.acl = Some(users);
         }
+        if version >= 5 {
+            let bytes = r.compact()?;
+            db.moves = crate::moves::decode_moves(&bytes)
+                .map_err(|_| SnapshotError::Corrupt("slot moves"))?;
+        }
 
         let sum = r.hash;
         if u64::from_le_bytes(r.array_unhashed()?) != sum {
@@ -234,6 +243,35 @@ impl Db {
         }
         Ok(db)
     }
+}
+
+/// One key as a snapshot holds it (name, raw expiry, value), appended to `out`: the
+/// form a slot move copies keys in.
+pub(crate) fn encode_entry(out: &mut Vec<u8>, key: &[u8], entry: &Entry) {
+    let mut w = Hashing::new(out);
+    let written = w
+        .bytes(key)
+        .and_then(|()| w.put(&entry.raw_expire_at().to_le_bytes()))
+        .and_then(|()| write_value(&mut w, &entry.value));
+    written.expect("writing to memory does not fail");
+}
+
+/// Keys as `moves::encode_entries` wrote them: `u32 n`, then [`encode_entry`]'s form.
+pub(crate) fn decode_entries(bytes: &[u8]) -> Result<Vec<(CompactBytes, Entry)>, SnapshotError> {
+    let mut input = bytes;
+    let mut r = Hashing::new(&mut input);
+    let n = r.u32()?;
+    let mut out = Vec::with_capacity(cautious(n as u64));
+    for _ in 0..n {
+        let key = r.compact()?;
+        let expire_at = r.i64()?;
+        let value = read_value(&mut r)?;
+        out.push((key, Entry::with_raw_expire_at(value, expire_at)));
+    }
+    if !input.is_empty() {
+        return Err(SnapshotError::Corrupt("trailing bytes"));
+    }
+    Ok(out)
 }
 
 fn write_value<W: Write>(w: &mut Hashing<W>, value: &Value) -> io::Result<()> {
@@ -650,10 +688,11 @@ mod tests {
     }
 
     #[test]
-    fn version_2_and_3_snapshots_still_read() {
-        // What versions 2 and 3 wrote for a database with one key, no claim and no map:
-        // the same bytes as version 4 without the flags of what came later (the map in 3,
-        // the users in 4), under their own version and checksum.
+    fn versions_2_to_4_snapshots_still_read() {
+        // What versions 2 to 4 wrote for a database with one key, no claim and no map:
+        // the same bytes as version 5 without what came later (the map in 3, the users in
+        // 4, the slot moves in 5: 20 bytes when there are none), under their own version
+        // and checksum.
         let mut db = Db::new();
         run(
             &mut db,
@@ -661,10 +700,10 @@ mod tests {
             0,
             &[b"SET".to_vec(), b"a".to_vec(), b"1".to_vec()],
         );
-        let v4 = snapshot(&db);
-        assert_eq!(&v4[9..13], &4u32.to_le_bytes());
-        for (version, flags) in [(2u32, 2), (3, 1)] {
-            let mut old = v4[..v4.len() - 8 - flags].to_vec();
+        let v5 = snapshot(&db);
+        assert_eq!(&v5[9..13], &5u32.to_le_bytes());
+        for (version, later) in [(2u32, 22), (3, 21), (4, 20)] {
+            let mut old = v5[..v5.len() - 8 - later].to_vec();
             old[9..13].copy_from_slice(&version.to_le_bytes());
             let sum = fnv(FNV_OFFSET, &old);
             old.extend_from_slice(&sum.to_le_bytes());
