@@ -437,7 +437,8 @@ fn apply_claim(db: &mut Db, claim: &Claim) -> Frame {
     }
 }
 
-/// A cluster map change: the map's new version, or why it changed nothing. Only a database
+/// A cluster map change: the map's new version (a planned move: its job id), or why it
+/// changed nothing. Only a database
 /// without a claim (the meta group's) keeps a map; it starts empty at the first change.
 fn apply_meta(db: &mut Db, command: &meta::MetaCommand) -> Frame {
     if db.claim.is_some() {
@@ -445,6 +446,9 @@ fn apply_meta(db: &mut Db, command: &meta::MetaCommand) -> Frame {
     }
     let map = db.meta.get_or_insert_with(meta::MetaState::default);
     match map.apply(command) {
+        Ok(()) if matches!(command, meta::MetaCommand::PlanMove { .. }) => {
+            Frame::Integer(map.next_job as i64)
+        }
         Ok(()) => Frame::Integer(map.version as i64),
         Err(refused) => Frame::error(format!("ERR cluster map: {refused}")),
     }

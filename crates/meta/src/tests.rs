@@ -242,3 +242,177 @@ fn states_and_commands_round_trip_and_garbage_is_an_error() {
     let bytes = state.encode();
     assert!(MetaState::decode(&bytes[..bytes.len() / 2]).is_err());
 }
+
+fn booted(groups: u32) -> MetaState {
+    let mut state = MetaState::default();
+    state
+        .apply(&MetaCommand::Bootstrap {
+            members: members(&[1, 2, 3]),
+            groups,
+            replication: 3,
+        })
+        .unwrap();
+    state
+}
+
+fn step(state: &mut MetaState, job: JobId, phase: Phase) -> Result<(), Refused> {
+    state.apply(&MetaCommand::MoveStep {
+        job,
+        phase,
+        keys: None,
+    })
+}
+
+#[test]
+fn a_move_changes_the_map_only_when_done() {
+    let mut state = booted(4);
+    // Group 1 holds 0-4095.
+    let ranges = vec![(Slot(10), Slot(20)), (Slot(100), Slot(100))];
+    let plan = MetaCommand::PlanMove {
+        ranges: ranges.clone(),
+        from: GroupId(1),
+        to: GroupId(3),
+    };
+    state.apply(&plan).unwrap();
+    assert_eq!(state.next_job, 1);
+    // The same slots cannot move twice at once, even partly.
+    let again = MetaCommand::PlanMove {
+        ranges: vec![(Slot(20), Slot(30))],
+        from: GroupId(1),
+        to: GroupId(2),
+    };
+    assert_eq!(
+        state.apply(&again),
+        Err(Refused::Moving { slot: 20, job: 1 })
+    );
+    for phase in [Phase::Prepared, Phase::Frozen, Phase::Copied, Phase::Committed] {
+        step(&mut state, 1, phase).unwrap();
+        assert_eq!(state.owner(Slot(15)).unwrap().group, GroupId(1));
+    }
+    let version = state.version;
+    step(&mut state, 1, Phase::Committed).unwrap();
+    assert_eq!(state.version, version, "the same phase again changes nothing");
+    assert!(step(&mut state, 1, Phase::Frozen).is_err(), "never backwards");
+    assert!(state.apply(&MetaCommand::CancelMove { job: 1 }).is_err());
+    let abort = MetaCommand::FinishMove {
+        job: 1,
+        done: false,
+        why: None,
+    };
+    assert!(state.apply(&abort).is_err(), "no abort after the commit");
+    let done = MetaCommand::FinishMove {
+        job: 1,
+        done: true,
+        why: None,
+    };
+    assert!(state.apply(&done).is_err(), "not done before the release");
+    step(&mut state, 1, Phase::Released).unwrap();
+    state.apply(&done).unwrap();
+    check(&state);
+    for s in [10, 15, 20, 100] {
+        assert_eq!(
+            state.owner(Slot(s)),
+            Some(Owner {
+                group: GroupId(3),
+                epoch: Epoch(2)
+            })
+        );
+    }
+    assert_eq!(state.owner(Slot(21)).unwrap().group, GroupId(1));
+    assert_eq!(state.owner(Slot(9)).unwrap().epoch, Epoch(1));
+    assert_eq!(state.jobs[&1].phase, Phase::Done);
+    // Now the slots can move on, from their new group only.
+    assert!(state.apply(&again).is_err(), "slot 20 is in group 3 now");
+    let back = MetaCommand::PlanMove {
+        ranges: vec![(Slot(15), Slot(20))],
+        from: GroupId(3),
+        to: GroupId(1),
+    };
+    state.apply(&back).unwrap();
+    let job = state.jobs[&2].clone();
+    assert_eq!(job.epoch, Epoch(2));
+    // Cancelled before the commit: aborted, the map unchanged.
+    state.apply(&MetaCommand::CancelMove { job: 2 }).unwrap();
+    assert!(state.jobs[&2].cancel);
+    step(&mut state, 2, Phase::Frozen).unwrap();
+    state
+        .apply(&MetaCommand::FinishMove {
+            job: 2,
+            done: false,
+            why: Some("cancelled".into()),
+        })
+        .unwrap();
+    assert_eq!(state.jobs[&2].phase, Phase::Aborted);
+    assert_eq!(state.owner(Slot(15)).unwrap().group, GroupId(3));
+    check(&state);
+    // A finished job takes no more steps.
+    assert!(step(&mut state, 2, Phase::Committed).is_err());
+}
+
+#[test]
+fn bad_moves_are_refused() {
+    let mut state = booted(2);
+    let plan = |ranges: Vec<(u16, u16)>, from: u64, to: u64| MetaCommand::PlanMove {
+        ranges: ranges.into_iter().map(|(a, b)| (Slot(a), Slot(b))).collect(),
+        from: GroupId(from),
+        to: GroupId(to),
+    };
+    let before = state.clone();
+    for bad in [
+        plan(vec![(0, 10)], 1, 1),
+        plan(vec![(0, 10)], 1, 9),
+        plan(vec![(10, 0)], 1, 2),
+        plan(vec![], 1, 2),
+        plan(vec![(0, 10), (5, 20)], 1, 2),
+        plan(vec![(8000, 8300)], 1, 2),
+    ] {
+        assert!(state.apply(&bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(state, before);
+    assert!(MetaState::default().apply(&plan(vec![(0, 1)], 1, 2)).is_err());
+}
+
+#[test]
+fn finished_jobs_are_kept_up_to_a_bound() {
+    let mut state = booted(2);
+    for i in 0..(jobs::FINISHED_KEPT as u16 + 10) {
+        state
+            .apply(&MetaCommand::PlanMove {
+                ranges: vec![(Slot(i), Slot(i))],
+                from: GroupId(1),
+                to: GroupId(2),
+            })
+            .unwrap();
+        let job = state.next_job;
+        state
+            .apply(&MetaCommand::FinishMove {
+                job,
+                done: false,
+                why: None,
+            })
+            .unwrap();
+    }
+    assert_eq!(state.jobs.len(), jobs::FINISHED_KEPT);
+    assert_eq!(*state.jobs.keys().next().unwrap(), 11);
+}
+
+#[test]
+fn a_map_written_before_jobs_still_reads() {
+    #[derive(serde::Serialize)]
+    struct Old<'a> {
+        version: u64,
+        members: &'a BTreeMap<NodeId, Member>,
+        groups: &'a BTreeMap<GroupId, BTreeSet<NodeId>>,
+        slots: &'a BTreeMap<Slot, (Slot, Owner)>,
+    }
+    let state = booted(3);
+    let old = postcard::to_stdvec(&Old {
+        version: state.version,
+        members: &state.members,
+        groups: &state.groups,
+        slots: &state.slots,
+    })
+    .unwrap();
+    assert_eq!(MetaState::decode(&old).unwrap(), state);
+    assert_eq!(MetaState::decode(&state.encode()).unwrap(), state);
+}
