@@ -93,6 +93,9 @@ pub struct ClusterConfig {
     pub max_request_bytes: usize,
     /// Data groups the 16384 slots are spread over (fixed when the cluster is founded).
     pub raft_groups: u32,
+    /// Longest a command for a slot being moved is held before it is answered
+    /// `-TRYAGAIN` (see `migrate`).
+    pub slot_move_wait: std::time::Duration,
     /// The cluster secret: every call to a peer carries it, and the gRPC server refuses
     /// calls without it (`rpc::secret`). `None`: calls are taken from anyone who reaches
     /// the port.
@@ -105,6 +108,9 @@ pub struct ClusterConfig {
     /// refuses calls over them. `None` in production.
     pub links: Option<rpc::Links>,
 }
+
+/// Default [`ClusterConfig::slot_move_wait`].
+pub const DEFAULT_SLOT_MOVE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Default [`ClusterConfig::raft_groups`].
 pub const DEFAULT_RAFT_GROUPS: u32 = 16;

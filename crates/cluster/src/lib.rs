@@ -122,11 +122,13 @@ mod group;
 mod health;
 mod membership;
 mod meta_map;
+mod migrate;
 mod node;
 mod peers;
 mod placement;
 mod read;
 mod route;
+mod routes;
 mod service;
 mod status;
 mod write;
@@ -139,10 +141,11 @@ use clock::wall_ms;
 pub use clock::Clock;
 pub use config::{
     check_raft_groups, max_raft_groups, ClusterConfig, ReadMode, DEFAULT_MAX_REQUEST_BYTES,
-    DEFAULT_RAFT_GROUPS, DEFAULT_SNAPSHOT_LOGS,
+    DEFAULT_RAFT_GROUPS, DEFAULT_SLOT_MOVE_WAIT, DEFAULT_SNAPSHOT_LOGS,
 };
 pub use error::{Error, StartError};
 pub use group::Group;
+pub use migrate::{set_move_fault, MoveFault, FAULT_POINTS};
 pub use node::Node;
 pub use raft::patient;
 pub use raft::Health as LogHealth;

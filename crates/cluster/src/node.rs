@@ -29,6 +29,8 @@ pub struct Node {
     /// Which group owns which slots: `(first, last, group)`, ascending, covering every
     /// slot (fixed when the cluster was founded; see `placement`).
     pub(crate) layout: Vec<(Slot, Slot, GroupId)>,
+    /// Which group serves each slot now, as this node sees it (see `routes`).
+    pub(crate) routes: crate::routes::Routes,
     /// The node's log database (for its counters and health; the log stores hold their own
     /// handles).
     pub(crate) log_db: raft::LogDb,
@@ -94,6 +96,7 @@ impl Node {
             config,
             groups,
             meta,
+            routes: crate::routes::Routes::new(&layout),
             layout,
             log_db,
             registry: registry.clone(),
@@ -134,6 +137,8 @@ impl Node {
             ));
         }
         node.spawn(placement::claim_slots(node.clone(), stop_rx.clone()));
+        node.spawn(crate::routes::refresh_routes(node.clone(), stop_rx.clone()));
+        node.spawn(crate::migrate::run_moves(node.clone(), stop_rx.clone()));
         node.spawn(placement::balance_leaders(node.clone(), stop_rx.clone()));
         node.spawn(meta_map::keep_map(node.clone(), stop_rx));
         Ok(node)
@@ -200,13 +205,6 @@ impl Node {
     pub fn group(&self, id: GroupId) -> Option<&Group> {
         let i = usize::try_from(id.0).ok()?.checked_sub(1)?;
         self.groups.get(i).filter(|g| g.id == id)
-    }
-
-    /// The data group that owns `slot`.
-    pub fn group_of(&self, slot: Slot) -> &Group {
-        let i = self.layout.partition_point(|&(_, last, _)| last < slot);
-        let (_, _, id) = self.layout[i.min(self.layout.len() - 1)];
-        self.group(id).expect("the layout names hosted groups only")
     }
 
     /// A time to stamp a proposal with: the clock, never behind an earlier stamp.

@@ -124,8 +124,9 @@ fn write_layout(path: &Path, groups: u32) -> std::io::Result<()> {
 }
 
 impl Node {
-    /// The slot ranges of `group` in the layout.
-    pub(crate) fn ranges_of(&self, group: GroupId) -> Vec<(Slot, Slot)> {
+    /// The slot ranges of `group` in the layout the cluster was founded with (its first
+    /// claim).
+    pub(crate) fn layout_ranges_of(&self, group: GroupId) -> Vec<(Slot, Slot)> {
         self.layout
             .iter()
             .filter(|&&(_, _, g)| g == group)
@@ -224,11 +225,12 @@ pub(crate) async fn claim_slots(node: Arc<Node>, mut stop: watch::Receiver<bool>
         for group in &node.groups {
             let expected = kv::Claim {
                 epoch: 1,
-                ranges: node.ranges_of(group.id),
+                ranges: node.layout_ranges_of(group.id),
             };
             let held = group.db().claim().cloned();
             match held {
-                Some(held) if held.ranges == expected.ranges => {}
+                // A later epoch: slots have moved since the first claim.
+                Some(held) if held.ranges == expected.ranges || held.epoch > 1 => {}
                 Some(held) => {
                     unclaimed += 1;
                     if reported.insert(group.id) {

@@ -119,7 +119,7 @@ impl Node {
     }
 
     /// Waits until a read served from this node's state now would be linearizable.
-    async fn wait_read_index(&self, group: &Group) -> Result<(), Error> {
+    pub(crate) async fn wait_read_index(&self, group: &Group) -> Result<(), Error> {
         let deadline = Instant::now() + NO_LEADER_WAIT;
         self.on_leader(group, |to| async move {
             let applied = match to {
@@ -170,7 +170,11 @@ impl Node {
         match kv::parse(args, &mut ctx) {
             Ok(kv::Cmd::Read(read)) => {
                 let frame = self
-                    .read(group.id, |db| run_read(&read, db, now))
+                    .read(group.id, |db| match kv::claim::unserved_read(db, args) {
+                        // The slot moved, or is moving: the caller routes it again.
+                        Some(slot) => kv::claim::not_served(db, slot),
+                        None => run_read(&read, db, now),
+                    })
                     .await
                     .unwrap_or_else(|e| e.to_frame());
                 Ok(frame.to_wire())

@@ -88,16 +88,48 @@ impl Node {
         let routed_with = route_epoch(group, std::slice::from_ref(proposal)).await?;
         let reply = self
             .write_encoded(group, route(routed_with, proposal))
-            .await;
-        match &reply {
-            Ok(refused)
-                if kv::claim::is_refusal(refused)
-                    && group.refresh_claim_epoch() != Some(routed_with) =>
-            {
-                let epoch = claim_epoch(group).await?;
-                self.write_encoded(group, route(epoch, proposal)).await
+            .await?;
+        self.write_after_refusal(group, proposal, reply).await
+    }
+
+    /// `reply` unless it is a refusal by the group's claim (the slot moved, is moving, or
+    /// the route's epoch is stale): then the write, which was not applied, is routed
+    /// again as the slots stand now, and again while it is refused, for at most
+    /// `slot-move-wait`; the last refusal (`-TRYAGAIN`) if it never got through.
+    ///
+    /// A transaction with watched keys is routed to its first group only: the watches'
+    /// positions belong to that group's journal, so if its slot went elsewhere the `EXEC`
+    /// aborts (a null reply), as Redis aborts a transaction whose watched key changed.
+    async fn write_after_refusal(
+        &self,
+        first: &Group,
+        proposal: &kv::Proposal,
+        mut reply: Frame,
+    ) -> Result<Frame, Error> {
+        if !kv::claim::is_refusal(&reply) {
+            return Ok(reply);
+        }
+        let watched = matches!(proposal, kv::Proposal::Exec { watches, .. } if !watches.is_empty());
+        let deadline = Instant::now() + self.config.slot_move_wait;
+        let mut pause = std::time::Duration::from_millis(2);
+        loop {
+            self.refresh_routes();
+            first.refresh_claim_epoch();
+            let group = match proposal.slot() {
+                Some(slot) => self.group_of(slot),
+                None => first,
+            };
+            if watched && group.id != first.id {
+                return Ok(Frame::NullArray);
             }
-            _ => reply,
+            group.refresh_claim_epoch();
+            let epoch = claim_epoch(group).await?;
+            reply = self.write_encoded(group, route(epoch, proposal)).await?;
+            if !kv::claim::is_refusal(&reply) || Instant::now() >= deadline {
+                return Ok(reply);
+            }
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(50));
         }
     }
 
@@ -145,7 +177,11 @@ impl Node {
             .ok_or_else(|| Error::Failed(format!("no group {id} on this node")))
     }
 
-    async fn write_encoded(&self, group: &Group, encoded: Bytes) -> Result<Frame, Error> {
+    pub(crate) async fn write_encoded(
+        &self,
+        group: &Group,
+        encoded: Bytes,
+    ) -> Result<Frame, Error> {
         if let Some(refused) = self.refuse_write(encoded.len()) {
             return Err(refused);
         }
@@ -276,11 +312,14 @@ impl Node {
         for e in &encoded[out.len()..] {
             out.push(self.write_encoded(group, e.clone()).await);
         }
-        if out
-            .iter()
-            .any(|reply| matches!(reply, Ok(r) if kv::claim::is_refusal(r)))
-        {
-            group.refresh_claim_epoch();
+        // Refused by the group's claim: routed again as the slots stand now (in order).
+        for (reply, proposal) in out.iter_mut().zip(proposals) {
+            if let Ok(refused) = reply {
+                if kv::claim::is_refusal(refused) {
+                    let refused = std::mem::replace(refused, Frame::NullArray);
+                    *reply = self.write_after_refusal(group, proposal, refused).await;
+                }
+            }
         }
         out
     }

@@ -287,6 +287,34 @@ pub fn encode_entries<'a>(entries: impl IntoIterator<Item = (&'a [u8], &'a Entry
     out
 }
 
+/// `entries` encoded as [`Step::Stage`] chunks of at most `max_keys` keys and about
+/// `max_bytes` (a single larger key goes alone).
+pub fn encode_chunks(
+    entries: &[(CompactBytes, Entry)],
+    max_keys: usize,
+    max_bytes: usize,
+) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut body = Vec::new();
+    let mut n = 0u32;
+    for (key, entry) in entries {
+        crate::snapshot::encode_entry(&mut body, key, entry);
+        n += 1;
+        if n as usize >= max_keys || body.len() >= max_bytes {
+            let mut chunk = n.to_le_bytes().to_vec();
+            chunk.append(&mut body);
+            out.push(chunk);
+            n = 0;
+        }
+    }
+    if n > 0 {
+        let mut chunk = n.to_le_bytes().to_vec();
+        chunk.append(&mut body);
+        out.push(chunk);
+    }
+    out
+}
+
 /// The keys of [`encode_entries`]' bytes; an error for anything else.
 pub fn decode_entries(bytes: &[u8]) -> Result<Vec<(CompactBytes, Entry)>, String> {
     crate::snapshot::decode_entries(bytes).map_err(|e| e.to_string())
@@ -302,6 +330,15 @@ impl Db {
     /// there is none) and no move froze it.
     pub fn serves_now(&self, slot: Slot) -> bool {
         self.claim.as_ref().is_none_or(|c| c.covers(slot)) && self.moves.frozen_by(slot).is_none()
+    }
+
+    /// Every key of `slot` with its entry (expired ones included), cloned: values are
+    /// shared, not copied.
+    pub fn slot_entries(&self, slot: Slot) -> Vec<(CompactBytes, Entry)> {
+        self.raw_keys_in_slot(slot)
+            .into_iter()
+            .filter_map(|k| self.keys.get(&**k).map(|e| (k.clone(), e.clone())))
+            .collect()
     }
 
     /// The key count and digest of `ranges`' keys here, expired ones included.
@@ -478,8 +515,11 @@ impl Db {
                 };
                 for &(a, b) in &frozen.ranges {
                     for s in a.0..=b.0 {
-                        let keys: Vec<CompactBytes> =
-                            self.raw_keys_in_slot(Slot(s)).into_iter().cloned().collect();
+                        let keys: Vec<CompactBytes> = self
+                            .raw_keys_in_slot(Slot(s))
+                            .into_iter()
+                            .cloned()
+                            .collect();
                         for key in keys {
                             self.remove_moved(&key);
                         }
@@ -600,21 +640,24 @@ impl Step {
     }
 
     pub(crate) fn decode_from(r: &mut crate::proposal::Reader<'_>) -> crate::error::Result<Step> {
-        let ranges = |r: &mut crate::proposal::Reader<'_>| -> crate::error::Result<Vec<(Slot, Slot)>> {
-            let n = r.count()?;
-            let mut out = Vec::with_capacity(n);
-            for _ in 0..n {
-                out.push((Slot(r.u16()?), Slot(r.u16()?)));
-            }
-            let claim = Claim {
-                epoch: 0,
-                ranges: out,
+        let ranges =
+            |r: &mut crate::proposal::Reader<'_>| -> crate::error::Result<Vec<(Slot, Slot)>> {
+                let n = r.count()?;
+                let mut out = Vec::with_capacity(n);
+                for _ in 0..n {
+                    out.push((Slot(r.u16()?), Slot(r.u16()?)));
+                }
+                let claim = Claim {
+                    epoch: 0,
+                    ranges: out,
+                };
+                if claim.ranges.is_empty() || !claim.is_well_formed() {
+                    return Err(crate::Error::err(
+                        "a move's slot ranges are not well formed",
+                    ));
+                }
+                Ok(claim.ranges)
             };
-            if claim.ranges.is_empty() || !claim.is_well_formed() {
-                return Err(crate::Error::err("a move's slot ranges are not well formed"));
-            }
-            Ok(claim.ranges)
-        };
         let step = match r.u8()? {
             1 => Step::Prepare {
                 job: r.u64()?,

@@ -329,7 +329,10 @@ impl MetaState {
                         epoch = epoch.max(owner.epoch);
                     }
                 }
-                if let Some(job) = self.active_jobs().find(|j| jobs::overlaps(&j.ranges, ranges)) {
+                if let Some(job) = self
+                    .active_jobs()
+                    .find(|j| jobs::overlaps(&j.ranges, ranges))
+                {
                     let slot = ranges
                         .iter()
                         .flat_map(|&(a, b)| a.0..=b.0)

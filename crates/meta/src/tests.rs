@@ -285,14 +285,25 @@ fn a_move_changes_the_map_only_when_done() {
         state.apply(&again),
         Err(Refused::Moving { slot: 20, job: 1 })
     );
-    for phase in [Phase::Prepared, Phase::Frozen, Phase::Copied, Phase::Committed] {
+    for phase in [
+        Phase::Prepared,
+        Phase::Frozen,
+        Phase::Copied,
+        Phase::Committed,
+    ] {
         step(&mut state, 1, phase).unwrap();
         assert_eq!(state.owner(Slot(15)).unwrap().group, GroupId(1));
     }
     let version = state.version;
     step(&mut state, 1, Phase::Committed).unwrap();
-    assert_eq!(state.version, version, "the same phase again changes nothing");
-    assert!(step(&mut state, 1, Phase::Frozen).is_err(), "never backwards");
+    assert_eq!(
+        state.version, version,
+        "the same phase again changes nothing"
+    );
+    assert!(
+        step(&mut state, 1, Phase::Frozen).is_err(),
+        "never backwards"
+    );
     assert!(state.apply(&MetaCommand::CancelMove { job: 1 }).is_err());
     let abort = MetaCommand::FinishMove {
         job: 1,
@@ -353,7 +364,10 @@ fn a_move_changes_the_map_only_when_done() {
 fn bad_moves_are_refused() {
     let mut state = booted(2);
     let plan = |ranges: Vec<(u16, u16)>, from: u64, to: u64| MetaCommand::PlanMove {
-        ranges: ranges.into_iter().map(|(a, b)| (Slot(a), Slot(b))).collect(),
+        ranges: ranges
+            .into_iter()
+            .map(|(a, b)| (Slot(a), Slot(b)))
+            .collect(),
         from: GroupId(from),
         to: GroupId(to),
     };
@@ -369,7 +383,9 @@ fn bad_moves_are_refused() {
         assert!(state.apply(&bad).is_err(), "{bad:?}");
     }
     assert_eq!(state, before);
-    assert!(MetaState::default().apply(&plan(vec![(0, 1)], 1, 2)).is_err());
+    assert!(MetaState::default()
+        .apply(&plan(vec![(0, 1)], 1, 2))
+        .is_err());
 }
 
 #[test]

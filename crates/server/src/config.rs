@@ -220,6 +220,11 @@ pub struct Cli {
     /// when the cluster is founded, the same on every node [default: 16]
     #[arg(long, env = "REDRAFT_RAFT_GROUPS")]
     pub raft_groups: Option<u32>,
+    /// Longest a command for a slot being moved between groups is held, in milliseconds,
+    /// before it is answered `-TRYAGAIN` (a move freezes its slots while their keys are
+    /// copied) [default: 500]
+    #[arg(long, env = "REDRAFT_SLOT_MOVE_WAIT_MS")]
+    pub slot_move_wait_ms: Option<u64>,
     /// What a node does with a command for slots whose group another node leads: `proxy`
     /// forwards it there, so any client works on any node; `redirect` answers `-MOVED` to
     /// the leader, as a Redis Cluster node does, saving cluster-aware clients a hop
@@ -341,6 +346,8 @@ pub struct Config {
     pub heartbeat_ms: u64,
     /// Data groups the slots are spread over.
     pub raft_groups: u32,
+    /// Longest a command for a moving slot is held, milliseconds.
+    pub slot_move_wait_ms: u64,
     /// Forward commands for other nodes' slots, or redirect them.
     pub cluster_routing: Routing,
     /// Hostname announced to clients; empty: none.
@@ -406,6 +413,7 @@ impl Default for Config {
             snapshot_logs: DEFAULT_SNAPSHOT_LOGS,
             heartbeat_ms: DEFAULT_HEARTBEAT_MS,
             raft_groups: cluster::DEFAULT_RAFT_GROUPS,
+            slot_move_wait_ms: cluster::DEFAULT_SLOT_MOVE_WAIT.as_millis() as u64,
             cluster_routing: Routing::Proxy,
             announce_hostname: String::new(),
             preferred_endpoint_type: EndpointType::Ip,
@@ -490,6 +498,9 @@ impl Config {
         }
         if let Some(v) = cli.raft_groups {
             config.raft_groups = v;
+        }
+        if let Some(v) = cli.slot_move_wait_ms {
+            config.slot_move_wait_ms = v;
         }
         if let Some(v) = cli.cluster_routing {
             config.cluster_routing = v;
@@ -729,6 +740,7 @@ impl Config {
             unsafe_local_clock: self.unsafe_mode == Some(UnsafeMode::LocalClock),
             max_request_bytes: self.max_request_bytes,
             raft_groups: self.raft_groups,
+            slot_move_wait: std::time::Duration::from_millis(self.slot_move_wait_ms),
             peer_secret: self.peer_secret()?,
             peer_tls: self.peer_tls()?,
             links: None,

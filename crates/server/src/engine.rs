@@ -120,6 +120,59 @@ impl Engine {
         }
     }
 
+    /// Runs `read` (whose arguments are `args`) against the data of `group`, unless the
+    /// group does not serve its keys' slot now (moved, or moving): then the refusal,
+    /// `-TRYAGAIN`, which [`Engine::read_after_refusal`] takes up.
+    pub fn run_read(&self, group: GroupId, read: &kv::Read, args: &[Bytes], now_ms: i64) -> Frame {
+        let db = self.db(group);
+        match kv::claim::unserved_read(&db, args) {
+            Some(slot) => kv::claim::not_served(&db, slot),
+            None => cluster::run_read(read, &db, now_ms),
+        }
+    }
+
+    /// `refused` unless it is a refusal by a group's claim: then the read is routed again
+    /// as the slots stand now, with a fresh barrier, until it is served or
+    /// `slot-move-wait` has passed (then the last refusal, `-TRYAGAIN`).
+    pub async fn read_after_refusal(
+        &self,
+        refused: Frame,
+        read: &kv::Read,
+        args: &[Bytes],
+        seed: u64,
+        now_ms: i64,
+    ) -> Frame {
+        let Engine::Cluster(node) = self else {
+            return refused;
+        };
+        if !kv::claim::is_refusal(&refused) {
+            return refused;
+        }
+        let slot = kv::command::lookup(&args[0])
+            .filter(|spec| spec.arity_ok(args.len()))
+            .and_then(|spec| spec.first_key(args))
+            .map(|i| types::key_slot(&args[i]));
+        let Some(slot) = slot else { return refused };
+        let deadline = std::time::Instant::now() + node.slot_move_wait();
+        let mut pause = std::time::Duration::from_millis(2);
+        let mut reply = refused;
+        while std::time::Instant::now() < deadline {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            node.refresh_routes();
+            let group = node.group_of(slot).id;
+            reply = match node.read_barrier(group).await {
+                Ok(ReadAt::Here) => self.run_read(group, read, args, now_ms),
+                Ok(ReadAt::Leader) => self.read_at_leader(group, args, seed).await,
+                Err(e) => return e.to_frame(),
+            };
+            if !kv::claim::is_refusal(&reply) {
+                break;
+            }
+        }
+        reply
+    }
+
     /// Runs a read on the leader of `group` (when [`Engine::read_barrier`] says so).
     pub async fn read_at_leader(&self, group: GroupId, args: &[Bytes], seed: u64) -> Frame {
         match self {

@@ -44,6 +44,8 @@ pub struct Session {
     /// A queued command was refused: `EXEC` must abort.
     pub(crate) multi_dirty: bool,
     pub(crate) watches: Vec<Watch>,
+    /// The group the watches were taken in (see `commands::multi::exec`).
+    pub(crate) watch_group: GroupId,
     /// Signed in (or no password is asked for): commands other than `AUTH`, `HELLO`,
     /// `QUIT` and `RESET` run.
     pub(crate) authenticated: bool,
@@ -87,6 +89,7 @@ impl Session {
             multi: None,
             multi_dirty: false,
             watches: Vec::new(),
+            watch_group: GroupId(0),
             readonly: false,
             multi_slot: None,
             multi_crossslot: false,
@@ -278,9 +281,13 @@ impl Session {
                         },
                     };
                     let frame = match at {
-                        ReadAt::Here => cluster::run_read(&read, &engine.db(group), ctx.now_ms),
+                        ReadAt::Here => engine.run_read(group, &read, &args, ctx.now_ms),
                         ReadAt::Leader => engine.read_at_leader(group, &args, seed).await,
                     };
+                    // Its slot moved or is moving: routed again (this read only).
+                    let frame = engine
+                        .read_after_refusal(frame, &read, &args, seed, ctx.now_ms)
+                        .await;
                     out.push((Some(frame), After::Continue));
                 }
             }

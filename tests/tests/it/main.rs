@@ -15,6 +15,7 @@ mod glob;
 mod harness;
 mod history;
 mod limits;
+mod moves;
 mod nodes;
 mod protocol;
 mod tls;

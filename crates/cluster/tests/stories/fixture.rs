@@ -100,6 +100,7 @@ impl Fixture {
                 unsafe_local_clock: false,
                 max_request_bytes: cluster::DEFAULT_MAX_REQUEST_BYTES,
                 raft_groups: groups,
+                slot_move_wait: cluster::DEFAULT_SLOT_MOVE_WAIT,
                 peer_secret: None,
                 peer_tls: None,
                 links: Some(links.clone()),

@@ -130,10 +130,18 @@ async fn a_write_for_a_slot_its_group_does_not_serve_is_refused_by_every_replica
     let fx = Fixture::start(3, 3, 2).await;
     let ids = fx.ids();
     let (key, slot) = key_in(fx.node(1), GroupId(1), "own");
-    // Proposed to group 2 (as a stale route would), through every node in turn: the
-    // leader's state machine refuses it, and so does every replica's, alike.
+    // Proposed to group 2 with group 2's epoch (as a stale route would be, and without
+    // the write path's routing again), through every node in turn: the leader's state
+    // machine refuses it, and so does every replica's, alike.
     for &id in &ids {
-        let reply = fx.write(id, GroupId(2), &["SET", &key, "wrong"]).await;
+        let reply = fx
+            .node(id)
+            .write_at(
+                GroupId(2),
+                types::Epoch(1),
+                &fixture::command(&["SET", &key, "wrong"]),
+            )
+            .await;
         match reply {
             Ok(Frame::Error(e)) if e.starts_with("TRYAGAIN") && e.contains(&slot.0.to_string()) => {
             }

@@ -81,8 +81,10 @@ fn copy(source: &Db, target: &mut Db, job: JobId, ranges: &[(Slot, Slot)], chunk
         }
     }
     for part in keys.chunks(chunk) {
-        let entries =
-            encode_entries(part.iter().map(|k| (&k[..], source.keys.get(&**k).unwrap())));
+        let entries = encode_entries(
+            part.iter()
+                .map(|k| (&k[..], source.keys.get(&**k).unwrap())),
+        );
         let reply = step(target, Step::Stage { job, entries });
         assert_eq!(reply, Frame::Integer(part.len() as i64));
     }
@@ -108,9 +110,12 @@ fn a_move_hands_the_slots_over_at_the_commit_and_not_before() {
     // Frozen: writes and reads of the moving slots wait; others go on.
     let refused = run(&mut source, &format!("SET {} new", moving[0]));
     assert!(crate::claim::is_refusal(&refused), "{refused:?}");
-    assert_eq!(source.get(moving[0].as_bytes(), NOW).is_some(), true);
+    assert!(source.get(moving[0].as_bytes(), NOW).is_some());
     assert!(crate::claim::unserved_read(&source, &args(&format!("GET {}", moving[0]))).is_some());
-    assert_eq!(run(&mut source, &format!("SET {} ok", key_in(50, 1))), Frame::OK);
+    assert_eq!(
+        run(&mut source, &format!("SET {} ok", key_in(50, 1))),
+        Frame::OK
+    );
     assert!(crate::claim::is_refusal(&run(&mut source, "FLUSHALL")));
     // A frozen key that expires stays until the move ends.
     let expired = Proposal::ExpireKeys(vec![Bytes::from(moving[6].clone())]);
@@ -121,7 +126,10 @@ fn a_move_hands_the_slots_over_at_the_commit_and_not_before() {
     // Staged keys are invisible on the target, and writes there are not served yet.
     assert_eq!(target.len(), 0);
     assert!(target.get(moving[0].as_bytes(), NOW).is_none());
-    assert!(crate::claim::is_refusal(&run(&mut target, &format!("SET {} t", moving[0]))));
+    assert!(crate::claim::is_refusal(&run(
+        &mut target,
+        &format!("SET {} t", moving[0])
+    )));
 
     // A wrong count or digest does not commit.
     let wrong = Step::Commit {
@@ -130,7 +138,11 @@ fn a_move_hands_the_slots_over_at_the_commit_and_not_before() {
         digest: [0; 20],
     };
     assert!(step(&mut target, wrong).is_error());
-    let commit = Step::Commit { job: 7, count, digest };
+    let commit = Step::Commit {
+        job: 7,
+        count,
+        digest,
+    };
     assert_eq!(step(&mut target, commit.clone()), Frame::OK);
     assert_eq!(target.claim().unwrap().epoch, 2);
     assert_eq!(
@@ -143,7 +155,10 @@ fn a_move_hands_the_slots_over_at_the_commit_and_not_before() {
             source_value(&mut source, k)
         );
     }
-    assert_eq!(run(&mut target, &format!("SCARD {}", moving[5])), Frame::Integer(3));
+    assert_eq!(
+        run(&mut target, &format!("SCARD {}", moving[5])),
+        Frame::Integer(3)
+    );
     assert_eq!(target.len(), moving.len());
     // Committed: an abort is refused, the commit again is a no-op.
     assert!(step(&mut target, Step::Abort { job: 7 }).is_error());
@@ -155,12 +170,21 @@ fn a_move_hands_the_slots_over_at_the_commit_and_not_before() {
     assert_eq!(step(&mut source, Step::Release { job: 7 }), Frame::OK);
     assert_eq!(step(&mut source, Step::Release { job: 7 }), Frame::OK);
     assert_eq!(source.len(), 2, "only slot 50's keys stay");
-    assert_eq!(source.claim().unwrap().ranges, vec![(Slot(0), Slot(9)), (Slot(12), Slot(99))]);
+    assert_eq!(
+        source.claim().unwrap().ranges,
+        vec![(Slot(0), Slot(9)), (Slot(12), Slot(99))]
+    );
     assert_eq!(source.claim().unwrap().epoch, 2);
     assert_eq!(source.moves().gone_to(Slot(11)), Some(GroupId(2)));
     assert_eq!(source.moves().gone_to(Slot(12)), None);
-    assert!(crate::claim::is_refusal(&run(&mut source, &format!("SET {} x", moving[0]))));
-    assert!(step(&mut source, freeze).is_error(), "a released job never freezes again");
+    assert!(crate::claim::is_refusal(&run(
+        &mut source,
+        &format!("SET {} x", moving[0])
+    )));
+    assert!(
+        step(&mut source, freeze).is_error(),
+        "a released job never freezes again"
+    );
     assert_eq!(run(&mut source, "FLUSHALL"), Frame::OK);
 }
 
@@ -194,7 +218,15 @@ fn an_aborted_job_never_commits_and_the_source_serves_again() {
     ));
     copy(&source, &mut target, 3, &ranges, 100);
     assert_eq!(step(&mut target, Step::Abort { job: 3 }), Frame::OK);
-    assert!(step(&mut target, Step::Commit { job: 3, count, digest }).is_error());
+    assert!(step(
+        &mut target,
+        Step::Commit {
+            job: 3,
+            count,
+            digest
+        }
+    )
+    .is_error());
     assert!(step(
         &mut target,
         Step::Stage {
@@ -206,7 +238,10 @@ fn an_aborted_job_never_commits_and_the_source_serves_again() {
     assert_eq!(target.len(), 0);
     assert_eq!(step(&mut source, Step::Unfreeze { job: 3 }), Frame::OK);
     assert!(step(&mut source, Step::Release { job: 3 }).is_error());
-    assert_eq!(run(&mut source, &format!("SET {} after", moving[0])), Frame::OK);
+    assert_eq!(
+        run(&mut source, &format!("SET {} after", moving[0])),
+        Frame::OK
+    );
     assert_eq!(source.claim().unwrap().epoch, 1);
 }
 
@@ -288,7 +323,17 @@ fn a_snapshot_keeps_a_move_in_progress() {
     assert_eq!(source2.digest(NOW), source.digest(NOW));
     // The restored replicas finish the move as the originals do.
     for t in [&mut target, &mut target2] {
-        assert_eq!(step(t, Step::Commit { job: 5, count, digest }), Frame::OK);
+        assert_eq!(
+            step(
+                t,
+                Step::Commit {
+                    job: 5,
+                    count,
+                    digest
+                }
+            ),
+            Frame::OK
+        );
     }
     for s in [&mut source, &mut source2] {
         assert_eq!(step(s, Step::Release { job: 5 }), Frame::OK);
@@ -304,7 +349,10 @@ fn slot_sets_join_and_subtract() {
         v.iter().map(|&(a, b)| (Slot(a), Slot(b))).collect()
     };
     assert_eq!(union(&r(&[(0, 5)]), &r(&[(6, 9)])), r(&[(0, 9)]));
-    assert_eq!(minus(&r(&[(0, 16383)]), &r(&[(0, 0), (100, 200)])), r(&[(1, 99), (201, 16383)]));
+    assert_eq!(
+        minus(&r(&[(0, 16383)]), &r(&[(0, 0), (100, 200)])),
+        r(&[(1, 99), (201, 16383)])
+    );
     assert!(overlaps(&r(&[(0, 5)]), &r(&[(5, 9)])));
     assert!(!overlaps(&r(&[(0, 5)]), &r(&[(6, 9)])));
     assert!(contains_all(&r(&[(0, 10)]), &r(&[(2, 3), (10, 10)])));

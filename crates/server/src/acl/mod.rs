@@ -58,6 +58,24 @@ struct Row {
 /// categories of Redis's (`cluster|forget`).
 const OWN: &[(&str, u32, bool, bool)] = &[
     (
+        "cluster|cancelslotmigrations",
+        categories::ADMIN | categories::SLOW | categories::DANGEROUS,
+        false,
+        false,
+    ),
+    (
+        "cluster|getslotmigrations",
+        categories::ADMIN | categories::SLOW | categories::DANGEROUS,
+        false,
+        false,
+    ),
+    (
+        "cluster|migrateslots",
+        categories::ADMIN | categories::SLOW | categories::DANGEROUS,
+        false,
+        false,
+    ),
+    (
         "cluster|rebalance-leaders",
         categories::ADMIN | categories::SLOW | categories::DANGEROUS,
         false,

@@ -1,7 +1,7 @@
 //! The cluster family: the Redis Cluster protocol as Redis 7.0 defines it (`CLUSTER SLOTS |
 //! SHARDS | NODES | MYID | INFO | KEYSLOT | COUNTKEYSINSLOT | GETKEYSINSLOT | HELP`, and
 //! `READONLY`, `READWRITE`, `ASKING`), plus redraft's own `CLUSTER FORGET` and `CLUSTER
-//! TRANSFER-LEADER`.
+//! TRANSFER-LEADER`, and the slot moves of `commands::moves`.
 //!
 //! What clients are told comes from [`cluster::Topology`]: each data group is a shard
 //! whose master is the group's leader and whose replicas are its other members. Node
@@ -34,7 +34,9 @@ pub(super) async fn cluster(session: &mut Session, args: &[Bytes]) -> Frame {
             "keyslot" | "countkeysinslot" | "forget" | "transfer-leader",
             3
         ) | ("getkeysinslot" | "transfer-leader", 4)
-    );
+            | ("getslotmigrations", 2)
+            | ("cancelslotmigrations", 2 | 3)
+    ) || (sub == "migrateslots" && argc >= 6);
     // A memory-only server is a standalone Redis: after the subcommand's own checks, it
     // has no cluster (Redis's reply).
     if known && session.shared.engine.node().is_none() {
@@ -121,6 +123,12 @@ pub(super) async fn cluster(session: &mut Session, args: &[Bytes]) -> Frame {
             }
         }
         "rebalance-leaders" if arity(2) => session.shared.engine.rebalance_leaders().await,
+        "migrateslots" if argc >= 6 => super::moves::migrateslots(session, args).await,
+        "getslotmigrations" if arity(2) => super::moves::getslotmigrations(session).await,
+        "cancelslotmigrations" if argc <= 3 => {
+            super::moves::cancelslotmigrations(session, args).await
+        }
+        "setslot" => Frame::error(super::moves::NO_SETSLOT),
         "slots" | "shards" | "nodes" | "myid" | "info" if arity(2) => {
             let Some(node) = session.shared.engine.node() else {
                 return Frame::error(NO_CLUSTER);
@@ -135,10 +143,21 @@ pub(super) async fn cluster(session: &mut Session, args: &[Bytes]) -> Frame {
                 _ => Frame::Verbatim("txt", Bytes::from(info(&topology))),
             }
         }
-        "slots" | "shards" | "nodes" | "myid" | "info" | "help" | "keyslot" | "countkeysinslot"
-        | "getkeysinslot" | "forget" | "transfer-leader" | "rebalance-leaders" => {
-            subcommand_arity("cluster", &args[1])
-        }
+        "slots"
+        | "shards"
+        | "nodes"
+        | "myid"
+        | "info"
+        | "help"
+        | "keyslot"
+        | "countkeysinslot"
+        | "getkeysinslot"
+        | "forget"
+        | "transfer-leader"
+        | "rebalance-leaders"
+        | "migrateslots"
+        | "getslotmigrations"
+        | "cancelslotmigrations" => subcommand_arity("cluster", &args[1]),
         _ => unknown_subcommand("cluster", &args[1]),
     }
 }
@@ -152,7 +171,7 @@ pub(super) fn asking(session: &Session) -> Frame {
 }
 
 /// The reply to the cluster commands of a node that runs no cluster (memory only).
-const NO_CLUSTER: &str = "ERR This instance has cluster support disabled";
+pub(super) const NO_CLUSTER: &str = "ERR This instance has cluster support disabled";
 
 /// `READONLY`: this connection may read from replicas (they still read linearizably,
 /// through a read index).
@@ -460,16 +479,23 @@ fn info(topology: &Topology) -> String {
 fn help() -> Frame {
     let lines = [
         "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "CANCELSLOTMIGRATIONS [<job>]",
+        "    Cancel every slot move (or that one) that has not reached its commit point.",
         "COUNTKEYSINSLOT <slot>",
         "    Return the number of keys in <slot>.",
         "FORGET <node-id>",
         "    Remove a node from the cluster (its numeric id).",
         "GETKEYSINSLOT <slot> <count>",
         "    Return key names stored by current node in a slot.",
+        "GETSLOTMIGRATIONS",
+        "    Return the slot moves in progress and the recently finished ones.",
         "INFO",
         "    Return information about the cluster.",
         "KEYSLOT <key>",
         "    Return the hash slot for <key>.",
+        "MIGRATESLOTS SLOTSRANGE <first> <last> [<first> <last> ...] GROUP <group-id>|NODE <node-id>",
+        "    Move the slots to that Raft group (or to the group that node leads with the fewest",
+        "    slots), online; the move runs in the background.",
         "MYID",
         "    Return the node id.",
         "NODES",

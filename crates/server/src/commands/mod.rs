@@ -11,6 +11,7 @@ mod acl;
 pub(crate) mod cluster;
 mod connection;
 pub(crate) mod keyspace;
+mod moves;
 pub(crate) mod multi;
 pub(crate) mod server;
 

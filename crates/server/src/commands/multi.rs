@@ -67,9 +67,11 @@ pub(super) fn watch(session: &mut Session, args: &[Bytes]) -> Frame {
     }
     let now = session.now_ms;
     let shared = session.shared.clone();
-    let db = shared
-        .engine
-        .db(shared.engine.group_of(Some(types::key_slot(&args[1]))));
+    let group = shared.engine.group_of(Some(types::key_slot(&args[1])));
+    if session.watches.is_empty() {
+        session.watch_group = group;
+    }
+    let db = shared.engine.db(group);
     for key in &args[1..] {
         if !session.watches.iter().any(|w| w.key.as_slice() == &key[..]) {
             session.watches.push(db.watch(key, now));
@@ -178,6 +180,12 @@ pub(super) async fn exec(session: &mut Session) -> Frame {
         }
     }
     let group = session.shared.engine.group_of(slot);
+    // The watches' positions are in the journal of the group they were taken in: if the
+    // slot has moved to another group since, the transaction aborts (a key may have
+    // changed on the way).
+    if !watches.is_empty() && session.watch_group != group {
+        return Frame::NullArray;
+    }
     let kinds: Vec<Option<Command>> = queued.iter().map(|args| super::lookup(&args[0])).collect();
     // The data commands, each with its own seed, go into one EXEC proposal, parsed (on
     // every replica) with the time of EXEC; connection commands are answered here and

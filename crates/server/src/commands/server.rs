@@ -34,6 +34,12 @@ pub(super) fn time() -> Frame {
 pub(super) async fn debug(session: &mut Session, args: &[Bytes]) -> Frame {
     let engine = &session.shared.engine;
     let now = session.now_ms;
+    if kv::args::is(&args[1], "slotmove-fault") && args.len() == 4 {
+        return slotmove_fault(&args[2], &args[3]);
+    }
+    if kv::args::is(&args[1], "group-slot-keys") && args.len() == 4 {
+        return group_slot_keys(session, &args[2], &args[3]);
+    }
     let groups = if kv::args::is(&args[1], "digest") && args.len() == 2 {
         engine.groups()
     } else if kv::args::is(&args[1], "digest-group") && args.len() == 3 {
@@ -65,6 +71,47 @@ pub(super) async fn debug(session: &mut Session, args: &[Bytes]) -> Frame {
         }
     }
     Frame::Status(acc.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `DEBUG SLOTMOVE-FAULT <point> CRASH|PAUSE|OFF`: for the fault tests, what this node's
+/// slot mover does when it passes `point` (see `cluster::migrate`).
+fn slotmove_fault(point: &[u8], what: &[u8]) -> Frame {
+    let fault = if kv::args::is(what, "crash") {
+        Some(cluster::MoveFault::Crash)
+    } else if kv::args::is(what, "pause") {
+        Some(cluster::MoveFault::Pause)
+    } else if kv::args::is(what, "off") {
+        None
+    } else {
+        return Frame::error("ERR the fault is CRASH, PAUSE or OFF");
+    };
+    if cluster::set_move_fault(&String::from_utf8_lossy(point), fault) {
+        Frame::OK
+    } else {
+        Frame::error(format!(
+            "ERR the fault points are {}",
+            cluster::FAULT_POINTS.join(", ")
+        ))
+    }
+}
+
+/// `DEBUG GROUP-SLOT-KEYS <group> <slot>`: the keys of `slot` this node's replica of data
+/// group `group` holds (expired ones not yet removed included), whether or not the group
+/// serves the slot: what the fault tests check a group that gave a slot away for.
+fn group_slot_keys(session: &Session, group: &[u8], slot: &[u8]) -> Frame {
+    let engine = &session.shared.engine;
+    let group = std::str::from_utf8(group)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(types::GroupId)
+        .filter(|g| engine.groups().contains(g));
+    let Some(group) = group else {
+        return Frame::error("ERR no such data group");
+    };
+    let Some(slot) = resp::request::parse_int(slot).and_then(types::Slot::new) else {
+        return Frame::error("ERR Invalid slot");
+    };
+    Frame::Integer(engine.db(group).count_in_slot(slot) as i64)
 }
 
 /// A command's ACL categories, as Redis 7.0.15 lists them (see `crate::acl`).
