@@ -39,6 +39,16 @@ pub struct GroupInfo {
     pub term: u64,
     pub leader: Option<u64>,
     pub voters: Vec<u64>,
+    /// The slot ranges the node routes to the group (`slots=a-b c-d`; empty when the
+    /// line has none).
+    pub slots: Vec<(u16, u16)>,
+}
+
+impl GroupInfo {
+    /// True if the node routes `slot` to this group.
+    pub fn serves(&self, slot: u16) -> bool {
+        self.slots.iter().any(|&(a, b)| a <= slot && slot <= b)
+    }
 }
 
 impl RaftInfo {
@@ -100,6 +110,18 @@ impl RaftInfo {
                 "none" | "" => None,
                 l => Some(l.parse().map_err(|_| bad("leader"))?),
             };
+            let slots = match field("slots") {
+                Err(_) => Vec::new(),
+                Ok(text) => text
+                    .split(' ')
+                    .filter(|r| !r.is_empty())
+                    .map(|r| {
+                        let (a, b) = r.split_once('-').unwrap_or((r, r));
+                        Some((a.parse().ok()?, b.parse().ok()?))
+                    })
+                    .collect::<Option<Vec<(u16, u16)>>>()
+                    .ok_or_else(|| bad("slots"))?,
+            };
             groups.insert(
                 group,
                 GroupInfo {
@@ -107,6 +129,7 @@ impl RaftInfo {
                     term: field("term")?.parse().map_err(|_| bad("term"))?,
                     leader,
                     voters,
+                    slots,
                 },
             );
         }
@@ -167,10 +190,12 @@ mod tests {
                 role: "leader".into(),
                 term: 7,
                 leader: Some(2),
-                voters: vec![1, 2, 3]
+                voters: vec![1, 2, 3],
+                slots: vec![(0, 8191)],
             })
         );
         assert_eq!(g[&2].voters, vec![1, 3]);
+        assert!(g[&2].serves(8192) && !g[&2].serves(8191));
         assert_eq!(g[&2].leader, Some(1));
         assert_eq!(i.purged(), Some(8));
         assert_eq!(field(text, "raft_voters"), Some("1,2,3"));

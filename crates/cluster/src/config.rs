@@ -88,6 +88,11 @@ pub struct ClusterConfig {
     /// so replicas compute different expiry times and diverge. Only for proving that the
     /// fault-injection suite's replica checks catch that; never in production.
     pub unsafe_local_clock: bool,
+    /// UNSAFE: slot moves copy the source's keys while it still takes writes, and the
+    /// source deletes its keys at the release (the bug of the systems the design card
+    /// names). Only for proving that the fault-injection suite catches lost writes in a
+    /// move; never in production.
+    pub unsafe_move_without_freeze: bool,
     /// Largest write (its encoded proposal) accepted; larger ones are refused before
     /// anything is proposed.
     pub max_request_bytes: usize,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use openraft::errors::{ChangeMembershipError, ClientWriteError};
 use openraft::ChangeMembers;
-use tracing::info;
+use tracing::{info, warn};
 use types::{GroupId, NodeId, NodeInfo};
 
 use crate::error::Error;
@@ -33,7 +33,11 @@ impl Node {
             let outcome = self
                 .on_leader(group, |to| async move {
                     match to {
-                        Target::Here => Attempt::Done(self.remove_member(group, node_id).await),
+                        Target::Here => match self.remove_member(group, node_id).await {
+                            // It handed the group over first: ask the new leader.
+                            Err(Error::NotLeader { .. }) => Attempt::Again,
+                            done => Attempt::Done(done),
+                        },
                         Target::Leader { mut peer, .. } => {
                             let leave = rpc::Leave {
                                 node_id,
@@ -183,6 +187,24 @@ impl Node {
         if voters.contains(&node_id) {
             if voters.len() == 1 {
                 return Err(Error::Failed("cannot remove the last voter".into()));
+            }
+            // A leader leaving hands the group over first, so that its clients are
+            // redirected to a leader that stays instead of waiting for an election; the
+            // caller asks the new leader (`NotLeader` means "ask again there").
+            if node_id == self.id {
+                let others: Vec<NodeId> =
+                    voters.iter().copied().filter(|&v| v != node_id).collect();
+                let to = others
+                    .iter()
+                    .copied()
+                    .find(|&v| crate::placement::caught_up(group, v))
+                    .unwrap_or(others[0]);
+                info!(group = %group.id, to, "handing the group over before leaving it");
+                match self.transfer_group(group, to, TRANSFER_WAIT).await {
+                    Ok(()) => return Err(Error::NotLeader { leader: Some(to) }),
+                    Err(e) => warn!(group = %group.id, error = %e,
+                        "the hand-over before leaving failed; leaving as the leader"),
+                }
             }
             change_membership(
                 group,

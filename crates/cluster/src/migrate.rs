@@ -42,6 +42,8 @@ use crate::Node;
 
 /// How often the mover looks for jobs.
 const MOVER_PAUSE: Duration = Duration::from_millis(50);
+/// Most steps one `CLUSTER REBALANCE` plans.
+const REBALANCE_MOVES: usize = 64;
 /// Most keys in one chunk of a copy.
 pub(crate) const CHUNK_KEYS: usize = 1_000;
 /// Most bytes (encoded) in one chunk of a copy; a single larger key goes alone.
@@ -217,6 +219,37 @@ impl Node {
         Ok(jobs)
     }
 
+    /// `CLUSTER REBALANCE`: slot moves that even out the keys the data groups hold
+    /// (`meta::placement::rebalance`, from this node's replicas), planned unless
+    /// `dry_run`; the moves.
+    pub async fn rebalance_slots(
+        &self,
+        dry_run: bool,
+    ) -> Result<Vec<meta::placement::PlannedMove>, Error> {
+        self.refresh_routes();
+        let mut slots = Vec::with_capacity(usize::from(Slot::COUNT));
+        for s in 0..Slot::COUNT {
+            let group = self.group_of(Slot(s));
+            slots.push((group.id, 0u64));
+        }
+        for group in &self.groups {
+            let db = group.db();
+            for (s, entry) in slots.iter_mut().enumerate() {
+                if entry.0 == group.id {
+                    entry.1 = db.count_in_slot(Slot(s as u16)) as u64;
+                }
+            }
+        }
+        let groups = self.groups.iter().map(|g| g.id).collect();
+        let moves = meta::placement::rebalance(&slots, &groups, REBALANCE_MOVES);
+        if !dry_run {
+            for m in &moves {
+                self.migrate_slots(&m.ranges, m.to).await?;
+            }
+        }
+        Ok(moves)
+    }
+
     /// `CLUSTER GETSLOTMIGRATIONS`: every job in progress and the last finished ones.
     pub async fn slot_migrations(&self) -> Result<Vec<Job>, Error> {
         Ok(self.current_map().await?.jobs.into_values().collect())
@@ -300,6 +333,10 @@ impl Node {
                     return self.abort(job, &why).await;
                 }
                 (Phase::Prepared, None)
+            }
+            Phase::Prepared if self.config.unsafe_move_without_freeze => {
+                self.move_without_freeze(job).await?;
+                (Phase::Released, None)
             }
             Phase::Prepared => {
                 let step = Step::Freeze {
@@ -465,6 +502,55 @@ impl Node {
             keys = sent,
             chunks,
             "slot move: keys staged on the target"
+        );
+        Ok(())
+    }
+}
+
+impl Node {
+    /// UNSAFE (`--unsafe move-without-freeze`, for the fault suite's self-test): copies
+    /// the slots while the source still takes writes, commits what was copied, and only
+    /// then freezes and releases the source, deleting whatever it took in between (a
+    /// pause in the middle widens that window). A job in this mode goes from `prepared`
+    /// to `released` at once.
+    async fn move_without_freeze(&self, job: &Job) -> Result<(), Error> {
+        use kv::moves::Step;
+        let source = self.hosted(job.from)?;
+        self.wait_read_index(source).await?;
+        let mut entries = Vec::new();
+        for &(a, b) in &job.ranges {
+            for s in a.0..=b.0 {
+                entries.extend(source.db().slot_entries(Slot(s)));
+            }
+        }
+        let (count, digest) = kv::moves::entries_digest(&entries);
+        for chunk in kv::moves::encode_chunks(&entries, CHUNK_KEYS, CHUNK_BYTES) {
+            let step = Step::Stage {
+                job: job.id,
+                entries: chunk,
+            };
+            ok_or_words(self.propose_step(job.to, step).await?).map_err(Error::Failed)?;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let commit = Step::Commit {
+            job: job.id,
+            count,
+            digest,
+        };
+        ok_or_words(self.propose_step(job.to, commit).await?).map_err(Error::Failed)?;
+        self.refresh_routes();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let freeze = Step::Freeze {
+            job: job.id,
+            to: job.to,
+            ranges: job.ranges.clone(),
+        };
+        ok_or_words(self.propose_step(job.from, freeze).await?).map_err(Error::Failed)?;
+        let release = Step::Release { job: job.id };
+        ok_or_words(self.propose_step(job.from, release).await?).map_err(Error::Failed)?;
+        warn!(
+            job = job.id,
+            "UNSAFE: slots moved without freezing the source"
         );
         Ok(())
     }

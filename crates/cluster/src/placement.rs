@@ -206,7 +206,7 @@ impl Node {
 }
 
 /// True if voter `v` of `group` (led here) has the leader's log within [`CAUGHT_UP`].
-fn caught_up(group: &Group, v: NodeId) -> bool {
+pub(crate) fn caught_up(group: &Group, v: NodeId) -> bool {
     let m = group.metrics();
     let last = m.last_log_index.unwrap_or(0);
     m.replication

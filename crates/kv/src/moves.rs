@@ -255,6 +255,16 @@ fn xor(acc: &mut [u8; 20], d: [u8; 20]) {
     }
 }
 
+/// The key count and digest of `entries`, as [`Db::slots_digest`] and a commit compute
+/// them.
+pub fn entries_digest(entries: &[(CompactBytes, Entry)]) -> (u64, [u8; 20]) {
+    let mut acc = [0u8; 20];
+    for (key, entry) in entries {
+        xor(&mut acc, entry_digest(key, entry));
+    }
+    (entries.len() as u64, acc)
+}
+
 /// The digest as 40 hex characters.
 pub fn hex(digest: &[u8; 20]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()

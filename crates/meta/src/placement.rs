@@ -57,3 +57,95 @@ pub fn preferred_leader(group: GroupId, replicas: &BTreeSet<NodeId>) -> Option<N
     let i = (group.0.saturating_sub(1) as usize) % replicas.len();
     replicas.iter().nth(i).copied()
 }
+
+/// One move of a rebalance: `ranges` (ascending) from group `from` to group `to`, holding
+/// `keys` keys when planned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedMove {
+    pub ranges: Vec<(Slot, Slot)>,
+    pub from: GroupId,
+    pub to: GroupId,
+    pub keys: u64,
+}
+
+/// Slot moves that even out the keys the groups hold (`CLUSTER REBALANCE`), from each
+/// slot's group and key count (`slots[s] = (group, keys)`, every slot) and the data
+/// groups. Each step takes the heaviest group's highest slots, a contiguous run holding no
+/// more keys than it has above the average and the lightest group has below it, and gives
+/// them to the lightest; it stops once every group is within 5% of the average (or one
+/// key), when no run of whole slots fits, or after `max_moves` steps. Moves between the
+/// same two groups are merged. A slot is the unit: one slot holding more keys than the
+/// gap (a hot hash tag) stays where it is.
+pub fn rebalance(
+    slots: &[(GroupId, u64)],
+    groups: &BTreeSet<GroupId>,
+    max_moves: usize,
+) -> Vec<PlannedMove> {
+    let mut owner: Vec<GroupId> = slots.iter().map(|&(g, _)| g).collect();
+    let keys: Vec<u64> = slots.iter().map(|&(_, k)| k).collect();
+    let total: u64 = keys.iter().sum();
+    if groups.len() < 2 || total == 0 {
+        return Vec::new();
+    }
+    let avg = total as f64 / groups.len() as f64;
+    let tolerance = (avg * 0.05).max(1.0);
+    let mut moves: Vec<PlannedMove> = Vec::new();
+    for _ in 0..max_moves {
+        let mut held: BTreeMap<GroupId, u64> = groups.iter().map(|&g| (g, 0)).collect();
+        for (s, &g) in owner.iter().enumerate() {
+            if let Some(n) = held.get_mut(&g) {
+                *n += keys[s];
+            }
+        }
+        let (&heavy, &most) = held
+            .iter()
+            .max_by_key(|&(g, n)| (*n, std::cmp::Reverse(*g)))
+            .expect("groups");
+        let (&light, &least) = held.iter().min_by_key(|&(g, n)| (*n, *g)).expect("groups");
+        if most as f64 - avg <= tolerance && avg - least as f64 <= tolerance {
+            break;
+        }
+        let want = (most as f64 - avg).min(avg - least as f64).max(1.0) as u64;
+        // The heavy group's highest slot with keys, then down while the run stays whole
+        // (contiguous, the heavy group's) and within `want`.
+        let Some(top) = (0..owner.len())
+            .rev()
+            .find(|&s| owner[s] == heavy && keys[s] > 0)
+        else {
+            break;
+        };
+        let mut first = top;
+        let mut sum = 0u64;
+        let mut s = top as isize;
+        while s >= 0 && owner[s as usize] == heavy {
+            let k = keys[s as usize];
+            if sum + k > want {
+                break;
+            }
+            sum += k;
+            first = s as usize;
+            s -= 1;
+        }
+        if sum == 0 {
+            break;
+        }
+        for o in &mut owner[first..=top] {
+            *o = light;
+        }
+        let range = (Slot(first as u16), Slot(top as u16));
+        match moves.iter_mut().find(|m| m.from == heavy && m.to == light) {
+            Some(m) => {
+                m.ranges.push(range);
+                m.ranges.sort();
+                m.keys += sum;
+            }
+            None => moves.push(PlannedMove {
+                ranges: vec![range],
+                from: heavy,
+                to: light,
+                keys: sum,
+            }),
+        }
+    }
+    moves
+}

@@ -432,3 +432,45 @@ fn a_map_written_before_jobs_still_reads() {
     assert_eq!(MetaState::decode(&old).unwrap(), state);
     assert_eq!(MetaState::decode(&state.encode()).unwrap(), state);
 }
+
+#[test]
+fn a_rebalance_evens_out_keys_by_whole_slots() {
+    let groups: BTreeSet<GroupId> = (1..=4).map(GroupId).collect();
+    // Group 1 holds every key: 100 in each of its slots 0-99.
+    let mut slots: Vec<(GroupId, u64)> = even_slots(4)
+        .into_iter()
+        .flat_map(|(a, b, g)| (a.0..=b.0).map(move |_| (g, 0)))
+        .collect();
+    for s in slots.iter_mut().take(100) {
+        s.1 = 100;
+    }
+    let moves = placement::rebalance(&slots, &groups, 64);
+    assert!(!moves.is_empty());
+    let mut held: BTreeMap<GroupId, u64> = groups.iter().map(|&g| (g, 0)).collect();
+    for (s, &(g, k)) in slots.iter().enumerate() {
+        let moved = moves.iter().find(|m| {
+            m.ranges
+                .iter()
+                .any(|&(a, b)| a.0 as usize <= s && s <= b.0 as usize)
+        });
+        *held.get_mut(&moved.map_or(g, |m| m.to)).unwrap() += k;
+    }
+    for (g, n) in &held {
+        assert!(
+            (2_375..=2_625).contains(n),
+            "group {g} holds {n} of 10,000: {moves:?}"
+        );
+    }
+    for m in &moves {
+        assert_eq!(m.from, GroupId(1));
+        assert!(m.ranges.iter().all(|&(a, b)| a <= b && b.0 < 100));
+    }
+    // Balanced already, or nothing to move: no moves.
+    assert!(placement::rebalance(&slots[..], &BTreeSet::from([GroupId(1)]), 64).is_empty());
+    let empty: Vec<(GroupId, u64)> = slots.iter().map(|&(g, _)| (g, 0)).collect();
+    assert!(placement::rebalance(&empty, &groups, 64).is_empty());
+    // One hot slot larger than any gap stays put.
+    let mut hot = empty.clone();
+    hot[5].1 = 1_000;
+    assert!(placement::rebalance(&hot, &groups, 64).is_empty());
+}

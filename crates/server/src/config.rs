@@ -90,6 +90,9 @@ pub enum UnsafeMode {
     /// stamped the entry with: replicas compute different expiry times for one write, and
     /// diverge. NOT deterministic.
     LocalClock,
+    /// Slot moves copy the source's keys while it still takes writes, then delete them
+    /// there: writes in between are LOST.
+    MoveWithoutFreeze,
 }
 
 impl UnsafeMode {
@@ -99,6 +102,7 @@ impl UnsafeMode {
             UnsafeMode::LocalReads => "local-reads",
             UnsafeMode::SkipLogChecks => "skip-log-checks",
             UnsafeMode::LocalClock => "local-clock",
+            UnsafeMode::MoveWithoutFreeze => "move-without-freeze",
         }
     }
 
@@ -116,6 +120,10 @@ impl UnsafeMode {
             UnsafeMode::LocalClock => {
                 "each replica applies writes with its own clock; replicas compute different \
                  expiry times and DIVERGE"
+            }
+            UnsafeMode::MoveWithoutFreeze => {
+                "slot moves copy keys while the source still takes writes, then delete them \
+                 there; a move LOSES ACKNOWLEDGED WRITES"
             }
         }
     }
@@ -303,7 +311,8 @@ pub struct Cli {
     /// UNSAFE, for the fault-injection suites' self-tests only: `local-reads` serves every
     /// read from the node's own state (stale reads); `skip-log-checks` trusts a damaged
     /// log (lost writes); `local-clock` applies writes with each replica's own clock
-    /// (diverging replicas). Hidden from --help on purpose.
+    /// (diverging replicas); `move-without-freeze` moves slots without freezing them
+    /// (lost writes). Hidden from --help on purpose.
     #[arg(long = "unsafe", env = "REDRAFT_UNSAFE", value_enum, hide = true)]
     pub unsafe_mode: Option<UnsafeMode>,
 }
@@ -738,6 +747,7 @@ impl Config {
             unsafe_local_reads: self.unsafe_mode == Some(UnsafeMode::LocalReads),
             unsafe_skip_log_checks: self.unsafe_mode == Some(UnsafeMode::SkipLogChecks),
             unsafe_local_clock: self.unsafe_mode == Some(UnsafeMode::LocalClock),
+            unsafe_move_without_freeze: self.unsafe_mode == Some(UnsafeMode::MoveWithoutFreeze),
             max_request_bytes: self.max_request_bytes,
             raft_groups: self.raft_groups,
             slot_move_wait: std::time::Duration::from_millis(self.slot_move_wait_ms),

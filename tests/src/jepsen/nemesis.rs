@@ -43,16 +43,24 @@ pub enum Kind {
     /// Fill a node's disk (every node's data directory is then a small tmpfs of its own),
     /// then free it.
     DiskFull,
+    /// Slots moved between data groups under load (`CLUSTER MIGRATESLOTS`): a few of the
+    /// slots the workload writes to, and a random range, each to a random other group,
+    /// again every [`MOVE_EVERY`] while the step holds.
+    MoveSlots,
 }
 
+/// How often the move-slots nemesis starts more moves while its step holds.
+pub const MOVE_EVERY: Duration = Duration::from_millis(1_500);
+
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Partition,
         Kind::Kill,
         Kind::Pause,
         Kind::ShuffleLeaders,
         Kind::Membership,
         Kind::DiskFull,
+        Kind::MoveSlots,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +71,7 @@ impl Kind {
             Kind::ShuffleLeaders => "shuffle-leaders",
             Kind::Membership => "membership",
             Kind::DiskFull => "disk-full",
+            Kind::MoveSlots => "move-slots",
         }
     }
 }
@@ -191,6 +200,7 @@ pub enum Fault {
     },
     /// Fill the disk of the leader or of a random node.
     DiskFull(Target),
+    MoveSlots,
 }
 
 impl Fault {
@@ -202,6 +212,7 @@ impl Fault {
             Fault::ShuffleLeaders => Kind::ShuffleLeaders,
             Fault::Membership { .. } => Kind::Membership,
             Fault::DiskFull(_) => Kind::DiskFull,
+            Fault::MoveSlots => Kind::MoveSlots,
         }
     }
 }
@@ -216,6 +227,7 @@ impl fmt::Display for Fault {
             Fault::Membership { leader: true } => f.write_str("remove and re-add the leader"),
             Fault::Membership { leader: false } => f.write_str("remove and re-add a node"),
             Fault::DiskFull(t) => write!(f, "fill the disk of the {}", t.name()),
+            Fault::MoveSlots => f.write_str("move slots"),
         }
     }
 }
@@ -289,6 +301,7 @@ fn fault_of(kind: Kind, rng: &mut impl Rng) -> Fault {
         } else {
             Target::Random
         }),
+        Kind::MoveSlots => Fault::MoveSlots,
     }
 }
 

@@ -44,9 +44,10 @@ impl Summary {
     }
 
     /// For a self-test (a run of nodes in an UNSAFE mode): whether the suite caught what
-    /// the mode breaks. Stale reads (`local-reads`) must make the history invalid; a clock
-    /// of each replica's own (`local-clock`) must make the replicas diverge. `None` for an
-    /// ordinary run.
+    /// the mode breaks. Stale reads (`local-reads`) and writes lost by slot moves that do
+    /// not freeze the source (`move-without-freeze`) must make the history invalid; a
+    /// clock of each replica's own (`local-clock`) must make the replicas diverge. `None`
+    /// for an ordinary run.
     pub fn self_test_caught(&self) -> Option<bool> {
         self.unsafe_mode.as_deref().map(|mode| match mode {
             "local-clock" => !self.diverged.is_empty(),
@@ -58,6 +59,7 @@ impl Summary {
     pub fn self_test_expects(&self) -> &'static str {
         match self.unsafe_mode.as_deref() {
             Some("local-clock") => "diverging replicas",
+            Some("move-without-freeze") => "lost writes",
             _ => "stale reads",
         }
     }

@@ -248,6 +248,8 @@ pub fn inner(spec_path: &Path) -> Result<bool> {
         faults: Faults::default(),
         removed: BTreeSet::new(),
         ballast: Vec::new(),
+        hot_slots: hot_slots(workload),
+        groups: spec.raft_groups.max(1),
     };
     let steps = nemesis::schedule(&kinds, total, Timing::for_run(total), &mut nemesis.rng);
     log.line(format!("{} nemesis steps scheduled", steps.len()));
@@ -269,20 +271,35 @@ pub fn inner(spec_path: &Path) -> Result<bool> {
         let t0 = recorder.now();
         let undo: Vec<(String, Undo)> = step.faults.iter().map(|&f| nemesis.apply(f)).collect();
         let end = (start.elapsed() + step.hold).min(last_end);
-        // A shuffle of leaders is over at once: while its step holds, leaders move again
-        // every SHUFFLE_EVERY.
-        let repeat = step.faults.contains(&Fault::ShuffleLeaders);
-        let mut tick = start.elapsed() + SHUFFLE_EVERY;
+        // A shuffle of leaders or a move of slots is over at once: while its step holds,
+        // leaders move again every SHUFFLE_EVERY, slots every MOVE_EVERY.
+        let repeats: Vec<(Fault, Duration)> = step
+            .faults
+            .iter()
+            .filter_map(|&f| match f {
+                Fault::ShuffleLeaders => Some((f, SHUFFLE_EVERY)),
+                Fault::MoveSlots => Some((f, nemesis::MOVE_EVERY)),
+                _ => None,
+            })
+            .collect();
+        let mut ticks: Vec<Duration> = repeats
+            .iter()
+            .map(|&(_, every)| start.elapsed() + every)
+            .collect();
         let held = loop {
-            let until = if repeat { tick.min(end) } else { end };
+            let until = ticks.iter().copied().min().unwrap_or(end).min(end);
             if !wait_until(start, until, &stop) {
                 break false;
             }
             if until >= end {
                 break true;
             }
-            nemesis.apply(Fault::ShuffleLeaders);
-            tick += SHUFFLE_EVERY;
+            for (i, &(fault, every)) in repeats.iter().enumerate() {
+                if ticks[i] <= until {
+                    nemesis.apply(fault);
+                    ticks[i] += every;
+                }
+            }
         };
         for (label, u) in undo.into_iter().rev() {
             nemesis.heal(u);
@@ -325,7 +342,15 @@ pub fn inner(spec_path: &Path) -> Result<bool> {
         }
     }
     if completed {
-        nemesis.faults.diverged = replica_checks(&nemesis.db, spec.raft_groups, &log);
+        let mut problems = moves_settled(&nemesis.db, &log);
+        problems.extend(replica_checks(&nemesis.db, spec.raft_groups, &log));
+        problems.extend(slot_checks(
+            &nemesis.db,
+            spec.raft_groups,
+            &nemesis.hot_slots,
+            &log,
+        ));
+        nemesis.faults.diverged = problems;
     }
     nemesis.check_crashes();
     nemesis.db.stop_all();
@@ -414,6 +439,189 @@ fn replica_checks(db: &Db, groups: u32, log: &Log) -> Vec<String> {
         )
     } else {
         format!("replica checks FAILED: {}", problems.join("; "))
+    });
+    problems
+}
+
+/// The slots `workload`'s keys live in.
+fn hot_slots(workload: Workload) -> Vec<u16> {
+    let slots: BTreeSet<u16> = workload::keys(workload)
+        .iter()
+        .map(|k| types::key_slot(k.as_bytes()).0)
+        .collect();
+    slots.into_iter().collect()
+}
+
+/// Waits (up to 60 s) until no slot move is in progress: every job the run started ended
+/// done or aborted. What is wrong, in words.
+fn moves_settled(db: &Db, log: &Log) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last;
+    loop {
+        let nodes = db.awake();
+        let answer = nodes
+            .iter()
+            .find_map(|&id| db::call(id, &["CLUSTER", "GETSLOTMIGRATIONS"], CHECK_TIMEOUT).ok());
+        match answer {
+            Some(redis::Value::Array(jobs)) => {
+                let states: Vec<String> = jobs.iter().map(job_state).collect();
+                let open: Vec<&String> = states
+                    .iter()
+                    .filter(|s| !s.ends_with("done") && !s.ends_with("aborted"))
+                    .collect();
+                if open.is_empty() {
+                    log.line(format!(
+                        "slot moves: {} listed, {} done, none in progress",
+                        states.len(),
+                        states.iter().filter(|s| s.ends_with("done")).count()
+                    ));
+                    return Vec::new();
+                }
+                last = format!("{open:?}");
+            }
+            other => last = format!("GETSLOTMIGRATIONS answered {other:?}"),
+        }
+        if Instant::now() >= deadline {
+            let problem = format!("slot moves still in progress after 60 s: {last}");
+            log.line(&problem);
+            return vec![problem];
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// `<job>:<state>` of one job of `CLUSTER GETSLOTMIGRATIONS` (a map, flat in RESP2).
+fn job_state(job: &redis::Value) -> String {
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::SimpleString(s) => s.clone(),
+        other => format!("{other:?}"),
+    };
+    let pairs: Vec<(String, String)> = match job {
+        redis::Value::Array(items) => items
+            .chunks(2)
+            .filter(|kv| kv.len() == 2)
+            .map(|kv| (text(&kv[0]), text(&kv[1])))
+            .collect(),
+        redis::Value::Map(pairs) => pairs.iter().map(|(k, v)| (text(k), text(v))).collect(),
+        other => return format!("{other:?}"),
+    };
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map_or("?", |(_, v)| v.as_str())
+            .to_string()
+    };
+    format!("{}:{}", get("name"), get("state"))
+}
+
+/// A group and the slot ranges a node routes to it.
+type GroupSlots = (u64, Vec<(u16, u16)>);
+
+/// Timeout of the checks' calls.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// After the moves settled: every node routes each slot to the same group (`INFO`'s
+/// `slots=` of every group, and `CLUSTER SLOTS`' ranges, equal on every node), and no
+/// replica of a group holds keys of a workload slot the group does not serve. What is
+/// wrong, in words.
+fn slot_checks(db: &Db, groups: u32, hot: &[u16], log: &Log) -> Vec<String> {
+    let nodes = db.awake();
+    let mut problems = Vec::new();
+    let mut routes: BTreeMap<u64, Vec<GroupSlots>> = BTreeMap::new();
+    let mut ranges: BTreeMap<u64, Vec<(i64, i64)>> = BTreeMap::new();
+    // The nodes learn of the last moves within moments: a few tries.
+    for attempt in 0..20 {
+        routes.clear();
+        ranges.clear();
+        for &id in &nodes {
+            if let Ok(info) = db.info(id) {
+                routes.insert(
+                    id,
+                    info.groups
+                        .iter()
+                        .map(|(&g, line)| (g, line.slots.clone()))
+                        .collect(),
+                );
+            }
+            if let Ok(redis::Value::Array(rs)) = db::call(id, &["CLUSTER", "SLOTS"], CHECK_TIMEOUT)
+            {
+                let mut mine: Vec<(i64, i64)> = rs
+                    .iter()
+                    .filter_map(|r| match r {
+                        redis::Value::Array(e) => match (e.first(), e.get(1)) {
+                            (Some(redis::Value::Int(a)), Some(redis::Value::Int(b))) => {
+                                Some((*a, *b))
+                            }
+                            _ => None,
+                        },
+                        _ => None,
+                    })
+                    .collect();
+                mine.sort_unstable();
+                ranges.insert(id, mine);
+            }
+        }
+        let routes_agree = routes.len() == nodes.len()
+            && routes.values().all(|r| Some(r) == routes.values().next());
+        let ranges_agree = ranges.len() == nodes.len()
+            && ranges.values().all(|r| Some(r) == ranges.values().next());
+        if routes_agree && ranges_agree {
+            break;
+        }
+        if attempt == 19 {
+            if !routes_agree {
+                problems.push(format!(
+                    "the nodes route slots to different groups: {routes:?}"
+                ));
+            }
+            if !ranges_agree {
+                problems.push(format!("CLUSTER SLOTS differs between nodes: {ranges:?}"));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for &id in &nodes {
+        let Some(mine) = routes.get(&id) else {
+            continue;
+        };
+        for g in 1..=u64::from(groups) {
+            let serves = |s: u16| {
+                mine.iter()
+                    .any(|(group, r)| *group == g && r.iter().any(|&(a, b)| a <= s && s <= b))
+            };
+            for &slot in hot {
+                if serves(slot) {
+                    continue;
+                }
+                let keys = db::call(
+                    id,
+                    &[
+                        "DEBUG",
+                        "GROUP-SLOT-KEYS",
+                        &g.to_string(),
+                        &slot.to_string(),
+                    ],
+                    CHECK_TIMEOUT,
+                );
+                if let Ok(redis::Value::Int(n)) = keys {
+                    if n > 0 {
+                        problems.push(format!(
+                            "n{id}: group {g} holds {n} keys of slot {slot}, which it does not serve"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    log.line(if problems.is_empty() {
+        format!(
+            "slot checks: every node routes alike, no group holds keys of the {} workload slots it does not serve",
+            hot.len()
+        )
+    } else {
+        format!("slot checks FAILED: {}", problems.join("; "))
     });
     problems
 }
@@ -573,6 +781,10 @@ struct Nemesis<'a> {
     removed: BTreeSet<u64>,
     /// Ballast files filling nodes' disks.
     ballast: Vec<std::path::PathBuf>,
+    /// The slots the workload's keys live in (the move-slots nemesis moves them).
+    hot_slots: Vec<u16>,
+    /// Data groups in the cluster.
+    groups: u32,
 }
 
 impl Nemesis<'_> {
@@ -664,6 +876,7 @@ impl Nemesis<'_> {
                 format!("shuffle leaders: {}", self.shuffle_leaders()?),
                 Undo::Nothing,
             )),
+            Fault::MoveSlots => Ok((format!("move slots: {}", self.move_slots()?), Undo::Nothing)),
             Fault::Membership { leader } => {
                 let current = self.db.leader();
                 let victim = if leader {
@@ -832,6 +1045,69 @@ impl Nemesis<'_> {
             bail!("every transfer was refused: {}", moved.join(", "));
         }
         Ok(moved.join(", "))
+    }
+
+    /// Starts moves of one or two of the workload's slots, and with even odds of a random
+    /// range of up to 64 slots, each to a random group other than the one a node routes
+    /// it to now, asked of a random awake node; says which were asked for and how each
+    /// answer went (an error, logged as a step that could not be taken, when none was
+    /// accepted). A refusal (the slot is moving already, no quorum) is no failure of the
+    /// cluster.
+    fn move_slots(&mut self) -> Result<String> {
+        let awake = self.db.awake();
+        let via = *awake
+            .choose(&mut self.rng)
+            .ok_or_else(|| anyhow!("no awake node"))?;
+        let info = self.db.info(via)?;
+        let owner = |slot: u16| {
+            info.groups
+                .iter()
+                .find(|(_, line)| line.serves(slot))
+                .map(|(&g, _)| g)
+        };
+        let mut ranges: Vec<(u16, u16)> = self
+            .hot_slots
+            .choose_multiple(&mut self.rng, 2)
+            .take(self.rng.gen_range(1..=2))
+            .map(|&s| (s, s))
+            .collect();
+        if self.rng.gen_bool(0.5) {
+            let first = self.rng.gen_range(0..16_384u16);
+            let len = self.rng.gen_range(1..=64u16);
+            ranges.push((first, first.saturating_add(len - 1).min(16_383)));
+        }
+        let mut asked = Vec::new();
+        for (a, b) in ranges {
+            let from = owner(a);
+            let others: Vec<u64> = (1..=u64::from(self.groups))
+                .filter(|&g| Some(g) != from)
+                .collect();
+            let Some(&to) = others.choose(&mut self.rng) else {
+                bail!("one group only: nothing to move to");
+            };
+            let args = [
+                "CLUSTER",
+                "MIGRATESLOTS",
+                "SLOTSRANGE",
+                &a.to_string(),
+                &b.to_string(),
+                "GROUP",
+                &to.to_string(),
+            ];
+            let answer = match db::call(via, &args, CHECK_TIMEOUT) {
+                Ok(redis::Value::Okay) => "ok".to_string(),
+                Ok(other) => format!("refused ({other:?})"),
+                Err(e) => format!("refused ({e})"),
+            };
+            asked.push(format!(
+                "{a}-{b} g{}->g{to} via n{via}: {answer}",
+                from.unwrap_or(0)
+            ));
+        }
+        if asked.iter().all(|a| a.contains("refused")) {
+            bail!("every move was refused: {}", asked.join(", "));
+        }
+        Ok(asked.join(", "))
     }
 
     /// `CLUSTER FORGET victim` until it succeeds, for up to 30 s: a removal goes group by

@@ -91,8 +91,9 @@ pub fn matrix(nemesis: &str, workload: &str, unsafe_mode: Option<&str>) -> Resul
 }
 
 /// The short suite of `make test`: every nemesis once, each workload at least once, and
-/// the UNSAFE self-tests last: stale reads, which must be found invalid, and replicas
-/// applying with their own clocks, which the replica checks must find diverged.
+/// the UNSAFE self-tests last: stale reads, which must be found invalid; replicas
+/// applying with their own clocks, which the replica checks must find diverged; and slot
+/// moves that do not freeze the source, whose lost appends must be found invalid.
 pub fn short() -> Vec<Combo> {
     let combo = |nemesis: &str, workload: Workload| Combo {
         kinds: nemesis.parse().expect("known nemesis"),
@@ -108,6 +109,8 @@ pub fn short() -> Vec<Combo> {
         combo("membership", Workload::Register),
         combo("disk-full", Workload::Register),
         combo("kill", Workload::BigValues),
+        combo("move-slots", Workload::ListAppend),
+        combo("move-slots,kill", Workload::Register),
         combo("mixed", Workload::ListAppend),
         Combo {
             kinds: "partition".parse().expect("known nemesis"),
@@ -119,6 +122,12 @@ pub fn short() -> Vec<Combo> {
             kinds: "none".parse().expect("known nemesis"),
             workload: Workload::Register,
             unsafe_mode: Some("local-clock".into()),
+            seconds: None,
+        },
+        Combo {
+            kinds: "move-slots".parse().expect("known nemesis"),
+            workload: Workload::ListAppend,
+            unsafe_mode: Some("move-without-freeze".into()),
             seconds: None,
         },
     ]
@@ -336,9 +345,12 @@ mod tests {
             assert!(s.iter().any(|c| c.workload == w), "{w}");
         }
         let unsafe_modes: Vec<&str> = s.iter().filter_map(|c| c.unsafe_mode.as_deref()).collect();
-        assert_eq!(unsafe_modes, ["local-reads", "local-clock"]);
+        assert_eq!(
+            unsafe_modes,
+            ["local-reads", "local-clock", "move-without-freeze"]
+        );
         assert!(
-            s[s.len() - 2..].iter().all(|c| c.unsafe_mode.is_some()),
+            s[s.len() - 3..].iter().all(|c| c.unsafe_mode.is_some()),
             "the self-tests come last"
         );
     }

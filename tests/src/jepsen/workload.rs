@@ -123,6 +123,19 @@ impl Op {
     }
 }
 
+/// Every key `workload` writes to.
+pub fn keys(workload: Workload) -> Vec<String> {
+    match workload {
+        Workload::Register => (0..REGISTER_KEYS).map(register_key).collect(),
+        Workload::BigValues => (0..BIG_KEYS).map(big_key).collect(),
+        Workload::ListAppend => (0..LIST_TAGS)
+            .flat_map(|t| (0..LIST_KEYS).map(move |k| list_key(t, k)))
+            .collect(),
+        Workload::Counter => (0..COUNTER_KEYS).map(counter_key).collect(),
+        Workload::Set => (0..SET_KEYS).map(set_key).collect(),
+    }
+}
+
 /// The register key `i`.
 pub fn register_key(i: usize) -> String {
     format!("r{i}")

@@ -480,3 +480,252 @@ fn a_cancelled_move_leaves_everything_as_it_was_and_one_slot_moves_once() {
     assert_eq!(wait_job(&cluster, 1, &moved)["state"], "done");
     moved_everywhere(&cluster, slot, 1, 2, keys as i64);
 }
+
+/// redis-py's `RedisCluster`: sets and reads back keys in a loop until `stop` exists (at
+/// most 120 s); prints its counts and the first errors.
+const REDIS_PY_LOOP: &str = r#"
+import os, sys, time
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisError, TryAgainError
+host, port, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rc = RedisCluster(host=host, port=port, socket_timeout=10)
+ok = tryagain = 0
+errors = []
+end = time.time() + 120
+i = 0
+while not os.path.exists(stop) and time.time() < end:
+    k = f"py:{i % 300}"
+    try:
+        rc.set(k, str(i))
+        v = rc.get(k)
+        if v != str(i).encode():
+            errors.append(f"{k}: read {v!r} after writing {i}")
+        ok += 1
+    except TryAgainError:
+        tryagain += 1
+    except RedisError as e:
+        errors.append(repr(e))
+    i += 1
+print(f"ok={ok} tryagain={tryagain} nerrors={len(errors)} errors={errors[:5]}")
+"#;
+
+/// What a client loop saw.
+#[derive(Debug, Default)]
+struct Seen {
+    ok: u64,
+    tryagain: u64,
+    errors: Vec<String>,
+}
+
+#[test]
+fn cluster_clients_keep_working_through_a_rebalance_and_a_node_joining_and_leaving() {
+    let options = Options {
+        raft_groups: Some(4),
+        extra: vec!["--cluster-routing".into(), "redirect".into()],
+        ..Options::default()
+    };
+    let mut cluster = Cluster::start("move-clients", 3, options);
+    same_slots_everywhere(&cluster);
+    // Every key in group 1 (slots 0-4095): 8 slots of 500 keys.
+    // (Through a cluster client: in redirect mode a node answers only for the groups it
+    // leads.)
+    let hot: Vec<u16> = (0..8).map(|i| 100 + i * 400).collect();
+    let addrs = cluster.addrs(&cluster.ids());
+    let cluster_con = || {
+        let nodes: Vec<String> = addrs.iter().map(|a| format!("redis://{a}")).collect();
+        redis::cluster::ClusterClient::new(nodes)
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    };
+    let mut con = cluster_con();
+    for &slot in &hot {
+        let tag = tag(slot);
+        let mut mset = redis::cmd("MSET");
+        for i in 0..500 {
+            mset.arg(format!("{{{tag}}}:{i}")).arg(format!("v{i}"));
+        }
+        mset.query::<()>(&mut con).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // The redis crate's cluster client: SET then GET of 300 keys in turn.
+    let rs = {
+        let (stop, nodes) = (stop.clone(), addrs.clone());
+        std::thread::spawn(move || {
+            let nodes: Vec<String> = nodes.iter().map(|a| format!("redis://{a}")).collect();
+            let client = redis::cluster::ClusterClient::new(nodes).unwrap();
+            let mut con = client.get_connection().unwrap();
+            let mut seen = Seen::default();
+            let started = Instant::now();
+            for i in 0..200_000u64 {
+                if stop.load(Ordering::Relaxed) || started.elapsed() > Duration::from_secs(120) {
+                    break;
+                }
+                let key = format!("rs:{}", i % 300);
+                let wrote = redis::cmd("SET").arg(&key).arg(i).query::<()>(&mut con);
+                let read =
+                    wrote.and_then(|()| redis::cmd("GET").arg(&key).query::<Option<u64>>(&mut con));
+                match read {
+                    Ok(Some(v)) if v == i => seen.ok += 1,
+                    Ok(v) => seen
+                        .errors
+                        .push(format!("{key}: read {v:?} after writing {i}")),
+                    Err(e) if e.code() == Some("TRYAGAIN") => seen.tryagain += 1,
+                    Err(e) => seen.errors.push(e.to_string()),
+                }
+            }
+            seen
+        })
+    };
+    // redis-py's RedisCluster, in its own process.
+    let stop_file = std::env::temp_dir().join(format!("redraft-py-stop-{}", std::process::id()));
+    let _ = std::fs::remove_file(&stop_file);
+    let py = std::process::Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            REDIS_PY_LOOP,
+            &addrs[0].ip().to_string(),
+            &addrs[0].port().to_string(),
+            &stop_file.display().to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with redis-py");
+    // redis-cli -c, one command per process, through node 1 (which stays).
+    let cli = {
+        let (stop, addr) = (stop.clone(), addrs[0]);
+        std::thread::spawn(move || {
+            let mut seen = Seen::default();
+            for i in 0..2_000u64 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let out = std::process::Command::new("redis-cli")
+                    .args([
+                        "-c",
+                        "-h",
+                        &addr.ip().to_string(),
+                        "-p",
+                        &addr.port().to_string(),
+                    ])
+                    .args(["SET", &format!("cli:{{{}}}", i % 50), &i.to_string()])
+                    .output()
+                    .expect("redis-cli");
+                let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                match text.as_str() {
+                    "OK" => seen.ok += 1,
+                    t if t.contains("TRYAGAIN") => seen.tryagain += 1,
+                    t => seen
+                        .errors
+                        .push(format!("{t} {}", String::from_utf8_lossy(&out.stderr))),
+                }
+            }
+            seen
+        })
+    };
+
+    // A full rebalance: group 1's keys spread over the four groups.
+    std::thread::sleep(Duration::from_millis(500));
+    let Value::Array(planned) = cluster.call(2, &["CLUSTER", "REBALANCE"]) else {
+        panic!("REBALANCE is an array");
+    };
+    assert!(
+        planned.len() >= 3,
+        "{}",
+        show_value(&Value::Array(planned.clone()))
+    );
+    let done = poll(MOVE_WAIT, || {
+        let all = jobs(&cluster, 1);
+        all.iter()
+            .all(|j| j["state"] == "done")
+            .then_some(all.len())
+    })
+    .unwrap_or_else(|| panic!("the rebalance never finished: {:?}", jobs(&cluster, 1)));
+    assert_eq!(done, planned.len());
+    let Value::Array(more) = cluster.call(3, &["CLUSTER", "REBALANCE", "DRYRUN"]) else {
+        panic!("REBALANCE DRYRUN is an array");
+    };
+    // The clients' own keys keep coming: what is left to move is a few of them.
+    let left: u64 = more
+        .iter()
+        .filter_map(|m| {
+            text(m)
+                .rsplit_once("keys=")
+                .and_then(|(_, n)| n.parse::<u64>().ok())
+        })
+        .sum();
+    assert!(left <= 400, "balanced: {}", show_value(&Value::Array(more)));
+
+    // A node joins (a voter of every group, and it takes its share of leaders), then
+    // leaves again, handing its leaderships over first.
+    cluster.join(4, 1);
+    poll(Duration::from_secs(30), || {
+        cluster
+            .ids()
+            .iter()
+            .all(|&id| {
+                cluster
+                    .raft_info(id)
+                    .is_ok_and(|i| i.groups.values().all(|g| g.voters.contains(&4)))
+            })
+            .then_some(())
+    })
+    .expect("node 4 never became a voter of every group");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(cluster.call(1, &["CLUSTER", "FORGET", "4"]), Value::Okay);
+    cluster.discard(4);
+    poll(Duration::from_secs(30), || {
+        (1..=3u64)
+            .all(|id| {
+                cluster.raft_info(id).is_ok_and(|i| {
+                    i.groups
+                        .values()
+                        .all(|g| !g.voters.contains(&4) && g.leader.is_some())
+                })
+            })
+            .then_some(())
+    })
+    .expect("the groups never settled without node 4");
+    std::thread::sleep(Duration::from_secs(1));
+
+    stop.store(true, Ordering::Relaxed);
+    std::fs::write(&stop_file, b"").unwrap();
+    let rs = rs.join().unwrap();
+    let cli = cli.join().unwrap();
+    let py = py.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&stop_file);
+    let py_out = String::from_utf8_lossy(&py.stdout).trim().to_string();
+    eprintln!("redis crate: {rs:?}\nredis-cli: {cli:?}\nredis-py: {py_out}");
+    assert!(
+        py.status.success(),
+        "redis-py: {py_out} {}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    for (name, seen) in [("redis crate", &rs), ("redis-cli", &cli)] {
+        assert!(seen.errors.is_empty(), "{name}: {:?}", seen.errors);
+        assert!(seen.ok > 50, "{name} made progress: {seen:?}");
+        assert!(seen.tryagain <= 20, "{name}: too many TRYAGAIN: {seen:?}");
+    }
+    assert!(py_out.contains("nerrors=0"), "redis-py: {py_out}");
+    let py_tryagain: u64 = py_out
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("tryagain="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX);
+    assert!(py_tryagain <= 20, "redis-py: {py_out}");
+
+    // Nothing lost (read through a cluster client: in redirect mode a node answers only
+    // for the groups it leads).
+    same_slots_everywhere(&cluster);
+    let mut con = cluster_con();
+    for &slot in &hot {
+        let tag = tag(slot);
+        let keys: Vec<String> = (0..500).map(|i| format!("{{{tag}}}:{i}")).collect();
+        let values: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query(&mut con).unwrap();
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(v.as_deref(), Some(format!("v{i}").as_str()), "{}", keys[i]);
+        }
+    }
+}

@@ -98,6 +98,7 @@ impl Fixture {
                 unsafe_local_reads: false,
                 unsafe_skip_log_checks: false,
                 unsafe_local_clock: false,
+                unsafe_move_without_freeze: false,
                 max_request_bytes: cluster::DEFAULT_MAX_REQUEST_BYTES,
                 raft_groups: groups,
                 slot_move_wait: cluster::DEFAULT_SLOT_MOVE_WAIT,

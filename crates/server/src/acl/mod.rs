@@ -76,6 +76,12 @@ const OWN: &[(&str, u32, bool, bool)] = &[
         false,
     ),
     (
+        "cluster|rebalance",
+        categories::ADMIN | categories::SLOW | categories::DANGEROUS,
+        false,
+        false,
+    ),
+    (
         "cluster|rebalance-leaders",
         categories::ADMIN | categories::SLOW | categories::DANGEROUS,
         false,

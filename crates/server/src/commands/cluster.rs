@@ -35,7 +35,7 @@ pub(super) async fn cluster(session: &mut Session, args: &[Bytes]) -> Frame {
             3
         ) | ("getkeysinslot" | "transfer-leader", 4)
             | ("getslotmigrations", 2)
-            | ("cancelslotmigrations", 2 | 3)
+            | ("cancelslotmigrations" | "rebalance", 2 | 3)
     ) || (sub == "migrateslots" && argc >= 6);
     // A memory-only server is a standalone Redis: after the subcommand's own checks, it
     // has no cluster (Redis's reply).
@@ -128,6 +128,7 @@ pub(super) async fn cluster(session: &mut Session, args: &[Bytes]) -> Frame {
         "cancelslotmigrations" if argc <= 3 => {
             super::moves::cancelslotmigrations(session, args).await
         }
+        "rebalance" if argc <= 3 => super::moves::rebalance(session, args).await,
         "setslot" => Frame::error(super::moves::NO_SETSLOT),
         "slots" | "shards" | "nodes" | "myid" | "info" if arity(2) => {
             let Some(node) = session.shared.engine.node() else {
@@ -501,6 +502,8 @@ fn help() -> Frame {
         "NODES",
         "    Return cluster configuration seen by node. Output format:",
         "    <id> <ip:port> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ...",
+        "REBALANCE [DRYRUN]",
+        "    Move slots between groups so that each holds about as many keys (DRYRUN: only say how).",
         "REBALANCE-LEADERS",
         "    Hand groups this node leads beyond its share to voters that lead fewer; how many.",
         "SLOTS",

@@ -181,3 +181,33 @@ pub(super) async fn cancelslotmigrations(session: &Session, args: &[Bytes]) -> F
         Err(e) => e.to_frame(),
     }
 }
+
+/// `CLUSTER REBALANCE [DRYRUN]`: plans the slot moves that even out the keys the groups
+/// hold (see `cluster::Node::rebalance_slots`); each move as `<ranges> <from>-><to> keys=<n>`.
+pub(super) async fn rebalance(session: &Session, args: &[Bytes]) -> Frame {
+    let Some(node) = session.shared.engine.node() else {
+        return Frame::error(super::cluster::NO_CLUSTER);
+    };
+    let dry_run = match args.get(2) {
+        None => false,
+        Some(a) if a.eq_ignore_ascii_case(b"dryrun") => true,
+        Some(_) => return syntax(),
+    };
+    match node.rebalance_slots(dry_run).await {
+        Ok(moves) => Frame::Array(
+            moves
+                .iter()
+                .map(|m| {
+                    Frame::bulk(format!(
+                        "{} {}->{} keys={}",
+                        kv::moves::show_ranges(&m.ranges),
+                        m.from,
+                        m.to,
+                        m.keys
+                    ))
+                })
+                .collect(),
+        ),
+        Err(e) => e.to_frame(),
+    }
+}
