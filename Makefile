@@ -3,7 +3,7 @@ CARGO ?= cargo
 PORT ?= 6379
 DATA_DIR ?= ./data
 
-.PHONY: run build test fmt lint bench bench-quick bench-cluster bench-node bench-raft cluster deps bench-deps clean jepsen jepsen-short fuzz
+.PHONY: run build test fmt lint bench bench-quick bench-cluster bench-node bench-raft bench-moves cluster deps bench-deps clean jepsen jepsen-short fuzz
 
 ## Build and start one node on 127.0.0.1:$(PORT) (data in $(DATA_DIR)).
 run:
@@ -35,6 +35,10 @@ test: deps
 	# groups under redis-benchmark --cluster): fails unless every row comes out.
 	REQUESTS=3000 KEYS=1000 REDRAFT=target/debug/redraft tools/bench-cluster | tee target/bench/cluster-smoke.md
 	test "$$(grep -c '^| [SG]ET -P' target/bench/cluster-smoke.md)" = 4
+	# Slot moves end to end, briefly (a move under writes, 3 -> 5 -> 3 nodes): fails if
+	# anything is lost or a replica differs.
+	$(CARGO) run -q -p redraft-tests --bin move-bench -- --redraft target/debug/redraft \
+	  --keys 2000 --clients 10 --scale-keys 10000 --out target/bench/moves-smoke.md
 	# The short Jepsen suite: every nemesis, then the UNSAFE self-tests (needs root;
 	# REDRAFT_JEPSEN_SKIP=1 skips it, loudly).
 	$(MAKE) --no-print-directory jepsen-short
@@ -77,6 +81,12 @@ bench-quick: bench-deps build
 ## side, and the time writes take to come back after kill -9 of the leader.
 bench-raft: deps build
 	tools/bench-raft
+
+## What a slot move costs (move time, client stalls, the rest's throughput) and scaling
+## 3 -> 5 -> 3 nodes with a million keys, on a release build.
+bench-moves: deps
+	$(CARGO) build --release -p redraft
+	tools/bench-moves
 
 ## redis-server and redraft side by side: throughput and memory ratios.
 bench-node: deps build

@@ -5,6 +5,8 @@
 //! - `node`: a running node ([`Node`]): start, the tasks it runs, shutdown.
 //! - `group`: one replica of one group ([`Group`]): opening it, its leader, read floor.
 //! - `bootstrap`: the first start (initialize the cluster, or join it).
+//! - `routes`: which data group serves each slot, as this node sees it.
+//! - `migrate`: slot moves between groups (`CLUSTER MIGRATESLOTS`) and the mover.
 //! - `route`: "on the leader, or forwarded to it", the one loop every leader-only request
 //!   goes through, and the rule that a forwarded request is never forwarded again.
 //! - `write`, `read`, `membership`: the paths below.
@@ -18,9 +20,11 @@
 //!
 //! # Routing
 //!
-//! Today one data group ([`DATA_GROUP`]) owns all 16384 slots; every log key, RPC and
-//! metric already carries the group id, so more groups only add a slot table here (the
-//! `meta` crate holds the map the meta group will replicate). Clients see each group as a
+//! The 16384 slots are spread over `--raft-groups` data groups; each group's state
+//! machine holds which slots it serves (its claim, changed only by slot moves: `migrate`),
+//! and [`Node::group_of`] routes by what this node's replicas have applied (`routes`); a
+//! group refuses, at apply and on every replica alike, a write for a slot it does not
+//! serve, and the write path routes such a refusal again. Clients see each group as a
 //! Redis Cluster shard ([`Node::topology`]): its leader is the master, its other voters
 //! the replicas, each reached at the RESP address its member announced (`bootstrap`: the
 //! leader records it in the group's membership). In redirect mode the server answers

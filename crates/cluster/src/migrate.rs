@@ -57,7 +57,7 @@ pub const FAULT_POINTS: [&str; 4] = ["after-freeze", "mid-copy", "after-commit",
 pub enum MoveFault {
     /// The process aborts, as after `kill -9`.
     Crash,
-    /// The mover waits there (at most [`PAUSE_LIMIT`]) until the fault is cleared.
+    /// The mover waits there (at most a minute) until the fault is cleared.
     Pause,
 }
 
