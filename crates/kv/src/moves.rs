@@ -748,9 +748,14 @@ pub(crate) fn decode_moves(bytes: &[u8]) -> crate::error::Result<Moves> {
     let mut r = crate::proposal::Reader::new(bytes);
     let ranges = |r: &mut crate::proposal::Reader<'_>| -> crate::error::Result<Vec<(Slot, Slot)>> {
         let n = r.count()?;
-        (0..n)
+        let ranges = (0..n)
             .map(|_| Ok((Slot(r.u16()?), Slot(r.u16()?))))
-            .collect()
+            .collect::<crate::error::Result<Vec<_>>>()?;
+        let claim = Claim { epoch: 0, ranges };
+        if !claim.is_well_formed() {
+            return Err(crate::Error::err("a move's slot ranges are not well formed"));
+        }
+        Ok(claim.ranges)
     };
     let mut moves = Moves::default();
     for _ in 0..r.count()? {
@@ -797,6 +802,9 @@ pub(crate) fn decode_moves(bytes: &[u8]) -> crate::error::Result<Moves> {
         let a = Slot(r.u16()?);
         let b = Slot(r.u16()?);
         let to = GroupId(r.u64()?);
+        if a > b || b.0 >= Slot::COUNT {
+            return Err(crate::Error::err("slots gone are not well formed"));
+        }
         moves.gone.insert(a, (b, to));
     }
     if !r.at_end() {
