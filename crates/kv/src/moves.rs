@@ -753,7 +753,9 @@ pub(crate) fn decode_moves(bytes: &[u8]) -> crate::error::Result<Moves> {
             .collect::<crate::error::Result<Vec<_>>>()?;
         let claim = Claim { epoch: 0, ranges };
         if !claim.is_well_formed() {
-            return Err(crate::Error::err("a move's slot ranges are not well formed"));
+            return Err(crate::Error::err(
+                "a move's slot ranges are not well formed",
+            ));
         }
         Ok(claim.ranges)
     };

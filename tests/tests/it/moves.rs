@@ -44,6 +44,23 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// `CLUSTER MIGRATESLOTS SLOTSRANGE first last GROUP group` through node `via`: its reply
+/// (an error reply fails the test).
+fn migrate(cluster: &Cluster, via: u64, first: &str, last: &str, group: &str) -> Value {
+    cluster.call(
+        via,
+        &[
+            "CLUSTER",
+            "MIGRATESLOTS",
+            "SLOTSRANGE",
+            first,
+            last,
+            "GROUP",
+            group,
+        ],
+    )
+}
+
 /// `CLUSTER GETSLOTMIGRATIONS` on node `id`: each job's fields by name.
 fn jobs(cluster: &Cluster, id: u64) -> Vec<BTreeMap<String, String>> {
     let Value::Array(jobs) = cluster.call(id, &["CLUSTER", "GETSLOTMIGRATIONS"]) else {
@@ -239,18 +256,7 @@ fn a_slot_moves_under_writes_and_every_node_agrees() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let reply = cluster.call(
-        2,
-        &[
-            "CLUSTER",
-            "MIGRATESLOTS",
-            "SLOTSRANGE",
-            "100",
-            "100",
-            "GROUP",
-            "3",
-        ],
-    );
+    let reply = migrate(&cluster, 2, "100", "100", "3");
     assert_eq!(text(&reply), "OK");
     let job = jobs(&cluster, 3)
         .into_iter()
@@ -385,18 +391,7 @@ fn a_move_resumes_after_the_mover_crashes_at_every_step() {
         cluster.call(leader, &["DEBUG", "SLOTMOVE-FAULT", point, "CRASH"]);
         let asked = if leader == 1 { 2 } else { 1 };
         let s = slot.to_string();
-        cluster.call(
-            asked,
-            &[
-                "CLUSTER",
-                "MIGRATESLOTS",
-                "SLOTSRANGE",
-                &s,
-                &s,
-                "GROUP",
-                "3",
-            ],
-        );
+        migrate(&cluster, asked, &s, &s, "3");
         let exited = cluster.node_mut(leader).wait_exit(Duration::from_secs(30));
         assert!(
             exited.is_some(),
@@ -432,18 +427,7 @@ fn a_cancelled_move_leaves_everything_as_it_was_and_one_slot_moves_once() {
         &["DEBUG", "SLOTMOVE-FAULT", "after-freeze", "PAUSE"],
     );
     let s = slot.to_string();
-    cluster.call(
-        1,
-        &[
-            "CLUSTER",
-            "MIGRATESLOTS",
-            "SLOTSRANGE",
-            &s,
-            &s,
-            "GROUP",
-            "2",
-        ],
-    );
+    migrate(&cluster, 1, &s, &s, "2");
     // A second move of the slot, while the first is in progress, is refused.
     let second = cluster
         .try_call(
@@ -502,18 +486,7 @@ fn a_cancelled_move_leaves_everything_as_it_was_and_one_slot_moves_once() {
     }
     // The slot serves writes again, and can move now.
     cluster.call(3, &["SET", &format!("{{{tag}}}:0"), "v0"]);
-    cluster.call(
-        1,
-        &[
-            "CLUSTER",
-            "MIGRATESLOTS",
-            "SLOTSRANGE",
-            &s,
-            &s,
-            "GROUP",
-            "2",
-        ],
-    );
+    migrate(&cluster, 1, &s, &s, "2");
     let moved = jobs(&cluster, 1)
         .into_iter()
         .filter(|j| j["slot_ranges"] == s)
