@@ -90,7 +90,11 @@ impl Node {
                 };
                 async move {
                     match to {
-                        Target::Here => Attempt::Done(self.add_member(group, join).await),
+                        Target::Here => match self.add_member(group, join).await {
+                            // The leadership moved while it was being added: ask again.
+                            Err(Error::NotLeader { .. }) => Attempt::Again,
+                            done => Attempt::Done(done),
+                        },
                         Target::Leader { mut peer, .. } => match peer.join(join).await {
                             Ok(()) => Attempt::Done(Ok(())),
                             Err(s) => Attempt::after_call(&s, |s| Err(Error::from_status(s))),
@@ -322,7 +326,16 @@ async fn change_membership(
                 tracing::debug!("another membership change is in progress; waiting");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Err(e) => return Err(Error::Failed(e.to_string())),
+            // Not appended: this replica no longer leads (a hand-over by the leader
+            // balancer, an election); the caller asks the new leader.
+            Err(e) => {
+                if let Some(ClientWriteError::ForwardToLeader(f)) = e.api_error() {
+                    return Err(Error::NotLeader {
+                        leader: f.leader_id,
+                    });
+                }
+                return Err(Error::Failed(e.to_string()));
+            }
         }
     }
 }
