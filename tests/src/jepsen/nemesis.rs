@@ -175,6 +175,10 @@ pub enum Target {
     Random,
     /// A majority of the nodes (kill only), chosen at random.
     Majority,
+    /// A node a slot move in progress depends on, at random: the meta group's leader (it
+    /// runs the mover), or the leader of a moving job's source or target group (only when
+    /// slots are moved in the run).
+    MoveParty,
 }
 
 impl Target {
@@ -183,6 +187,7 @@ impl Target {
             Target::Leader => "leader",
             Target::Random => "random node",
             Target::Majority => "majority",
+            Target::MoveParty => "node a slot move depends on",
         }
     }
 }
@@ -279,14 +284,28 @@ fn between(rng: &mut impl Rng, (lo, hi): (Duration, Duration)) -> Duration {
 }
 
 /// A fault of `kind` with its variant chosen at random.
-fn fault_of(kind: Kind, rng: &mut impl Rng) -> Fault {
+/// With `moving` (slots are moved in the run), kills and pauses also aim at the nodes a
+/// move depends on; without it the draws are what they always were (so a seed replays the
+/// same schedule as before).
+fn fault_of(kind: Kind, rng: &mut impl Rng, moving: bool) -> Fault {
     match kind {
         Kind::Partition => Fault::Partition(*Shape::ALL.choose(rng).expect("shapes")),
+        Kind::Kill if moving => Fault::Kill(
+            *[
+                Target::Random,
+                Target::Leader,
+                Target::Majority,
+                Target::MoveParty,
+            ]
+            .choose(rng)
+            .expect("targets"),
+        ),
         Kind::Kill => Fault::Kill(
             *[Target::Random, Target::Leader, Target::Majority]
                 .choose(rng)
                 .expect("targets"),
         ),
+        Kind::Pause if moving && rng.gen_bool(0.5) => Fault::Pause(Target::MoveParty),
         Kind::Pause => Fault::Pause(if rng.gen_bool(0.7) {
             Target::Leader
         } else {
@@ -314,6 +333,7 @@ pub fn schedule(kinds: &Kinds, total: Duration, timing: Timing, rng: &mut impl R
     if kinds.0.is_empty() {
         return steps;
     }
+    let moving = kinds.0.contains(&Kind::MoveSlots);
     let mut deck: Vec<Kind> = Vec::new();
     let mut deal = |rng: &mut _| -> Kind {
         if deck.is_empty() {
@@ -339,7 +359,10 @@ pub fn schedule(kinds: &Kinds, total: Duration, timing: Timing, rng: &mut impl R
         steps.push(Step {
             start: at,
             hold,
-            faults: chosen.into_iter().map(|k| fault_of(k, rng)).collect(),
+            faults: chosen
+                .into_iter()
+                .map(|k| fault_of(k, rng, moving))
+                .collect(),
         });
         at += hold + between(rng, timing.quiet);
     }
@@ -544,6 +567,33 @@ mod tests {
             &mut StdRng::seed_from_u64(1),
         );
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn kills_and_pauses_aim_at_moves_only_when_slots_move() {
+        let total = Duration::from_secs(60);
+        let aimed = |name: &str| -> usize {
+            let kinds: Kinds = name.parse().unwrap();
+            (0..50)
+                .flat_map(|seed| {
+                    schedule(
+                        &kinds,
+                        total,
+                        Timing::for_run(total),
+                        &mut StdRng::seed_from_u64(seed),
+                    )
+                })
+                .flat_map(|s| s.faults)
+                .filter(|f| {
+                    matches!(
+                        f,
+                        Fault::Kill(Target::MoveParty) | Fault::Pause(Target::MoveParty)
+                    )
+                })
+                .count()
+        };
+        assert!(aimed("kill,pause,move-slots") > 0);
+        assert_eq!(aimed("kill,pause"), 0);
     }
 
     #[test]

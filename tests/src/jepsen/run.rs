@@ -490,29 +490,29 @@ fn moves_settled(db: &Db, log: &Log) -> Vec<String> {
     }
 }
 
-/// `<job>:<state>` of one job of `CLUSTER GETSLOTMIGRATIONS` (a map, flat in RESP2).
-fn job_state(job: &redis::Value) -> String {
+/// The fields of one job of `CLUSTER GETSLOTMIGRATIONS` (a map, flat in RESP2), as text.
+fn job_fields(job: &redis::Value) -> BTreeMap<String, String> {
     let text = |v: &redis::Value| match v {
         redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
         redis::Value::SimpleString(s) => s.clone(),
+        redis::Value::Int(n) => n.to_string(),
         other => format!("{other:?}"),
     };
-    let pairs: Vec<(String, String)> = match job {
+    match job {
         redis::Value::Array(items) => items
             .chunks(2)
             .filter(|kv| kv.len() == 2)
             .map(|kv| (text(&kv[0]), text(&kv[1])))
             .collect(),
         redis::Value::Map(pairs) => pairs.iter().map(|(k, v)| (text(k), text(v))).collect(),
-        other => return format!("{other:?}"),
-    };
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| n == k)
-            .map_or("?", |(_, v)| v.as_str())
-            .to_string()
-    };
+        _ => BTreeMap::new(),
+    }
+}
+
+/// `<job>:<state>` of one job of `CLUSTER GETSLOTMIGRATIONS`.
+fn job_state(job: &redis::Value) -> String {
+    let fields = job_fields(job);
+    let get = |k: &str| fields.get(k).map_or("?", String::as_str).to_string();
     format!("{}:{}", get("name"), get("state"))
 }
 
@@ -802,6 +802,53 @@ impl Nemesis<'_> {
             .or_else(|| self.db.awake().choose(&mut self.rng).copied())
     }
 
+    /// A node a slot move in progress depends on, at random: the meta group's leader (it
+    /// runs the mover) or the leader of an unfinished job's source or target group; the
+    /// meta leader when no job is in progress; the first group's leader or a random node
+    /// when nothing answers.
+    fn move_party(&mut self) -> Option<u64> {
+        let awake = self.db.awake();
+        let &via = awake.choose(&mut self.rng)?;
+        let info = db::call(via, &["INFO", "replication"], CHECK_TIMEOUT).ok();
+        let text = match &info {
+            Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+            Some(redis::Value::VerbatimString { text, .. }) => text.clone(),
+            _ => return self.leader_or_random(),
+        };
+        let leader_in = |line: Option<&str>| {
+            line?
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("leader="))
+                .and_then(|l| l.parse::<u64>().ok())
+        };
+        let mut parties: Vec<u64> = leader_in(crate::info::field(&text, "raft_meta"))
+            .into_iter()
+            .collect();
+        if let Ok(redis::Value::Array(jobs)) =
+            db::call(via, &["CLUSTER", "GETSLOTMIGRATIONS"], CHECK_TIMEOUT)
+        {
+            for job in jobs.iter().map(job_fields) {
+                let open = job
+                    .get("state")
+                    .is_some_and(|s| s != "done" && s != "aborted");
+                if !open {
+                    continue;
+                }
+                for side in ["source_group", "target_group"] {
+                    let line = job
+                        .get(side)
+                        .and_then(|g| crate::info::field(&text, &format!("raft_group_{g}")));
+                    parties.extend(leader_in(line));
+                }
+            }
+        }
+        parties.retain(|p| awake.contains(p));
+        parties
+            .choose(&mut self.rng)
+            .copied()
+            .or_else(|| self.leader_or_random())
+    }
+
     /// Applies one fault; its label (for the plot) and how to heal it.
     fn apply(&mut self, fault: Fault) -> (String, Undo) {
         match self.try_apply(fault) {
@@ -843,6 +890,7 @@ impl Nemesis<'_> {
                 let running = self.db.running();
                 let victims: Vec<u64> = match target {
                     Target::Leader => self.leader_or_random().into_iter().collect(),
+                    Target::MoveParty => self.move_party().into_iter().collect(),
                     Target::Random => running.choose(&mut self.rng).copied().into_iter().collect(),
                     Target::Majority => {
                         let n = self.db.ids().len() / 2 + 1;
@@ -863,6 +911,7 @@ impl Nemesis<'_> {
             Fault::Pause(target) => {
                 let victim = match target {
                     Target::Leader => self.leader_or_random(),
+                    Target::MoveParty => self.move_party(),
                     _ => self.db.awake().choose(&mut self.rng).copied(),
                 }
                 .ok_or_else(|| anyhow!("no awake node to pause"))?;
