@@ -430,17 +430,14 @@ impl Node {
             }
             Err(e) => return Err(Error::Failed(e)),
         }
-        if job.phase >= Phase::Prepared {
-            match ok_or_words(
-                self.propose_step(job.from, Step::Unfreeze { job: id })
-                    .await?,
-            ) {
-                Ok(_) => {}
-                // Never frozen (a cancel before the freeze, or the freeze was refused).
-                Err(e) if e.contains("is not") => {}
-                Err(e) => return Err(Error::Failed(e)),
-            }
-        }
+        // Whatever the phase: a mover that lost the meta leadership may have frozen the
+        // slots after this one read the job, and an unfreeze also bars any later freeze of
+        // the job (a source that never froze records it as ended all the same).
+        ok_or_words(
+            self.propose_step(job.from, Step::Unfreeze { job: id })
+                .await?,
+        )
+        .map_err(Error::Failed)?;
         let finish = MetaCommand::FinishMove {
             job: id,
             done: false,

@@ -359,3 +359,19 @@ fn slot_sets_join_and_subtract() {
     assert_eq!(show_ranges(&r(&[(1, 1), (3, 9)])), "1 3-9");
     assert_eq!(from_hex(hex(&[0xab; 20]).as_bytes()), Some([0xab; 20]));
 }
+
+#[test]
+fn an_unfreeze_before_any_freeze_bars_the_job_from_freezing() {
+    let (mut source, _, moving) = two_groups();
+    assert_eq!(step(&mut source, Step::Unfreeze { job: 9 }), Frame::OK);
+    let late = Step::Freeze {
+        job: 9,
+        to: GroupId(2),
+        ranges: vec![(Slot(10), Slot(11))],
+    };
+    assert!(step(&mut source, late).is_error());
+    assert_eq!(
+        run(&mut source, &format!("SET {} still", moving[0])),
+        Frame::OK
+    );
+}
