@@ -57,8 +57,9 @@ impl Routes {
         self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Asked for every command: a read lock, no copy of the table's handle.
     pub(crate) fn get(&self, slot: Slot) -> GroupId {
-        self.table().groups[slot.0 as usize]
+        self.table.read().unwrap_or_else(|p| p.into_inner()).groups[slot.0 as usize]
     }
 
     /// Every slot range of `group`, ascending.

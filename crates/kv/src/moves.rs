@@ -158,10 +158,7 @@ impl Moves {
     }
 }
 
-/// True if `slot` is in one of `ranges`.
-pub fn covers(ranges: &[(Slot, Slot)], slot: Slot) -> bool {
-    ranges.iter().any(|&(a, b)| a <= slot && slot <= b)
-}
+pub use meta::jobs::{covers, overlaps};
 
 /// The slots of `ranges` as a bitmap over the slot space.
 fn bits(ranges: &[(Slot, Slot)]) -> Vec<bool> {
@@ -215,11 +212,6 @@ pub fn minus(a: &[(Slot, Slot)], b: &[(Slot, Slot)]) -> Vec<(Slot, Slot)> {
 /// True if every slot of `inner` is in `outer`.
 pub fn contains_all(outer: &[(Slot, Slot)], inner: &[(Slot, Slot)]) -> bool {
     minus(inner, outer).is_empty()
-}
-
-/// True if `a` and `b` share a slot.
-pub fn overlaps(a: &[(Slot, Slot)], b: &[(Slot, Slot)]) -> bool {
-    minus(a, b) != ranges_of(&bits(a))
 }
 
 /// Ranges as `a-b a-b ...` (`a` alone for one slot), for messages.

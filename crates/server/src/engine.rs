@@ -120,12 +120,19 @@ impl Engine {
         }
     }
 
-    /// Runs `read` (whose arguments are `args`) against the data of `group`, unless the
-    /// group does not serve its keys' slot now (moved, or moving): then the refusal,
-    /// `-TRYAGAIN`, which [`Engine::read_after_refusal`] takes up.
-    pub fn run_read(&self, group: GroupId, read: &kv::Read, args: &[Bytes], now_ms: i64) -> Frame {
+    /// Runs `read` against the data of `group`, unless the group does not serve `slot`
+    /// (the slot of the read's keys, which the session routed it by) now: moved, or
+    /// moving. Then the refusal, `-TRYAGAIN`, which [`Engine::read_after_refusal`] takes
+    /// up.
+    pub fn run_read(
+        &self,
+        group: GroupId,
+        read: &kv::Read,
+        slot: Option<Slot>,
+        now_ms: i64,
+    ) -> Frame {
         let db = self.db(group);
-        match kv::claim::unserved_read(&db, args) {
+        match slot.filter(|&s| !db.serves_now(s)) {
             Some(slot) => kv::claim::not_served(&db, slot),
             None => cluster::run_read(read, &db, now_ms),
         }
@@ -139,6 +146,7 @@ impl Engine {
         refused: Frame,
         read: &kv::Read,
         args: &[Bytes],
+        slot: Option<Slot>,
         seed: u64,
         now_ms: i64,
     ) -> Frame {
@@ -148,10 +156,6 @@ impl Engine {
         if !kv::claim::is_refusal(&refused) {
             return refused;
         }
-        let slot = kv::command::lookup(&args[0])
-            .filter(|spec| spec.arity_ok(args.len()))
-            .and_then(|spec| spec.first_key(args))
-            .map(|i| types::key_slot(&args[i]));
         let Some(slot) = slot else { return refused };
         let deadline = std::time::Instant::now() + node.slot_move_wait();
         let mut pause = std::time::Duration::from_millis(2);
@@ -162,7 +166,7 @@ impl Engine {
             node.refresh_routes();
             let group = node.group_of(slot).id;
             reply = match node.read_barrier(group).await {
-                Ok(ReadAt::Here) => self.run_read(group, read, args, now_ms),
+                Ok(ReadAt::Here) => self.run_read(group, read, Some(slot), now_ms),
                 Ok(ReadAt::Leader) => self.read_at_leader(group, args, seed).await,
                 Err(e) => return e.to_frame(),
             };

@@ -281,12 +281,12 @@ impl Session {
                         },
                     };
                     let frame = match at {
-                        ReadAt::Here => engine.run_read(group, &read, &args, ctx.now_ms),
+                        ReadAt::Here => engine.run_read(group, &read, slot, ctx.now_ms),
                         ReadAt::Leader => engine.read_at_leader(group, &args, seed).await,
                     };
                     // Its slot moved or is moving: routed again (this read only).
                     let frame = engine
-                        .read_after_refusal(frame, &read, &args, seed, ctx.now_ms)
+                        .read_after_refusal(frame, &read, &args, slot, seed, ctx.now_ms)
                         .await;
                     out.push((Some(frame), After::Continue));
                 }
